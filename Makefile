@@ -1,0 +1,29 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint services bench
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## Run one simulated week on embedded defaults (SQLite, in-process broker, offline providers).
+demo: $(BIN)/.installed
+	$(BIN)/autopilot demo
+
+## Run the whole test suite against the local PostgreSQL and Redis (started if stopped).
+test: $(BIN)/.installed services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check app actors admin tests bench
+
+services:
+	scripts/ensure-services
+
+bench: $(BIN)/.installed services
+	$(BIN)/python bench/punctuality.py

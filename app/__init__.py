@@ -1,0 +1,1 @@
+"""Content autopilot: research, write, schedule and publish social posts, on time and once."""

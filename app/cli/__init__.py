@@ -1,0 +1,24 @@
+"""The ``autopilot`` command. Each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+import click
+
+from app.cli.common import run_guarded
+from app.cli.db import db
+from app.cli.users import accounts, keys, users
+
+
+@click.group()
+@click.version_option(package_name="content-autopilot")
+def cli() -> None:
+    """Content autopilot: research, write, schedule and publish posts, on time and once."""
+
+
+for command in (db, users, accounts, keys):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console entry point: turns known errors into a clear message and a non-zero exit."""
+    run_guarded(cli)

@@ -1,0 +1,47 @@
+"""One exception hierarchy for the application (providers have their own under ProviderError)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AutopilotError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigError(AutopilotError):
+    """An environment variable holds a value the process cannot run with."""
+
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{variable}={value!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field of user input: which field, what value, and why."""
+
+    field: str
+    value: object
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason} (got {self.value!r})"
+
+
+class ValidationError(AutopilotError):
+    """User input was refused; ``errors`` lists every bad field, none is stored."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+class NotFound(AutopilotError):
+    """A user, post or account named by the caller does not exist."""
+
+
+class TokenDecryptionError(AutopilotError):
+    """A stored token cannot be decrypted with any configured key."""

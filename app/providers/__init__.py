@@ -1,0 +1,1 @@
+"""Research, generation, publishing and metrics providers (see base.py for the interfaces)."""

@@ -1,0 +1,149 @@
+"""The four provider interfaces: research, generation, publishing and metrics.
+
+Each has a real implementation (Serper, OpenAI, X, LinkedIn) and an offline one, chosen by
+configuration in :mod:`app.providers.registry`. Workflows only see these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ResearchItem:
+    """One normalised search or news result."""
+
+    title: str
+    link: str
+    snippet: str
+    published_at: datetime | None
+    source: str
+
+
+@dataclass(frozen=True)
+class PostSlot:
+    """One post to write: which platform, and when it will go out (UTC)."""
+
+    platform: str
+    slot_at: datetime
+
+
+@dataclass(frozen=True)
+class ContentBrief:
+    """Everything the generator needs for one user's day."""
+
+    slots: list[PostSlot]
+    brand_voice: str
+    creativity_level: float
+    topics: list[str]
+    research: list[ResearchItem]
+    recent_posts: list[str] = field(default_factory=list)
+    insights: list[str] = field(default_factory=list)
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class DraftPost:
+    """A generated post for one slot, already within the platform's limits."""
+
+    platform: str
+    slot_at: datetime
+    text: str
+    topic: str | None = None
+
+
+@dataclass
+class AccountCredentials:
+    """What a publisher needs to act for one account. Tokens stay out of repr and logs."""
+
+    account_id: int
+    platform: str
+    external_id: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """The result of a token refresh. ``refresh_token`` None means: keep the stored one."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+    refresh_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    external_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class PostMetrics:
+    impressions: int
+    likes: int
+    shares: int
+    comments: int
+
+    @property
+    def interactions(self) -> int:
+        return self.likes + self.shares + self.comments
+
+    @property
+    def engagement_rate(self) -> float:
+        """Interactions per impression; 0.0 when nothing was seen yet."""
+        return self.interactions / self.impressions if self.impressions else 0.0
+
+
+class ResearchProvider(Protocol):
+    name: str
+    offline: bool
+
+    def search(self, topic: str, *, language: str, country: str, now: datetime) -> list[ResearchItem]:
+        """Recent results for ``topic``, deduplicated, newest first."""
+        ...
+
+
+class GenerationProvider(Protocol):
+    name: str
+    offline: bool
+
+    def generate(self, brief: ContentBrief) -> list[DraftPost]:
+        """One draft per slot of the brief (a slot may be missing if generation failed for it).
+
+        Raises GenerationError when nothing usable came back after bounded retries.
+        """
+        ...
+
+
+class Publisher(Protocol):
+    name: str
+    platform: str
+    offline: bool
+
+    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+        """Create the post. Raises a ProviderError subclass classifying any failure."""
+        ...
+
+    def find_published(
+        self, account: AccountCredentials, text: str, since: datetime
+    ) -> PublishResult | None:
+        """Reconcile an unknown outcome: the post with this text created since ``since``, if any.
+
+        Raises NotImplementedError where the platform offers no way to look.
+        """
+        ...
+
+    def refresh(self, account: AccountCredentials) -> TokenSet:
+        """Exchange the refresh token for a new access token. Raises AuthError if refused."""
+        ...
+
+    def fetch_metrics(
+        self, account: AccountCredentials, external_ids: list[str]
+    ) -> dict[str, PostMetrics]:
+        """Current figures for the given posts, batched as the platform allows."""
+        ...

@@ -1,0 +1,99 @@
+"""Creating and changing users, their settings and their platform accounts.
+
+The CLI and the admin both call these, so validation and audit happen in one place.
+Every function validates first and writes nothing when validation fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import record
+from app.crypto import TokenVault
+from app.errors import FieldError, NotFound, ValidationError
+from app.models import AccountStatus, PlatformAccount, User, UserSettings
+from app.providers.base import TokenSet
+from app.validation import KNOWN_PLATFORMS, settings_of, validate_email, validate_settings
+
+
+def get_user(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"no user with email {email!r}")
+    return user
+
+
+def create_user(
+    session: Session, email: str, settings: Mapping[str, Any], *, name: str | None = None, actor: str = "cli"
+) -> User:
+    """Create a user with validated settings; refuses an email already taken."""
+    clean_email = validate_email(email)
+    clean = validate_settings(settings)
+    if session.scalar(select(User.id).where(User.email == clean_email)) is not None:
+        raise ValidationError([FieldError("email", email, "a user with this email already exists")])
+    user = User(email=clean_email, name=name, settings=UserSettings(**clean.as_dict()))
+    session.add(user)
+    session.flush()
+    record(session, "user.created", user_id=user.id, actor=actor, details=clean.as_dict())
+    return user
+
+
+def update_user(
+    session: Session, email: str, changes: Mapping[str, Any], *, name: str | None = None, actor: str = "cli"
+) -> User:
+    """Apply ``changes`` over the current settings; the merged result is validated whole."""
+    user = get_user(session, email)
+    merged = {**settings_of(user.settings), **changes}
+    clean = validate_settings(merged)
+    for key, value in clean.as_dict().items():
+        setattr(user.settings, key, value)
+    if name is not None:
+        user.name = name
+    record(session, "user.updated", user_id=user.id, actor=actor, details=dict(changes))
+    return user
+
+
+def connect_account(
+    session: Session,
+    vault: TokenVault,
+    email: str,
+    platform: str,
+    tokens: TokenSet,
+    *,
+    handle: str | None = None,
+    external_id: str | None = None,
+    now: datetime | None = None,
+    actor: str = "cli",
+) -> PlatformAccount:
+    """Store (or replace) a user's account on ``platform`` with encrypted tokens."""
+    if platform not in KNOWN_PLATFORMS:
+        raise ValidationError(
+            [FieldError("platform", platform, f"unknown platform; known: {', '.join(KNOWN_PLATFORMS)}")]
+        )
+    if not tokens.access_token.strip():
+        raise ValidationError([FieldError("access_token", "", "must not be empty")])
+    if tokens.expires_at is not None and now is not None and tokens.expires_at <= now and not tokens.refresh_token:
+        raise ValidationError(
+            [FieldError("expires_at", tokens.expires_at.isoformat(), "already expired and no refresh token to renew it")]
+        )
+    user = get_user(session, email)
+    account = session.scalar(
+        select(PlatformAccount).where(PlatformAccount.user_id == user.id, PlatformAccount.platform == platform)
+    )
+    if account is None:
+        account = PlatformAccount(user_id=user.id, platform=platform)
+        session.add(account)
+    vault.store_tokens(account, tokens)
+    account.handle = handle or account.handle
+    account.external_id = external_id or account.external_id
+    account.status = AccountStatus.ACTIVE
+    account.reauth_notified_at = None
+    session.flush()
+    record(session, "account.connected", user_id=user.id, actor=actor,
+           details={"platform": platform, "handle": account.handle})
+    return account
