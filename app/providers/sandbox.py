@@ -1,0 +1,93 @@
+"""The offline publisher: SIMULATED. Nothing is sent anywhere.
+
+Used when a platform has no credentials configured, so the whole pipeline (schedule, publish,
+metrics, weekly report) runs on a laptop. Everything it returns is made up but deterministic:
+the same text and account always get the same post id, and the same id always gets the same
+metrics, so tests and demos are repeatable. Nothing it reports reflects any real audience.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.errors import PermanentError
+
+#: Fallback limits (characters, counted with len()) if :mod:`app.text_limits` is unavailable.
+DEFAULT_LIMITS = {"twitter": 280, "linkedin": 3000}
+#: Lifetime of a simulated access token.
+DEFAULT_TOKEN_LIFETIME = timedelta(hours=2)
+#: Range of simulated impressions per post (inclusive bounds).
+DEFAULT_IMPRESSIONS_RANGE = (200, 5000)
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha1("\x1f".join(parts).encode()).digest()
+
+
+def _limit_error(platform: str, text: str) -> str | None:
+    """Why ``text`` does not fit ``platform``, using the shared length rules when present."""
+    try:
+        from app.text_limits import limit_error  # imported lazily: optional sibling module
+    except ImportError:
+        limit = DEFAULT_LIMITS.get(platform)
+        if limit is not None and len(text) > limit:
+            return f"{len(text)} characters; the limit is {limit}"
+        return None
+    try:
+        return limit_error(platform, text)
+    except ValueError:  # a platform text_limits does not know: no limit to enforce
+        return None
+
+
+class SandboxPublisher:
+    """SIMULATED publisher for ``platform``: returns fake ids and fake metrics."""
+
+    name = "sandbox"
+    offline = True
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+
+    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+        """Pretend to post: a deterministic fake id, refused like the platform if too long."""
+        error = _limit_error(self.platform, text)
+        if error:
+            raise PermanentError(f"sandbox {self.platform} refused the post: {error}")
+        post_id = self._post_id(account, text)
+        return PublishResult(external_id=post_id, url=f"sandbox://{self.platform}/{post_id}")
+
+    def find_published(
+        self, account: AccountCredentials, text: str, since: datetime
+    ) -> PublishResult | None:
+        """Nothing is ever in doubt in the sandbox, so there is never anything to find."""
+        return None
+
+    def refresh(self, account: AccountCredentials) -> TokenSet:
+        """A new fake access token; the refresh token is kept (``None``)."""
+        now = datetime.now(UTC)
+        token = _digest("token", str(account.account_id), now.isoformat()).hex()[:24]
+        return TokenSet(access_token=f"sandbox-{token}", expires_at=now + DEFAULT_TOKEN_LIFETIME)
+
+    def fetch_metrics(
+        self, account: AccountCredentials, external_ids: list[str]
+    ) -> dict[str, PostMetrics]:
+        """SIMULATED figures derived from a hash of each id: stable across calls."""
+        return {post_id: simulated_metrics(post_id) for post_id in external_ids}
+
+    def _post_id(self, account: AccountCredentials, text: str) -> str:
+        account_key = account.external_id or str(account.account_id)
+        return f"sandbox-{self.platform}-{_digest(text, account_key).hex()[:12]}"
+
+
+def simulated_metrics(post_id: str) -> PostMetrics:
+    """Plausible made-up metrics: impressions 200-5000, likes 1-8 %, shares and comments fewer."""
+    d = _digest("metrics", post_id)
+    low, high = DEFAULT_IMPRESSIONS_RANGE
+    impressions = low + int.from_bytes(d[0:4], "big") % (high - low + 1)
+    like_rate = 0.01 + (d[4] / 255) * 0.07
+    likes = max(1, round(impressions * like_rate))
+    shares = round(likes * (d[5] / 255) * 0.3)
+    comments = round(likes * (d[6] / 255) * 0.4)
+    return PostMetrics(impressions=impressions, likes=likes, shares=shares, comments=comments)

@@ -1,0 +1,358 @@
+"""Publishing to X (Twitter) through API v2 with an OAuth 2.0 user-context token.
+
+Every failure is mapped onto exactly one class of :mod:`app.providers.errors`, because the
+publish workflow decides from the class alone whether a retry is safe. The distinction that
+matters most is *when* the failure happened: before anything reached X (refused connection,
+connect timeout, 429, 503: retry) or after the request was sent (read timeout, dropped
+connection, 500 on a create: the tweet may exist, so :class:`OutcomeUnknown`, reconcile with
+:meth:`XPublisher.find_published` instead of posting twice).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.errors import (
+    AuthError,
+    OutcomeUnknown,
+    PermanentError,
+    RateLimited,
+    TemporaryError,
+)
+
+#: Seconds allowed to open a TCP/TLS connection. Nothing has been sent while connecting, so a
+#: timeout here is safely retryable; keep it short.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds allowed to wait for each read of the response. Past this a create is in doubt.
+DEFAULT_READ_TIMEOUT = 30.0
+#: The most ids ``GET /2/tweets`` accepts in one call.
+DEFAULT_LOOKUP_BATCH = 100
+#: How far ahead of expiry (a timedelta) an access token is refreshed before use.
+DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
+#: Timeline pages (of ``DEFAULT_TIMELINE_PAGE`` tweets) read when reconciling an unknown outcome.
+DEFAULT_TIMELINE_PAGES = 3
+#: Tweets per timeline page when reconciling (X accepts 5 to 100).
+DEFAULT_TIMELINE_PAGE = 10
+
+#: Statuses meaning the request was refused before processing: nothing was created.
+_GATEWAY_STATUSES = frozenset({502, 503, 504})
+#: Raised by httpx before a single byte of the request went out.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: Raised by httpx once the request may have (partly) reached the server.
+_MAYBE_SENT = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+_URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def needs_refresh(
+    account: AccountCredentials, now: datetime, margin: timedelta = DEFAULT_REFRESH_MARGIN
+) -> bool:
+    """Whether the access token expires within ``margin`` of ``now`` (X tokens live 2 hours).
+
+    Refreshing shortly before expiry avoids spending a publish attempt on a certain 401.
+    """
+    return account.expires_at is not None and account.expires_at - now <= margin
+
+
+def normalise_for_match(text: str) -> str:
+    """``text`` reduced to what survives X's rendering, for comparing a draft with a tweet.
+
+    X wraps every URL in a t.co link, HTML-escapes ``& < >`` in API responses and may change
+    whitespace, so URLs are dropped, entities unescaped and whitespace collapsed.
+    """
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    text = _URL_RE.sub(" ", text)
+    return " ".join(text.split()).casefold()
+
+
+def rate_limit_reset(response: httpx.Response) -> datetime | None:
+    """When a 429 lifts, as an aware UTC datetime, from X's epoch-seconds reset headers.
+
+    X reports two limits: the per-endpoint window (``x-rate-limit-reset``) and the per-user
+    24-hour posting cap (``x-user-limit-24hour-reset``); when the daily cap is the one exhausted
+    its reset is the one to wait for.
+    """
+    if response.headers.get("x-user-limit-24hour-remaining") == "0":
+        daily = _epoch(response.headers.get("x-user-limit-24hour-reset"))
+        if daily is not None:
+            return daily
+    return _epoch(response.headers.get("x-rate-limit-reset"))
+
+
+def _epoch(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(value.strip()), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _detail(response: httpx.Response) -> str:
+    """The platform's own explanation of an error response, for the exception message."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    parts = [str(body[k]) for k in ("title", "detail", "error", "error_description") if body.get(k)]
+    for error in body.get("errors") or []:
+        if isinstance(error, dict) and error.get("message"):
+            parts.append(str(error["message"]))
+    return "; ".join(parts) or response.text[:300]
+
+
+class XPublisher:
+    """The real X publisher: ``POST /2/tweets`` with the account's OAuth 2.0 user token."""
+
+    name = "x"
+    platform = "twitter"
+    offline = False
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str | None,
+        client_secret: str | None = None,
+        *,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
+            transport=transport,
+            headers={"User-Agent": "content-autopilot"},
+        )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> XPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- Publisher protocol -------------------------------------------------------------
+
+    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+        """Create a tweet. Any failure after sending raises :class:`OutcomeUnknown`."""
+        response = self._send(
+            "POST", "/2/tweets", account=account, creates=True, json={"text": text}
+        )
+        if response.status_code not in (200, 201):
+            self._raise_for(response, creates=True)
+        try:
+            tweet_id = str(response.json()["data"]["id"])
+        except (ValueError, KeyError, TypeError):
+            # X answered "created" but we cannot tell with which id: the tweet probably exists.
+            raise OutcomeUnknown(
+                f"X answered {response.status_code} with an unreadable body; the tweet may exist"
+            ) from None
+        return PublishResult(external_id=tweet_id, url=f"https://x.com/i/web/status/{tweet_id}")
+
+    def find_published(
+        self, account: AccountCredentials, text: str, since: datetime
+    ) -> PublishResult | None:
+        """The account's tweet created since ``since`` whose text matches ``text``, if any.
+
+        Compares with :func:`normalise_for_match` because X rewrites URLs to t.co links.
+        Reads at most ``DEFAULT_TIMELINE_PAGES`` pages: enough for an account posting a few
+        times a day, and bounded so reconciliation never scans a whole history.
+        """
+        user_id = account.external_id or self._me(account)["id"]
+        wanted = normalise_for_match(text)
+        params: dict[str, str | int] = {
+            "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "max_results": DEFAULT_TIMELINE_PAGE,
+            "tweet.fields": "created_at,text",
+        }
+        for _ in range(DEFAULT_TIMELINE_PAGES):
+            body = self._get_json(f"/2/users/{user_id}/tweets", account, params)
+            for tweet in body.get("data") or []:
+                if normalise_for_match(str(tweet.get("text", ""))) == wanted:
+                    tweet_id = str(tweet["id"])
+                    return PublishResult(tweet_id, f"https://x.com/i/web/status/{tweet_id}")
+            next_token = (body.get("meta") or {}).get("next_token")
+            if not next_token:
+                break
+            params["pagination_token"] = next_token
+        return None
+
+    def refresh(self, account: AccountCredentials) -> TokenSet:
+        """Exchange the refresh token (``offline.access`` scope) for a new access token.
+
+        X rotates refresh tokens: the response's one replaces the stored one. A response
+        without one (or an empty one) yields ``refresh_token=None``, meaning keep the stored
+        token, so a valid refresh token is never overwritten with nothing.
+        """
+        if not account.refresh_token:
+            raise AuthError("X account has no refresh token: it must be re-authorised")
+        if not self.client_id:
+            raise AuthError("X_CLIENT_ID is not configured: cannot refresh X tokens")
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": account.refresh_token,
+            "client_id": self.client_id,
+        }
+        # Confidential clients must authenticate with Basic auth; public clients send only the id.
+        auth = (self.client_id, self.client_secret) if self.client_secret else None
+        response = self._send("POST", "/2/oauth2/token", data=form, auth=auth)
+        if response.status_code in (400, 401):
+            raise AuthError(f"X refused the refresh token: {_detail(response)}")
+        if response.status_code != 200:
+            self._raise_for(response, creates=False)
+        try:
+            body = response.json()
+            access_token = str(body["access_token"])
+            expires_in = body.get("expires_in")
+        except (ValueError, KeyError, TypeError):
+            raise TemporaryError("X token endpoint returned an unreadable body") from None
+        now = self._clock()
+        return TokenSet(
+            access_token=access_token,
+            refresh_token=body.get("refresh_token") or None,
+            expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
+        )
+
+    def fetch_metrics(
+        self, account: AccountCredentials, external_ids: list[str]
+    ) -> dict[str, PostMetrics]:
+        """Public metrics of the given tweets, ``DEFAULT_LOOKUP_BATCH`` ids per call.
+
+        Deleted or protected tweets come back in ``errors`` instead of ``data``; they are
+        simply absent from the result.
+        """
+        metrics: dict[str, PostMetrics] = {}
+        for batch in _batches(list(dict.fromkeys(external_ids)), DEFAULT_LOOKUP_BATCH):
+            body = self._get_json(
+                "/2/tweets", account, {"ids": ",".join(batch), "tweet.fields": "public_metrics"}
+            )
+            for tweet in body.get("data") or []:
+                parsed = _public_metrics(tweet)
+                if parsed is not None:
+                    metrics[str(tweet["id"])] = parsed
+        return metrics
+
+    # -- extras -------------------------------------------------------------------------
+
+    def check_account(self, account: AccountCredentials) -> str:
+        """The @username the token acts for (``autopilot doctor`` shows it)."""
+        return str(self._me(account)["username"])
+
+    needs_refresh = staticmethod(needs_refresh)
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _me(self, account: AccountCredentials) -> dict[str, Any]:
+        body = self._get_json("/2/users/me", account, None)
+        data = body.get("data")
+        if not isinstance(data, dict) or "id" not in data:
+            raise TemporaryError("X /2/users/me returned no user")
+        return data
+
+    def _get_json(
+        self, path: str, account: AccountCredentials, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        response = self._send("GET", path, account=account, params=params)
+        if response.status_code != 200:
+            self._raise_for(response, creates=False)
+        try:
+            body = response.json()
+        except ValueError:
+            raise TemporaryError(f"X {path} returned invalid JSON") from None
+        if not isinstance(body, dict):
+            raise TemporaryError(f"X {path} returned an unexpected body")
+        return body
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        account: AccountCredentials | None = None,
+        creates: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one request, turning transport failures into the right error class."""
+        headers = {}
+        if account is not None:
+            if account.expires_at is not None and account.expires_at <= self._clock():
+                # Known dead before sending: do not spend a request (or a rate-limit slot) on it.
+                hint = "refresh it" if account.refresh_token else "re-authorise the account"
+                raise AuthError(
+                    f"X access token expired at {account.expires_at:%Y-%m-%d %H:%M}Z; {hint}"
+                )
+            headers["Authorization"] = f"Bearer {account.access_token}"
+        try:
+            return self._http.request(method, path, headers=headers, **kwargs)
+        except _NOT_SENT as exc:
+            raise TemporaryError(f"X unreachable ({type(exc).__name__}): {exc}") from exc
+        except _MAYBE_SENT as exc:
+            if creates:
+                raise OutcomeUnknown(
+                    f"X {method} {path} failed after sending ({type(exc).__name__}); "
+                    "the tweet may exist"
+                ) from exc
+            raise TemporaryError(f"X {method} {path} failed ({type(exc).__name__})") from exc
+
+    @staticmethod
+    def _raise_for(response: httpx.Response, *, creates: bool) -> None:
+        """Raise the error class for a non-success status (see the module docstring)."""
+        status = response.status_code
+        detail = _detail(response)
+        if status == 429:
+            raise RateLimited(f"X rate limit: {detail}", reset_at=rate_limit_reset(response))
+        if status == 401:
+            raise AuthError(f"X rejected the access token: {detail}")
+        if status in _GATEWAY_STATUSES:
+            raise TemporaryError(f"X unavailable ({status}): {detail}")
+        if status >= 500:
+            if creates:
+                raise OutcomeUnknown(
+                    f"X server error {status} on create; the tweet may exist: {detail}"
+                )
+            raise TemporaryError(f"X server error {status}: {detail}")
+        raise PermanentError(f"X refused the request ({status}): {detail}")
+
+
+def _public_metrics(tweet: Any) -> PostMetrics | None:
+    """A tweet's ``public_metrics`` as PostMetrics; None for an item too malformed to trust."""
+    if not isinstance(tweet, dict) or "id" not in tweet:
+        return None  # cannot be attributed to a post
+    try:
+        public = tweet.get("public_metrics") or {}
+        return PostMetrics(
+            impressions=int(public.get("impression_count") or 0),
+            likes=int(public.get("like_count") or 0),
+            shares=int(public.get("retweet_count") or 0) + int(public.get("quote_count") or 0),
+            comments=int(public.get("reply_count") or 0),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
