@@ -1,0 +1,109 @@
+"""The review queue: posts in ``needs_review``, and what an operator can do with them.
+
+Every action calls :mod:`app.posts` (approve, cancel) with ``actor=operator:<name>``; those
+functions make the status change a conditional UPDATE and write the audit row, so an operator
+racing a worker is safe and every decision is on record. Each post is its own transaction: one
+refusal does not undo the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, timedelta
+from typing import Any
+
+from flask import flash
+from flask_admin.actions import action
+from flask_admin.form import SecureForm
+from sqlalchemy.orm import Session
+from wtforms import DateTimeLocalField, TextAreaField
+from wtforms.validators import InputRequired, Optional
+
+from admin.auth import current_actor
+from admin.base import SecuredModelView, truncate
+from app import posts
+from app.errors import NotFound, ValidationError
+from app.models import Post, PostStatus, utcnow
+
+#: How far ahead "approve now" schedules a post (approve() refuses a time not in the future).
+APPROVE_NOW_DELAY = timedelta(seconds=1)
+
+
+class RescheduleForm(SecureForm):
+    """Edit & reschedule: a new text and optionally a new time, given in UTC."""
+
+    text = TextAreaField("Text", validators=[InputRequired()], render_kw={"rows": 8})
+    at = DateTimeLocalField(
+        "New time (UTC)",
+        validators=[Optional()],
+        description="Leave empty to keep the original time if still ahead, else publish now.",
+    )
+
+
+class ReviewQueueView(SecuredModelView):
+    """``/admin/review/``: approve, approve now, edit & reschedule, or cancel reviewed posts."""
+
+    can_create = False
+    can_delete = False
+    can_edit = True  # the edit form is "Edit & reschedule"
+    form = RescheduleForm
+    column_list = ("id", "user", "platform", "scheduled_at", "review_reason", "last_error", "text")
+    column_sortable_list = ("id", "scheduled_at", "platform", "review_reason")
+    column_default_sort = ("scheduled_at", False)
+    column_filters = ("platform", "review_reason", "user.email")
+    column_labels = {"user.email": "User email"}
+    column_formatters = {"text": truncate(120), "last_error": truncate(200)}
+
+    def get_query(self) -> Any:
+        return super().get_query().filter(Post.status == PostStatus.NEEDS_REVIEW)
+
+    def get_count_query(self) -> Any:
+        return super().get_count_query().filter(Post.status == PostStatus.NEEDS_REVIEW)
+
+    def get_one(self, id: Any) -> Post | None:
+        post = super().get_one(id)
+        return post if post is not None and post.status == PostStatus.NEEDS_REVIEW else None
+
+    def update_model(self, form: RescheduleForm, model: Post) -> bool:
+        at = form.at.data.replace(tzinfo=UTC) if form.at.data else None
+        text = form.text.data if (form.text.data or "").strip() != model.text else None
+        done = self._apply(
+            [model.id], "rescheduled",
+            lambda s, pid: posts.approve(s, pid, now=utcnow(), at=at, text=text, actor=current_actor()),
+        )
+        return bool(done)
+
+    @action("approve", "Approve", "Approve the selected posts? Each keeps its time if still ahead, else goes out now.")
+    def action_approve(self, ids: Iterable[str]) -> None:
+        self._apply(ids, "approved", lambda s, pid: posts.approve(s, pid, now=utcnow(), actor=current_actor()))
+
+    @action("approve_now", "Approve, publish now", "Publish the selected posts now?")
+    def action_approve_now(self, ids: Iterable[str]) -> None:
+        def now(session: Session, post_id: int) -> Post:
+            instant = utcnow()
+            return posts.approve(session, post_id, now=instant, at=instant + APPROVE_NOW_DELAY,
+                                 actor=current_actor())
+
+        self._apply(ids, "approved to publish now", now)
+
+    @action("cancel", "Cancel", "Cancel the selected posts? They will not be published.")
+    def action_cancel(self, ids: Iterable[str]) -> None:
+        self._apply(ids, "cancelled", lambda s, pid: posts.cancel(s, pid, actor=current_actor()))
+
+    def _apply(self, ids: Iterable[str], verb: str, change: Callable[[Session, int], Post]) -> list[int]:
+        """Run ``change`` on each post in its own transaction; flash what happened to each."""
+        session = self.session
+        done: list[int] = []
+        for raw in ids:
+            try:
+                post_id = int(raw)
+                change(session, post_id)
+                session.commit()
+            except (ValueError, ValidationError, NotFound) as exc:
+                session.rollback()
+                flash(f"Post {raw} not {verb}: {exc}", "error")
+            else:
+                done.append(post_id)
+        if done:
+            flash(f"Post {', '.join(map(str, done))} {verb}.", "success")
+        return done

@@ -1,0 +1,120 @@
+"""The Users view and its settings editor.
+
+Settings are never written by Flask-Admin's ``populate_obj``: a save goes through
+:func:`app.users.create_user` / :func:`app.users.update_user`, which validate the whole merged
+settings with :func:`app.validation.validate_settings` and leave an audit row. A refused value
+is flashed as ``field: reason (got value)`` and nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, request
+from wtforms.form import BaseForm
+
+from admin.auth import current_actor
+from admin.base import SecuredModelView
+from admin.settings_form import clean_settings, form_values, settings_fields
+from app import users as user_service
+from app.errors import NotFound, ValidationError
+from app.models import User
+from app.validation import SETTING_FIELDS, CleanSettings, settings_of
+
+
+def _setting(name: str) -> Any:
+    def formatter(view: Any, context: Any, model: User, _name: str) -> Any:
+        return getattr(model.settings, name) if model.settings is not None else None
+
+    return formatter
+
+
+class UserView(SecuredModelView):
+    """``/admin/users/``: search by email, create a user, edit name and settings."""
+
+    column_list = ("id", "email", "name", "autonomous", "timezone", "platforms", "approval", "created_at")
+    column_details_list = ("id", "email", "name", "created_at", "settings")
+    column_searchable_list = ("email",)
+    column_sortable_list = ("id", "email", "created_at")
+    column_default_sort = ("email", False)
+    column_formatters = {
+        "autonomous": _setting("enable_autonomous_mode"),
+        "timezone": _setting("timezone"),
+        "platforms": lambda v, c, m, n: ", ".join(m.settings.preferred_platforms) if m.settings else "",
+        "approval": _setting("require_approval"),
+    }
+    column_formatters_detail = {
+        "settings": lambda v, c, m, n: repr(settings_of(m.settings)) if m.settings else "",
+    }
+    # Only these and the settings fields: never the relationships (accounts hold tokens).
+    # Flask-Admin includes an extra field only when form_columns names it.
+    form_columns = ("email", "name", *SETTING_FIELDS)
+    form_extra_fields = settings_fields()
+    # Deleting a user deletes their posts, history and accounts: done from the CLI, on purpose.
+    can_delete = False
+
+    def edit_form(self, obj: Any = None) -> BaseForm:
+        form = super().edit_form(obj)
+        # The email identifies the user everywhere (CLI, audit); it is not edited here.
+        del form.email
+        return form
+
+    def create_form(self, obj: Any = None) -> BaseForm:
+        form = super().create_form(obj)
+        if request.method == "GET":
+            _fill(form, form_values(CleanSettings()))
+        return form
+
+    def on_form_prefill(self, form: BaseForm, id: Any) -> None:
+        # Only on GET: after a refused save the operator's input stays on screen to be fixed.
+        user = self.get_one(id)
+        if request.method == "GET" and user is not None and user.settings is not None:
+            _fill(form, form_values(user.settings))
+
+    def create_model(self, form: BaseForm) -> User | bool:
+        try:
+            clean = clean_settings(form)
+            user = user_service.create_user(
+                self.session, form.email.data or "", clean.as_dict(),
+                name=(form.name.data or "").strip() or None, actor=current_actor(),
+            )
+            self.session.commit()
+        except ValidationError as exc:
+            self.session.rollback()
+            _refuse(form, exc)
+            return False
+        return user
+
+    def update_model(self, form: BaseForm, model: User) -> bool:
+        try:
+            clean = clean_settings(form)
+            current = settings_of(model.settings)
+            # Only what changed goes to update_user, so the audit row says what the operator did.
+            changes = {k: v for k, v in clean.as_dict().items() if current[k] != v}
+            user_service.update_user(
+                self.session, model.email, changes,
+                name=(form.name.data or "").strip() or None, actor=current_actor(),
+            )
+            self.session.commit()
+        except (ValidationError, NotFound) as exc:
+            self.session.rollback()
+            _refuse(form, exc)
+            return False
+        return True
+
+
+def _fill(form: BaseForm, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        form[name].data = value
+
+
+def _refuse(form: BaseForm, exc: ValidationError | NotFound) -> None:
+    """Flash each refused field with its value, and mark it on the form."""
+    if isinstance(exc, NotFound):
+        flash(f"Not saved: {exc}", "error")
+        return
+    for error in exc.errors:
+        flash(f"Not saved. {error}", "error")
+        if error.field in form:
+            field = form[error.field]
+            field.errors = [*field.errors, error.reason]
