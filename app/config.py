@@ -64,7 +64,12 @@ class Settings:
     smtp_sender: str = "autopilot@localhost"
     smtp_starttls: bool = True
     daily_catch_up_hours: int = DEFAULT_DAILY_CATCH_UP_HOURS
+    weekly_catch_up_hours: int = 24
     stale_grace_minutes: int = DEFAULT_STALE_GRACE_MINUTES
+    #: Dramatiq's Redis heartbeat: a dead worker's messages return after this many ms.
+    redis_heartbeat_timeout_ms: int = 60_000
+    #: Dramatiq runs its Redis maintenance (requeueing dead workers' messages) once in N calls.
+    redis_maintenance_chance: int = 1000
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
 
@@ -100,8 +105,9 @@ class Settings:
             _require_fernet_key(key)
         if not (len(self.linkedin_version) == 6 and self.linkedin_version.isdigit()):
             raise ConfigError("LINKEDIN_VERSION", self.linkedin_version, "expected YYYYMM, e.g. 202510")
-        for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
-                     "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY"):
+        for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
+                     "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
+                     "REDIS_MAINTENANCE_CHANCE"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
 

@@ -267,6 +267,8 @@ class JobRun(Base):
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     fanned_out: Mapped[int] = mapped_column(Integer, default=0)
+    #: The message that claimed the slot: its redelivery may resume the run, nobody else may.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -291,6 +293,9 @@ class WorkflowExecution(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The message running this execution; its redelivery (after a crash) may resume it.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
 

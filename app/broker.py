@@ -1,0 +1,83 @@
+"""The Dramatiq broker and its middleware, built from Settings.
+
+Redis when ``REDIS_URL`` is set, an in-process stub broker otherwise (the embedded
+demo and ``autopilot run``). Middleware is listed explicitly so nobody has to guess
+which defaults apply.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+import pendulum
+from dramatiq import Broker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from periodiq import PeriodiqMiddleware
+
+from app.config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Named queues the workers bind to.
+QUEUES = ("autonomous", "reports", "metrics", "posting", "legacy")
+#: The default maximum run time of one message, in milliseconds (generation calls an LLM).
+DEFAULT_TIME_LIMIT = 10 * 60 * 1000
+#: The default bound on retries of a failed message.
+DEFAULT_MAX_RETRIES = 5
+#: The default minimum backoff between retries, in milliseconds.
+DEFAULT_MIN_BACKOFF = 5_000
+#: The default maximum backoff between retries, in milliseconds.
+DEFAULT_MAX_BACKOFF = 10 * 60 * 1000
+#: Periodiq drops periodic messages older than this many seconds; our slot claim makes late
+#: runs safe, so a message that waited in a busy queue is never dropped (a week, in seconds).
+PERIODIC_SKIP_DELAY = 7 * 24 * 3600
+
+
+def pin_schedule_to_utc() -> None:
+    """Make Periodiq read cron specs in UTC whatever the host's TZ (it reads pendulum.now())."""
+    pendulum.set_local_timezone(pendulum.UTC)
+
+
+def middleware() -> list[dramatiq.Middleware]:
+    return [
+        AgeLimit(),
+        TimeLimit(time_limit=DEFAULT_TIME_LIMIT),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=DEFAULT_MIN_BACKOFF, max_backoff=DEFAULT_MAX_BACKOFF),
+        CurrentMessage(),
+        PeriodiqMiddleware(skip_delay=PERIODIC_SKIP_DELAY),
+    ]
+
+
+def build_broker(settings: Settings) -> Broker:
+    """The broker for this configuration, with Sentry wired in when a DSN is set."""
+    pin_schedule_to_utc()
+    if settings.sentry_dsn:
+        import sentry_sdk
+        from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+
+        sentry_sdk.init(dsn=settings.sentry_dsn, integrations=[DramatiqIntegration()], send_default_pii=False)
+    broker: Broker
+    if settings.redis_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=settings.redis_url, middleware=middleware(),
+                             heartbeat_timeout=settings.redis_heartbeat_timeout_ms,
+                             maintenance_chance=settings.redis_maintenance_chance)
+    else:
+        broker = StubBroker(middleware=middleware())
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    return broker

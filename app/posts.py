@@ -1,0 +1,133 @@
+"""User control over posts: one-off posts, the review queue, approve, edit, reschedule, cancel.
+
+Every change of status is a conditional UPDATE on the status it expects, so an operator
+cancelling a post races safely with a worker claiming it: exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.audit import record
+from app.errors import FieldError, NotFound, ValidationError
+from app.models import Post, PostStatus, User, utcnow
+from app.text_limits import limit_error
+from app.validation import KNOWN_PLATFORMS
+
+
+class ReviewReason:
+    """Why a post waits in ``needs_review``."""
+
+    APPROVAL = "approval"  # the user asked to approve every generated post
+    PERMANENT_ERROR = "permanent_error"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    STALE = "stale"
+    NEEDS_REAUTH = "needs_reauth"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+#: States from which an operator may cancel a post (a post being published cannot be).
+CANCELLABLE = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.NEEDS_REVIEW, PostStatus.FAILED)
+#: States from which a post may be edited, approved or rescheduled.
+RESCHEDULABLE = (PostStatus.SCHEDULED, PostStatus.NEEDS_REVIEW, PostStatus.FAILED)
+
+
+def get_post(session: Session, post_id: int) -> Post:
+    post = session.get(Post, post_id)
+    if post is None:
+        raise NotFound(f"no post with id {post_id}")
+    return post
+
+
+def check_text(platform: str, text: str) -> str:
+    """Refuse an empty text or one over the platform's limit, naming the field."""
+    if platform not in KNOWN_PLATFORMS:
+        raise ValidationError([FieldError("platform", platform, f"known: {', '.join(KNOWN_PLATFORMS)}")])
+    stripped = text.strip()
+    if not stripped:
+        raise ValidationError([FieldError("text", text, "must not be empty")])
+    problem = limit_error(platform, stripped)
+    if problem:
+        raise ValidationError([FieldError("text", stripped[:40] + "...", problem)])
+    return stripped
+
+
+def _check_future(at: datetime, now: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValidationError([FieldError("at", at.isoformat(), "needs a UTC offset, e.g. +01:00 or Z")])
+    if at <= now:
+        raise ValidationError([FieldError("at", at.isoformat(), "must be in the future")])
+    return at
+
+
+def create_one_off(
+    session: Session, user: User, platform: str, at: datetime, text: str, *, now: datetime, actor: str = "cli"
+) -> Post:
+    """Schedule a one-off post at ``at`` (any offset; stored as UTC)."""
+    clean_text = check_text(platform, text)
+    _check_future(at, now)
+    post = Post(user_id=user.id, platform=platform, text=clean_text, origin="manual",
+                status=PostStatus.SCHEDULED, scheduled_at=at)
+    session.add(post)
+    session.flush()
+    record(session, "post.scheduled", user_id=user.id, post_id=post.id, actor=actor,
+           details={"platform": platform, "at": post.scheduled_at.isoformat(), "origin": "manual"})
+    return post
+
+
+def _transition(session: Session, post: Post, allowed: tuple[str, ...], **values: object) -> bool:
+    result = session.execute(
+        update(Post)
+        .where(Post.id == post.id, Post.status.in_(allowed))
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(post)
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def approve(session: Session, post_id: int, *, now: datetime, at: datetime | None = None,
+            text: str | None = None, actor: str = "cli") -> Post:
+    """Send a reviewed post back to the schedule, optionally edited and at a new time.
+
+    Without ``at`` the post keeps its time if that is still ahead, else goes out now.
+    """
+    post = get_post(session, post_id)
+    new_text = check_text(post.platform, text) if text is not None else post.text
+    when = _check_future(at, now) if at is not None else max(post.scheduled_at, now)
+    if not _transition(session, post, RESCHEDULABLE, status=PostStatus.SCHEDULED, scheduled_at=when,
+                       text=new_text, review_reason=None, claim_token=None, last_error=None):
+        raise ValidationError([FieldError("status", post.status, "only scheduled, failed or reviewed posts can be approved")])
+    record(session, "post.approved", user_id=post.user_id, post_id=post.id, actor=actor,
+           details={"at": when.isoformat(), "edited": text is not None})
+    return post
+
+
+def cancel(session: Session, post_id: int, *, actor: str = "cli") -> Post:
+    post = get_post(session, post_id)
+    if not _transition(session, post, CANCELLABLE, status=PostStatus.CANCELLED, claim_token=None):
+        raise ValidationError([FieldError("status", post.status, "a post being published or already published cannot be cancelled")])
+    record(session, "post.cancelled", user_id=post.user_id, post_id=post.id, actor=actor)
+    return post
+
+
+def send_to_review(session: Session, post: Post, reason: str, error: str | None = None,
+                   *, expected: tuple[str, ...] = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PUBLISHING),
+                   actor: str = "autopilot") -> bool:
+    """Move ``post`` to the review queue with ``reason``; False if its status changed meanwhile."""
+    moved = _transition(session, post, expected, status=PostStatus.NEEDS_REVIEW, review_reason=reason,
+                        last_error=error, claim_token=None)
+    if moved:
+        record(session, "post.reviewed", user_id=post.user_id, post_id=post.id, actor=actor,
+               details={"reason": reason, "error": error})
+    return moved
+
+
+def review_queue(session: Session, *, user_id: int | None = None) -> list[Post]:
+    query = select(Post).where(Post.status == PostStatus.NEEDS_REVIEW).order_by(Post.scheduled_at)
+    if user_id is not None:
+        query = query.where(Post.user_id == user_id)
+    return list(session.scalars(query))

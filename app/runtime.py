@@ -1,0 +1,58 @@
+"""What workflows run with: settings, a session factory, providers, the token vault, a clock.
+
+Actors fetch the process's runtime with :func:`get_runtime`; tests and the demo install
+their own with :func:`set_runtime` (for example with a fast-forwarded clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings, get_settings
+from app.crypto import TokenVault
+from app.db import get_engine, make_session_factory
+from app.providers.registry import Providers, build_providers
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    providers: Providers
+    vault: TokenVault
+    clock: Callable[[], datetime] = field(default=system_clock)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Runtime:
+        factory = make_session_factory(get_engine(settings.database_url))
+        return cls(settings=settings, session_factory=factory,
+                   providers=build_providers(settings, factory),
+                   vault=TokenVault.from_settings(settings), clock=clock)
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built from the environment on first use."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime.from_settings(get_settings())
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (tests, demo); None resets to the environment's on next use."""
+    global _runtime
+    _runtime = runtime

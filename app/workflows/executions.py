@@ -1,0 +1,138 @@
+"""Fan-out and per-user execution records, shared by generation, metrics and reports.
+
+A periodic job creates one ``pending`` WorkflowExecution per user for its slot (unique per
+workflow, user and slot) and one message per execution. The per-user message claims its
+execution ``pending -> running`` with a conditional update, so a duplicate message does
+nothing. A crash leaves the row ``running``: the same message redelivered may resume it
+(``claimed_by``), and the sweep re-sends executions whose lease ran out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.models import ExecutionStatus, WorkflowExecution
+from app.providers.errors import RateLimited, TemporaryError
+
+logger = logging.getLogger(__name__)
+
+#: How long a running execution may go without finishing before another worker may take it.
+DEFAULT_EXECUTION_LEASE = timedelta(minutes=15)
+
+
+class RetryLater(Exception):
+    """A per-user run hit a temporary failure; the actor retries it with backoff."""
+
+
+def fan_out(session: Session, workflow: str, slot: datetime, user_ids: Iterable[int], *, now: datetime) -> list[int]:
+    """Create missing pending executions for ``user_ids``; return every unfinished one of the slot.
+
+    Two queries whatever the number of users; existing rows (a resumed fan-out) are kept.
+    """
+    wanted = set(user_ids)
+    existing = dict(session.execute(
+        select(WorkflowExecution.user_id, WorkflowExecution.status)
+        .where(WorkflowExecution.workflow == workflow, WorkflowExecution.slot == slot)
+    ).all())
+    missing = [uid for uid in sorted(wanted) if uid not in existing]
+    if missing:
+        try:
+            with session.begin_nested():
+                session.add_all(WorkflowExecution(workflow=workflow, user_id=uid, slot=slot, created_at=now,
+                                                  status=ExecutionStatus.PENDING) for uid in missing)
+                session.flush()
+        except IntegrityError:
+            # Another fan-out of the same slot raced us; its rows are as good as ours.
+            logger.info("fan-out of %s %s raced another; keeping its rows", workflow, slot)
+    return list(session.scalars(
+        select(WorkflowExecution.id)
+        .where(WorkflowExecution.workflow == workflow, WorkflowExecution.slot == slot,
+               WorkflowExecution.status.in_([ExecutionStatus.PENDING, ExecutionStatus.RUNNING]))
+        .order_by(WorkflowExecution.id)
+    ))
+
+
+def claim_execution(session: Session, execution_id: int, *, claim_id: str | None, now: datetime,
+                    lease: timedelta = DEFAULT_EXECUTION_LEASE) -> bool:
+    """``pending -> running`` for this message; also a redelivery of the claiming message, or a lapsed lease."""
+    reclaimable = [WorkflowExecution.status == ExecutionStatus.PENDING,
+                   and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
+                        WorkflowExecution.started_at < now - lease)]
+    if claim_id is not None:
+        reclaimable.append(and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
+                                WorkflowExecution.claimed_by == claim_id))
+    result = session.execute(
+        update(WorkflowExecution)
+        .where(WorkflowExecution.id == execution_id, or_(*reclaimable))
+        .values(status=ExecutionStatus.RUNNING, started_at=now, claimed_by=claim_id,
+                attempts=WorkflowExecution.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def stale_executions(session: Session, now: datetime, *, lease: timedelta = DEFAULT_EXECUTION_LEASE,
+                     pending_grace: timedelta = timedelta(minutes=10)) -> list[tuple[int, str]]:
+    """Executions whose message was lost (pending too long) or whose worker died (lease over)."""
+    rows = session.execute(
+        select(WorkflowExecution.id, WorkflowExecution.workflow).where(or_(
+            and_(WorkflowExecution.status == ExecutionStatus.PENDING,
+                 WorkflowExecution.created_at < now - pending_grace),
+            and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
+                 WorkflowExecution.started_at < now - lease),
+        ))
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def run_execution(session_factory: Callable[[], Session], execution_id: int, *, claim_id: str | None,
+                  clock: Callable[[], datetime],
+                  body: Callable[[Session, WorkflowExecution], dict[str, Any]]) -> WorkflowExecution | None:
+    """Claim the execution, run ``body`` in its own transaction, record the outcome.
+
+    Returns None when the execution was not ours to run (duplicate message). A temporary
+    provider failure puts the execution back to pending and raises :class:`RetryLater`;
+    any other error marks it failed with the error, and does not raise (it is recorded).
+    """
+    with session_factory() as session, session.begin():
+        if not claim_execution(session, execution_id, claim_id=claim_id, now=clock()):
+            return None
+    started = clock()
+    try:
+        with session_factory() as session, session.begin():
+            execution = session.get(WorkflowExecution, execution_id)
+            assert execution is not None
+            counts = body(session, execution)
+            _finish(execution, clock(), started, ExecutionStatus.SUCCEEDED, counts=counts)
+        return execution
+    except (TemporaryError, RateLimited) as exc:
+        with session_factory() as session, session.begin():
+            execution = session.get(WorkflowExecution, execution_id)
+            assert execution is not None
+            execution.status = ExecutionStatus.PENDING
+            execution.error = f"temporary: {exc}"
+        raise RetryLater(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - recorded on the execution, reported by the caller
+        logger.exception("execution %s failed", execution_id)
+        with session_factory() as session, session.begin():
+            execution = session.get(WorkflowExecution, execution_id)
+            assert execution is not None
+            _finish(execution, clock(), started, ExecutionStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return execution
+
+
+def _finish(execution: WorkflowExecution, now: datetime, started: datetime, status: str, *,
+            counts: dict[str, Any] | None = None, error: str | None = None) -> None:
+    execution.status = status
+    execution.finished_at = now
+    execution.duration_ms = int((now - started).total_seconds() * 1000)
+    if counts is not None:
+        execution.counts = counts
+    execution.error = error

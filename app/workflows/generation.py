@@ -1,0 +1,173 @@
+"""Daily generation: research, choose fresh ideas, write one post per slot, schedule it.
+
+The 06:00 UTC tick fans out one execution per opted-in user (:func:`fan_out_generation`);
+each user's run (:func:`generate_for_user`) fills the posting slots of the next 24 hours.
+Re-running a day creates nothing new: posts are unique per user, platform and slot.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit import record
+from app.models import MemoryEntry, Post, PostStatus, User, UserSettings, WorkflowExecution
+from app.posts import ReviewReason
+from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
+from app.runtime import Runtime
+from app.scheduling import posting_slots
+from app.text_limits import limit_error
+from app.validation import settings_of, validate_settings
+from app.workflows.executions import fan_out, run_execution
+
+WORKFLOW = "daily_generation"
+#: Each daily run fills the slots of this window, starting at its own slot (06:00 UTC).
+GENERATION_WINDOW = timedelta(hours=24)
+#: Research links and post texts used within this many days are not reused.
+RECENT_DAYS = 14
+#: Recent posts shown to the generator so it does not repeat itself.
+RECENT_POSTS_IN_PROMPT = 20
+
+
+def opted_in_user_ids(session: Session) -> list[int]:
+    """Every user with autonomous mode on: one query, whatever their number."""
+    return list(session.scalars(
+        select(UserSettings.user_id).where(UserSettings.enable_autonomous_mode.is_(True)).order_by(UserSettings.user_id)
+    ))
+
+
+def fan_out_generation(session: Session, slot: datetime, *, now: datetime) -> list[int]:
+    """Pending executions (one per opted-in user) for the daily slot; the caller sends one message each."""
+    return fan_out(session, WORKFLOW, slot, opted_in_user_ids(session), now=now)
+
+
+def generate_for_user(runtime: Runtime, execution_id: int, *, claim_id: str | None = None) -> WorkflowExecution | None:
+    """Run one user's daily generation once; a failure is recorded and the user notified."""
+    execution = run_execution(runtime.session_factory, execution_id, claim_id=claim_id, clock=runtime.now,
+                              body=lambda session, ex: _generate(runtime, session, ex))
+    if execution is not None and execution.error and execution.user_id is not None:
+        from app.notifications import notify
+
+        with runtime.session_factory() as session, session.begin():
+            notify(session, execution.user_id, "generation_failed", "Today's posts could not be generated",
+                   f"The daily generation for {execution.slot:%Y-%m-%d} failed: {execution.error}",
+                   severity="error", dedupe_since=runtime.now() - timedelta(hours=20))
+    return execution
+
+
+def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) -> dict[str, Any]:
+    now = runtime.now()
+    user = session.get(User, execution.user_id)
+    if user is None:
+        return {"skipped": "user deleted"}
+    settings = user.settings
+    if not settings.enable_autonomous_mode:
+        return {"skipped": "autonomous mode is off"}
+    validate_settings(settings_of(settings))  # settings edited by raw SQL must not slip through
+
+    assert execution.slot is not None
+    window_end = execution.slot + GENERATION_WINDOW
+    slots = posting_slots(timezone=settings.timezone, platforms=settings.preferred_platforms,
+                          posting_times=settings.posting_times, frequency=settings.content_frequency,
+                          start=execution.slot, end=window_end)
+    existing = {tuple(row) for row in session.execute(
+        select(Post.platform, Post.slot_at).where(
+            Post.user_id == user.id, Post.slot_at >= execution.slot, Post.slot_at < window_end)
+    )}
+    # A slot already past its publishing grace (a late catch-up) is not written to be reviewed stale.
+    grace = timedelta(minutes=runtime.settings.stale_grace_minutes)
+    todo = [s for s in slots if (s.platform, s.at) not in existing and s.at >= now - grace]
+    counts: dict[str, Any] = {"slots": len(slots), "already_scheduled": len(existing),
+                              "missed": len(slots) - len(existing) - len(todo), "generated": 0}
+    if not todo:
+        return counts
+
+    research = _research(runtime, session, user.id, settings, now)
+    counts["research_items"] = len(research)
+    brief = ContentBrief(
+        slots=[PostSlot(s.platform, s.at) for s in todo],
+        brand_voice=settings.brand_voice, creativity_level=settings.creativity_level,
+        topics=list(settings.topics), research=research, language=settings.language,
+        recent_posts=_recent_posts(session, user.id, now), insights=_insights(session, user.id),
+    )
+    drafts = runtime.providers.generation.generate(brief)
+    stored = _store_posts(session, user.id, settings.require_approval, drafts, todo_keys={(s.platform, s.at) for s in todo},
+                          execution_id=execution.id, now=now)
+    counts["generated"] = len(stored)
+    counts["empty_slots"] = len(todo) - len(stored)
+    _remember(session, user.id, settings.topics, research, stored, now)
+    return counts
+
+
+def _research(runtime: Runtime, session: Session, user_id: int, settings: UserSettings, now: datetime) -> list[ResearchItem]:
+    """Research every topic, then drop links this user already wrote about recently."""
+    items: list[ResearchItem] = []
+    for topic in settings.topics:
+        items.extend(runtime.providers.research.search(topic, language=settings.language,
+                                                       country=settings.country, now=now))
+    used = set(session.scalars(
+        select(MemoryEntry.key).where(MemoryEntry.user_id == user_id, MemoryEntry.kind == "idea",
+                                      MemoryEntry.created_at >= now - timedelta(days=RECENT_DAYS))
+    ))
+    fresh = [item for item in items if item.link not in used]
+    # Nothing new today: better an old idea from a new angle than no post.
+    return fresh or items
+
+
+def _recent_posts(session: Session, user_id: int, now: datetime) -> list[str]:
+    return list(session.scalars(
+        select(Post.text).where(Post.user_id == user_id, Post.created_at >= now - timedelta(days=RECENT_DAYS))
+        .order_by(Post.created_at.desc()).limit(RECENT_POSTS_IN_PROMPT)
+    ))
+
+
+def _insights(session: Session, user_id: int) -> list[str]:
+    try:
+        from app.workflows.report import latest_insights
+    except ImportError:  # pragma: no cover - reports are optional for generation
+        return []
+    return latest_insights(session, user_id)
+
+
+def _store_posts(session: Session, user_id: int, require_approval: bool, drafts: list[DraftPost], *,
+                 todo_keys: set[tuple[str, datetime]], execution_id: int, now: datetime) -> list[Post]:
+    stored: list[Post] = []
+    for draft in drafts:
+        key = (draft.platform, draft.slot_at)
+        text = draft.text.strip()
+        if key not in todo_keys or not text or limit_error(draft.platform, text):
+            continue  # never a blank, broken or off-schedule post
+        todo_keys.discard(key)
+        post = Post(user_id=user_id, platform=draft.platform, text=text, topic=draft.topic,
+                    scheduled_at=draft.slot_at, slot_at=draft.slot_at, execution_id=execution_id,
+                    status=PostStatus.NEEDS_REVIEW if require_approval else PostStatus.SCHEDULED,
+                    review_reason=ReviewReason.APPROVAL if require_approval else None)
+        try:
+            with session.begin_nested():
+                session.add(post)
+                session.flush()
+        except IntegrityError:
+            continue  # the slot was filled meanwhile: unique per user, platform and slot
+        stored.append(post)
+        details = {"platform": post.platform, "at": post.scheduled_at.isoformat(), "topic": post.topic}
+        record(session, "post.generated", user_id=user_id, post_id=post.id, details=details)
+        record(session, "post.reviewed" if require_approval else "post.scheduled", user_id=user_id,
+               post_id=post.id, details={**details, "reason": post.review_reason} if require_approval else details)
+    return stored
+
+
+def _remember(session: Session, user_id: int, topics: list[str], research: list[ResearchItem],
+              stored: list[Post], now: datetime) -> None:
+    session.add(MemoryEntry(user_id=user_id, kind="research", key=f"research:{now:%Y-%m-%d}", created_at=now,
+                            content={"topics": topics, "items": [
+                                {"title": r.title, "link": r.link, "snippet": r.snippet, "source": r.source,
+                                 "published_at": r.published_at.isoformat() if r.published_at else None}
+                                for r in research[:30]]}))
+    # Every item shown to the generator counts as covered: tomorrow's brief brings new material.
+    for link in sorted({r.link for r in research if r.link}):
+        session.add(MemoryEntry(user_id=user_id, kind="idea", key=link[:300], created_at=now,
+                                content={"posts": [p.id for p in stored]}))

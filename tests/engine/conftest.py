@@ -1,0 +1,42 @@
+"""A runtime on the test PostgreSQL database with offline providers and a settable clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from app.config import Settings
+from app.crypto import generate_key
+from app.runtime import Runtime
+from app.users import create_user
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(now) -> Clock:
+    return Clock(now)
+
+
+@pytest.fixture
+def runtime(pg_url, pg_engine, clock) -> Runtime:
+    settings = Settings(database_url=pg_url, token_encryption_keys=(generate_key(),))
+    return Runtime.from_settings(settings, clock=clock)
+
+
+def make_users(runtime: Runtime, count: int, **overrides) -> list[int]:
+    ids = []
+    with runtime.session_factory() as session, session.begin():
+        for i in range(count):
+            raw = {"timezone": "America/New_York", "preferred_platforms": ["twitter", "linkedin"],
+                   "posting_times": {"twitter": ["09:00"], "linkedin": ["10:00", "17:00"]},
+                   "content_frequency": 14, "topics": ["python"], "enable_autonomous_mode": True, **overrides}
+            ids.append(create_user(session, f"user{i}@example.com", raw).id)
+    return ids
