@@ -1,0 +1,478 @@
+"""Weekly report arithmetic: pure functions over plain records, no I/O, no clock.
+
+:func:`build_report` turns one week of a user's posts and workflow executions (plus the
+previous week's posts, for the trend) into a :class:`WeeklyReport`. The workflow in
+:mod:`app.workflows.report` loads the records and stores the result; everything that can be
+wrong about the numbers lives here, where it is tested exhaustively.
+
+Definitions used throughout:
+
+- A post is **measured** when it was published and has at least one impression; only measured
+  posts count towards engagement figures. Its engagement rate is interactions (likes + shares +
+  comments) per impression, and the engagement of a group of posts is the **mean of the posts'
+  rates** (so one viral post does not hide nine ignored ones).
+- A published post is **on time** when it went out at most :data:`ON_TIME_TOLERANCE` after its
+  scheduled time (early counts as on time), **late** otherwise.
+- Weekday and hour are those of the user's local time zone when the post went out.
+
+Recommendation rules, in the order the sentences appear:
+
+1. **Reconnect**: one per platform whose account needs re-authorisation, or which had a post
+   sent to review for ``needs_reauth``.
+2. **Review**: when posts waited in the review queue, how many and why.
+3. **Posting time**: per platform, among local hours with at least :data:`MIN_POSTS_FOR_RULE`
+   measured posts, move from the worst hour to the best one when the best is at least
+   :data:`HOUR_IMPROVEMENT` times as engaging.
+4. **Frequency**: per platform with at least :data:`MIN_POSTS_FOR_RULE` measured posts this week
+   and the previous one: increase by :data:`FREQUENCY_STEP` when engagement held up (at least
+   :data:`FREQUENCY_HOLD_RATIO` of last week's, and above zero); reduce by the same step when it
+   fell below :data:`FREQUENCY_DROP_RATIO` of last week's. Bounded by 1 and 14 posts a week.
+5. **Topics**: with at least two measured topics, the (up to :data:`MAX_TOPICS_LISTED`) topics
+   whose engagement beat the week's average, best first.
+6. **Empty week**: nothing was scheduled at all: check the accounts and autonomous mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from statistics import fmean
+from typing import Any
+from zoneinfo import ZoneInfo
+
+#: A post published at most this long after its scheduled time counts as on time.
+ON_TIME_TOLERANCE = timedelta(seconds=60)
+#: Posts listed among the best, and among the worst, of the week.
+DEFAULT_TOP_N = 3
+#: Fewest measured posts an hour (or a platform, for frequency) needs before a rule uses it.
+MIN_POSTS_FOR_RULE = 2
+#: Ratio by which the best hour must beat the worst to recommend a move (1.25: 25 % better).
+HOUR_IMPROVEMENT = 1.25
+#: Engagement at least this share of the previous week's "held up": post more.
+FREQUENCY_HOLD_RATIO = 0.9
+#: Engagement below this share of the previous week's "fell": post less.
+FREQUENCY_DROP_RATIO = 0.75
+#: Posts a week added or removed by a frequency recommendation.
+FREQUENCY_STEP = 2
+#: Bounds of the posts-a-week setting (see :mod:`app.validation`).
+MIN_FREQUENCY, MAX_FREQUENCY = 1, 14
+#: Topics named by the "Topics that worked" sentence.
+MAX_TOPICS_LISTED = 3
+#: Characters of a post's text kept in the top and bottom lists.
+EXCERPT_LENGTH = 80
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: How platforms are named to the user in sentences about their accounts.
+PLATFORM_NAMES = {"twitter": "X", "linkedin": "LinkedIn"}
+
+# Post statuses (the values of app.models.PostStatus; repeated so this module imports nothing).
+PUBLISHED, FAILED, NEEDS_REVIEW, CANCELLED = "published", "failed", "needs_review", "cancelled"
+NEEDS_REAUTH = "needs_reauth"
+SUCCEEDED = "succeeded"
+
+
+@dataclass(frozen=True)
+class PostRecord:
+    """What the report needs of one post. Times are aware UTC instants."""
+
+    platform: str
+    status: str
+    scheduled_at: datetime
+    published_at: datetime | None = None
+    review_reason: str | None = None
+    impressions: int = 0
+    likes: int = 0
+    shares: int = 0
+    comments: int = 0
+    topic: str | None = None
+    #: The user's IANA time zone: weekday and hour are reported in it.
+    timezone: str = "UTC"
+    post_id: int | None = None
+    text: str = ""
+
+    @property
+    def interactions(self) -> int:
+        return self.likes + self.shares + self.comments
+
+    @property
+    def measured(self) -> bool:
+        """Published and seen at least once: the only posts engagement figures use."""
+        return self.status == PUBLISHED and self.impressions > 0
+
+    @property
+    def engagement_rate(self) -> float:
+        """Interactions per impression; 0.0 before anyone saw the post."""
+        return self.interactions / self.impressions if self.impressions > 0 else 0.0
+
+    @property
+    def local_time(self) -> datetime:
+        """When the post went out (else was due), in the user's zone."""
+        return (self.published_at or self.scheduled_at).astimezone(_zone(self.timezone))
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """What the report needs of one workflow run."""
+
+    status: str
+    workflow: str = ""
+
+
+@dataclass
+class WeeklyReport:
+    """One week's figures and recommendations; :meth:`as_content` is what gets stored."""
+
+    period_start: datetime
+    period_end: datetime
+    summary: str
+    posts: dict[str, int]
+    executions: dict[str, Any]
+    top: list[dict[str, Any]]
+    bottom: list[dict[str, Any]]
+    by_platform: dict[str, dict[str, Any]]
+    by_weekday: dict[str, dict[str, Any]]
+    by_hour: dict[str, dict[str, Any]]
+    trend: dict[str, Any]
+    recommendations: list[str] = field(default_factory=list)
+
+    def as_content(self) -> dict[str, Any]:
+        """A JSON-ready dict (the MemoryEntry content of the weekly insight)."""
+        return {
+            "summary": self.summary,
+            "period": {"start": self.period_start.isoformat(), "end": self.period_end.isoformat()},
+            "posts": dict(self.posts),
+            "executions": dict(self.executions),
+            "top": list(self.top),
+            "bottom": list(self.bottom),
+            "by_platform": dict(self.by_platform),
+            "by_weekday": dict(self.by_weekday),
+            "by_hour": dict(self.by_hour),
+            "trend": dict(self.trend),
+            "recommendations": list(self.recommendations),
+        }
+
+
+# -- building blocks -----------------------------------------------------------------------
+
+
+def is_on_time(post: PostRecord) -> bool:
+    """Published no later than :data:`ON_TIME_TOLERANCE` after it was due."""
+    return (post.status == PUBLISHED and post.published_at is not None
+            and post.published_at - post.scheduled_at <= ON_TIME_TOLERANCE)
+
+
+def post_counts(posts: Iterable[PostRecord]) -> dict[str, int]:
+    """How the week's posts ended: scheduled (all), published, on time, late, failed, ..."""
+    counts = dict.fromkeys(
+        ("scheduled", "published", "on_time", "late", "failed", "reviewed", "cancelled", "pending"), 0)
+    for post in posts:
+        counts["scheduled"] += 1
+        if post.status == PUBLISHED:
+            counts["published"] += 1
+            counts["on_time" if is_on_time(post) else "late"] += 1
+        elif post.status == FAILED:
+            counts["failed"] += 1
+        elif post.status == NEEDS_REVIEW:
+            counts["reviewed"] += 1
+        elif post.status == CANCELLED:
+            counts["cancelled"] += 1
+        else:  # scheduled, queued or publishing: not out yet
+            counts["pending"] += 1
+    return counts
+
+
+def execution_stats(executions: Iterable[ExecutionRecord]) -> dict[str, Any]:
+    """Succeeded and failed runs; ``success_rate`` over finished runs, None when there were none."""
+    statuses = Counter(e.status for e in executions)
+    succeeded, failed = statuses[SUCCEEDED], statuses[FAILED]
+    total = sum(statuses.values())
+    finished = succeeded + failed
+    return {"total": total, "succeeded": succeeded, "failed": failed, "unfinished": total - finished,
+            "success_rate": succeeded / finished if finished else None}
+
+
+def engagement_stats(posts: Sequence[PostRecord]) -> dict[str, Any]:
+    """Measured posts, impressions, interactions and mean engagement rate (None if nothing measured)."""
+    measured = [p for p in posts if p.measured]
+    return {
+        "posts": len(measured),
+        "impressions": sum(p.impressions for p in measured),
+        "interactions": sum(p.interactions for p in measured),
+        "engagement_rate": fmean(p.engagement_rate for p in measured) if measured else None,
+    }
+
+
+def percent_change(current: float | None, previous: float | None) -> float | None:
+    """Change from ``previous`` to ``current`` in percent; None without a non-zero previous value."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return (current - previous) / previous * 100
+
+
+def ranked(posts: Iterable[PostRecord], n: int = DEFAULT_TOP_N) -> tuple[list[PostRecord], list[PostRecord]]:
+    """The ``n`` most and ``n`` least engaging measured posts; a post is never in both lists.
+
+    Ties go to the earlier post (then the lower id), so the order never depends on input order.
+    """
+    measured = [p for p in posts if p.measured]
+
+    def key(p: PostRecord) -> tuple[datetime, int, str]:
+        return (p.published_at or p.scheduled_at, p.post_id or 0, p.platform)
+
+    best = sorted(measured, key=lambda p: (-p.engagement_rate, key(p)))
+    top = best[:n]
+    rest = best[n:]
+    bottom = sorted(rest, key=lambda p: (p.engagement_rate, key(p)))[:n]
+    return top, bottom
+
+
+def by_local_weekday(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
+    """Engagement per local weekday, Monday first, weekdays without measured posts left out."""
+    groups: dict[int, list[PostRecord]] = defaultdict(list)
+    for post in posts:
+        if post.measured:
+            groups[post.local_time.weekday()].append(post)
+    return {WEEKDAYS[day]: engagement_stats(groups[day]) for day in sorted(groups)}
+
+
+def by_local_hour(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
+    """Engagement per local hour ("09:00"), in hour order, hours without measured posts left out."""
+    groups = _hour_groups(posts)
+    return {_hour_label(hour): engagement_stats(groups[hour]) for hour in sorted(groups)}
+
+
+def by_platform(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
+    """Engagement per platform, platforms in name order."""
+    groups: dict[str, list[PostRecord]] = defaultdict(list)
+    for post in posts:
+        if post.measured:
+            groups[post.platform].append(post)
+    return {platform: engagement_stats(groups[platform]) for platform in sorted(groups)}
+
+
+# -- recommendations -----------------------------------------------------------------------
+
+
+def reconnect_recommendations(posts: Iterable[PostRecord], reauth_platforms: Iterable[str]) -> list[str]:
+    """Rule 1: one sentence per platform whose account was refused."""
+    platforms = set(reauth_platforms)
+    platforms.update(p.platform for p in posts if p.status == NEEDS_REVIEW and p.review_reason == NEEDS_REAUTH)
+    return [f"Reconnect your {_platform_name(platform)} account: the platform refused its access, "
+            f"so posts to it cannot go out until you do." for platform in sorted(platforms)]
+
+
+def review_recommendation(posts: Iterable[PostRecord]) -> list[str]:
+    """Rule 2: how many posts waited for review, by reason (most frequent first)."""
+    reasons = Counter((p.review_reason or "unspecified") for p in posts if p.status == NEEDS_REVIEW)
+    if not reasons:
+        return []
+    total = sum(reasons.values())
+    detail = ", ".join(f"{count} {reason.replace('_', ' ')}"
+                       for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+    return [f"{_plural(total, 'post')} waited for review: {detail}. "
+            f"Approve, edit or cancel {'it' if total == 1 else 'them'} in the review queue."]
+
+
+def posting_time_recommendations(posts: Iterable[PostRecord]) -> list[str]:
+    """Rule 3: per platform, move from the worst local hour to the best one when clearly better."""
+    by_platform_posts: dict[str, list[PostRecord]] = defaultdict(list)
+    for post in posts:
+        by_platform_posts[post.platform].append(post)
+    sentences = []
+    for platform in sorted(by_platform_posts):
+        rates = {hour: fmean(p.engagement_rate for p in group)
+                 for hour, group in _hour_groups(by_platform_posts[platform]).items()
+                 if len(group) >= MIN_POSTS_FOR_RULE}
+        if len(rates) < 2:
+            continue
+        # Ties go to the earlier hour, for both ends, so the choice is deterministic.
+        best = min(rates, key=lambda hour: (-rates[hour], hour))
+        worst = min(rates, key=lambda hour: (rates[hour], hour))
+        if rates[best] > rates[worst] and _at_least(rates[best], rates[worst] * HOUR_IMPROVEMENT):
+            sentences.append(
+                f"Move your {platform} posting time from {_hour_label(worst)} to {_hour_label(best)}: "
+                f"posts at {_hour_label(best)} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}"
+            )
+    return sentences
+
+
+def frequency_recommendations(
+    posts: Sequence[PostRecord], previous_posts: Sequence[PostRecord], frequency: int
+) -> list[str]:
+    """Rule 4: per platform, post more while engagement holds up, less when it falls."""
+    current, previous = by_platform(posts), by_platform(previous_posts)
+    sentences = []
+    for platform in sorted(current):
+        now_stats, before = current[platform], previous.get(platform)
+        if before is None or now_stats["posts"] < MIN_POSTS_FOR_RULE or before["posts"] < MIN_POSTS_FOR_RULE:
+            continue
+        rate, previous_rate = now_stats["engagement_rate"], before["engagement_rate"]
+        if rate > 0 and _at_least(rate, previous_rate * FREQUENCY_HOLD_RATIO) and frequency < MAX_FREQUENCY:
+            target = min(MAX_FREQUENCY, frequency + FREQUENCY_STEP)
+            sentences.append(
+                f"Increase frequency on {platform} from {frequency} to {target} posts a week: "
+                f"engagement held up at {_pct(rate)} (previous week {_pct(previous_rate)})"
+            )
+        elif not _at_least(rate, previous_rate * FREQUENCY_DROP_RATIO) and frequency > MIN_FREQUENCY:
+            target = max(MIN_FREQUENCY, frequency - FREQUENCY_STEP)
+            sentences.append(
+                f"Reduce frequency on {platform} from {frequency} to {target} posts a week: "
+                f"engagement fell from {_pct(previous_rate)} to {_pct(rate)}"
+            )
+    return sentences
+
+
+def topic_recommendation(posts: Iterable[PostRecord]) -> list[str]:
+    """Rule 5: the topics whose engagement beat the week's average, best first."""
+    measured = [p for p in posts if p.measured]
+    groups: dict[str, list[float]] = defaultdict(list)
+    for post in measured:
+        if post.topic:
+            groups[post.topic].append(post.engagement_rate)
+    if len(groups) < 2:
+        return []
+    average = fmean(p.engagement_rate for p in measured)
+    rates = {topic: fmean(values) for topic, values in groups.items()}
+    winners = sorted((t for t in rates if rates[t] > average), key=lambda t: (-rates[t], t))
+    if not winners:
+        return []
+    listed = ", ".join(f"{topic} ({_pct(rates[topic])})" for topic in winners[:MAX_TOPICS_LISTED])
+    return [f"Topics that worked: {listed}"]
+
+
+EMPTY_WEEK_RECOMMENDATION = (
+    "No posts were scheduled this week: check that your accounts are connected and that "
+    "autonomous mode is enabled in your settings."
+)
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def build_report(
+    posts: Sequence[PostRecord],
+    executions: Sequence[ExecutionRecord],
+    *,
+    period_start: datetime,
+    period_end: datetime,
+    previous_posts: Sequence[PostRecord] = (),
+    frequency: int = 3,
+    reauth_platforms: Iterable[str] = (),
+) -> WeeklyReport:
+    """The week's report: counts, rankings, breakdowns, trend and recommendations.
+
+    ``posts`` are the posts scheduled in [period_start, period_end), ``previous_posts`` those of
+    the week before (for the trend and the frequency rule), ``frequency`` the user's posts a week
+    per platform and ``reauth_platforms`` the platforms whose account needs re-authorisation.
+    """
+    counts = post_counts(posts)
+    runs = execution_stats(executions)
+    overall = engagement_stats(posts)
+    earlier = engagement_stats(previous_posts)
+    trend = {
+        "engagement_rate_change_pct": percent_change(overall["engagement_rate"], earlier["engagement_rate"]),
+        "impressions_change_pct": percent_change(overall["impressions"], earlier["impressions"]),
+        "previous": earlier,
+        "current": overall,
+    }
+    top, bottom = ranked(posts)
+
+    recommendations = reconnect_recommendations(posts, reauth_platforms)
+    if not posts:
+        recommendations.append(EMPTY_WEEK_RECOMMENDATION)
+    else:
+        recommendations += review_recommendation(posts)
+        recommendations += posting_time_recommendations(posts)
+        recommendations += frequency_recommendations(posts, previous_posts, frequency)
+        recommendations += topic_recommendation(posts)
+
+    return WeeklyReport(
+        period_start=period_start,
+        period_end=period_end,
+        summary=_summary(period_start, period_end, counts, overall, trend, runs),
+        posts=counts,
+        executions=runs,
+        top=[_ranked_entry(p) for p in top],
+        bottom=[_ranked_entry(p) for p in bottom],
+        by_platform=by_platform(posts),
+        by_weekday=by_local_weekday(posts),
+        by_hour=by_local_hour(posts),
+        trend=trend,
+        recommendations=recommendations,
+    )
+
+
+def _summary(start: datetime, end: datetime, counts: dict[str, int], overall: dict[str, Any],
+             trend: dict[str, Any], runs: dict[str, Any]) -> str:
+    period = f"Week {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+    if counts["scheduled"] == 0:
+        return f"{period}: no posts were scheduled."
+    parts = [
+        f"{period}: {_plural(counts['scheduled'], 'post')} scheduled; {counts['published']} published "
+        f"({counts['on_time']} on time, {counts['late']} late), {counts['failed']} failed, "
+        f"{counts['reviewed']} waited for review, {counts['cancelled']} cancelled."
+    ]
+    if overall["engagement_rate"] is None:
+        parts.append("No engagement figures yet.")
+    else:
+        change = trend["engagement_rate_change_pct"]
+        versus = "" if change is None else f" ({change:+.1f}% vs the previous week)"
+        parts.append(f"Average engagement {_pct(overall['engagement_rate'])}{versus} "
+                     f"over {overall['impressions']:,} impressions.")
+    if runs["success_rate"] is not None:
+        finished = runs["succeeded"] + runs["failed"]
+        parts.append(f"Workflow runs: {runs['succeeded']} of {finished} succeeded "
+                     f"({runs['success_rate']:.0%}).")
+    return " ".join(parts)
+
+
+def _ranked_entry(post: PostRecord) -> dict[str, Any]:
+    return {
+        "post_id": post.post_id,
+        "platform": post.platform,
+        "topic": post.topic,
+        "published_at": (post.published_at or post.scheduled_at).isoformat(),
+        "impressions": post.impressions,
+        "interactions": post.interactions,
+        "engagement_rate": post.engagement_rate,
+        "excerpt": post.text[:EXCERPT_LENGTH],
+    }
+
+
+def _hour_groups(posts: Iterable[PostRecord]) -> dict[int, list[PostRecord]]:
+    groups: dict[int, list[PostRecord]] = defaultdict(list)
+    for post in posts:
+        if post.measured:
+            groups[post.local_time.hour].append(post)
+    return groups
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _at_least(value: float, threshold: float) -> bool:
+    """``value >= threshold``, where a rate exactly on a rule's boundary counts as reaching it
+    (0.04 * 0.9 is 0.036000000000000004 in floating point, not 0.036)."""
+    return value >= threshold or math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _hour_label(hour: int) -> str:
+    return f"{hour:02d}:00"
+
+
+def _pct(rate: float) -> str:
+    return f"{rate:.1%}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _platform_name(platform: str) -> str:
+    return PLATFORM_NAMES.get(platform, platform)

@@ -1,0 +1,233 @@
+"""The weekly report workflow on PostgreSQL: stored as an insight, idempotent, read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.crypto import TokenVault
+from app.errors import NotFound
+from app.models import (
+    AccountStatus,
+    AuditLog,
+    ExecutionStatus,
+    MemoryEntry,
+    PlatformAccount,
+    Post,
+    PostStatus,
+    WorkflowExecution,
+)
+from app.providers.base import TokenSet
+from app.providers.registry import Providers
+from app.providers.sandbox import SandboxPublisher
+from app.runtime import Runtime
+from app.users import connect_account, create_user
+from app.workflows.report import latest_insights, report_key, weekly_report_for_user
+
+#: Sunday 22 November 2026, 08:00 UTC: the report covers [15 Nov 08:00, 22 Nov 08:00).
+WEEK_END = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+MOVE_SENTENCE = ("Move your twitter posting time from 09:00 to 17:00: "
+                 "posts at 17:00 had 5.0% engagement vs 2.0%")
+
+
+def make_runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault) -> Runtime:
+    return Runtime(settings=settings, session_factory=sessions,
+                   providers=Providers(research=None, generation=None,  # type: ignore[arg-type]
+                                       publishers={"twitter": SandboxPublisher("twitter"),
+                                                   "linkedin": SandboxPublisher("linkedin")}),
+                   vault=vault, clock=lambda: WEEK_END + timedelta(minutes=1))
+
+
+def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com") -> int:
+    with sessions() as session, session.begin():
+        user = create_user(session, email, {
+            "timezone": "Europe/Berlin", "preferred_platforms": ["twitter", "linkedin"],
+            "posting_times": {"twitter": ["09:00", "17:00"], "linkedin": ["10:00"]},
+            "topics": ["postgres"], "enable_autonomous_mode": True,
+        })
+        for platform in ("twitter", "linkedin"):
+            connect_account(session, vault, email, platform, TokenSet("tok", "ref", None), external_id="123")
+        return user.id
+
+
+def add_post(session: Session, user_id: int, scheduled_at: datetime, *, rate: float | None = None,
+             status: str = PostStatus.PUBLISHED, platform: str = "twitter", **fields: Any) -> Post:
+    published = status == PostStatus.PUBLISHED
+    post = Post(user_id=user_id, platform=platform, text=f"about {fields.get('topic', 'things')}", status=status,
+                scheduled_at=scheduled_at, published_at=scheduled_at + timedelta(seconds=10) if published else None,
+                external_id=f"x-{scheduled_at:%d%H%M}-{platform}" if published else None,
+                impressions=1000 if rate is not None else None,
+                likes=round(rate * 1000) if rate is not None else None,
+                shares=0 if rate is not None else None, comments=0 if rate is not None else None,
+                engagement_rate=rate, **fields)
+    session.add(post)
+    return post
+
+
+def seed_week(sessions: sessionmaker[Session], user_id: int) -> None:
+    """Twitter at 09:00 Berlin (08:00 UTC) engages 2 %, at 17:00 (16:00 UTC) 5 %; one post reviewed."""
+    with sessions() as session, session.begin():
+        for day in (16, 17):
+            add_post(session, user_id, datetime(2026, 11, day, 8, 0, tzinfo=UTC), rate=0.02, topic="ORMs")
+            add_post(session, user_id, datetime(2026, 11, day, 16, 0, tzinfo=UTC), rate=0.05, topic="Postgres")
+        add_post(session, user_id, datetime(2026, 11, 18, 9, 0, tzinfo=UTC), status=PostStatus.NEEDS_REVIEW,
+                 platform="linkedin", review_reason="approval")
+        # The previous week (for the trend) and posts outside both weeks (ignored).
+        add_post(session, user_id, datetime(2026, 11, 10, 8, 0, tzinfo=UTC), rate=0.02)
+        add_post(session, user_id, WEEK_END, status=PostStatus.SCHEDULED)
+        add_post(session, user_id, datetime(2026, 11, 1, 8, 0, tzinfo=UTC), rate=0.5)
+        for status, day in ((ExecutionStatus.SUCCEEDED, 16), (ExecutionStatus.SUCCEEDED, 17),
+                            (ExecutionStatus.FAILED, 18), (ExecutionStatus.FAILED, 23)):
+            at = datetime(2026, 11, day, 6, 0, tzinfo=UTC)
+            session.add(WorkflowExecution(workflow="daily_generation", user_id=user_id, slot=at,
+                                          status=status, created_at=at))
+
+
+def insights(sessions: sessionmaker[Session]) -> list[MemoryEntry]:
+    with sessions() as session:
+        return list(session.scalars(select(MemoryEntry).where(MemoryEntry.kind == "insight")))
+
+
+def audit_actions(sessions: sessionmaker[Session], prefix: str = "report.") -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(
+            select(AuditLog.action).where(AuditLog.action.like(f"{prefix}%")).order_by(AuditLog.id)))
+
+
+def test_weekly_report_is_stored_as_an_insight(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    seed_week(sessions, user)
+
+    entry = weekly_report_for_user(make_runtime(settings, sessions, vault), user, WEEK_END)
+
+    assert (entry.user_id, entry.kind, entry.key) == (user, "insight", report_key(WEEK_END))
+    assert report_key(WEEK_END) == "weekly:2026-11-22"
+    [stored] = insights(sessions)
+    content = stored.content
+    assert content["period"] == {"start": "2026-11-15T08:00:00+00:00", "end": "2026-11-22T08:00:00+00:00"}
+    assert content["posts"] == {"scheduled": 5, "published": 4, "on_time": 4, "late": 0, "failed": 0,
+                                "reviewed": 1, "cancelled": 0, "pending": 0}
+    assert content["executions"]["success_rate"] == pytest.approx(2 / 3)
+    assert list(content["by_hour"]) == ["09:00", "17:00"]  # Berlin time, not UTC
+    assert list(content["by_weekday"]) == ["Monday", "Tuesday"]
+    assert [p["engagement_rate"] for p in content["top"]] == pytest.approx([0.05, 0.05, 0.02])
+    assert content["trend"]["engagement_rate_change_pct"] == pytest.approx(75.0)
+    assert content["recommendations"] == [
+        "1 post waited for review: 1 approval. Approve, edit or cancel it in the review queue.",
+        MOVE_SENTENCE,
+        "Topics that worked: Postgres (5.0%)",
+    ]
+    assert content["summary"].startswith("Week 2026-11-15 to 2026-11-22: 5 posts scheduled")
+    assert audit_actions(sessions) == ["report.created"]
+
+
+def test_rerunning_the_week_updates_the_entry_instead_of_adding_one(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    seed_week(sessions, user)
+    runtime = make_runtime(settings, sessions, vault)
+    first = weekly_report_for_user(runtime, user, WEEK_END)
+    with sessions() as session, session.begin():
+        add_post(session, user, datetime(2026, 11, 19, 16, 0, tzinfo=UTC), status=PostStatus.FAILED)
+
+    second = weekly_report_for_user(runtime, user, WEEK_END)
+
+    assert second.id == first.id
+    [stored] = insights(sessions)
+    assert stored.content["posts"]["failed"] == 1
+    assert stored.content["posts"]["scheduled"] == 6
+    assert audit_actions(sessions) == ["report.created", "report.updated"]
+
+
+def test_latest_insights_returns_the_newest_reports_recommendations(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    other = make_user(sessions, vault, "bob@example.com")
+    seed_week(sessions, user)
+    runtime = make_runtime(settings, sessions, vault)
+    newest = weekly_report_for_user(runtime, user, WEEK_END).content["recommendations"]
+    weekly_report_for_user(runtime, other, WEEK_END)
+    with sessions() as session, session.begin():
+        # Inserted after the newest on purpose: the week in the key orders them, not insertion.
+        session.add_all([
+            MemoryEntry(user_id=user, kind="insight", key="weekly:2026-11-15",
+                        content={"recommendations": ["Topics that worked: Postgres (5.0%)", "Older advice"]}),
+            MemoryEntry(user_id=user, kind="insight", key="weekly:2026-11-08",
+                        content={"recommendations": ["Oldest advice"]}),
+            MemoryEntry(user_id=user, kind="research", key="weekly:2099-01-01",
+                        content={"recommendations": ["not an insight"]}),
+        ])
+
+    with sessions() as session:
+        assert latest_insights(session, user, limit=1) == newest
+        # Two weeks by default, newest first, a sentence repeated by both weeks only once.
+        assert latest_insights(session, user) == [*newest, "Older advice"]
+        assert latest_insights(session, user, limit=10) == [*newest, "Older advice", "Oldest advice"]
+        assert latest_insights(session, other + 100) == []
+    assert MOVE_SENTENCE in newest
+
+
+def test_empty_week_and_refused_account_are_recommended_on(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    with sessions() as session, session.begin():
+        account = session.scalar(select(PlatformAccount).where(PlatformAccount.platform == "linkedin"))
+        assert account is not None
+        account.status = AccountStatus.NEEDS_REAUTH
+
+    entry = weekly_report_for_user(make_runtime(settings, sessions, vault), user, WEEK_END)
+
+    assert entry.content["summary"] == "Week 2026-11-15 to 2026-11-22: no posts were scheduled."
+    [reconnect, empty] = entry.content["recommendations"]
+    assert reconnect.startswith("Reconnect your LinkedIn account")
+    assert empty.startswith("No posts were scheduled this week")
+
+
+def test_unknown_user_is_refused(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotFound):
+        weekly_report_for_user(make_runtime(settings, sessions, vault), 4242, WEEK_END)
+    assert insights(sessions) == []
+
+
+@pytest.fixture
+def outbox(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Stands in for app.notifications (a colleague's module): records each email."""
+    sent: list[dict[str, Any]] = []
+    module = types.ModuleType("app.notifications")
+
+    def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
+        sent.append({"smtp_host": settings.smtp_host, "to": to, "subject": subject, "body": body})
+
+    module.send_email = send_email  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "app.notifications", module)
+    return sent
+
+
+def test_report_is_emailed_once_when_smtp_is_configured(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    seed_week(sessions, user)
+    runtime = make_runtime(dataclasses.replace(settings, smtp_host="smtp.test"), sessions, vault)
+
+    weekly_report_for_user(runtime, user, WEEK_END)
+    weekly_report_for_user(runtime, user, WEEK_END)
+
+    [email] = outbox
+    assert (email["smtp_host"], email["to"]) == ("smtp.test", "ada@example.com")
+    assert email["subject"] == "Your weekly content report: 15 Nov - 21 Nov 2026"
+    assert MOVE_SENTENCE in email["body"] and email["body"].startswith("Week 2026-11-15")
+    assert audit_actions(sessions) == ["report.created", "report.sent", "report.updated"]
+
+
+def test_no_email_without_smtp(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    assert settings.smtp_host is None
+
+    weekly_report_for_user(make_runtime(settings, sessions, vault), user, WEEK_END)
+
+    assert outbox == []
+    assert "report.sent" not in audit_actions(sessions)
