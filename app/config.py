@@ -68,7 +68,8 @@ class Settings:
     stale_grace_minutes: int = DEFAULT_STALE_GRACE_MINUTES
     #: Dramatiq's Redis heartbeat: a dead worker's messages return after this many ms.
     redis_heartbeat_timeout_ms: int = 60_000
-    #: Dramatiq runs its Redis maintenance (requeueing dead workers' messages) once in N calls.
+    #: Of every million Redis commands, how many also run Dramatiq's maintenance (requeueing a
+    #: dead worker's messages once its heartbeat is older than the timeout).
     redis_maintenance_chance: int = 1000
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
