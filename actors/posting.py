@@ -19,7 +19,11 @@ def sleep_until(due: datetime, clock) -> None:  # type: ignore[no-untyped-def]
         time.sleep(remaining)
 
 
-@dramatiq.actor(queue_name="posting", max_retries=0, time_limit=120_000)
+#: Long enough for the early-arrival wait (a few seconds) plus the platform call's timeouts.
+PUBLISH_TIME_LIMIT_MS = 5 * 60 * 1000
+
+
+@dramatiq.actor(queue_name="posting", max_retries=0, time_limit=PUBLISH_TIME_LIMIT_MS)
 def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> None:
     from app.workflows.publishing import publish_post as publish
 

@@ -55,7 +55,7 @@ def generate_for_user(runtime: Runtime, execution_id: int, *, claim_id: str | No
         with runtime.session_factory() as session, session.begin():
             notify(session, execution.user_id, "generation_failed", "Today's posts could not be generated",
                    f"The daily generation for {execution.slot:%Y-%m-%d} failed: {execution.error}",
-                   severity="error", dedupe_since=runtime.now() - timedelta(hours=20))
+                   severity="error", dedupe_since=runtime.now() - timedelta(hours=20), now=runtime.now())
     return execution
 
 

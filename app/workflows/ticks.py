@@ -114,6 +114,10 @@ def _sweep(runtime: Runtime, now: datetime) -> list[Outgoing]:
     from app.workflows.publishing import sweep_stuck_posts
 
     messages = _publish_messages(sweep_stuck_posts(runtime, now)) + _catch_up(runtime, now)
+    if runtime.settings.smtp_host:
+        from app.notifications import send_pending_emails
+
+        send_pending_emails(runtime.session_factory, runtime.settings, now)
     with runtime.session_factory() as session:
         for execution_id, workflow in executions.stale_executions(session, now):
             if workflow in PER_USER_ACTOR:
