@@ -1,0 +1,196 @@
+"""``autopilot demo``: one simulated week through the real actors, on embedded defaults.
+
+A fresh SQLite file, a few users in different time zones (one posting at 02:30 local on the
+US spring-forward day, a time that does not exist), the in-process broker and the offline
+providers. The clock is fast-forwarded from event to event: each cron tick, and each post's
+due second, is sent through the same actors a production worker runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app import migrate, users
+from app.config import Settings
+from app.crypto import TokenVault
+from app.jobs import JOBS
+from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
+from app.providers.base import TokenSet
+from app.runtime import Runtime, set_runtime
+
+#: The simulated week: Monday 8 March 2027 00:00 UTC to the next Monday (US clocks spring
+#: forward on Sunday 14 March; the weekly report runs that Sunday at 08:00 UTC).
+DEMO_START = datetime(2027, 3, 8, tzinfo=UTC)
+DEMO_DAYS = 7
+
+DEMO_USERS: list[dict[str, Any]] = [
+    {"email": "ana@demo.example", "timezone": "America/New_York", "topics": ["python", "open source"],
+     "posting_times": {"twitter": ["09:00"], "linkedin": ["10:00", "17:00"]}, "content_frequency": 7,
+     "brand_voice": "professional"},
+    {"email": "kenji@demo.example", "timezone": "Asia/Tokyo", "topics": ["machine learning"],
+     "posting_times": {"twitter": ["08:30"]}, "content_frequency": 10, "brand_voice": "playful"},
+    {"email": "lea@demo.example", "timezone": "Europe/London", "topics": ["remote work"],
+     "posting_times": {"linkedin": ["12:00"]}, "content_frequency": 3, "brand_voice": "casual"},
+    {"email": "sam@demo.example", "timezone": "America/Los_Angeles", "topics": ["startups"],
+     "posting_times": {"twitter": ["02:30"]}, "content_frequency": 7, "brand_voice": "bold",
+     "require_approval": False},
+]
+
+
+class FastForwardClock:
+    """A clock the demo moves by hand; the runtime and the publish actor read it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+
+@dataclass
+class DemoResult:
+    rows: list[dict[str, Any]]
+    highlights: dict[str, list[str]]
+    providers: dict[str, str]
+    database: str
+
+
+def prepare_database(path: Path) -> str:
+    if path.exists():
+        path.unlink()
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    return url
+
+
+def create_demo_users(runtime: Runtime) -> None:
+    with runtime.session_factory() as session, session.begin():
+        for spec in DEMO_USERS:
+            raw = {k: v for k, v in spec.items() if k != "email"}
+            raw.update(preferred_platforms=list(spec["posting_times"]), enable_autonomous_mode=True)
+            users.create_user(session, spec["email"], raw, actor="demo")
+            for platform in spec["posting_times"]:
+                users.connect_account(session, runtime.vault, spec["email"], platform,
+                                      TokenSet("sandbox-token", "sandbox-refresh",
+                                               DEMO_START + timedelta(days=60)),
+                                      handle=f"@{spec['email'].split('@')[0]}", external_id="1", actor="demo")
+
+
+def timeline(start: datetime, days: int) -> list[tuple[datetime, str]]:
+    """The cron events of the simulated period, in order (posts are added as they appear)."""
+    end = start + timedelta(days=days)
+    events = [(t, job) for job in ("metrics_collection", "daily_generation", "weekly_report")
+              for t in JOBS[job].fire_times(start, end)]
+    return sorted(events)
+
+
+def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | None = None) -> DemoResult:
+    """Run the simulated week; ``on_progress(done, total, label)`` drives a progress bar."""
+    os.environ.pop("REDIS_URL", None)  # the demo is embedded: in-process broker whatever the shell says
+    url = prepare_database(database)
+    clock = FastForwardClock(DEMO_START)
+    settings = Settings(database_url=url)
+    runtime = Runtime.from_settings(settings, clock=clock)
+    set_runtime(runtime)
+    create_demo_users(runtime)
+
+    import dramatiq
+
+    import actors
+    from actors.periodic import run_job_manually  # noqa: F401 - registered with the broker
+
+    broker = actors.broker
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    try:
+        _simulate(runtime, clock, broker, on_progress)
+    finally:
+        worker.stop()
+        set_runtime(None)
+    return _summarise(runtime, url)
+
+
+def _simulate(runtime: Runtime, clock: FastForwardClock, broker: Any,
+              on_progress: Callable[[int, int, str], None] | None) -> None:
+    end = DEMO_START + timedelta(days=DEMO_DAYS)
+    cron_events = timeline(DEMO_START, DEMO_DAYS)
+    done = 0
+    while True:
+        next_cron = cron_events[0] if cron_events else None
+        next_post = _next_due_post(runtime, clock.current)
+        if next_cron is None and (next_post is None or next_post >= end):
+            break
+        if next_post is not None and (next_cron is None or next_post < next_cron[0]) and next_post < end:
+            clock.current = next_post
+            label = f"{next_post:%a %H:%M} publish"
+            _tick(broker, "dispatch_due_posts", next_post)
+        else:
+            assert next_cron is not None
+            cron_events.pop(0)
+            clock.current = next_cron[0]
+            label = f"{next_cron[0]:%a %H:%M} {next_cron[1]}"
+            _tick(broker, next_cron[1], next_cron[0])
+        done += 1
+        if on_progress:
+            on_progress(done, done + len(cron_events), label)
+
+
+def _tick(broker: Any, job: str, at: datetime) -> None:
+    broker.get_actor(job).send(at.replace(second=0, microsecond=0).isoformat(), "periodic")
+    _drain(broker)
+
+
+def _drain(broker: Any) -> None:
+    from app.broker import QUEUES
+
+    for _ in range(5):  # a job's messages may send more messages to other queues
+        for queue in QUEUES:
+            broker.join(queue, fail_fast=True)
+
+
+def _next_due_post(runtime: Runtime, after: datetime) -> datetime | None:
+    with runtime.session_factory() as session:
+        return session.scalar(
+            select(Post.scheduled_at).where(Post.status == PostStatus.SCHEDULED, Post.scheduled_at >= after)
+            .order_by(Post.scheduled_at).limit(1))
+
+
+def _summarise(runtime: Runtime, url: str) -> DemoResult:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    with runtime.session_factory() as session:
+        found = session.execute(select(User.email, Post).join(Post, Post.user_id == User.id)).all()
+        for email, post in found:
+            row = rows.setdefault((email, post.platform), {
+                "user": email, "platform": post.platform, "posts": 0, "published": 0, "on_time": 0,
+                "review": 0, "impressions": 0, "interactions": 0})
+            row["posts"] += 1
+            if post.status == PostStatus.PUBLISHED and post.published_at is not None:
+                row["published"] += 1
+                row["on_time"] += abs((post.published_at - post.scheduled_at).total_seconds()) <= 1
+            row["review"] += post.status == PostStatus.NEEDS_REVIEW
+        snapshots = session.execute(select(Post.user_id, Post.platform, User.email, MetricSnapshot)
+                                    .join(MetricSnapshot, MetricSnapshot.post_id == Post.id)
+                                    .join(User, User.id == Post.user_id)
+                                    .where(MetricSnapshot.age == "24h")).all()
+        for _uid, platform, email, snap in snapshots:
+            row = rows[(email, platform)]
+            row["impressions"] += snap.impressions
+            row["interactions"] += snap.likes + snap.shares + snap.comments
+        highlights: dict[str, list[str]] = {}
+        for email, entry in session.execute(select(User.email, MemoryEntry).join(MemoryEntry, MemoryEntry.user_id == User.id)
+                                            .where(MemoryEntry.kind == "insight")).all():
+            highlights[email] = list(entry.content.get("recommendations", []))[:2]
+    for row in rows.values():
+        row["engagement"] = row["interactions"] / row["impressions"] if row["impressions"] else 0.0
+    return DemoResult(rows=sorted(rows.values(), key=lambda r: (r["user"], r["platform"])),
+                      highlights=highlights, providers=runtime.providers.describe(), database=url)
+
+
+__all__ = ["DemoResult", "TokenVault", "run_demo"]
