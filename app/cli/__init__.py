@@ -6,6 +6,10 @@ import click
 
 from app.cli.common import run_guarded
 from app.cli.db import db
+from app.cli.doctor import doctor
+from app.cli.posts import posts
+from app.cli.run import demo, run
+from app.cli.schedule import jobs, schedule
 from app.cli.users import accounts, keys, users
 
 
@@ -15,7 +19,7 @@ def cli() -> None:
     """Content autopilot: research, write, schedule and publish posts, on time and once."""
 
 
-for command in (db, users, accounts, keys):
+for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor):
     cli.add_command(command)
 
 

@@ -632,3 +632,10 @@ def _reconcile_abandoned(runtime: Runtime, now: datetime, started_before: dateti
                                error=f"{error}; {note}")
                 else:
                     _review(session, claim, ReviewReason.OUTCOME_UNKNOWN, f"{error}; {note}", now)
+
+
+def publish_target(runtime: Runtime, post_id: int) -> tuple[str, int] | None:
+    """(platform, user id) of a post: what the actor's per-account rate limiter is keyed on."""
+    with runtime.session_factory() as session:
+        row = session.execute(select(Post.platform, Post.user_id).where(Post.id == post_id)).first()
+    return (row[0], row[1]) if row is not None else None

@@ -1,0 +1,161 @@
+"""``autopilot schedule`` (the periodic jobs and their next fire times) and ``autopilot jobs run``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from app.cli.common import emit, json_option, session, settings, utcnow
+from app.errors import FieldError, ValidationError
+from app.jobs import JOBS, PeriodicJob, build_jobs
+from app.models import JobRun
+
+#: How many upcoming fire times ``autopilot schedule`` lists per job.
+UPCOMING = 3
+
+
+def _jobs() -> dict[str, PeriodicJob]:
+    """The schedule with this deployment's catch-up windows (the crons are the same as JOBS)."""
+    s = settings()
+    return build_jobs(timedelta(hours=s.daily_catch_up_hours), timedelta(hours=s.weekly_catch_up_hours))
+
+
+def next_fires(job: PeriodicJob, now: datetime, count: int = UPCOMING) -> list[datetime]:
+    """The next ``count`` fire times of ``job`` strictly after ``now``, in UTC."""
+    times: list[datetime] = []
+    current = now
+    for _ in range(count):
+        current = job.next_fire(current)
+        times.append(current)
+    return times
+
+
+def describe_schedule(now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": job.name,
+            "cron": job.cron,
+            "timezone": "UTC",
+            "queue": job.queue,
+            "description": job.description,
+            "catch_up_seconds": int(job.catch_up.total_seconds()) if job.catch_up is not None else None,
+            "next_fires": next_fires(job, now),
+        }
+        for job in _jobs().values()
+    ]
+
+
+def _window(seconds: int | None) -> str:
+    if seconds is None:
+        return "none"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h" if not rest else f"{seconds // 60} min"
+
+
+@click.command()
+@json_option
+def schedule(as_json: bool) -> None:
+    """The periodic jobs: cron (UTC), queue, catch-up window and the next three fire times."""
+    data = describe_schedule(utcnow())
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        table = Table("job", "cron (UTC)", "queue", "catch-up", "next fire times (UTC)", "description",
+                      title="Periodic jobs (every slot runs once)")
+        table.columns[0].no_wrap = True
+        table.columns[4].no_wrap = True
+        for row in rows:
+            table.add_row(row["name"], row["cron"], row["queue"], _window(row["catch_up_seconds"]),
+                          "\n".join(t.strftime("%Y-%m-%d %H:%M") for t in row["next_fires"]),
+                          row["description"])
+        Console().print(table)
+
+    emit(data, as_json, render)
+
+
+@click.group()
+def jobs() -> None:
+    """Periodic jobs triggered by hand."""
+
+
+def _job_run(job: str, slot: datetime) -> dict[str, Any] | None:
+    with session() as s:
+        run = s.scalar(select(JobRun).where(JobRun.job == job, JobRun.slot == slot))
+        if run is None:
+            return None
+        return {"trigger": run.trigger, "status": run.status, "fanned_out": run.fanned_out,
+                "claimed_at": run.claimed_at, "finished_at": run.finished_at, "error": run.error}
+
+
+def _run_in_process(broker: Any, actor: Any, job: str, slot: str) -> str:
+    """Send the trigger to the in-process stub broker and work every queue until all are empty."""
+    import dramatiq
+
+    from app.broker import QUEUES
+
+    worker = dramatiq.Worker(broker, worker_threads=2)
+    worker.start()
+    try:
+        # No retries for the trigger itself: a failure is reported here, not minutes later.
+        message = actor.send_with_options(args=(job, slot), max_retries=0)
+        broker.join("legacy", fail_fast=True)
+        while True:
+            for queue in QUEUES:
+                broker.join(queue, fail_fast=True)
+            # A message handled late in the pass may have sent to a queue joined earlier.
+            if not any(broker.queues[name].unfinished_tasks for q in QUEUES for name in (q, f"{q}.DQ")):
+                break
+    finally:
+        worker.stop()
+    return str(message.message_id)
+
+
+@jobs.command(name="run")
+@click.argument("job")
+@click.option("--slot", help="The slot (ISO 8601 with offset); default: the job's latest fire time.")
+@json_option
+def run_job(job: str, slot: str | None, as_json: bool) -> None:
+    """Trigger a periodic job by hand, still once per slot (on the legacy queue)."""
+    if job not in JOBS:
+        raise ValidationError([FieldError("job", job, f"unknown job; known: {', '.join(JOBS)}")])
+    from app.workflows.ticks import resolve_slot
+
+    try:
+        slot_at = resolve_slot(job, slot, utcnow())
+    except ValueError as exc:
+        raise ValidationError([FieldError("slot", slot or "", f"not an ISO 8601 instant with offset ({exc})")]) \
+            from None
+    slot_text = slot_at.isoformat()
+
+    import actors
+    from actors.periodic import run_job_manually
+
+    data: dict[str, Any] = {"job": job, "slot": slot_at}
+    if settings().redis_url:
+        message = run_job_manually.send(job, slot_text)
+        data.update(mode="enqueued", message_id=message.message_id)
+        emit(data, as_json, lambda d: click.echo(
+            f"queued {d['job']} for slot {d['slot']:%Y-%m-%d %H:%M} UTC on the legacy queue "
+            f"(message {d['message_id']}); a worker bound to 'legacy' runs it once per slot"))
+        return
+
+    before = _job_run(job, slot_at)
+    message_id = _run_in_process(actors.broker, run_job_manually, job, slot_text)
+    after = _job_run(job, slot_at)
+    ran = before is None and after is not None
+    data.update(mode="in-process", message_id=message_id, ran=ran, run=after)
+
+    def render(d: dict[str, Any]) -> None:
+        when = f"{d['slot']:%Y-%m-%d %H:%M} UTC"
+        if not d["ran"]:
+            click.echo(f"{d['job']} already ran for this slot ({when}) (nothing done)")
+            return
+        run = d["run"]
+        line = f"{d['job']} ran for slot {when}: {run['status']}, {run['fanned_out']} message(s) fanned out"
+        click.echo(line + (f"; error: {run['error']}" if run["error"] else ""))
+
+    emit(data, as_json, render)
