@@ -71,6 +71,9 @@ class Settings:
     #: Of every million Redis commands, how many also run Dramatiq's maintenance (requeueing a
     #: dead worker's messages once its heartbeat is older than the timeout).
     redis_maintenance_chance: int = 1000
+    #: Read timeout of provider HTTP calls, in seconds. A publish that times out after its
+    #: request was sent has an unknown outcome and is reconciled, never retried blindly.
+    provider_timeout_seconds: int = 30
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
 
@@ -108,6 +111,7 @@ class Settings:
             raise ConfigError("LINKEDIN_VERSION", self.linkedin_version, "expected YYYYMM, e.g. 202510")
         for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
+                     "PROVIDER_TIMEOUT_SECONDS",
                      "REDIS_MAINTENANCE_CHANCE"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -37,13 +38,16 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
     from app.providers.offline import OfflineResearch, TemplateGeneration
     from app.providers.sandbox import SandboxPublisher
 
+    timeout = float(settings.provider_timeout_seconds)
+    # A connect timeout means nothing was sent: always safe to retry, so keep it short.
+    http_timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
     research: ResearchProvider
     if settings.serper_api_key:
         from app.providers.research_cache import DbResearchCache
         from app.providers.serper import SerperResearch
 
         research = SerperResearch(settings.serper_api_key, settings.serper_base_url,
-                                  DbResearchCache(session_factory))
+                                  DbResearchCache(session_factory), timeout=timeout)
     else:
         research = OfflineResearch()
 
@@ -51,7 +55,8 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
     if settings.openai_api_key:
         from app.providers.openai_generation import OpenAIGeneration
 
-        generation = OpenAIGeneration(settings.openai_api_key, settings.openai_base_url, settings.openai_model)
+        generation = OpenAIGeneration(settings.openai_api_key, settings.openai_base_url, settings.openai_model,
+                                      timeout=timeout)
     else:
         generation = TemplateGeneration()
 
@@ -59,7 +64,8 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
     if settings.x_client_id:
         from app.providers.x import XPublisher
 
-        publishers["twitter"] = XPublisher(settings.x_api_base_url, settings.x_client_id, settings.x_client_secret)
+        publishers["twitter"] = XPublisher(settings.x_api_base_url, settings.x_client_id, settings.x_client_secret,
+                                           timeout=http_timeout)
     else:
         publishers["twitter"] = SandboxPublisher("twitter")
     if settings.linkedin_client_id:
@@ -67,7 +73,7 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
 
         publishers["linkedin"] = LinkedInPublisher(
             settings.linkedin_api_base_url, settings.linkedin_oauth_base_url, settings.linkedin_version,
-            settings.linkedin_client_id, settings.linkedin_client_secret)
+            settings.linkedin_client_id, settings.linkedin_client_secret, timeout=http_timeout)
     else:
         publishers["linkedin"] = SandboxPublisher("linkedin")
     return Providers(research=research, generation=generation, publishers=publishers)
