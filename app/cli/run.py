@@ -63,6 +63,8 @@ def run(threads: int) -> None:
     Uses REDIS_URL and DATABASE_URL when set, else the in-process broker and SQLite.
     Ctrl-C stops cleanly; on restart, missed slots are caught up and lost posts re-queued.
     """
+    import logging
+
     import dramatiq
     import periodiq
 
@@ -72,12 +74,16 @@ def run(threads: int) -> None:
     from app.runtime import get_runtime
     from app.workflows.ticks import recovery_messages
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = get_runtime()
     migrate.upgrade(runtime.settings.database_url)
     worker = dramatiq.Worker(actors.broker, worker_threads=threads)
     worker.start()
-    sent = send_all(recovery_messages(runtime, runtime.now()), runtime.now())
-    click.echo(f"autopilot running: queues {', '.join(sorted(actors.broker.get_declared_queues()))}; "
+    in_process = not runtime.settings.redis_url
+    sent = send_all(recovery_messages(runtime, runtime.now(), messages_lost=in_process), runtime.now())
+    from app.broker import QUEUES
+
+    click.echo(f"autopilot running: queues {', '.join(QUEUES)}; "
                f"{sent} recovery message(s) sent; Ctrl-C to stop")
     periodic = [a for a in actors.broker.actors.values() if "periodic" in a.options]
     scheduler = periodiq.Scheduler(actors=periodic)

@@ -561,7 +561,7 @@ def _redispatch_lost(runtime: Runtime, now: datetime, cutoff: datetime) -> list[
     with runtime.session_factory() as session, session.begin():
         lost = session.execute(
             select(Post.id, Post.user_id, Post.scheduled_at, Post.claim_token, Post.attempts,
-                   Post.platform, Post.text, Post.publish_started_at)
+                   Post.platform, Post.text, Post.publish_started_at, Post.queued_at)
             .where(Post.status == PostStatus.QUEUED, Post.scheduled_at < cutoff,
                    (Post.queued_at.is_(None)) | (Post.queued_at < cutoff))
             .order_by(Post.scheduled_at, Post.id)
@@ -587,8 +587,10 @@ def _redispatch_lost(runtime: Runtime, now: datetime, cutoff: datetime) -> list[
                 .returning(Post.id, Post.user_id)
                 .execution_options(synchronize_session=False)
             ).all()
+            due = {r.id: max(now, r.scheduled_at, r.queued_at or now) for r in chunk}
             for post_id, owner in moved:
-                dispatches.append(Dispatch(post_id, tokens[post_id], now))
+                # Never early: a post re-sent before its time still waits for its second.
+                dispatches.append(Dispatch(post_id, tokens[post_id], due[post_id]))
                 record(session, "post.requeued", user_id=owner, post_id=post_id,
                        details={"reason": "message lost"})
     return dispatches

@@ -110,24 +110,37 @@ def _dispatch(runtime: Runtime, now: datetime) -> list[Outgoing]:
     return _publish_messages(dispatch_due_posts(runtime, now)) + _catch_up(runtime, now)
 
 
-def _sweep(runtime: Runtime, now: datetime) -> list[Outgoing]:
+#: With every in-flight message known lost, "overdue by" thresholds shrink to nothing.
+ALL_LOST = timedelta(days=-366)
+
+
+def _sweep(runtime: Runtime, now: datetime, *, messages_lost: bool = False) -> list[Outgoing]:
     from app.workflows.publishing import sweep_stuck_posts
 
-    messages = _publish_messages(sweep_stuck_posts(runtime, now)) + _catch_up(runtime, now)
+    if messages_lost:
+        dispatches = sweep_stuck_posts(runtime, now, queued_grace=ALL_LOST)
+    else:
+        dispatches = sweep_stuck_posts(runtime, now)
+    messages = _publish_messages(dispatches) + _catch_up(runtime, now)
     if runtime.settings.smtp_host:
         from app.notifications import send_pending_emails
 
         send_pending_emails(runtime.session_factory, runtime.settings, now)
     with runtime.session_factory() as session:
-        for execution_id, workflow in executions.stale_executions(session, now):
+        grace = {"pending_grace": timedelta(0)} if messages_lost else {}
+        for execution_id, workflow in executions.stale_executions(session, now, **grace):
             if workflow in PER_USER_ACTOR:
                 messages.append(Outgoing(PER_USER_ACTOR[workflow], (execution_id,)))
     return messages
 
 
-def recovery_messages(runtime: Runtime, now: datetime) -> list[Outgoing]:
-    """At start-up: the sweep's work without its claim (lost posts, stale executions, missed slots)."""
-    return _sweep(runtime, now)
+def recovery_messages(runtime: Runtime, now: datetime, *, messages_lost: bool) -> list[Outgoing]:
+    """At start-up: the sweep's work without its claim (lost posts, stale executions, missed slots).
+
+    ``messages_lost``: the broker was in-process, so every queued post and pending execution
+    lost its message at shutdown and is re-sent now rather than after the usual grace.
+    """
+    return _sweep(runtime, now, messages_lost=messages_lost)
 
 
 __all__ = ["GENERATION", "Outgoing", "TickResult", "finish_tick", "resolve_slot", "run_tick"]
