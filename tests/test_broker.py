@@ -1,0 +1,46 @@
+"""The broker built from settings: kind, middleware, queues, and late periodic messages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dramatiq
+import pendulum
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
+from periodiq import PeriodiqMiddleware
+
+from app.broker import QUEUES, build_broker
+from app.config import Settings
+
+
+def test_in_process_broker_without_redis_url():
+    broker = build_broker(Settings())
+    assert isinstance(broker, StubBroker)
+    assert set(QUEUES) <= broker.get_declared_queues()
+    kinds = {type(m) for m in broker.middleware}
+    assert {Retries, TimeLimit, CurrentMessage, PeriodiqMiddleware} <= kinds
+
+
+def test_redis_broker_with_redis_url(redis_url):
+    broker = build_broker(Settings(redis_url=redis_url))
+    try:
+        assert isinstance(broker, RedisBroker)
+        broker.client.ping()
+    finally:
+        broker.close()
+
+
+def test_a_periodic_message_that_waited_hours_in_a_busy_queue_is_not_dropped():
+    """Periodiq skips messages older than its skip delay (30 s by default); we never do."""
+    broker = build_broker(Settings())
+    periodiq = next(m for m in broker.middleware if isinstance(m, PeriodiqMiddleware))
+
+    @dramatiq.actor(broker=broker, periodic=None, actor_name="late_tick")
+    def late_tick() -> None: ...
+
+    late_tick.options["periodic"] = "* * * * *"
+    two_hours_ago = str(pendulum.now("UTC") - timedelta(hours=2))
+    message = late_tick.message_with_options(scheduled_at=two_hours_ago)
+    periodiq.before_process_message(broker, message)  # raises SkipMessage if it would drop it
