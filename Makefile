@@ -26,4 +26,4 @@ services:
 	scripts/ensure-services
 
 bench: $(BIN)/.installed services
-	$(BIN)/python bench/punctuality.py
+	$(BIN)/python -m bench.punctuality

@@ -1,0 +1,366 @@
+"""Publishing punctuality benchmark: how close to its instant does each post reach the platform?
+
+Runs the real path end to end: a throwaway PostgreSQL database, Dramatiq workers on Redis
+(db 14), the real XPublisher pointed at a local fake X that timestamps every ``POST
+/2/tweets``. The bench process plays the scheduler: it calls ``dispatch_due_posts`` every
+5 s (2-minute horizon, as the real minute tick) and sends the messages as the actor does.
+
+Modes:
+
+* ``precise``: the production path (``actors.messages.send_all``: sent PUBLISH_LEAD_MS
+  early with ``due_at``; the actor sleeps until the exact instant).
+* ``plain``: the naive baseline (Dramatiq ``delay = due - now``, no lead, ``due_at=None``).
+
+Without ``--mode`` both run one after the other on fresh state and a comparison is printed.
+
+    python -m bench.punctuality --posts 500 --window 110 --processes 2 --threads 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+DISPATCH_EVERY = 5.0
+FIRST_POST_AFTER = 15.0
+USERS = 10
+EXTRA_WAIT = 30.0
+
+
+# -- the fake X ---------------------------------------------------------------------------
+
+
+class FakeX:
+    """POST /2/tweets -> 201; records (arrival time.time(), text) of every request."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.arrivals: list[tuple[float, str]] = []
+        self.counter = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # silence
+                pass
+
+            def _reply(self, status: int, body: dict) -> None:  # type: ignore[type-arg]
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_POST(self) -> None:  # noqa: N802
+                arrived = time.time()
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if self.path.split("?")[0] != "/2/tweets":
+                    self._reply(404, {"title": "Not Found"})
+                    return
+                try:
+                    text = str(json.loads(raw or b"{}").get("text", ""))
+                except ValueError:
+                    text = ""
+                with fake.lock:
+                    fake.counter += 1
+                    tweet_id = fake.counter
+                    fake.arrivals.append((arrived, text))
+                self._reply(201, {"data": {"id": str(tweet_id), "text": text}})
+
+            def do_GET(self) -> None:  # noqa: N802 - reconciliation: nothing found
+                self._reply(200, {"data": [], "meta": {"result_count": 0}})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def post_id_of(text: str) -> int | None:
+    marker = "bench post #"
+    if marker not in text:
+        return None
+    digits = text.split(marker, 1)[1].split(" ", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def wait_for_workers(client, processes: int, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    """Until ``processes`` Dramatiq consumers heartbeat in Redis (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if client.zcard("dramatiq:__heartbeats__") >= processes:
+                return True
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop_workers(proc: subprocess.Popen | None) -> None:  # type: ignore[type-arg]
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[type-arg]
+    import dramatiq
+    import redis
+    from sqlalchemy import func, select
+
+    import actors  # noqa: F401 - builds the Redis broker from os.environ (set in main)
+    from actors.messages import send_all
+    from app.config import Settings
+    from app.migrate import upgrade
+    from app.models import Post, PostStatus
+    from app.providers.base import TokenSet
+    from app.runtime import Runtime
+    from app.users import connect_account, create_user
+    from app.workflows import ticks
+    from app.workflows.publishing import dispatch_due_posts
+    from tests.services import create_pg_database, drop_pg_database
+
+    rng = random.Random(args.seed)
+    rclient = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
+    rclient.flushdb()
+    fake = FakeX()
+    fake.start()
+    db_url = create_pg_database()
+    proc = None
+    runtime = None
+    logdir = tempfile.mkdtemp(prefix="bench-punctuality-")
+    log_path = os.path.join(logdir, f"workers-{mode}.log")
+    log = open(log_path, "wb")  # noqa: SIM115
+    result: dict = {"mode": mode}  # type: ignore[type-arg]
+    try:
+        upgrade(db_url)
+        env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "X_CLIENT_ID": "bench",
+               "X_API_BASE_URL": f"http://127.0.0.1:{fake.port}", "TOKEN_ENCRYPTION_KEYS": key,
+               "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        runtime = Runtime.from_settings(Settings.from_env(env))
+        now = datetime.now(UTC)
+        user_ids = []
+        with runtime.session_factory() as session, session.begin():
+            for i in range(USERS):
+                email = f"bench{i}@example.com"
+                user = create_user(session, email, {"enable_autonomous_mode": False})
+                user_ids.append(user.id)
+                connect_account(session, runtime.vault, email, "twitter",
+                                TokenSet(access_token=f"bench-token-{i}", refresh_token=None,
+                                         expires_at=now + timedelta(days=365)),
+                                handle=f"bench{i}", external_id="1", now=now)
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "actors", "-Q", "posting",
+             "--processes", str(args.processes), "--threads", str(args.threads)],
+            env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_for_workers(rclient, args.processes, 30):
+            raise RuntimeError(f"workers did not start; see {log_path}")
+        time.sleep(1.0)
+
+        # Posts at whole-millisecond instants spread over [now+15 s, now+window].
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        lo_ms, hi_ms = int(FIRST_POST_AFTER * 1000), int(args.window * 1000)
+        scheduled: dict[int, datetime] = {}
+        with runtime.session_factory() as session, session.begin():
+            rows = []
+            for n in range(args.posts):
+                at = start + timedelta(milliseconds=rng.randint(lo_ms, hi_ms))
+                rows.append(Post(user_id=user_ids[n % USERS], platform="twitter", text="",
+                                 origin="manual", status=PostStatus.SCHEDULED, scheduled_at=at))
+            session.add_all(rows)
+            session.flush()
+            for post in rows:
+                post.text = f"bench post #{post.id} ({mode}) due {post.scheduled_at.isoformat()}"
+                scheduled[post.id] = post.scheduled_at
+        t_start = time.time()
+        deadline = start.timestamp() + args.window + EXTRA_WAIT
+
+        publish_actor = dramatiq.get_broker().get_actor("publish_post")
+        dispatched = 0
+        send_lag: list[float] = []
+        while dispatched < args.posts and time.time() < deadline:
+            now = datetime.now(UTC)
+            dispatches = dispatch_due_posts(runtime, now)
+            if mode == "precise":
+                send_all(ticks._publish_messages(dispatches), now)
+            else:
+                for d in dispatches:
+                    delay = int((d.due_at - now).total_seconds() * 1000)
+                    publish_actor.send_with_options(args=(d.post_id, d.claim_token, None),
+                                                    delay=max(0, delay) or None)
+            dispatched += len(dispatches)
+            send_lag.append((datetime.now(UTC) - now).total_seconds())
+            if dispatched < args.posts:
+                time.sleep(DISPATCH_EVERY)
+
+        terminal = {PostStatus.PUBLISHED, PostStatus.NEEDS_REVIEW, PostStatus.FAILED, PostStatus.CANCELLED}
+        counts: dict[str, int] = {}
+        while time.time() < deadline:
+            with runtime.session_factory() as session:
+                counts = dict(session.execute(
+                    select(Post.status, func.count()).group_by(Post.status)).all())
+            if sum(c for s, c in counts.items() if s in terminal) >= args.posts:
+                break
+            time.sleep(1.0)
+        time.sleep(0.5)
+        with runtime.session_factory() as session:
+            counts = dict(session.execute(select(Post.status, func.count()).group_by(Post.status)).all())
+
+        with fake.lock:
+            arrivals = list(fake.arrivals)
+        first: dict[int, float] = {}
+        seen: dict[str, int] = {}
+        for at, text in arrivals:
+            seen[text] = seen.get(text, 0) + 1
+            pid = post_id_of(text)
+            if pid is not None and pid in scheduled and pid not in first:
+                first[pid] = at
+        lateness_ms = [(first[pid] - scheduled[pid].timestamp()) * 1000 for pid in first]
+        early = [x for x in lateness_ms if x < 0]
+        result.update(
+            posts=args.posts, received=len(arrivals), unique=len(first),
+            p50=percentile(lateness_ms, 50) if lateness_ms else None,
+            p99=percentile(lateness_ms, 99) if lateness_ms else None,
+            max=max(lateness_ms) if lateness_ms else None,
+            earliest=min(lateness_ms) if lateness_ms else None,
+            early=len(early), duplicates=sum(1 for c in seen.values() if c > 1),
+            missing=len(set(scheduled) - set(first)), statuses=counts,
+            dispatch_max_s=max(send_lag) if send_lag else 0.0,
+            elapsed_s=time.time() - t_start, log=log_path,
+        )
+        return result
+    finally:
+        stop_workers(proc)
+        log.close()
+        fake.stop()
+        if runtime is not None:
+            runtime.session_factory.kw["bind"].dispose()
+        try:
+            drop_pg_database(db_url)
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: could not drop {db_url}: {exc}", file=sys.stderr)
+        try:
+            rclient.flushdb()
+        except Exception as exc:  # noqa: BLE001 - cleanup must not lose the figures
+            print(f"warning: could not flush {REDIS_URL}: {exc}", file=sys.stderr)
+        clean = (result.get("missing") == 0 and result.get("duplicates") == 0 and result.get("early") == 0)
+        if clean:
+            import shutil
+
+            shutil.rmtree(logdir, ignore_errors=True)
+            result["log"] = "removed"
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def report(r: dict) -> None:  # type: ignore[type-arg]
+    print(f"[{r['mode']}] posts={r['posts']} received={r['received']} unique={r['unique']} "
+          f"p50={fmt(r['p50'])}ms p99={fmt(r['p99'])}ms max={fmt(r['max'])}ms "
+          f"early={r['early']} earliest={fmt(r['earliest'])}ms duplicates={r['duplicates']} "
+          f"missing={r['missing']} statuses={dict(sorted(r['statuses'].items()))} "
+          f"(slowest dispatch+send {r['dispatch_max_s'] * 1000:.0f} ms; run {r['elapsed_s']:.0f} s; "
+          f"worker log {r['log']})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--posts", type=int, default=500)
+    parser.add_argument("--window", type=float, default=110.0,
+                        help="posts are due over [now+15 s, now+window]; keep it under 120 s")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--mode", choices=("precise", "plain"))
+    parser.add_argument("--seed", type=int, default=20261126)
+    args = parser.parse_args(argv)
+    if args.window <= FIRST_POST_AFTER:
+        parser.error("--window must exceed 15 seconds")
+
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    # The bench process builds its broker and settings from these on `import actors`.
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = key
+    os.environ.pop("SENTRY_DSN", None)
+
+    modes = [args.mode] if args.mode else ["precise", "plain"]
+    results = []
+    for mode in modes:
+        print(f"running {mode}: {args.posts} posts over {args.window:.0f} s, "
+              f"{args.processes} processes x {args.threads} threads ...", flush=True)
+        results.append(run(mode, args, key))
+        report(results[-1])
+
+    print()
+    print(f"{'mode':<8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'early':>6} {'earliest':>9} "
+          f"{'dups':>5} {'missing':>8}")
+    for r in results:
+        print(f"{r['mode']:<8} {fmt(r['p50']):>9} {fmt(r['p99']):>9} {fmt(r['max']):>9} {r['early']:>6} "
+              f"{fmt(r['earliest']):>9} {r['duplicates']:>5} {r['missing']:>8}")
+    by_mode = {r["mode"]: r for r in results}
+    if "precise" in by_mode and "plain" in by_mode and by_mode["precise"]["p99"]:
+        ratio = by_mode["plain"]["p99"] / by_mode["precise"]["p99"]
+        print(f"p99 ratio plain/precise: {ratio:.1f}x")
+    precise = by_mode.get("precise")
+    if precise is not None and precise["p99"] is not None:
+        ok = (precise["p99"] <= 100 and precise["max"] <= 500 and precise["early"] == 0
+              and precise["duplicates"] == 0 and precise["missing"] == 0)
+        print(f"precise target (p99<=100ms, max<=500ms, 0 early/dup/missing): {'MET' if ok else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
