@@ -21,7 +21,7 @@ def run_job(job: str, slot: str | None, trigger: str) -> None:
         finish_tick(runtime, job, slot_at, sent=sent)
 
 
-def _periodic(job: str):  # type: ignore[no-untyped-def]
+def _periodic(job: str) -> dramatiq.Actor[..., None]:
     spec = JOBS[job]
 
     def tick(slot: str | None = None, trigger: str = "periodic") -> None:
@@ -29,7 +29,7 @@ def _periodic(job: str):  # type: ignore[no-untyped-def]
 
     tick.__name__ = job
     tick.__doc__ = spec.description
-    return dramatiq.actor(tick, actor_name=job, queue_name=spec.queue, periodic=cron(spec.cron), max_retries=3)
+    return dramatiq.actor(actor_name=job, queue_name=spec.queue, periodic=cron(spec.cron), max_retries=3)(tick)
 
 
 daily_generation = _periodic("daily_generation")
