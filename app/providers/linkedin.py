@@ -21,17 +21,17 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
 
+from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
     OutcomeUnknown,
     PermanentError,
-    RateLimited,
     TemporaryError,
 )
 
@@ -53,17 +53,6 @@ METRIC_QUERY_TYPES = ("IMPRESSION", "REACTION", "COMMENT", "RESHARE")
 LITTLE_RESERVED = "\\|{}@[]()<>#*_~"
 _LITTLE_RE = re.compile("[" + re.escape(LITTLE_RESERVED) + "]")
 _UNESCAPE_RE = re.compile(r"\\([" + re.escape(LITTLE_RESERVED) + "])")
-
-_GATEWAY_STATUSES = frozenset({502, 503, 504})
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_MAYBE_SENT = (
-    httpx.ReadTimeout,
-    httpx.WriteTimeout,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.RemoteProtocolError,
-)
-
 
 def escape_little_text(text: str) -> str:
     """``text`` with every little-format reserved character backslash-escaped.
@@ -359,50 +348,20 @@ class LinkedInPublisher:
         **kwargs: Any,
     ) -> httpx.Response:
         """Send one request with LinkedIn's headers; transport failures become error classes."""
-        all_headers = {}
-        if account is not None:
-            if account.expires_at is not None and account.expires_at <= self._clock():
-                raise AuthError(
-                    f"LinkedIn access token expired at {account.expires_at:%Y-%m-%d %H:%M}Z; "
-                    + ("refresh it" if account.refresh_token else "the user must re-authorise")
-                )
-            all_headers["Authorization"] = f"Bearer {account.access_token}"
+        all_headers = http.bearer("LinkedIn", account, self._clock()) if account is not None else {}
         if url.startswith(f"{self.api_base_url}/rest/"):
             all_headers["LinkedIn-Version"] = self.version
             all_headers["X-Restli-Protocol-Version"] = "2.0.0"
         all_headers.update(headers or {})
-        try:
-            return self._http.request(method, url, headers=all_headers, **kwargs)
-        except _NOT_SENT as exc:
-            raise TemporaryError(f"LinkedIn unreachable ({type(exc).__name__}): {exc}") from exc
-        except _MAYBE_SENT as exc:
-            if creates:
-                raise OutcomeUnknown(
-                    f"LinkedIn {method} failed after sending ({type(exc).__name__}); "
-                    "the post may exist"
-                ) from exc
-            raise TemporaryError(f"LinkedIn {method} failed ({type(exc).__name__})") from exc
+        return http.send(self._http, "LinkedIn", method, url, creates=creates, headers=all_headers, **kwargs)
 
-    def _raise_for(self, response: httpx.Response, *, creates: bool) -> None:
+    def _raise_for(self, response: httpx.Response, *, creates: bool) -> NoReturn:
         status = response.status_code
         detail = _detail(response)
-        if status == 429:
-            raise RateLimited(
-                f"LinkedIn rate limit: {detail}", reset_at=retry_after(response, self._clock())
-            )
-        if status == 401:
-            raise AuthError(f"LinkedIn rejected the access token: {detail}")
         if status == 426:
             raise PermanentError(
                 f"LinkedIn API version {self.version} is no longer served; "
                 f"set LINKEDIN_VERSION to a current YYYYMM: {detail}"
             )
-        if status in _GATEWAY_STATUSES:
-            raise TemporaryError(f"LinkedIn unavailable ({status}): {detail}")
-        if status >= 500:
-            if creates:
-                raise OutcomeUnknown(
-                    f"LinkedIn server error {status} on create; the post may exist: {detail}"
-                )
-            raise TemporaryError(f"LinkedIn server error {status}: {detail}")
-        raise PermanentError(f"LinkedIn refused the request ({status}): {detail}")
+        reset_at = retry_after(response, self._clock()) if status == 429 else None
+        http.raise_for_status("LinkedIn", response, detail, creates=creates, reset_at=reset_at)

@@ -15,16 +15,15 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
+from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
     OutcomeUnknown,
-    PermanentError,
-    RateLimited,
     TemporaryError,
 )
 
@@ -42,18 +41,6 @@ DEFAULT_TIMELINE_PAGES = 3
 #: Tweets per timeline page when reconciling (X accepts 5 to 100).
 DEFAULT_TIMELINE_PAGE = 10
 
-#: Statuses meaning the request was refused before processing: nothing was created.
-_GATEWAY_STATUSES = frozenset({502, 503, 504})
-#: Raised by httpx before a single byte of the request went out.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-#: Raised by httpx once the request may have (partly) reached the server.
-_MAYBE_SENT = (
-    httpx.ReadTimeout,
-    httpx.WriteTimeout,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.RemoteProtocolError,
-)
 _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
@@ -296,45 +283,14 @@ class XPublisher:
         **kwargs: Any,
     ) -> httpx.Response:
         """Send one request, turning transport failures into the right error class."""
-        headers = {}
-        if account is not None:
-            if account.expires_at is not None and account.expires_at <= self._clock():
-                # Known dead before sending: do not spend a request (or a rate-limit slot) on it.
-                hint = "refresh it" if account.refresh_token else "re-authorise the account"
-                raise AuthError(
-                    f"X access token expired at {account.expires_at:%Y-%m-%d %H:%M}Z; {hint}"
-                )
-            headers["Authorization"] = f"Bearer {account.access_token}"
-        try:
-            return self._http.request(method, path, headers=headers, **kwargs)
-        except _NOT_SENT as exc:
-            raise TemporaryError(f"X unreachable ({type(exc).__name__}): {exc}") from exc
-        except _MAYBE_SENT as exc:
-            if creates:
-                raise OutcomeUnknown(
-                    f"X {method} {path} failed after sending ({type(exc).__name__}); "
-                    "the tweet may exist"
-                ) from exc
-            raise TemporaryError(f"X {method} {path} failed ({type(exc).__name__})") from exc
+        headers = http.bearer("X", account, self._clock()) if account is not None else {}
+        return http.send(self._http, "X", method, path, creates=creates, thing="tweet", headers=headers, **kwargs)
 
     @staticmethod
-    def _raise_for(response: httpx.Response, *, creates: bool) -> None:
+    def _raise_for(response: httpx.Response, *, creates: bool) -> NoReturn:
         """Raise the error class for a non-success status (see the module docstring)."""
-        status = response.status_code
-        detail = _detail(response)
-        if status == 429:
-            raise RateLimited(f"X rate limit: {detail}", reset_at=rate_limit_reset(response))
-        if status == 401:
-            raise AuthError(f"X rejected the access token: {detail}")
-        if status in _GATEWAY_STATUSES:
-            raise TemporaryError(f"X unavailable ({status}): {detail}")
-        if status >= 500:
-            if creates:
-                raise OutcomeUnknown(
-                    f"X server error {status} on create; the tweet may exist: {detail}"
-                )
-            raise TemporaryError(f"X server error {status}: {detail}")
-        raise PermanentError(f"X refused the request ({status}): {detail}")
+        reset_at = rate_limit_reset(response) if response.status_code == 429 else None
+        http.raise_for_status("X", response, _detail(response), creates=creates, reset_at=reset_at, thing="tweet")
 
 
 def _public_metrics(tweet: Any) -> PostMetrics | None:

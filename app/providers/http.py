@@ -1,0 +1,75 @@
+"""What the platform clients share: sending a request and classifying how it failed.
+
+Whether a failed create may be retried depends on one question: could the platform have
+received it? httpx answers by the exception class, and the status code answers the rest.
+X and LinkedIn both use these rules (see app.providers.errors for what each class allows).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NoReturn
+
+import httpx
+
+from app.providers.base import AccountCredentials
+from app.providers.errors import (
+    AuthError,
+    OutcomeUnknown,
+    PermanentError,
+    RateLimited,
+    TemporaryError,
+)
+
+#: Statuses meaning the request was refused before processing: nothing was created.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+#: Raised by httpx before a single byte of the request went out.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: Raised by httpx once the request may have (partly) reached the server.
+MAYBE_SENT = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
+def bearer(platform: str, account: AccountCredentials, now: datetime) -> dict[str, str]:
+    """The Authorization header; a token known to be expired is refused without a request."""
+    if account.expires_at is not None and account.expires_at <= now:
+        hint = "refresh it" if account.refresh_token else "the user must re-authorise"
+        raise AuthError(f"{platform} access token expired at {account.expires_at:%Y-%m-%d %H:%M}Z; {hint}")
+    return {"Authorization": f"Bearer {account.access_token}"}
+
+
+def send(client: httpx.Client, platform: str, method: str, url: str, *, creates: bool, thing: str = "post",
+         **kwargs: Any) -> httpx.Response:
+    """One request; a transport failure becomes TemporaryError, or OutcomeUnknown on a create."""
+    try:
+        return client.request(method, url, **kwargs)
+    except NOT_SENT as exc:
+        raise TemporaryError(f"{platform} unreachable ({type(exc).__name__}): {exc}") from exc
+    except MAYBE_SENT as exc:
+        if creates:
+            raise OutcomeUnknown(
+                f"{platform} {method} failed after sending ({type(exc).__name__}); the {thing} may exist"
+            ) from exc
+        raise TemporaryError(f"{platform} {method} failed ({type(exc).__name__})") from exc
+
+
+def raise_for_status(platform: str, response: httpx.Response, detail: str, *, creates: bool,
+                     reset_at: datetime | None, thing: str = "post") -> NoReturn:
+    """Raise the error class of a non-success status."""
+    status = response.status_code
+    if status == 429:
+        raise RateLimited(f"{platform} rate limit: {detail}", reset_at=reset_at)
+    if status == 401:
+        raise AuthError(f"{platform} rejected the access token: {detail}")
+    if status in GATEWAY_STATUSES:
+        raise TemporaryError(f"{platform} unavailable ({status}): {detail}")
+    if status >= 500:
+        if creates:
+            raise OutcomeUnknown(f"{platform} server error {status} on create; the {thing} may exist: {detail}")
+        raise TemporaryError(f"{platform} server error {status}: {detail}")
+    raise PermanentError(f"{platform} refused the request ({status}): {detail}")
