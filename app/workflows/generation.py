@@ -7,6 +7,7 @@ Re-running a day creates nothing new: posts are unique per user, platform and sl
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,19 @@ GENERATION_WINDOW = timedelta(hours=24)
 RECENT_DAYS = 14
 #: Recent posts shown to the generator so it does not repeat itself.
 RECENT_POSTS_IN_PROMPT = 20
+
+
+#: Post.topic's column width; a model may well write a longer topic.
+MAX_TOPIC_CHARS = 300
+#: MemoryEntry.key's column width: longer links are remembered by their hash.
+MAX_IDEA_KEY = 300
+
+
+def idea_key(link: str) -> str:
+    """How a research link is remembered as used: itself, or its hash when too long to store."""
+    if len(link) <= MAX_IDEA_KEY:
+        return link
+    return "sha256:" + hashlib.sha256(link.encode()).hexdigest()
 
 
 def opted_in_user_ids(session: Session) -> list[int]:
@@ -113,7 +127,7 @@ def _research(runtime: Runtime, session: Session, user_id: int, settings: UserSe
         select(MemoryEntry.key).where(MemoryEntry.user_id == user_id, MemoryEntry.kind == "idea",
                                       MemoryEntry.created_at >= now - timedelta(days=RECENT_DAYS))
     ))
-    fresh = [item for item in items if item.link not in used]
+    fresh = [item for item in items if idea_key(item.link) not in used]
     # Nothing new today: better an old idea from a new angle than no post.
     return fresh or items
 
@@ -142,7 +156,8 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
         if key not in todo_keys or not text or limit_error(draft.platform, text):
             continue  # never a blank, broken or off-schedule post
         todo_keys.discard(key)
-        post = Post(user_id=user_id, platform=draft.platform, text=text, topic=draft.topic,
+        post = Post(user_id=user_id, platform=draft.platform, text=text,
+                    topic=(draft.topic or "").strip()[:MAX_TOPIC_CHARS] or None, created_at=now,
                     scheduled_at=draft.slot_at, slot_at=draft.slot_at, execution_id=execution_id,
                     status=PostStatus.NEEDS_REVIEW if require_approval else PostStatus.SCHEDULED,
                     review_reason=ReviewReason.APPROVAL if require_approval else None)
@@ -168,6 +183,6 @@ def _remember(session: Session, user_id: int, topics: list[str], research: list[
                                  "published_at": r.published_at.isoformat() if r.published_at else None}
                                 for r in research[:30]]}))
     # Every item shown to the generator counts as covered: tomorrow's brief brings new material.
-    for link in sorted({r.link for r in research if r.link}):
-        session.add(MemoryEntry(user_id=user_id, kind="idea", key=link[:300], created_at=now,
+    for key in sorted({idea_key(r.link) for r in research if r.link}):
+        session.add(MemoryEntry(user_id=user_id, kind="idea", key=key, created_at=now,
                                 content={"posts": [p.id for p in stored]}))
