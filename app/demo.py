@@ -190,7 +190,7 @@ def _summarise(runtime: Runtime, url: str) -> DemoResult:
     for row in rows.values():
         row["engagement"] = row["interactions"] / row["impressions"] if row["impressions"] else 0.0
     return DemoResult(rows=sorted(rows.values(), key=lambda r: (r["user"], r["platform"])),
-                      highlights=highlights, providers=runtime.providers.describe(), database=url)
+                      highlights=dict(sorted(highlights.items())), providers=runtime.providers.describe(), database=url)
 
 
 __all__ = ["DemoResult", "TokenVault", "run_demo"]

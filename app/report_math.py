@@ -20,9 +20,9 @@ Recommendation rules, in the order the sentences appear:
 1. **Reconnect**: one per platform whose account needs re-authorisation, or which had a post
    sent to review for ``needs_reauth``.
 2. **Review**: when posts waited in the review queue, how many and why.
-3. **Posting time**: per platform, among local hours with at least :data:`MIN_POSTS_FOR_RULE`
-   measured posts, move from the worst hour to the best one when the best is at least
-   :data:`HOUR_IMPROVEMENT` times as engaging.
+3. **Posting time**: per platform, among the local posting times ("HH:MM" as scheduled) with at
+   least :data:`MIN_POSTS_FOR_RULE` measured posts, move from the worst time to the best one
+   when the best is at least :data:`HOUR_IMPROVEMENT` times as engaging.
 4. **Frequency**: per platform with at least :data:`MIN_POSTS_FOR_RULE` measured posts this week
    and the previous one: increase by :data:`FREQUENCY_STEP` when engagement held up (at least
    :data:`FREQUENCY_HOLD_RATIO` of last week's, and above zero); reduce by the same step when it
@@ -112,6 +112,11 @@ class PostRecord:
     def local_time(self) -> datetime:
         """When the post went out (else was due), in the user's zone."""
         return (self.published_at or self.scheduled_at).astimezone(_zone(self.timezone))
+
+    @property
+    def posting_time(self) -> str:
+        """The local "HH:MM" it was scheduled for: the setting a recommendation can change."""
+        return self.scheduled_at.astimezone(_zone(self.timezone)).strftime("%H:%M")
 
 
 @dataclass(frozen=True)
@@ -278,24 +283,31 @@ def review_recommendation(posts: Iterable[PostRecord]) -> list[str]:
 
 
 def posting_time_recommendations(posts: Iterable[PostRecord]) -> list[str]:
-    """Rule 3: per platform, move from the worst local hour to the best one when clearly better."""
+    """Rule 3: per platform, move from the worst local posting time to the best one when clearly better.
+
+    Grouped by the local time each post was scheduled for (a user's "HH:MM" setting), so the
+    sentence names times the user can actually change.
+    """
     by_platform_posts: dict[str, list[PostRecord]] = defaultdict(list)
     for post in posts:
         by_platform_posts[post.platform].append(post)
     sentences = []
     for platform in sorted(by_platform_posts):
-        rates = {hour: fmean(p.engagement_rate for p in group)
-                 for hour, group in _hour_groups(by_platform_posts[platform]).items()
-                 if len(group) >= MIN_POSTS_FOR_RULE}
+        groups: dict[str, list[PostRecord]] = defaultdict(list)
+        for post in by_platform_posts[platform]:
+            if post.measured:
+                groups[post.posting_time].append(post)
+        rates = {at: fmean(p.engagement_rate for p in group)
+                 for at, group in groups.items() if len(group) >= MIN_POSTS_FOR_RULE}
         if len(rates) < 2:
             continue
-        # Ties go to the earlier hour, for both ends, so the choice is deterministic.
-        best = min(rates, key=lambda hour: (-rates[hour], hour))
-        worst = min(rates, key=lambda hour: (rates[hour], hour))
+        # Ties go to the earlier time, for both ends, so the choice is deterministic.
+        best = min(rates, key=lambda at: (-rates[at], at))
+        worst = min(rates, key=lambda at: (rates[at], at))
         if rates[best] > rates[worst] and _at_least(rates[best], rates[worst] * HOUR_IMPROVEMENT):
             sentences.append(
-                f"Move your {platform} posting time from {_hour_label(worst)} to {_hour_label(best)}: "
-                f"posts at {_hour_label(best)} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}"
+                f"Move your {platform} posting time from {worst} to {best}: "
+                f"posts at {best} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}"
             )
     return sentences
 

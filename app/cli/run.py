@@ -22,7 +22,8 @@ def demo(database: Path, as_json: bool) -> None:
     """Simulate one week on embedded defaults: SQLite, in-process broker, offline providers."""
     from app.demo import DEMO_DAYS, DEMO_START, run_demo
 
-    console = Console(stderr=as_json)
+    # At least 110 columns so the summary table is readable when piped or in a narrow terminal.
+    console = Console(stderr=as_json, width=max(Console().width, 110))
     console.print(f"[bold]Content autopilot demo[/]: {DEMO_DAYS} simulated days from {DEMO_START:%a %d %b %Y} (UTC), "
                   "offline providers [yellow](simulated research, templates, sandbox publishing, simulated metrics)[/]")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
