@@ -520,8 +520,9 @@ def _look_for(publisher: Publisher, creds: AccountCredentials,
     since = claim.started_at - DEFAULT_RECONCILE_SLACK
     try:
         found = publisher.find_published(creds, claim.text, since)
-    except NotImplementedError:
-        return None, f"{claim.platform} offers no way to check whether it was published"
+    except NotImplementedError as exc:
+        why = f": {exc}" if str(exc) else ""
+        return None, f"{claim.platform} offers no way to check whether it was published{why}"
     except Exception as exc:  # noqa: BLE001 - a failed check is an unknown outcome, not a crash
         return None, f"checking whether it was published failed: {_describe(exc)}"
     if found is None:
