@@ -71,9 +71,12 @@ def run_tick(runtime: Runtime, job: str, slot: datetime, *, trigger: str, claim_
         elif job == "weekly_report":
             ids = executions.fan_out(session, job, slot, opted_in_user_ids(session), now=now)
         elif job == "metrics_collection":
+            from app.workflows.accounts import warn_expiring_accounts
             from app.workflows.metrics import users_with_metrics_due
 
             ids = executions.fan_out(session, job, slot, users_with_metrics_due(session, now), now=now)
+            # Daily upkeep rides on the 02:00 job: tokens that will lapse within a week.
+            warn_expiring_accounts(session, now)
         else:
             ids = []
     if job in PER_USER_ACTOR:
