@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pendulum
 from periodiq import CronSpec, cron
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -146,3 +146,20 @@ def missed_slots(session: Session, now: datetime, jobs: dict[str, PeriodicJob] =
             JobRun.slot.in_([slot for _, slot in candidates]))
     )}
     return [c for c in candidates if c not in claimed]
+
+
+#: Jobs that fire every few minutes: their claims are only needed while a duplicate could
+#: still arrive, so old ones are deleted (1,440 dispatch rows a day otherwise).
+FREQUENT_JOBS = ("dispatch_due_posts", "sweep_stuck_posts")
+#: How long claims of frequent jobs are kept.
+DEFAULT_FREQUENT_RETENTION = timedelta(days=7)
+
+
+def prune_job_runs(session: Session, now: datetime, *, keep: timedelta = DEFAULT_FREQUENT_RETENTION) -> int:
+    """Delete finished claims of the frequent jobs older than ``keep``; daily and weekly ones stay."""
+    result = session.execute(
+        delete(JobRun).where(JobRun.job.in_(FREQUENT_JOBS), JobRun.slot < now - keep,
+                             JobRun.status != ExecutionStatus.RUNNING)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]

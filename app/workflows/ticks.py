@@ -13,7 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from app.jobs import JOBS, PeriodicJob, build_jobs, claim_slot, finish_slot, missed_slots
+from app.jobs import (
+    JOBS,
+    PeriodicJob,
+    build_jobs,
+    claim_slot,
+    finish_slot,
+    missed_slots,
+    prune_job_runs,
+)
 from app.models import JobRun
 from app.runtime import Runtime
 from app.workflows import executions
@@ -79,6 +87,8 @@ def run_tick(runtime: Runtime, job: str, slot: datetime, *, trigger: str, claim_
             warn_expiring_accounts(session, now)
         else:
             ids = []
+        if job == "sweep_stuck_posts":
+            prune_job_runs(session, now)
     if job in PER_USER_ACTOR:
         return TickResult(True, [Outgoing(PER_USER_ACTOR[job], (eid,)) for eid in ids])
     if job == "dispatch_due_posts":

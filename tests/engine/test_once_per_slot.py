@@ -106,3 +106,19 @@ def test_claim_slot_is_unique_per_job_and_slot(runtime, clock):
         assert claim_slot(session, "weekly_report", SLOT, trigger="periodic", claim_id="x", now=clock.now)
         assert claim_slot(session, "weekly_report", SLOT, trigger="manual", claim_id=None, now=clock.now) is None
         assert claim_slot(session, "daily_generation", SLOT, trigger="periodic", claim_id="y", now=clock.now)
+
+
+def test_old_claims_of_frequent_jobs_are_pruned_daily_ones_kept(runtime, clock):
+    from app.jobs import prune_job_runs
+
+    old = SLOT - timedelta(days=8)
+    with runtime.session_factory() as session, session.begin():
+        for job in ("dispatch_due_posts", "daily_generation"):
+            run = claim_slot(session, job, old, trigger="periodic", claim_id=None, now=old)
+            run.status = "succeeded"
+        claim_slot(session, "dispatch_due_posts", SLOT, trigger="periodic", claim_id=None, now=SLOT)
+    with runtime.session_factory() as session, session.begin():
+        assert prune_job_runs(session, SLOT) == 1
+    with runtime.session_factory() as session:
+        assert sorted(session.execute(select(JobRun.job, JobRun.slot)).all()) == [
+            ("daily_generation", old), ("dispatch_due_posts", SLOT)]
