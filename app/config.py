@@ -107,6 +107,10 @@ class Settings:
             _require_url("SENTRY_DSN", self.sentry_dsn, {"http", "https"})
         for key in self.token_encryption_keys:
             _require_fernet_key(key)
+        if self.database_url.startswith("postgres") and not self.token_encryption_keys:
+            # The embedded default key is public: fine for a laptop demo, a leak in production.
+            raise ConfigError("TOKEN_ENCRYPTION_KEYS", "", "required with a PostgreSQL DATABASE_URL "
+                              "(generate one with `autopilot keys generate`)")
         if not (len(self.linkedin_version) == 6 and self.linkedin_version.isdigit()):
             raise ConfigError("LINKEDIN_VERSION", self.linkedin_version, "expected YYYYMM, e.g. 202510")
         for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",

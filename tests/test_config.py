@@ -53,3 +53,10 @@ def test_password_in_url_is_not_echoed():
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"REDIS_URL": "http://user:hunter2@host/"})
     assert "hunter2" not in str(caught.value)
+
+
+def test_production_database_requires_real_encryption_keys():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": "postgresql://u@db/x"})
+    assert caught.value.variable == "TOKEN_ENCRYPTION_KEYS"
+    Settings.from_env({"DATABASE_URL": "postgresql://u@db/x", "TOKEN_ENCRYPTION_KEYS": generate_key()})
