@@ -68,7 +68,9 @@ def build_broker(settings: Settings) -> Broker:
         import sentry_sdk
         from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 
-        sentry_sdk.init(dsn=settings.sentry_dsn, integrations=[DramatiqIntegration()], send_default_pii=False)
+        # No local variables in events: a frame's locals may hold a decrypted token or a header.
+        sentry_sdk.init(dsn=settings.sentry_dsn, integrations=[DramatiqIntegration()],
+                        send_default_pii=False, include_local_variables=False)
     broker: Broker
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker

@@ -44,3 +44,17 @@ def test_a_periodic_message_that_waited_hours_in_a_busy_queue_is_not_dropped():
     two_hours_ago = str(pendulum.now("UTC") - timedelta(hours=2))
     message = late_tick.message_with_options(scheduled_at=two_hours_ago)
     periodiq.before_process_message(broker, message)  # raises SkipMessage if it would drop it
+
+
+def test_sentry_is_set_up_from_sentry_dsn_without_local_variables():
+    import sentry_sdk
+
+    try:
+        build_broker(Settings(sentry_dsn="https://key@sentry.invalid/1"))
+        client = sentry_sdk.get_client()
+        assert client.is_active()
+        assert client.options["include_local_variables"] is False
+        assert client.options["send_default_pii"] is False
+        assert any(type(i).__name__ == "DramatiqIntegration" for i in client.integrations.values())
+    finally:
+        sentry_sdk.init()  # no DSN: disabled again for the other tests
