@@ -69,8 +69,9 @@ def build_broker(settings: Settings) -> Broker:
         from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 
         # No local variables in events: a frame's locals may hold a decrypted token or a header.
+        # Personal data is off by default (no send_default_pii / data_collection set).
         sentry_sdk.init(dsn=settings.sentry_dsn, integrations=[DramatiqIntegration()],
-                        send_default_pii=False, include_local_variables=False)
+                        include_local_variables=False)
     broker: Broker
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker

@@ -54,7 +54,7 @@ def test_sentry_is_set_up_from_sentry_dsn_without_local_variables():
         client = sentry_sdk.get_client()
         assert client.is_active()
         assert client.options["include_local_variables"] is False
-        assert client.options["send_default_pii"] is False
+        assert not client.options.get("send_default_pii")
         assert any(type(i).__name__ == "DramatiqIntegration" for i in client.integrations.values())
     finally:
         sentry_sdk.init()  # no DSN: disabled again for the other tests
