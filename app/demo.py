@@ -23,7 +23,7 @@ from app.crypto import TokenVault
 from app.jobs import JOBS
 from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
 from app.providers.base import TokenSet
-from app.runtime import Runtime, set_runtime
+from app.runtime import Runtime, SettableClock, set_runtime
 
 #: The simulated week: Monday 8 March 2027 00:00 UTC to the next Monday (US clocks spring
 #: forward on Sunday 14 March; the weekly report runs that Sunday at 08:00 UTC).
@@ -42,16 +42,6 @@ DEMO_USERS: list[dict[str, Any]] = [
      "posting_times": {"twitter": ["02:30"]}, "content_frequency": 7, "brand_voice": "bold",
      "require_approval": False},
 ]
-
-
-class FastForwardClock:
-    """A clock the demo moves by hand; the runtime and the publish actor read it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def __call__(self) -> datetime:
-        return self.current
 
 
 @dataclass
@@ -95,7 +85,7 @@ def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | N
     """Run the simulated week; ``on_progress(done, total, label)`` drives a progress bar."""
     os.environ.pop("REDIS_URL", None)  # the demo is embedded: in-process broker whatever the shell says
     url = prepare_database(database)
-    clock = FastForwardClock(DEMO_START)
+    clock = SettableClock(DEMO_START)
     settings = Settings(database_url=url)
     runtime = Runtime.from_settings(settings, clock=clock)
     set_runtime(runtime)
@@ -117,24 +107,24 @@ def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | N
     return _summarise(runtime, url)
 
 
-def _simulate(runtime: Runtime, clock: FastForwardClock, broker: Any,
+def _simulate(runtime: Runtime, clock: SettableClock, broker: Any,
               on_progress: Callable[[int, int, str], None] | None) -> None:
     end = DEMO_START + timedelta(days=DEMO_DAYS)
     cron_events = timeline(DEMO_START, DEMO_DAYS)
     done = 0
     while True:
         next_cron = cron_events[0] if cron_events else None
-        next_post = _next_due_post(runtime, clock.current)
+        next_post = _next_due_post(runtime, clock.now)
         if next_cron is None and (next_post is None or next_post >= end):
             break
         if next_post is not None and (next_cron is None or next_post < next_cron[0]) and next_post < end:
-            clock.current = next_post
+            clock.now = next_post
             label = f"{next_post:%a %H:%M} publish"
             _tick(broker, "dispatch_due_posts", next_post)
         else:
             assert next_cron is not None
             cron_events.pop(0)
-            clock.current = next_cron[0]
+            clock.now = next_cron[0]
             label = f"{next_cron[0]:%a %H:%M} {next_cron[1]}"
             _tick(broker, next_cron[1], next_cron[0])
         done += 1

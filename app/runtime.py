@@ -22,6 +22,16 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class SettableClock:
+    """A clock that stands still until moved: the demo's fast-forward, and the tests'."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @dataclass
 class Runtime:
     settings: Settings

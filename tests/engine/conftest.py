@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from app.config import Settings
 from app.crypto import generate_key
-from app.runtime import Runtime
+from app.runtime import Runtime, SettableClock
 from app.users import create_user
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock(now) -> Clock:
-    return Clock(now)
+def clock(now) -> SettableClock:
+    return SettableClock(now)
 
 
 @pytest.fixture

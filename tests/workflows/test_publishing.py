@@ -31,7 +31,7 @@ from app.providers.errors import (
     TemporaryError,
 )
 from app.providers.registry import Providers
-from app.runtime import Runtime
+from app.runtime import Runtime, SettableClock
 from app.users import connect_account, create_user
 from app.workflows import publishing
 from app.workflows.publishing import (
@@ -94,27 +94,19 @@ class ScriptedPublisher:
         return {}
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def fake() -> ScriptedPublisher:
     return ScriptedPublisher("twitter")
 
 
 @pytest.fixture
-def clock(now: datetime) -> Clock:
-    return Clock(now)
+def clock(now: datetime) -> SettableClock:
+    return SettableClock(now)
 
 
 @pytest.fixture
 def runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault,
-            fake: ScriptedPublisher, clock: Clock) -> Runtime:
+            fake: ScriptedPublisher, clock: SettableClock) -> Runtime:
     providers = Providers(research=None, generation=None,  # type: ignore[arg-type]
                           publishers={"twitter": fake, "linkedin": ScriptedPublisher("linkedin")})
     return Runtime(settings=settings, session_factory=sessions, providers=providers, vault=vault,
@@ -248,7 +240,7 @@ def test_dispatch_runs_a_constant_number_of_statements(
 
 def test_a_due_post_is_published_once_with_the_decrypted_token(
         runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
-        fake: ScriptedPublisher, clock: Clock) -> None:
+        fake: ScriptedPublisher, clock: SettableClock) -> None:
     post_id = add_post(sessions, user_id, now + timedelta(seconds=30))
     [dispatch] = dispatch_due_posts(runtime, now)
     clock.now = now + timedelta(seconds=31)
@@ -658,7 +650,7 @@ def test_dispatch_publish_and_sweep_also_work_on_sqlite(
     fake = ScriptedPublisher("twitter", find_script=[PublishResult("x-found")])
     providers = Providers(research=None, generation=None, publishers={"twitter": fake})  # type: ignore[arg-type]
     runtime = Runtime(settings=settings, session_factory=sessions, providers=providers, vault=vault,
-                      clock=Clock(now))
+                      clock=SettableClock(now))
     with sessions.begin() as session:
         user = create_user(session, "erin@example.com", {})
         connect_account(session, vault, "erin@example.com", "twitter", TokenSet("access-1"))
