@@ -7,8 +7,9 @@ X and LinkedIn both use these rules (see app.providers.errors for what each clas
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, NoReturn
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn, Self
 
 import httpx
 
@@ -21,6 +22,11 @@ from app.providers.errors import (
     TemporaryError,
 )
 
+#: Seconds allowed to open a TCP/TLS connection. Nothing has been sent while connecting, so a
+#: timeout here is safely retryable; keep it short.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds allowed to wait for each read of the response. Past this a create is in doubt.
+DEFAULT_READ_TIMEOUT = 30.0
 #: Statuses meaning the request was refused before processing: nothing was created.
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: Raised by httpx before a single byte of the request went out.
@@ -73,3 +79,28 @@ def raise_for_status(platform: str, response: httpx.Response, detail: str, *, cr
             raise OutcomeUnknown(f"{platform} server error {status} on create; the {thing} may exist: {detail}")
         raise TemporaryError(f"{platform} server error {status}: {detail}")
     raise PermanentError(f"{platform} refused the request ({status}): {detail}")
+
+
+class PlatformClient:
+    """An httpx client with our timeouts and user agent, a clock, and ``close``/``with`` support."""
+
+    def __init__(self, *, base_url: str = "", timeout: httpx.Timeout | None = None,
+                 transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
+            transport=transport,
+            headers={"User-Agent": "content-autopilot"},
+        )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -35,10 +35,6 @@ from app.providers.errors import (
     TemporaryError,
 )
 
-#: Seconds allowed to open a connection; nothing was sent yet, so a timeout is retryable.
-DEFAULT_CONNECT_TIMEOUT = 5.0
-#: Seconds allowed for each read of the response; past this a create is in doubt.
-DEFAULT_READ_TIMEOUT = 30.0
 #: The longest commentary LinkedIn accepts, in characters, counted before escaping.
 DEFAULT_MAX_COMMENTARY = 3000
 #: How long before access-token expiry (a timedelta) the user is asked to re-authorise.
@@ -111,7 +107,7 @@ def _analytics_entity(urn: str) -> str:
     return f"({kind}:{quote(urn, safe='')})"
 
 
-class LinkedInPublisher:
+class LinkedInPublisher(http.PlatformClient):
     """The real LinkedIn publisher for member (``urn:li:person``) or page (``urn:li:organization``) authors."""
 
     name = "linkedin"
@@ -137,22 +133,7 @@ class LinkedInPublisher:
         self.version = version
         self.client_id = client_id
         self.client_secret = client_secret
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._http = httpx.Client(
-            timeout=timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
-            transport=transport,
-            headers={"User-Agent": "content-autopilot"},
-        )
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._http.close()
-
-    def __enter__(self) -> LinkedInPublisher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(timeout=timeout, transport=transport, clock=clock)
 
     # -- Publisher protocol -------------------------------------------------------------
 

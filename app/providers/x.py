@@ -27,11 +27,6 @@ from app.providers.errors import (
     TemporaryError,
 )
 
-#: Seconds allowed to open a TCP/TLS connection. Nothing has been sent while connecting, so a
-#: timeout here is safely retryable; keep it short.
-DEFAULT_CONNECT_TIMEOUT = 5.0
-#: Seconds allowed to wait for each read of the response. Past this a create is in doubt.
-DEFAULT_READ_TIMEOUT = 30.0
 #: The most ids ``GET /2/tweets`` accepts in one call.
 DEFAULT_LOOKUP_BATCH = 100
 #: How far ahead of expiry (a timedelta) an access token is refreshed before use.
@@ -103,7 +98,7 @@ def _detail(response: httpx.Response) -> str:
     return "; ".join(parts) or response.text[:300]
 
 
-class XPublisher:
+class XPublisher(http.PlatformClient):
     """The real X publisher: ``POST /2/tweets`` with the account's OAuth 2.0 user token."""
 
     name = "x"
@@ -123,23 +118,7 @@ class XPublisher:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
-            transport=transport,
-            headers={"User-Agent": "content-autopilot"},
-        )
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._http.close()
-
-    def __enter__(self) -> XPublisher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(base_url=self.base_url, timeout=timeout, transport=transport, clock=clock)
 
     # -- Publisher protocol -------------------------------------------------------------
 
