@@ -86,7 +86,8 @@ def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | N
     os.environ.pop("REDIS_URL", None)  # the demo is embedded: in-process broker whatever the shell says
     url = prepare_database(database)
     clock = SettableClock(DEMO_START)
-    settings = Settings(database_url=url)
+    # The demo's world begins on Monday: last Sunday's report is not a missed slot to catch up.
+    settings = Settings(database_url=url, weekly_catch_up_hours=6)
     runtime = Runtime.from_settings(settings, clock=clock)
     set_runtime(runtime)
     create_demo_users(runtime)
