@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.audit import record
@@ -112,22 +112,3 @@ def cancel(session: Session, post_id: int, *, actor: str = "cli") -> Post:
         raise ValidationError([FieldError("status", post.status, "a post being published or already published cannot be cancelled")])
     record(session, "post.cancelled", user_id=post.user_id, post_id=post.id, actor=actor)
     return post
-
-
-def send_to_review(session: Session, post: Post, reason: str, error: str | None = None,
-                   *, expected: tuple[str, ...] = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PUBLISHING),
-                   actor: str = "autopilot") -> bool:
-    """Move ``post`` to the review queue with ``reason``; False if its status changed meanwhile."""
-    moved = _transition(session, post, expected, status=PostStatus.NEEDS_REVIEW, review_reason=reason,
-                        last_error=error, claim_token=None)
-    if moved:
-        record(session, "post.reviewed", user_id=post.user_id, post_id=post.id, actor=actor,
-               details={"reason": reason, "error": error})
-    return moved
-
-
-def review_queue(session: Session, *, user_id: int | None = None) -> list[Post]:
-    query = select(Post).where(Post.status == PostStatus.NEEDS_REVIEW).order_by(Post.scheduled_at)
-    if user_id is not None:
-        query = query.where(Post.user_id == user_id)
-    return list(session.scalars(query))

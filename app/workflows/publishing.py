@@ -184,7 +184,7 @@ def _alert_review_queue(session: Session, user_id: int, now: datetime) -> None:
 
 def _review(session: Session, claim: _Claim, reason: str, error: str, now: datetime,
             *, expected: str = PostStatus.PUBLISHING) -> PublishOutcome:
-    """Hand a claimed post to the review queue (the claim-checked twin of ``send_to_review``)."""
+    """Hand a claimed post to the review queue, only while this claim still holds it."""
     if not _move(session, claim.post_id, expected=expected, token=claim.token,
                  status=PostStatus.NEEDS_REVIEW, review_reason=reason, last_error=error,
                  claim_token=None):
