@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from rich.console import Console
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
@@ -22,6 +23,16 @@ EXIT_BAD_INPUT = 2
 EXIT_NOT_FOUND = 3
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+#: Columns used when output is not a terminal (piped, CI logs), where rich would assume 80.
+PIPED_WIDTH = 120
+
+
+def console(*, stderr: bool = False, piped_width: int = PIPED_WIDTH) -> Console:
+    """A rich console: the terminal's width, or a readable fixed one when piped."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=piped_width)
 
 
 def settings() -> Settings:

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select, text
 
-from app.cli.common import emit, json_option, settings
+from app.cli.common import console, emit, json_option, settings
 from app.config import Settings
 from app.models import AccountStatus, PlatformAccount, User
 from app.providers.errors import AuthError, ProviderError, RateLimited
@@ -171,8 +170,7 @@ def doctor(as_json: bool) -> None:
         colour = {OK: "green", OFFLINE: "yellow", ERROR: "red"}
         for r in rows:
             table.add_row(r["check"], f"[{colour[r['status']]}]{r['status']}[/]", r["detail"])
-        console = Console()
-        (console if console.is_terminal else Console(width=200)).print(table)
+        console(piped_width=200).print(table)
         click.echo("healthy" if healthy else "unhealthy: see the errors above")
 
     emit({"healthy": healthy, "checks": results} if as_json else results, as_json, render)

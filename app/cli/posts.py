@@ -6,12 +6,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from app import posts as post_service
-from app.cli.common import emit, json_option, parse_instant, session, utcnow
+from app.cli.common import console, emit, json_option, parse_instant, session, utcnow
 from app.errors import FieldError, ValidationError
 from app.models import Post, PostStatus, User
 from app.users import get_user
@@ -76,7 +75,7 @@ def _print_post(data: dict[str, Any]) -> None:
     if data["external_id"]:
         table.add_row("external id", _external(data))
     table.add_row("text", data["text"])
-    Console().print(table)
+    console().print(table)
 
 
 @click.group()
@@ -111,8 +110,7 @@ def list_posts(email: str | None, status: str | None, limit: int, as_json: bool)
             table.add_row(str(d["id"]), d["user"], d["platform"], d["status"], f"{d['scheduled_at']:%Y-%m-%d %H:%M}",
                           f"{d['scheduled_local'][:16].replace('T', ' ')} {d['timezone']}", problem,
                           _external(d), text)
-        console = Console()
-        (console if console.is_terminal else Console(width=180)).print(table)
+        console(piped_width=180).print(table)
 
     emit(data, as_json, render)
 

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from app.cli.common import emit, json_option
+from app.cli.common import console, emit, json_option
 
 
 @click.command()
@@ -22,11 +21,10 @@ def demo(database: Path, as_json: bool) -> None:
     """Simulate one week on embedded defaults: SQLite, in-process broker, offline providers."""
     from app.demo import DEMO_DAYS, DEMO_START, run_demo
 
-    # At least 110 columns so the summary table is readable when piped or in a narrow terminal.
-    console = Console(stderr=as_json, width=max(Console().width, 110))
-    console.print(f"[bold]Content autopilot demo[/]: {DEMO_DAYS} simulated days from {DEMO_START:%a %d %b %Y} (UTC), "
+    out = console(stderr=as_json)
+    out.print(f"[bold]Content autopilot demo[/]: {DEMO_DAYS} simulated days from {DEMO_START:%a %d %b %Y} (UTC), "
                   "offline providers [yellow](simulated research, templates, sandbox publishing, simulated metrics)[/]")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=out,
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
 
@@ -45,13 +43,13 @@ def demo(database: Path, as_json: bool) -> None:
         for r in d["rows"]:
             table.add_row(r["user"], r["platform"], str(r["posts"]), str(r["published"]), str(r["on_time"]),
                           str(r["review"]), str(r["impressions"]), f"{r['engagement']:.1%}")
-        console.print(table)
-        console.print("[bold]Report highlights[/] (Sunday 08:00 UTC):")
+        out.print(table)
+        out.print("[bold]Report highlights[/] (Sunday 08:00 UTC):")
         for email, lines in d["highlights"].items():
             for line in lines or ["(no recommendation)"]:
-                console.print(f"  {email}: {line}")
-        console.print("Providers: " + ", ".join(f"{k}={v}" for k, v in d["providers"].items()))
-        console.print(f"Database: {d['database']} (inspect with `DATABASE_URL={d['database']} autopilot posts list`)")
+                out.print(f"  {email}: {line}")
+        out.print("Providers: " + ", ".join(f"{k}={v}" for k, v in d["providers"].items()))
+        out.print(f"Database: {d['database']} (inspect with `DATABASE_URL={d['database']} autopilot posts list`)")
 
     emit(data, as_json, render)
 

@@ -6,11 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from app.cli.common import emit, json_option, session, settings, utcnow
+from app.cli.common import console, emit, json_option, session, settings, utcnow
 from app.errors import FieldError, ValidationError
 from app.jobs import JOBS, PeriodicJob, build_jobs
 from app.models import JobRun
@@ -72,7 +71,7 @@ def schedule(as_json: bool) -> None:
             table.add_row(row["name"], row["cron"], row["queue"], _window(row["catch_up_seconds"]),
                           "\n".join(t.strftime("%Y-%m-%d %H:%M") for t in row["next_fires"]),
                           row["description"])
-        Console().print(table)
+        console().print(table)
 
     emit(data, as_json, render)
 

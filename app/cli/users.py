@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import users as user_service
-from app.cli.common import emit, json_option, parse_instant, session, settings, utcnow
+from app.cli.common import console, emit, json_option, parse_instant, session, settings, utcnow
 from app.crypto import TokenVault, generate_key
 from app.errors import FieldError, ValidationError
 from app.models import PlatformAccount, User
@@ -99,7 +98,7 @@ def _print_user(data: dict[str, Any]) -> None:
         table.add_row(key, str(value))
     for account in data["accounts"]:
         table.add_row(f"account {account['platform']}", f"{account['handle'] or ''} ({account['status']})")
-    Console().print(table)
+    console().print(table)
 
 
 @click.group()
@@ -156,7 +155,7 @@ def list_users(as_json: bool) -> None:
             table.add_row(row["email"], "yes" if st["enable_autonomous_mode"] else "no", st["timezone"],
                           " ".join(f"{p}@{','.join(st['posting_times'].get(p, []))}" for p in st["preferred_platforms"]),
                           str(st["content_frequency"]), " ".join(a["platform"] for a in row["accounts"]))
-        Console().print(table)
+        console().print(table)
 
     emit(data, as_json, render)
 
