@@ -23,10 +23,14 @@ from app.jobs import (
     prune_job_runs,
 )
 from app.models import JobRun
+from app.notifications import send_pending_emails
 from app.runtime import Runtime
 from app.workflows import executions
+from app.workflows.accounts import warn_expiring_accounts
 from app.workflows.generation import WORKFLOW as GENERATION
 from app.workflows.generation import fan_out_generation, opted_in_user_ids
+from app.workflows.metrics import users_with_metrics_due
+from app.workflows.publishing import Dispatch, dispatch_due_posts, sweep_stuck_posts
 
 #: The per-user actor that runs each fanned-out workflow.
 PER_USER_ACTOR = {
@@ -79,9 +83,6 @@ def run_tick(runtime: Runtime, job: str, slot: datetime, *, trigger: str, claim_
         elif job == "weekly_report":
             ids = executions.fan_out(session, job, slot, opted_in_user_ids(session), now=now)
         elif job == "metrics_collection":
-            from app.workflows.accounts import warn_expiring_accounts
-            from app.workflows.metrics import users_with_metrics_due
-
             ids = executions.fan_out(session, job, slot, users_with_metrics_due(session, now), now=now)
             # Daily upkeep rides on the 02:00 job: tokens that will lapse within a week.
             warn_expiring_accounts(session, now)
@@ -105,7 +106,7 @@ def finish_tick(runtime: Runtime, job: str, slot: datetime, *, sent: int, error:
             finish_slot(run, now=runtime.now(), fanned_out=sent, error=error)
 
 
-def _publish_messages(dispatches: list) -> list[Outgoing]:  # type: ignore[type-arg]
+def _publish_messages(dispatches: list[Dispatch]) -> list[Outgoing]:
     return [Outgoing("publish_post", (d.post_id, d.claim_token, d.due_at.isoformat()), eta=d.due_at)
             for d in dispatches]
 
@@ -118,8 +119,6 @@ def _catch_up(runtime: Runtime, now: datetime) -> list[Outgoing]:
 
 
 def _dispatch(runtime: Runtime, now: datetime) -> list[Outgoing]:
-    from app.workflows.publishing import dispatch_due_posts
-
     return _publish_messages(dispatch_due_posts(runtime, now)) + _catch_up(runtime, now)
 
 
@@ -128,16 +127,12 @@ ALL_LOST = timedelta(days=-366)
 
 
 def _sweep(runtime: Runtime, now: datetime, *, messages_lost: bool = False) -> list[Outgoing]:
-    from app.workflows.publishing import sweep_stuck_posts
-
     if messages_lost:
         dispatches = sweep_stuck_posts(runtime, now, queued_grace=ALL_LOST)
     else:
         dispatches = sweep_stuck_posts(runtime, now)
     messages = _publish_messages(dispatches) + _catch_up(runtime, now)
     if runtime.settings.smtp_host:
-        from app.notifications import send_pending_emails
-
         send_pending_emails(runtime.session_factory, runtime.settings, now)
     with runtime.session_factory() as session:
         grace = {"pending_grace": timedelta(0)} if messages_lost else {}
