@@ -15,6 +15,8 @@ from dramatiq.rate_limits.backends import RedisBackend
 from actors.messages import send_all
 from app.config import Settings
 from app.runtime import get_runtime
+from app.workflows.publishing import publish_post as publish
+from app.workflows.publishing import publish_target
 from app.workflows.ticks import Outgoing
 
 #: Long enough for the early-arrival wait (a few seconds) plus the platform call's timeouts.
@@ -52,9 +54,6 @@ def rate_limiter(settings: Settings, platform: str, user_id: int) -> BucketRateL
 
 @dramatiq.actor(queue_name="posting", max_retries=0, time_limit=PUBLISH_TIME_LIMIT_MS)
 def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> None:
-    from app.workflows.publishing import publish_post as publish
-    from app.workflows.publishing import publish_target
-
     runtime = get_runtime()
     if due_at:
         sleep_until(datetime.fromisoformat(due_at).astimezone(UTC), runtime.now)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import record
 from app.models import MemoryEntry, Post, PostStatus, User, UserSettings, WorkflowExecution
+from app.notifications import notify
 from app.posts import ReviewReason
 from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
 from app.runtime import Runtime
@@ -24,6 +25,7 @@ from app.scheduling import posting_slots
 from app.text_limits import limit_error
 from app.validation import settings_of, validate_settings
 from app.workflows.executions import fan_out, run_execution
+from app.workflows.report import latest_insights
 
 WORKFLOW = "daily_generation"
 #: Each daily run fills the slots of this window, starting at its own slot (06:00 UTC).
@@ -64,8 +66,6 @@ def generate_for_user(runtime: Runtime, execution_id: int, *, claim_id: str | No
     execution = run_execution(runtime.session_factory, execution_id, claim_id=claim_id, clock=runtime.now,
                               body=lambda session, ex: _generate(runtime, session, ex))
     if execution is not None and execution.error and execution.user_id is not None:
-        from app.notifications import notify
-
         with runtime.session_factory() as session, session.begin():
             notify(session, execution.user_id, "generation_failed", "Today's posts could not be generated",
                    f"The daily generation for {execution.slot:%Y-%m-%d} failed: {execution.error}",
@@ -140,10 +140,7 @@ def _recent_posts(session: Session, user_id: int, now: datetime) -> list[str]:
 
 
 def _insights(session: Session, user_id: int) -> list[str]:
-    try:
-        from app.workflows.report import latest_insights
-    except ImportError:  # pragma: no cover - reports are optional for generation
-        return []
+    """Recommendations of the latest weekly reports: what worked is worth doing again."""
     return latest_insights(session, user_id)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from app.models import WorkflowExecution
 from app.runtime import Runtime
 from app.workflows.executions import run_execution
+from app.workflows.metrics import collect_metrics_for_user
+from app.workflows.report import weekly_report_for_user
 
 
 def collect_metrics(runtime: Runtime, execution_id: int, *, claim_id: str | None = None) -> WorkflowExecution | None:
     """Collect one user's engagement figures for the execution's slot, once."""
-    from app.workflows.metrics import collect_metrics_for_user
-
     def body(session, execution):  # type: ignore[no-untyped-def]
         return collect_metrics_for_user(runtime, execution.user_id, runtime.now())
 
@@ -19,8 +19,6 @@ def collect_metrics(runtime: Runtime, execution_id: int, *, claim_id: str | None
 
 def weekly_report(runtime: Runtime, execution_id: int, *, claim_id: str | None = None) -> WorkflowExecution | None:
     """Write one user's weekly report for the week ending at the execution's slot, once."""
-    from app.workflows.report import weekly_report_for_user
-
     def body(session, execution):  # type: ignore[no-untyped-def]
         entry = weekly_report_for_user(runtime, execution.user_id, execution.slot)
         return {"report": entry.key, "recommendations": len(entry.content.get("recommendations", []))}

@@ -27,7 +27,6 @@ from app.notifications import send_pending_emails
 from app.runtime import Runtime
 from app.workflows import executions
 from app.workflows.accounts import warn_expiring_accounts
-from app.workflows.generation import WORKFLOW as GENERATION
 from app.workflows.generation import fan_out_generation, opted_in_user_ids
 from app.workflows.metrics import users_with_metrics_due
 from app.workflows.publishing import Dispatch, dispatch_due_posts, sweep_stuck_posts
@@ -150,5 +149,3 @@ def recovery_messages(runtime: Runtime, now: datetime, *, messages_lost: bool) -
     """
     return _sweep(runtime, now, messages_lost=messages_lost)
 
-
-__all__ = ["GENERATION", "Outgoing", "TickResult", "finish_tick", "resolve_slot", "run_tick"]
