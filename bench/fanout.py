@@ -1,0 +1,356 @@
+"""Daily-generation fan-out benchmark: how fast do real workers get N users through one tick?
+
+Runs the real path end to end on a throwaway PostgreSQL database and Redis db 14, with the
+offline providers (no API keys): N opted-in users, then
+
+* ``workers``: P ``dramatiq actors -Q autonomous legacy`` processes (T threads each) are started
+  and ready; one raw ``daily_generation`` tick message for the latest 06:00 UTC slot is enqueued,
+  and the clock runs from that enqueue until all N executions have succeeded (polled in the DB).
+* ``baseline``: the same work in this one process on a fresh database: ``run_tick``, then
+  ``generate_for_user`` for every execution in a loop, then ``finish_tick``.
+
+Also counts the SQL statements the fan-out tick itself issues (``run_tick`` for N users and
+for N/10 users, the latter on its own small database): the fan-out is constant in queries.
+
+    python -m bench.fanout --users 1000 --processes 2 --threads 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
+
+TIME_ZONES = ["America/New_York", "Europe/London", "Asia/Tokyo", "Australia/Sydney",
+              "America/Los_Angeles", "Europe/Berlin", "UTC"]
+WORKFLOW = "daily_generation"
+#: Whole-run budget: every wait is bounded by it.
+BUDGET_SECONDS = 600.0
+#: Settings that would switch on online providers (or other side effects) are kept out.
+SCRUBBED_ENV = ("OPENAI_API_KEY", "SERPER_API_KEY", "SENTRY_DSN", "SMTP_HOST", "DATABASE_URL", "REDIS_URL")
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self, what: str) -> None:
+        if self.left() <= 0:
+            raise TimeoutError(f"aborted: {BUDGET_SECONDS:.0f} s budget exhausted during {what}")
+
+
+def latest_six_utc(now: datetime) -> datetime:
+    slot = now.astimezone(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
+    return slot if slot <= now else slot - timedelta(days=1)
+
+
+def base_env(db_url: str, key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env.update(DATABASE_URL=db_url, REDIS_URL=REDIS_URL, TOKEN_ENCRYPTION_KEYS=key,
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return env
+
+
+class Database:
+    """A throwaway migrated database and a runtime over it (offline providers)."""
+
+    def __init__(self, key: str) -> None:
+        from app.config import Settings
+        from app.migrate import upgrade
+        from app.runtime import Runtime
+        from tests.services import create_pg_database
+
+        self.url = create_pg_database()
+        self.runtime = None
+        try:
+            upgrade(self.url)
+            self.env = base_env(self.url, key)
+            self.runtime = Runtime.from_settings(Settings.from_env(self.env))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def engine(self):  # type: ignore[no-untyped-def]
+        return self.runtime.session_factory.kw["bind"]
+
+    def close(self) -> None:
+        from tests.services import drop_pg_database
+
+        if self.runtime is not None:
+            self.engine.dispose()
+        try:
+            drop_pg_database(self.url)
+        except Exception as exc:  # noqa: BLE001 - cleanup must not lose the figures
+            print(f"warning: could not drop {self.url}: {exc}", file=sys.stderr)
+
+
+def make_users(db: Database, count: int) -> None:
+    """``count`` opted-in users through ``create_user`` (validation + audit), one transaction."""
+    from app.users import create_user
+
+    with db.runtime.session_factory() as session, session.begin():
+        for i in range(count):
+            create_user(session, f"fanout{i}@example.com", {
+                "enable_autonomous_mode": True, "timezone": TIME_ZONES[i % len(TIME_ZONES)],
+                "preferred_platforms": ["twitter", "linkedin"], "content_frequency": 7,
+                "posting_times": {"twitter": ["09:00", "18:00"], "linkedin": ["10:00"]},
+                "topics": ["python"]}, actor="bench")
+
+
+def verify(db: Database, slot: datetime, users: int) -> dict:  # type: ignore[type-arg]
+    """Executions per user, their statuses, posts, and (user, platform, slot) duplicates."""
+    from sqlalchemy import func, select
+
+    from app.models import JobRun, Post, WorkflowExecution
+
+    with db.runtime.session_factory() as session:
+        per_user = session.execute(
+            select(WorkflowExecution.user_id, func.count())
+            .where(WorkflowExecution.workflow == WORKFLOW, WorkflowExecution.slot == slot)
+            .group_by(WorkflowExecution.user_id)).all()
+        statuses = dict(session.execute(
+            select(WorkflowExecution.status, func.count())
+            .where(WorkflowExecution.workflow == WORKFLOW, WorkflowExecution.slot == slot)
+            .group_by(WorkflowExecution.status)).all())
+        posts = session.scalar(select(func.count()).select_from(Post)) or 0
+        dup_groups = session.execute(
+            select(Post.user_id, Post.platform, Post.slot_at, func.count())
+            .group_by(Post.user_id, Post.platform, Post.slot_at).having(func.count() > 1)).all()
+        job_runs = session.scalar(select(func.count()).select_from(JobRun).where(JobRun.job == WORKFLOW)) or 0
+    return {
+        "executions": sum(c for _, c in per_user),
+        "users_with_execution": len(per_user),
+        "one_per_user": len(per_user) == users and all(c == 1 for _, c in per_user),
+        "statuses": {str(getattr(k, "value", k)): v for k, v in statuses.items()},
+        "posts": posts,
+        "duplicate_posts": sum(c - 1 for *_, c in dup_groups),
+        "job_runs": job_runs,
+    }
+
+
+def count_succeeded_failed(db: Database, slot: datetime) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from app.models import WorkflowExecution
+
+    with db.runtime.session_factory() as session:
+        rows = dict(session.execute(
+            select(WorkflowExecution.status, func.count())
+            .where(WorkflowExecution.workflow == WORKFLOW, WorkflowExecution.slot == slot)
+            .group_by(WorkflowExecution.status)).all())
+    by_name = {str(getattr(k, "value", k)): v for k, v in rows.items()}
+    return by_name.get("succeeded", 0), by_name.get("failed", 0)
+
+
+# -- the two modes --------------------------------------------------------------------------
+
+
+def run_workers(args: argparse.Namespace, key: str, slot: datetime, deadline: Deadline) -> dict:  # type: ignore[type-arg]
+    import dramatiq
+    import redis
+
+    from app.broker import build_broker
+    from app.config import Settings
+
+    rclient = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
+    rclient.flushdb()
+    db = Database(key)
+    proc = None
+    broker = None
+    logdir = tempfile.mkdtemp(prefix="bench-fanout-")
+    log_path = os.path.join(logdir, "workers.log")
+    log = open(log_path, "wb")  # noqa: SIM115
+    result: dict = {"mode": "workers", "users": args.users}  # type: ignore[type-arg]
+    try:
+        t0 = time.monotonic()
+        make_users(db, args.users)
+        print(f"  created {args.users} users in {time.monotonic() - t0:.1f} s", flush=True)
+
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "actors", "-Q", "autonomous", "legacy",
+             "--processes", str(args.processes), "--threads", str(args.threads)],
+            env=db.env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_for_workers(rclient, args.processes, min(60.0, max(1.0, deadline.left()))):
+            raise RuntimeError(f"workers did not start; see {log_path}")
+        time.sleep(1.0)  # every consumer thread is listening
+        result["startup_s"] = time.monotonic() - t0
+
+        broker = build_broker(Settings(database_url=db.url, redis_url=REDIS_URL))
+        started = time.monotonic()
+        broker.enqueue(dramatiq.Message(queue_name="autonomous", actor_name=WORKFLOW,
+                                        args=(slot.isoformat(), "periodic"), kwargs={}, options={}))
+        succeeded = failed = 0
+        while True:
+            succeeded, failed = count_succeeded_failed(db, slot)
+            if succeeded + failed >= args.users:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"workers exited ({proc.returncode}); see {log_path}")
+            deadline.check(f"workers ({succeeded}/{args.users} succeeded)")
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        time.sleep(1.0)  # let any late duplicate land before counting
+        result.update(seconds=elapsed, succeeded=succeeded, failed=failed, **verify(db, slot, args.users))
+        return result
+    finally:
+        stop_workers(proc)
+        log.close()
+        if broker is not None:
+            broker.close()
+        db.close()
+        try:
+            rclient.flushdb()
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: could not flush {REDIS_URL}: {exc}", file=sys.stderr)
+        if result.get("failed") == 0 and result.get("one_per_user") and result.get("duplicate_posts") == 0:
+            import shutil
+
+            shutil.rmtree(logdir, ignore_errors=True)
+            result["log"] = "removed"
+        else:
+            result["log"] = log_path
+
+
+class StatementCounter:
+    """Counts every SQL statement sent on an engine while active."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.engine = engine
+        self.count = 0
+
+    def _on(self, *args: object, **kwargs: object) -> None:
+        self.count += 1
+
+    def __enter__(self) -> StatementCounter:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._on)
+
+
+def run_baseline(args: argparse.Namespace, key: str, slot: datetime, deadline: Deadline) -> dict:  # type: ignore[type-arg]
+    from app.workflows.generation import generate_for_user
+    from app.workflows.ticks import finish_tick, run_tick
+
+    db = Database(key)
+    result: dict = {"mode": "baseline", "users": args.users}  # type: ignore[type-arg]
+    try:
+        t0 = time.monotonic()
+        make_users(db, args.users)
+        print(f"  created {args.users} users in {time.monotonic() - t0:.1f} s", flush=True)
+        started = time.monotonic()
+        with StatementCounter(db.engine) as counter:
+            tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", claim_id="bench-baseline")
+        assert tick.claimed, "the fresh database's slot was already claimed"
+        result["tick_statements"] = counter.count
+        result["tick_messages"] = len(tick.messages)
+        succeeded = failed = 0
+        for out in tick.messages:
+            deadline.check(f"baseline ({succeeded + failed}/{len(tick.messages)} done)")
+            execution = generate_for_user(db.runtime, int(out.args[0]), claim_id=None)
+            if execution is not None and not execution.error:
+                succeeded += 1
+            else:
+                failed += 1
+        finish_tick(db.runtime, WORKFLOW, slot, sent=len(tick.messages))
+        result.update(seconds=time.monotonic() - started, succeeded=succeeded, failed=failed,
+                      **verify(db, slot, args.users))
+        return result
+    finally:
+        db.close()
+
+
+def tick_statements(users: int, key: str, slot: datetime) -> int:
+    """SQL statements of ``run_tick`` alone on a fresh database with ``users`` opted-in users."""
+    from app.workflows.ticks import run_tick
+
+    db = Database(key)
+    try:
+        make_users(db, users)
+        with StatementCounter(db.engine) as counter:
+            tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", claim_id="bench-count")
+        assert tick.claimed and len(tick.messages) == users, (tick.claimed, len(tick.messages))
+        return counter.count
+    finally:
+        db.close()
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def report(r: dict) -> None:  # type: ignore[type-arg]
+    extra = f" (workers ready after {r['startup_s']:.1f} s, not timed)" if "startup_s" in r else ""
+    print(f"[{r['mode']}] users={r['users']} seconds={r['seconds']:.2f} succeeded={r['succeeded']} "
+          f"failed={r['failed']} executions={r['executions']} one_per_user={r['one_per_user']} "
+          f"posts={r['posts']} duplicate_posts={r['duplicate_posts']} job_runs={r['job_runs']}"
+          f"{extra}" + (f" log={r['log']}" if "log" in r else ""), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args(argv)
+    if args.users < 10:
+        parser.error("--users must be at least 10")
+
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    for name in SCRUBBED_ENV:
+        os.environ.pop(name, None)
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = key
+
+    deadline = Deadline(BUDGET_SECONDS)
+    slot = latest_six_utc(datetime.now(UTC))
+    print(f"slot {slot.isoformat()}; {args.users} users; {args.processes} processes x {args.threads} threads",
+          flush=True)
+
+    print("running workers ...", flush=True)
+    workers = run_workers(args, key, slot, deadline)
+    report(workers)
+    print("running baseline ...", flush=True)
+    baseline = run_baseline(args, key, slot, deadline)
+    report(baseline)
+    small = max(1, args.users // 10)
+    deadline.check("statement count")
+    small_count = tick_statements(small, key, slot)
+
+    print()
+    print(f"{'mode':<9} {'users':>6} {'seconds':>9} {'users/s':>9} {'posts':>7}")
+    for r in (workers, baseline):
+        print(f"{r['mode']:<9} {r['users']:>6} {r['seconds']:>9.2f} {r['users'] / r['seconds']:>9.1f} "
+              f"{r['posts']:>7}")
+    print(f"speed-up workers/baseline: {baseline['seconds'] / workers['seconds']:.2f}x")
+    print(f"fan-out tick SQL statements: {baseline['tick_statements']} for {args.users} users, "
+          f"{small_count} for {small} users")
+    ok = all(r["one_per_user"] and r["duplicate_posts"] == 0 and r["failed"] == 0 for r in (workers, baseline))
+    print(f"checks (one execution per user, no duplicate posts, no failures): {'OK' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
