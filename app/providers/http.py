@@ -64,6 +64,17 @@ def send(client: httpx.Client, platform: str, method: str, url: str, *, creates:
         raise TemporaryError(f"{platform} {method} failed ({type(exc).__name__})") from exc
 
 
+def json_object(platform: str, response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON object of a successful read; anything else is a temporary failure."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise TemporaryError(f"{platform} {what} returned invalid JSON") from None
+    if not isinstance(body, dict):
+        raise TemporaryError(f"{platform} {what} returned an unexpected body")
+    return body
+
+
 def raise_for_status(platform: str, response: httpx.Response, detail: str, *, creates: bool,
                      reset_at: datetime | None, thing: str = "post") -> NoReturn:
     """Raise the error class of a non-success status."""

@@ -310,13 +310,7 @@ class LinkedInPublisher(http.PlatformClient):
     def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
         if response.status_code != 200:
             self._raise_for(response, creates=False)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TemporaryError(f"LinkedIn {what} returned invalid JSON") from None
-        if not isinstance(body, dict):
-            raise TemporaryError(f"LinkedIn {what} returned an unexpected body")
-        return body
+        return http.json_object("LinkedIn", response, what)
 
     def _send(
         self,

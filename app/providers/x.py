@@ -244,13 +244,7 @@ class XPublisher(http.PlatformClient):
         response = self._send("GET", path, account=account, params=params)
         if response.status_code != 200:
             self._raise_for(response, creates=False)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TemporaryError(f"X {path} returned invalid JSON") from None
-        if not isinstance(body, dict):
-            raise TemporaryError(f"X {path} returned an unexpected body")
-        return body
+        return http.json_object("X", response, path)
 
     def _send(
         self,
