@@ -174,5 +174,9 @@ class FakeHTTPServer:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.stop()
+        if exc is None and self.errors:
+            # The client was answered with a 500 and may have expected an error anyway: the
+            # fake's own failure (a request check, a bug) must still fail the test.
+            raise self.errors[0]
         if exc_type is None and self.errors:
             raise self.errors[0]
