@@ -148,7 +148,10 @@ class FakeHTTPServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up waiting (a delayed answer simulating a timeout)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

@@ -1,6 +1,6 @@
 """Local fakes of the X API v2 and the LinkedIn REST API, served over real sockets.
 
-Each fake is a ``ThreadingHTTPServer`` on 127.0.0.1 (port 0) in a daemon thread, speaking the
+Each fake is a :class:`tests.fakes.http.FakeHTTPServer` on 127.0.0.1 (port 0), speaking the
 platform's wire format: the same paths, headers, status codes and JSON bodies, so the real
 clients in :mod:`app.providers.x` and :mod:`app.providers.linkedin` are tested unmodified.
 
@@ -24,9 +24,10 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.http import CLOSE, FakeHTTPServer, Reply
 
 #: Seconds a hung request stalls at most (the fake releases it on exit anyway).
 DEFAULT_HANG_SECONDS = 5.0
@@ -89,26 +90,6 @@ def unused_base_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.fake._dispatch(self)
-
-    do_POST = do_GET
-    do_PUT = do_GET
-    do_DELETE = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakePlatform
-
-
 class FakePlatform:
     """Base of the fakes: server lifecycle, request log and scripted misbehaviour."""
 
@@ -117,30 +98,23 @@ class FakePlatform:
         self._script: list[_Scripted] = []
         self._lock = threading.RLock()
         self._release = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: FakeHTTPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def __enter__(self) -> FakePlatform:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._http = FakeHTTPServer(self._handle).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._release.set()
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        assert self._http is not None
+        self._http.__exit__(*exc)
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "use the fake as a context manager"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._http is not None, "use the fake as a context manager"
+        return self._http.url
 
     # -- scripting ----------------------------------------------------------------------
 
@@ -197,17 +171,11 @@ class FakePlatform:
         """Process ``request`` as the platform would (implemented by each fake)."""
         raise NotImplementedError
 
-    def _dispatch(self, handler: _Handler) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        request = Recorded(
-            method=handler.command,
-            path=parts.path,
-            raw_query=parts.query,
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
-        )
+    def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """FakeHTTPServer's handler: log, apply the script, else process as the platform."""
+        parts = urlsplit(raw_path)
+        request = Recorded(method=method, path=parts.path, raw_query=parts.query, headers=headers,
+                           body=body)
         with self._lock:
             self.requests.append(request)
             scripted = next((s for s in self._script if s.matches(request)), None)
@@ -215,34 +183,17 @@ class FakePlatform:
                 self._script.remove(scripted)
         if scripted is not None and scripted.action == "respond":
             assert scripted.response is not None
-            self._write(handler, scripted.response)
-            return
+            return scripted.response
         if scripted is not None and scripted.action == "drop":
             if scripted.process:
                 with self._lock:
                     self.route(request)
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
-            return
+            return CLOSE
         with self._lock:
             response = self.route(request)
         if scripted is not None and scripted.action == "hang":
             self._release.wait(scripted.seconds)
-        try:
-            self._write(handler, response)
-        except OSError:
-            pass  # the client gave up waiting: exactly the situation being simulated
-
-    @staticmethod
-    def _write(handler: _Handler, response: Response) -> None:
-        status, headers, body = response
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-        handler.wfile.flush()
+        return response
 
 
 # -- X --------------------------------------------------------------------------------------
