@@ -48,12 +48,11 @@ from app.models import (
     User,
     WorkflowExecution,
 )
+from app.providers.sandbox import is_sandbox_id
 from app.validation import KNOWN_PLATFORMS
 
 #: Columns of PlatformAccount no view may list, show, edit, search, filter or export.
 SECRET_COLUMNS = frozenset({"access_token_encrypted", "refresh_token_encrypted"})
-#: The prefix of external ids given by the offline (sandbox) publisher.
-SANDBOX_PREFIX = "sandbox-"
 
 
 def _choices(values: Any) -> list[tuple[str, str]]:
@@ -101,7 +100,7 @@ class PlatformAccountView(SecuredModelView):
 def _external_id(view: Any, context: Any, post: Post, name: str) -> Markup | str:
     """Sandbox ids are labelled, so nobody looks for a simulated post on the real platform."""
     value = post.external_id or ""
-    if value.startswith(SANDBOX_PREFIX):
+    if is_sandbox_id(value):
         return Markup('<span class="badge badge-secondary">sandbox (simulated)</span> <small>{}</small>').format(value)
     return value
 

@@ -13,10 +13,8 @@ from app import posts as post_service
 from app.cli.common import console, emit, json_option, parse_instant, session, utcnow
 from app.errors import FieldError, ValidationError
 from app.models import Post, PostStatus, User
+from app.providers.sandbox import is_sandbox_id
 from app.users import get_user
-
-#: Published ids the sandbox publisher invents start with this; nothing was really posted.
-SANDBOX_PREFIX = "sandbox-"
 
 
 def describe(post: Post, user: User) -> dict[str, Any]:
@@ -40,7 +38,7 @@ def describe(post: Post, user: User) -> dict[str, Any]:
         "attempts": post.attempts,
         "published_at": post.published_at,
         "external_id": external,
-        "simulated": bool(external and external.startswith(SANDBOX_PREFIX)),
+        "simulated": is_sandbox_id(external),
     }
 
 

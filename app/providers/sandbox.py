@@ -41,6 +41,15 @@ def _limit_error(platform: str, text: str) -> str | None:
         return None
 
 
+#: Every id the sandbox invents starts with this: such a post exists on no platform.
+SANDBOX_ID_PREFIX = "sandbox-"
+
+
+def is_sandbox_id(external_id: str | None) -> bool:
+    """Whether a post's external id was invented by the sandbox (so it must be labelled simulated)."""
+    return external_id is not None and external_id.startswith(SANDBOX_ID_PREFIX)
+
+
 class SandboxPublisher:
     """SIMULATED publisher for ``platform``: returns fake ids and fake metrics."""
 
@@ -78,7 +87,7 @@ class SandboxPublisher:
 
     def _post_id(self, account: AccountCredentials, text: str) -> str:
         account_key = account.external_id or str(account.account_id)
-        return f"sandbox-{self.platform}-{_digest(text, account_key).hex()[:12]}"
+        return f"{SANDBOX_ID_PREFIX}{self.platform}-{_digest(text, account_key).hex()[:12]}"
 
 
 def simulated_metrics(post_id: str) -> PostMetrics:
