@@ -84,3 +84,16 @@ def build_broker(settings: Settings) -> Broker:
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
+
+
+def drain(broker: StubBroker) -> None:
+    """Work the in-process broker until every queue, delayed ones included, is empty.
+
+    A message handled late in a pass may send to a queue joined earlier (a tick fans out to
+    per-user messages), so passes repeat until nothing is left anywhere.
+    """
+    while True:
+        for queue in QUEUES:
+            broker.join(queue, fail_fast=True)
+        if not any(broker.queues[name].unfinished_tasks for q in QUEUES for name in (q, f"{q}.DQ")):
+            return

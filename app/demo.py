@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app import migrate, users
+from app.broker import drain
 from app.config import Settings
 from app.crypto import TokenVault
 from app.jobs import JOBS
@@ -135,15 +136,7 @@ def _simulate(runtime: Runtime, clock: SettableClock, broker: Any,
 
 def _tick(broker: Any, job: str, at: datetime) -> None:
     broker.get_actor(job).send(at.replace(second=0, microsecond=0).isoformat(), "periodic")
-    _drain(broker)
-
-
-def _drain(broker: Any) -> None:
-    from app.broker import QUEUES
-
-    for _ in range(5):  # a job's messages may send more messages to other queues
-        for queue in QUEUES:
-            broker.join(queue, fail_fast=True)
+    drain(broker)
 
 
 def _next_due_post(runtime: Runtime, after: datetime) -> datetime | None:

@@ -94,20 +94,14 @@ def _run_in_process(broker: Any, actor: Any, job: str, slot: str) -> str:
     """Send the trigger to the in-process stub broker and work every queue until all are empty."""
     import dramatiq
 
-    from app.broker import QUEUES
+    from app.broker import drain
 
     worker = dramatiq.Worker(broker, worker_threads=2)
     worker.start()
     try:
         # No retries for the trigger itself: a failure is reported here, not minutes later.
         message = actor.send_with_options(args=(job, slot), max_retries=0)
-        broker.join("legacy", fail_fast=True)
-        while True:
-            for queue in QUEUES:
-                broker.join(queue, fail_fast=True)
-            # A message handled late in the pass may have sent to a queue joined earlier.
-            if not any(broker.queues[name].unfinished_tasks for q in QUEUES for name in (q, f"{q}.DQ")):
-                break
+        drain(broker)
     finally:
         worker.stop()
     return str(message.message_id)
