@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.models import ExecutionStatus, JobRun
 
 
@@ -48,6 +49,14 @@ class PeriodicJob:
         while current < end:
             times.append(current)
             current = self.next_fire(current)
+        return times
+
+    def next_fires(self, after: datetime, count: int) -> list[datetime]:
+        """The next ``count`` fire times strictly after ``after``."""
+        times: list[datetime] = []
+        for _ in range(count):
+            after = self.next_fire(after)
+            times.append(after)
         return times
 
     def latest_fire(self, now: datetime, lookback: timedelta = timedelta(days=8)) -> datetime | None:
@@ -85,6 +94,12 @@ def build_jobs(daily_catch_up: timedelta = timedelta(hours=6),
 
 
 JOBS = build_jobs()
+
+
+def jobs_for(settings: Settings) -> dict[str, PeriodicJob]:
+    """The schedule with this deployment's catch-up windows (the crons are those of JOBS)."""
+    return build_jobs(timedelta(hours=settings.daily_catch_up_hours),
+                      timedelta(hours=settings.weekly_catch_up_hours))
 
 
 def claim_slot(session: Session, job: str, slot: datetime, *, trigger: str, claim_id: str | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import click
@@ -11,27 +11,11 @@ from sqlalchemy import select
 
 from app.cli.common import console, emit, json_option, session, settings, utcnow
 from app.errors import FieldError, ValidationError
-from app.jobs import JOBS, PeriodicJob, build_jobs
+from app.jobs import JOBS, jobs_for
 from app.models import JobRun
 
 #: How many upcoming fire times ``autopilot schedule`` lists per job.
 UPCOMING = 3
-
-
-def _jobs() -> dict[str, PeriodicJob]:
-    """The schedule with this deployment's catch-up windows (the crons are the same as JOBS)."""
-    s = settings()
-    return build_jobs(timedelta(hours=s.daily_catch_up_hours), timedelta(hours=s.weekly_catch_up_hours))
-
-
-def next_fires(job: PeriodicJob, now: datetime, count: int = UPCOMING) -> list[datetime]:
-    """The next ``count`` fire times of ``job`` strictly after ``now``, in UTC."""
-    times: list[datetime] = []
-    current = now
-    for _ in range(count):
-        current = job.next_fire(current)
-        times.append(current)
-    return times
 
 
 def describe_schedule(now: datetime) -> list[dict[str, Any]]:
@@ -43,9 +27,9 @@ def describe_schedule(now: datetime) -> list[dict[str, Any]]:
             "queue": job.queue,
             "description": job.description,
             "catch_up_seconds": int(job.catch_up.total_seconds()) if job.catch_up is not None else None,
-            "next_fires": next_fires(job, now),
+            "next_fires": job.next_fires(now, UPCOMING),
         }
-        for job in _jobs().values()
+        for job in jobs_for(settings()).values()
     ]
 
 

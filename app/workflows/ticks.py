@@ -15,10 +15,9 @@ from sqlalchemy import select
 
 from app.jobs import (
     JOBS,
-    PeriodicJob,
-    build_jobs,
     claim_slot,
     finish_slot,
+    jobs_for,
     missed_slots,
     prune_job_runs,
 )
@@ -52,11 +51,6 @@ class Outgoing:
 class TickResult:
     claimed: bool
     messages: list[Outgoing] = field(default_factory=list)
-
-
-def jobs_for(runtime: Runtime) -> dict[str, PeriodicJob]:
-    return build_jobs(timedelta(hours=runtime.settings.daily_catch_up_hours),
-                      timedelta(hours=runtime.settings.weekly_catch_up_hours))
 
 
 def resolve_slot(job: str, requested: str | None, now: datetime) -> datetime:
@@ -113,7 +107,7 @@ def _publish_messages(dispatches: list[Dispatch]) -> list[Outgoing]:
 def _catch_up(runtime: Runtime, now: datetime) -> list[Outgoing]:
     """Missed daily and weekly slots, re-sent once to their own job (the claim keeps it once)."""
     with runtime.session_factory() as session:
-        missed = missed_slots(session, now, jobs_for(runtime))
+        missed = missed_slots(session, now, jobs_for(runtime.settings))
     return [Outgoing(job, (slot.isoformat(), "catch_up")) for job, slot in missed]
 
 
