@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import func, select, text
@@ -13,11 +11,7 @@ from sqlalchemy.orm import Session
 from app.crypto import generate_key
 from app.db import make_engine
 from app.models import User
-
-
-def autopilot(url: str, *args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin", **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, env=env)
+from tests.cli import autopilot, autopilot_process
 
 
 CREATE = ["users", "create", "a@example.com", "--timezone", "America/New_York", "--platform", "twitter=09:00",
@@ -77,3 +71,15 @@ def test_accounts_connect_encrypts_the_token(sqlite_url):
 def test_malformed_environment_is_reported_by_variable(sqlite_url):
     result = autopilot(sqlite_url, "users", "list", extra_env={"TOKEN_ENCRYPTION_KEYS": "bad"})
     assert result.returncode == 2 and "TOKEN_ENCRYPTION_KEYS" in result.stderr
+
+
+def test_the_console_entry_point_exits_with_the_same_statuses_as_in_process(sqlite_url):
+    """The real ``python -m app``: success, refused input and a malformed environment."""
+    assert autopilot_process(sqlite_url, *CREATE).returncode == 0
+    refused = autopilot_process(sqlite_url, "users", "create", "b@example.com", "--frequency", "0")
+    assert refused.returncode == 2
+    assert "content_frequency" in refused.stderr and "Nothing was written" in refused.stderr
+    missing = autopilot_process(sqlite_url, "users", "show", "ghost@example.com")
+    assert missing.returncode == 3 and "ghost@example.com" in missing.stderr
+    broken = autopilot_process(sqlite_url, "users", "list", extra_env={"TOKEN_ENCRYPTION_KEYS": "bad"})
+    assert broken.returncode == 2 and "TOKEN_ENCRYPTION_KEYS" in broken.stderr

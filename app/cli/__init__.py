@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.cli.common import run_guarded
+from app.cli.common import GuardedGroup
 from app.cli.db import db
 from app.cli.doctor import doctor
 from app.cli.posts import posts
@@ -13,7 +13,7 @@ from app.cli.schedule import jobs, schedule
 from app.cli.users import accounts, keys, users
 
 
-@click.group()
+@click.group(cls=GuardedGroup)
 @click.version_option(package_name="content-autopilot")
 def cli() -> None:
     """Content autopilot: research, write, schedule and publish posts, on time and once."""
@@ -24,5 +24,5 @@ for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doc
 
 
 def main() -> None:
-    """Console entry point: turns known errors into a clear message and a non-zero exit."""
-    run_guarded(cli)
+    """Console entry point (errors are turned into exit statuses by :class:`GuardedGroup`)."""
+    cli()

@@ -63,29 +63,37 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
-def run_guarded(command: click.Group) -> None:
-    try:
-        command.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except ValidationError as exc:
-        for error in exc.errors:
-            click.echo(f"error: {error}", err=True)
-        click.echo("Nothing was written.", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except AutopilotError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+class GuardedGroup(click.Group):
+    """The top-level group: known errors become a clear message and a documented exit status.
+
+    The translation lives in ``main`` itself, so the console script and click's ``CliRunner``
+    (the tests' in-process runner) exit the same way for the same input.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ValidationError as exc:
+            for error in exc.errors:
+                click.echo(f"error: {error}", err=True)
+            click.echo("Nothing was written.", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except ConfigError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except NotFound as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_NOT_FOUND)
+        except AutopilotError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
 
 
 def parse_instant(field: str, value: str) -> datetime:

@@ -153,7 +153,7 @@ def diagnose(config: Settings) -> list[dict[str, str]]:
             rows = s.execute(
                 select(PlatformAccount, User.email).join(User, PlatformAccount.user_id == User.id)
                 .where(PlatformAccount.platform == platform, PlatformAccount.status == AccountStatus.ACTIVE)
-                .order_by(User.email)).tuples().all()
+                .order_by(User.email)).all()
             results.extend(_check_accounts(role, publisher, list(rows), vault.credentials))
     return results
 

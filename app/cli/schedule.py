@@ -74,13 +74,18 @@ def _job_run(job: str, slot: datetime) -> dict[str, Any] | None:
                 "claimed_at": run.claimed_at, "finished_at": run.finished_at, "error": run.error}
 
 
+#: How long an in-process worker thread waits on an empty queue before checking for stop, in ms.
+IN_PROCESS_POLL_MS = 100
+
+
 def _run_in_process(broker: Any, actor: Any, job: str, slot: str) -> str:
     """Send the trigger to the in-process stub broker and work every queue until all are empty."""
     import dramatiq
 
     from app.broker import drain
 
-    worker = dramatiq.Worker(broker, worker_threads=2)
+    # A short consumer timeout: stopping the worker waits for each thread's poll to return.
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=IN_PROCESS_POLL_MS)
     worker.start()
     try:
         # No retries for the trigger itself: a failure is reported here, not minutes later.

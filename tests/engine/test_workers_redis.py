@@ -19,8 +19,10 @@ from app.models import JobRun, Post, WorkflowExecution
 from tests.engine.conftest import make_users
 
 pytestmark = pytest.mark.slow
-SLOT = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 USERS = 24
+#: Posts per user in one daily run: UTC users, two posts a day on each of two platforms. In UTC
+#: every 24-hour window holds each daily posting time exactly once, whatever hour it starts.
+POSTS_PER_USER = 4
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
@@ -36,6 +38,12 @@ def succeeded(runtime) -> int:
                               .where(WorkflowExecution.status == "succeeded")) or 0
 
 
+@pytest.fixture
+def now() -> datetime:
+    """The real clock: the worker subprocesses read it too."""
+    return datetime.now(UTC)
+
+
 def wait_for(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,13 +54,15 @@ def wait_for(predicate, timeout: float) -> bool:
 
 
 def test_duplicate_ticks_and_a_killed_worker_still_run_every_user_exactly_once(runtime, redis_url, pg_url):
-    make_users(runtime, USERS)
+    # The worker processes read the real clock, so the slot is derived from it: generation
+    # fills [slot, slot + 24 h) and skips slots already past their grace by the real clock.
+    slot = datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
+    make_users(runtime, USERS, timezone="UTC")
     env = {**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": redis_url,
            "TOKEN_ENCRYPTION_KEYS": runtime.settings.token_encryption_keys[0],
            # Requeue a dead worker's messages after 1 s, checking on every call.
            "REDIS_HEARTBEAT_TIMEOUT_MS": "1000", "REDIS_MAINTENANCE_CHANCE": "1000000"}
     broker = build_broker(Settings(database_url=pg_url, redis_url=redis_url))
-    slot = SLOT.isoformat()
     # Two schedulers fire the same slot, and an operator triggers it by hand.
     for queue, actor, args in [("autonomous", "daily_generation", (slot, "periodic")),
                                ("autonomous", "daily_generation", (slot, "periodic")),
@@ -80,4 +90,4 @@ def test_duplicate_ticks_and_a_killed_worker_still_run_every_user_exactly_once(r
                                    .group_by(WorkflowExecution.user_id)).all()
         assert len(per_user) == USERS and all(count == 1 for _, count in per_user)
         posts = session.execute(select(Post.user_id, func.count()).group_by(Post.user_id)).all()
-        assert len(posts) == USERS and all(count == 4 for _, count in posts)
+        assert len(posts) == USERS and all(count == POSTS_PER_USER for _, count in posts)
