@@ -1,17 +1,32 @@
 """Thin Dramatiq actors: parse the message, call a workflow, send what it asks, nothing else.
 
-Importing this package builds the broker from the environment, so both
-``dramatiq actors -Q posting`` and ``periodiq actors`` work from the repository root.
+Nothing is built at import: :func:`setup` builds the broker from Settings and registers every
+actor on it, like Flask's ``create_app``. Worker and scheduler processes import
+:mod:`actors.entrypoint`, which calls it from the environment::
+
+    dramatiq actors.entrypoint -Q posting
+    periodiq actors.entrypoint
 """
 
 from __future__ import annotations
 
 import dramatiq
+from dramatiq import Broker
 
+from actors import per_user, periodic, posting
 from app.broker import build_broker
-from app.config import get_settings
+from app.config import Settings
+from app.workflows.jobs import catalogue
 
-broker = build_broker(get_settings())
-dramatiq.set_broker(broker)
+__all__ = ["setup"]
 
-from actors import per_user, periodic, posting  # noqa: E402,F401  (registers the actors)
+
+def setup(settings: Settings) -> Broker:
+    """Build the broker for ``settings``, make it the process's broker, register every actor."""
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    jobs = catalogue(settings)
+    periodic.register(broker, jobs)
+    per_user.register(broker, jobs)
+    posting.register(broker)
+    return broker

@@ -1,17 +1,28 @@
-"""Sending what a workflow asked for, and reading the current message's identity."""
+"""Turning a workflow's intents into messages: the one place actor names and arguments are built."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from app.workflows.ticks import Outgoing
+from app.intents import Intent, PublishPost, RunSlot, RunUserStep
 
 #: Publish messages are sent this many ms before their second: Dramatiq's delayed messages
 #: arrive up to ~1.5 s late, so they land early and the actor waits for the exact instant.
 PUBLISH_LEAD_MS = 5_000
+#: The actor that publishes one post: ``publish_post(post_id, claim_token, due_at)``.
+PUBLISH_ACTOR = "publish_post"
+#: The per-user actor of each fanning-out job: ``actor(execution_id)``.
+PER_USER_ACTORS = {
+    "daily_generation": "generate_for_user",
+    "metrics_collection": "collect_metrics_for_user",
+    "weekly_report": "weekly_report_for_user",
+}
+#: The manual trigger of any job: ``run_job_manually(job, slot)``.
+MANUAL_ACTOR = "run_job_manually"
 
 
 def current_message_id() -> str | None:
@@ -25,13 +36,25 @@ def current_scheduled_at() -> str | None:
     return message.options.get("scheduled_at") if message is not None else None
 
 
-def send_all(messages: list[Outgoing], now: datetime) -> int:
+def message_for(intent: Intent) -> tuple[str, tuple[object, ...], datetime | None, int]:
+    """(actor name, arguments, when it should run, how many ms early to deliver it)."""
+    if isinstance(intent, PublishPost):
+        return (PUBLISH_ACTOR, (intent.post_id, intent.claim_token, intent.due_at.isoformat()),
+                intent.due_at, PUBLISH_LEAD_MS)
+    if isinstance(intent, RunUserStep):
+        return PER_USER_ACTORS[intent.job], (intent.execution_id,), None, 0
+    if isinstance(intent, RunSlot):
+        return intent.job, (intent.slot.isoformat(), intent.trigger), None, 0
+    raise TypeError(f"no message for {intent!r}")
+
+
+def send(intents: Sequence[Intent], now: datetime) -> int:
+    """Send each intent to its actor on the process's broker; returns how many were sent."""
     broker = dramatiq.get_broker()
-    for out in messages:
-        actor = broker.get_actor(out.actor)
+    for intent in intents:
+        actor_name, args, eta, lead_ms = message_for(intent)
         delay = None
-        if out.eta is not None:
-            lead = PUBLISH_LEAD_MS if out.actor == "publish_post" else 0
-            delay = max(0, int((out.eta - now).total_seconds() * 1000) - lead) or None
-        actor.send_with_options(args=out.args, delay=delay)
-    return len(messages)
+        if eta is not None:
+            delay = max(0, int((eta - now).total_seconds() * 1000) - lead_ms) or None
+        broker.get_actor(actor_name).send_with_options(args=args, delay=delay)
+    return len(intents)

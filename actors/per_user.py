@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dramatiq
+from dramatiq import Broker
 
-from actors.messages import current_message_id
+from actors.messages import PER_USER_ACTORS, current_message_id
+from app.jobs.spec import PeriodicJob
 from app.runtime import get_runtime
-from app.workflows import generation, peruser
+
+#: Retries of a per-user run that hit a temporary failure, and the first backoff in ms.
+PER_USER_MAX_RETRIES, PER_USER_MIN_BACKOFF = 5, 30_000
 
 
-@dramatiq.actor(queue_name="autonomous", max_retries=5, min_backoff=30_000)
-def generate_for_user(execution_id: int) -> None:
-    generation.generate_for_user(get_runtime(), execution_id, claim_id=current_message_id())
+def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
+    """One actor per job with a per-user step, on the job's queue."""
+    for job_name, actor_name in PER_USER_ACTORS.items():
+        job = jobs[job_name]
+        assert job.per_user is not None, f"{job_name} has no per-user step"
+        step = job.per_user
 
+        def run(execution_id: int, step=step) -> None:  # type: ignore[no-untyped-def]
+            step(get_runtime(), execution_id, current_message_id())
 
-@dramatiq.actor(queue_name="metrics", max_retries=5, min_backoff=30_000)
-def collect_metrics_for_user(execution_id: int) -> None:
-    peruser.collect_metrics(get_runtime(), execution_id, claim_id=current_message_id())
-
-
-@dramatiq.actor(queue_name="reports", max_retries=5, min_backoff=30_000)
-def weekly_report_for_user(execution_id: int) -> None:
-    peruser.weekly_report(get_runtime(), execution_id, claim_id=current_message_id())
+        run.__name__ = actor_name
+        run.__doc__ = f"The per-user step of {job_name}."
+        dramatiq.actor(broker=broker, actor_name=actor_name, queue_name=job.queue,
+                       max_retries=PER_USER_MAX_RETRIES, min_backoff=PER_USER_MIN_BACKOFF)(run)

@@ -1,47 +1,49 @@
-"""The periodic jobs. Each fires on its UTC cron and runs its slot once (see app.jobs)."""
+"""The periodic jobs: one actor per job of the catalogue, firing on its UTC cron, once per slot."""
 
 from __future__ import annotations
 
-import dramatiq
-from periodiq import cron
+from collections.abc import Mapping
 
-from actors.messages import current_message_id, current_scheduled_at, send_all
-from app.jobs import JOBS
+import dramatiq
+from dramatiq import Broker
+
+from actors.messages import MANUAL_ACTOR, current_message_id, current_scheduled_at, send
+from app.jobs.spec import PeriodicJob
 from app.runtime import get_runtime
 from app.workflows.ticks import finish_tick, resolve_slot, run_tick
 
+#: Redeliveries of a tick that failed (each resumes its own claim).
+TICK_MAX_RETRIES = 3
+
 
 def run_job(job: str, slot: str | None, trigger: str) -> None:
-    """Claim the job's slot, do its work, send what it asks; a duplicate does nothing."""
+    """Claim the job's slot, run its steps, send what they ask; a duplicate does nothing."""
     runtime = get_runtime()
     slot_at = resolve_slot(job, slot or current_scheduled_at(), runtime.now())
-    result = run_tick(runtime, job, slot_at, trigger=trigger, claim_id=current_message_id())
+    result = run_tick(runtime, job, slot_at, trigger=trigger, message_id=current_message_id())
     if result.claimed:
-        sent = send_all(result.messages, runtime.now())
+        sent = send(result.intents, runtime.now())
         finish_tick(runtime, job, slot_at, sent=sent)
 
 
-def _periodic(job: str) -> dramatiq.Actor[..., None]:
-    spec = JOBS[job]
+def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
+    """A periodic actor per job (named after it, on its queue) and the manual trigger."""
+    for job in jobs.values():
+        def tick(slot: str | None = None, trigger: str = "periodic", name: str = job.name) -> None:
+            run_job(name, slot, trigger)
 
-    def tick(slot: str | None = None, trigger: str = "periodic") -> None:
-        run_job(job, slot, trigger)
+        tick.__name__ = job.name
+        tick.__doc__ = job.description
+        dramatiq.actor(broker=broker, actor_name=job.name, queue_name=job.queue,
+                       periodic=job.spec, max_retries=TICK_MAX_RETRIES)(tick)
 
-    tick.__name__ = job
-    tick.__doc__ = spec.description
-    return dramatiq.actor(actor_name=job, queue_name=spec.queue, periodic=cron(spec.cron), max_retries=3)(tick)
+    known = tuple(jobs)
 
+    def run_job_manually(job: str, slot: str | None = None) -> None:
+        """A manual or backward-compatible trigger (``autopilot jobs run``): still once per slot."""
+        if job not in known:
+            raise ValueError(f"unknown job {job!r}; known: {', '.join(known)}")
+        run_job(job, slot, "manual")
 
-daily_generation = _periodic("daily_generation")
-metrics_collection = _periodic("metrics_collection")
-weekly_report = _periodic("weekly_report")
-dispatch_due_posts = _periodic("dispatch_due_posts")
-sweep_stuck_posts = _periodic("sweep_stuck_posts")
-
-
-@dramatiq.actor(queue_name="legacy", max_retries=3)
-def run_job_manually(job: str, slot: str | None = None) -> None:
-    """A manual or backward-compatible trigger (``autopilot jobs run``): still once per slot."""
-    if job not in JOBS:
-        raise ValueError(f"unknown job {job!r}; known: {', '.join(JOBS)}")
-    run_job(job, slot, "manual")
+    dramatiq.actor(broker=broker, actor_name=MANUAL_ACTOR, queue_name="legacy",
+                   max_retries=TICK_MAX_RETRIES)(run_job_manually)

@@ -8,7 +8,6 @@ due second, is sent through the same actors a production worker runs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,10 +20,11 @@ from app import migrate, users
 from app.broker import drain
 from app.config import Settings
 from app.crypto import TokenVault
-from app.jobs import JOBS
+from app.intents import RunSlot
 from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
 from app.providers.base import TokenSet
 from app.runtime import Runtime, SettableClock, set_runtime
+from app.workflows.jobs import JOBS
 
 #: The simulated week: Monday 8 March 2027 00:00 UTC to the next Monday (US clocks spring
 #: forward on Sunday 14 March; the weekly report runs that Sunday at 08:00 UTC).
@@ -84,10 +84,10 @@ def timeline(start: datetime, days: int) -> list[tuple[datetime, str]]:
 
 def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | None = None) -> DemoResult:
     """Run the simulated week; ``on_progress(done, total, label)`` drives a progress bar."""
-    os.environ.pop("REDIS_URL", None)  # the demo is embedded: in-process broker whatever the shell says
     url = prepare_database(database)
     clock = SettableClock(DEMO_START)
     # The demo's world begins on Monday: last Sunday's report is not a missed slot to catch up.
+    # No REDIS_URL: the demo is embedded, an in-process broker whatever the shell says.
     settings = Settings(database_url=url, weekly_catch_up_hours=6)
     runtime = Runtime.from_settings(settings, clock=clock)
     set_runtime(runtime)
@@ -96,9 +96,8 @@ def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | N
     import dramatiq
 
     import actors
-    from actors.periodic import run_job_manually  # noqa: F401 - registered with the broker
 
-    broker = actors.broker
+    broker = actors.setup(settings)
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()
     try:
@@ -135,7 +134,9 @@ def _simulate(runtime: Runtime, clock: SettableClock, broker: Any,
 
 
 def _tick(broker: Any, job: str, at: datetime) -> None:
-    broker.get_actor(job).send(at.replace(second=0, microsecond=0).isoformat(), "periodic")
+    from actors.messages import send
+
+    send([RunSlot(job, at.replace(second=0, microsecond=0), trigger="periodic")], at)
     drain(broker)
 
 

@@ -1,8 +1,9 @@
 """SQLAlchemy 2.0 typed models: the database is the source of truth for everything scheduled.
 
 Every timestamp is timezone-aware UTC on both PostgreSQL and SQLite (see :class:`UTCDateTime`).
-Status values are plain strings checked by the application (see the ``*Status`` classes), which
-keeps migrations portable between the two databases.
+Statuses and review reasons are StrEnums stored as their values in plain VARCHAR columns
+(:func:`enum_column`: non-native, no CHECK), which keeps the schema portable between the two
+databases; Python code compares enum members, never bare strings.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -75,11 +77,6 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
 
 
-class Platform(StrEnum):
-    TWITTER = "twitter"
-    LINKEDIN = "linkedin"
-
-
 class AccountStatus(StrEnum):
     ACTIVE = "active"
     NEEDS_REAUTH = "needs_reauth"
@@ -98,11 +95,29 @@ class PostStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ReviewReason(StrEnum):
+    """Why a post waits in ``needs_review``."""
+
+    APPROVAL = "approval"  # the user asked to approve every generated post
+    PERMANENT_ERROR = "permanent_error"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    STALE = "stale"
+    NEEDS_REAUTH = "needs_reauth"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
 class ExecutionStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+def enum_column(enum: type[StrEnum], length: int) -> Enum:
+    """A StrEnum stored as its values in a plain VARCHAR: no native type, no CHECK constraint,
+    so the schema stays the same on PostgreSQL and SQLite and adding a member needs no migration."""
+    return Enum(enum, native_enum=False, create_constraint=False, length=length,
+                values_callable=lambda members: [m.value for m in members], validate_strings=True)
 
 
 class User(Base):
@@ -171,7 +186,7 @@ class PlatformAccount(Base):
     refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None]
     refresh_expires_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status: Mapped[AccountStatus] = mapped_column(enum_column(AccountStatus, 20), default=AccountStatus.ACTIVE)
     reauth_notified_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -202,7 +217,7 @@ class Post(Base):
     topic: Mapped[str | None] = mapped_column(String(300))
     #: "autonomous" (daily generation) or "manual" (one-off from the CLI or admin).
     origin: Mapped[str] = mapped_column(String(20), default="autonomous")
-    status: Mapped[str] = mapped_column(String(20), default=PostStatus.SCHEDULED)
+    status: Mapped[PostStatus] = mapped_column(enum_column(PostStatus, 20), default=PostStatus.SCHEDULED)
     scheduled_at: Mapped[datetime]
     #: The generation slot this post fills; NULL for one-off posts (NULLs never collide).
     slot_at: Mapped[datetime | None]
@@ -212,7 +227,7 @@ class Post(Base):
     external_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    review_reason: Mapped[str | None] = mapped_column(String(40))
+    review_reason: Mapped[ReviewReason | None] = mapped_column(enum_column(ReviewReason, 40))
     #: Identifies one claim of the post by a worker, so a stale worker cannot overwrite it.
     claim_token: Mapped[str | None] = mapped_column(String(64))
     execution_id: Mapped[int | None] = mapped_column(
@@ -263,12 +278,14 @@ class JobRun(Base):
     slot: Mapped[datetime]
     #: "periodic", "catch_up" or "manual".
     trigger: Mapped[str] = mapped_column(String(20), default="periodic")
-    status: Mapped[str] = mapped_column(String(20), default=ExecutionStatus.RUNNING)
+    status: Mapped[ExecutionStatus] = mapped_column(enum_column(ExecutionStatus, 20),
+                                                    default=ExecutionStatus.RUNNING)
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     fanned_out: Mapped[int] = mapped_column(Integer, default=0)
-    #: The message that claimed the slot: its redelivery may resume the run, nobody else may.
-    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    #: The id of the message that claimed the slot: its redelivery may resume the run, nobody
+    #: else may. (The column keeps its first name, ``claimed_by``.)
+    claimed_by_message: Mapped[str | None] = mapped_column("claimed_by", String(64))
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -288,14 +305,16 @@ class WorkflowExecution(Base):
     workflow: Mapped[str] = mapped_column(String(60))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     slot: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default=ExecutionStatus.PENDING)
+    status: Mapped[ExecutionStatus] = mapped_column(enum_column(ExecutionStatus, 20),
+                                                    default=ExecutionStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    #: The message running this execution; its redelivery (after a crash) may resume it.
-    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    #: The id of the message running this execution; its redelivery (after a crash) may resume
+    #: it. (The column keeps its first name, ``claimed_by``.)
+    claimed_by_message: Mapped[str | None] = mapped_column("claimed_by", String(64))
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
 

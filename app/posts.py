@@ -1,38 +1,23 @@
 """User control over posts: one-off posts, the review queue, approve, edit, reschedule, cancel.
 
-Every change of status is a conditional UPDATE on the status it expects, so an operator
-cancelling a post races safely with a worker claiming it: exactly one of them wins.
+Every change of status goes through :func:`app.lifecycle.move`, a conditional UPDATE on the
+status it expects, so an operator cancelling a post races safely with a worker claiming it:
+exactly one of them wins.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.audit import record
 from app.errors import FieldError, NotFound, ValidationError
+from app.lifecycle import CANCELLABLE, RESCHEDULABLE, move
 from app.models import Post, PostStatus, User, utcnow
 from app.text_limits import limit_error
 from app.validation import KNOWN_PLATFORMS
-
-
-class ReviewReason:
-    """Why a post waits in ``needs_review``."""
-
-    APPROVAL = "approval"  # the user asked to approve every generated post
-    PERMANENT_ERROR = "permanent_error"
-    OUTCOME_UNKNOWN = "outcome_unknown"
-    STALE = "stale"
-    NEEDS_REAUTH = "needs_reauth"
-    RETRIES_EXHAUSTED = "retries_exhausted"
-
-
-#: States from which an operator may cancel a post (a post being published cannot be).
-CANCELLABLE = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.NEEDS_REVIEW, PostStatus.FAILED)
-#: States from which a post may be edited, approved or rescheduled.
-RESCHEDULABLE = (PostStatus.SCHEDULED, PostStatus.NEEDS_REVIEW, PostStatus.FAILED)
 
 
 def get_post(session: Session, post_id: int) -> Post:
@@ -78,15 +63,11 @@ def create_one_off(
     return post
 
 
-def _transition(session: Session, post: Post, allowed: tuple[str, ...], **values: object) -> bool:
-    result = session.execute(
-        update(Post)
-        .where(Post.id == post.id, Post.status.in_(allowed))
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
+def _transition(session: Session, post: Post, allowed: tuple[PostStatus, ...], target: PostStatus,
+                **values: Any) -> bool:
+    moved = move(session, post.id, source=allowed, target=target, updated_at=utcnow(), **values)
     session.refresh(post)
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return moved
 
 
 def approve(session: Session, post_id: int, *, now: datetime, at: datetime | None = None,
@@ -98,7 +79,7 @@ def approve(session: Session, post_id: int, *, now: datetime, at: datetime | Non
     post = get_post(session, post_id)
     new_text = check_text(post.platform, text) if text is not None else post.text
     when = _check_future(at, now) if at is not None else max(post.scheduled_at, now)
-    if not _transition(session, post, RESCHEDULABLE, status=PostStatus.SCHEDULED, scheduled_at=when,
+    if not _transition(session, post, RESCHEDULABLE, PostStatus.SCHEDULED, scheduled_at=when,
                        text=new_text, review_reason=None, claim_token=None, last_error=None):
         raise ValidationError([FieldError("status", post.status, "only scheduled, failed or reviewed posts can be approved")])
     record(session, "post.approved", user_id=post.user_id, post_id=post.id, actor=actor,
@@ -108,7 +89,7 @@ def approve(session: Session, post_id: int, *, now: datetime, at: datetime | Non
 
 def cancel(session: Session, post_id: int, *, actor: str = "cli") -> Post:
     post = get_post(session, post_id)
-    if not _transition(session, post, CANCELLABLE, status=PostStatus.CANCELLED, claim_token=None):
+    if not _transition(session, post, CANCELLABLE, PostStatus.CANCELLED, claim_token=None):
         raise ValidationError([FieldError("status", post.status, "a post being published or already published cannot be cancelled")])
     record(session, "post.cancelled", user_id=post.user_id, post_id=post.id, actor=actor)
     return post

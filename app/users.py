@@ -21,6 +21,13 @@ from app.providers.base import TokenSet
 from app.validation import KNOWN_PLATFORMS, settings_of, validate_email, validate_settings
 
 
+def opted_in_user_ids(session: Session) -> list[int]:
+    """Every user with autonomous mode on: one query, whatever their number."""
+    return list(session.scalars(
+        select(UserSettings.user_id).where(UserSettings.enable_autonomous_mode.is_(True)).order_by(UserSettings.user_id)
+    ))
+
+
 def get_user(session: Session, email: str) -> User:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:

@@ -3,7 +3,7 @@
 Runs the real path end to end on a throwaway PostgreSQL database and Redis db 14, with the
 offline providers (no API keys): N opted-in users, then
 
-* ``workers``: P ``dramatiq actors -Q autonomous legacy`` processes (T threads each) are started
+* ``workers``: P ``dramatiq actors.entrypoint -Q autonomous legacy`` processes (T threads each) are started
   and ready; one raw ``daily_generation`` tick message for the latest 06:00 UTC slot is enqueued,
   and the clock runs from that enqueue until all N executions have succeeded (polled in the DB).
 * ``baseline``: the same work in this one process on a fresh database: ``run_tick``, then
@@ -183,7 +183,7 @@ def run_workers(args: argparse.Namespace, key: str, slot: datetime, deadline: De
 
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors", "-Q", "autonomous", "legacy",
+            [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "autonomous", "legacy",
              "--processes", str(args.processes), "--threads", str(args.threads)],
             env=db.env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if not wait_for_workers(rclient, args.processes, min(60.0, max(1.0, deadline.left()))):
@@ -261,19 +261,19 @@ def run_baseline(args: argparse.Namespace, key: str, slot: datetime, deadline: D
         print(f"  created {args.users} users in {time.monotonic() - t0:.1f} s", flush=True)
         started = time.monotonic()
         with StatementCounter(db.engine) as counter:
-            tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", claim_id="bench-baseline")
+            tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", message_id="bench-baseline")
         assert tick.claimed, "the fresh database's slot was already claimed"
         result["tick_statements"] = counter.count
-        result["tick_messages"] = len(tick.messages)
+        result["tick_messages"] = len(tick.intents)
         succeeded = failed = 0
-        for out in tick.messages:
-            deadline.check(f"baseline ({succeeded + failed}/{len(tick.messages)} done)")
-            execution = generate_for_user(db.runtime, int(out.args[0]), claim_id=None)
+        for out in tick.intents:
+            deadline.check(f"baseline ({succeeded + failed}/{len(tick.intents)} done)")
+            execution = generate_for_user(db.runtime, out.execution_id, message_id=None)
             if execution is not None and not execution.error:
                 succeeded += 1
             else:
                 failed += 1
-        finish_tick(db.runtime, WORKFLOW, slot, sent=len(tick.messages))
+        finish_tick(db.runtime, WORKFLOW, slot, sent=len(tick.intents))
         result.update(seconds=time.monotonic() - started, succeeded=succeeded, failed=failed,
                       **verify(db, slot, args.users))
         return result
@@ -289,8 +289,8 @@ def tick_statements(users: int, key: str, slot: datetime) -> int:
     try:
         make_users(db, users)
         with StatementCounter(db.engine) as counter:
-            tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", claim_id="bench-count")
-        assert tick.claimed and len(tick.messages) == users, (tick.claimed, len(tick.messages))
+            tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", message_id="bench-count")
+        assert tick.claimed and len(tick.intents) == users, (tick.claimed, len(tick.intents))
         return counter.count
     finally:
         db.close()

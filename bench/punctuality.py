@@ -7,7 +7,7 @@ Runs the real path end to end: a throwaway PostgreSQL database, Dramatiq workers
 
 Modes:
 
-* ``precise``: the production path (``actors.messages.send_all``: sent PUBLISH_LEAD_MS
+* ``precise``: the production path (``actors.messages.send``: sent PUBLISH_LEAD_MS
   early with ``due_at``; the actor sleeps until the exact instant).
 * ``plain``: the naive baseline (Dramatiq ``delay = due - now``, no lead, ``due_at=None``).
 
@@ -158,16 +158,15 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     import redis
     from sqlalchemy import func, select
 
-    import actors  # noqa: F401 - builds the Redis broker from os.environ (set in main)
-    from actors.messages import send_all
+    import actors
+    from actors.messages import send
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
     from app.providers.base import TokenSet
     from app.runtime import Runtime
     from app.users import connect_account, create_user
-    from app.workflows import ticks
-    from app.workflows.publishing import dispatch_due_posts
+    from app.workflows.dispatch import dispatch_due_posts
     from tests.services import create_pg_database, drop_pg_database
 
     rng = random.Random(args.seed)
@@ -188,6 +187,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
                "X_API_BASE_URL": f"http://127.0.0.1:{fake.port}", "TOKEN_ENCRYPTION_KEYS": key,
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         runtime = Runtime.from_settings(Settings.from_env(env))
+        actors.setup(runtime.settings)
         now = datetime.now(UTC)
         user_ids = []
         with runtime.session_factory() as session, session.begin():
@@ -201,7 +201,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
                                 handle=f"bench{i}", external_id="1", now=now)
 
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors", "-Q", "posting",
+            [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "posting",
              "--processes", str(args.processes), "--threads", str(args.threads)],
             env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if not wait_for_workers(rclient, args.processes, 30):
@@ -233,7 +233,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
             now = datetime.now(UTC)
             dispatches = dispatch_due_posts(runtime, now)
             if mode == "precise":
-                send_all(ticks._publish_messages(dispatches), now)
+                send(dispatches, now)
             else:
                 for d in dispatches:
                     delay = int((d.due_at - now).total_seconds() * 1000)
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     from cryptography.fernet import Fernet
 
     key = Fernet.generate_key().decode()
-    # The bench process builds its broker and settings from these on `import actors`.
+    # The worker processes inherit these (the bench process builds its own Settings from them).
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["TOKEN_ENCRYPTION_KEYS"] = key
     os.environ.pop("SENTRY_DSN", None)

@@ -18,9 +18,10 @@ import periodiq
 
 
 def simulate(start: pendulum.DateTime, end: pendulum.DateTime) -> dict[str, list[str]]:
-    import actors  # noqa: F401  - builds the broker, pins the schedule to UTC, registers actors
+    # What `periodiq actors.entrypoint` imports: the broker from the environment, the schedule
+    # pinned to UTC, every actor registered.
+    from actors.entrypoint import broker
 
-    broker = actors.broker
     periodic = [a for a in broker.actors.values() if "periodic" in a.options]
     sent: dict[str, list[str]] = {a.actor_name: [] for a in periodic}
     waits: list[float] = []

@@ -1,4 +1,4 @@
-"""`autopilot run` stops cleanly on Ctrl-C and resumes where it left off; `periodiq actors` starts."""
+"""`autopilot run` stops cleanly on Ctrl-C and resumes where it left off; `periodiq actors.entrypoint` starts."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from app import migrate
 from app.db import make_engine
 from app.migrate import ROOT
 from app.models import JobRun
-
 
 #: Catch-up windows wider than the jobs' periods (plus the catch-up's two-minute settle), so
 #: the latest daily and weekly slots are always missed and caught up, whatever the hour or day.
@@ -86,7 +85,7 @@ def test_run_stops_cleanly_on_ctrl_c_and_resumes_without_redoing_work(tmp_path):
 def test_periodiq_scheduler_starts_from_the_repo_root_and_lists_the_jobs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {"DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
     periodiq = Path(sys.executable).parent / "periodiq"
-    process = subprocess.Popen([str(periodiq), "actors"], env=env, text=True, cwd=ROOT,
+    process = subprocess.Popen([str(periodiq), "actors.entrypoint"], env=env, text=True, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(4)
     process.send_signal(signal.SIGINT)

@@ -13,7 +13,6 @@ from app.db import make_engine
 from app.models import User
 from tests.cli import autopilot, autopilot_process
 
-
 CREATE = ["users", "create", "a@example.com", "--timezone", "America/New_York", "--platform", "twitter=09:00",
           "--platform", "linkedin=10:00,17:00", "--frequency", "3", "--voice", "professional",
           "--creativity", "0.7", "--topic", "python", "--autonomous"]

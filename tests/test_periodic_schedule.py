@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.jobs import JOBS
+from app.workflows.jobs import JOBS
 
 START = datetime(2026, 3, 1, tzinfo=UTC)  # a Sunday; spans Mar 8 (US) and Mar 29 (EU)
 END = START + timedelta(weeks=5)

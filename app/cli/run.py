@@ -68,23 +68,23 @@ def run(threads: int) -> None:
     import periodiq
 
     import actors
-    from actors.messages import send_all
+    from actors.messages import send
     from app import migrate
+    from app.broker import QUEUES
     from app.runtime import get_runtime
-    from app.workflows.ticks import recovery_messages
+    from app.workflows.ticks import recovery_intents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = get_runtime()
     migrate.upgrade(runtime.settings.database_url)
-    worker = dramatiq.Worker(actors.broker, worker_threads=threads)
+    broker = actors.setup(runtime.settings)
+    worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.start()
     in_process = not runtime.settings.redis_url
-    sent = send_all(recovery_messages(runtime, runtime.now(), messages_lost=in_process), runtime.now())
-    from app.broker import QUEUES
-
+    sent = send(recovery_intents(runtime, runtime.now(), messages_lost=in_process), runtime.now())
     click.echo(f"autopilot running: queues {', '.join(QUEUES)}; "
                f"{sent} recovery message(s) sent; Ctrl-C to stop")
-    periodic = [a for a in actors.broker.actors.values() if "periodic" in a.options]
+    periodic = [a for a in broker.actors.values() if "periodic" in a.options]
     scheduler = periodiq.Scheduler(actors=periodic)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.cli.common import console, emit, json_option, session, settings, utcnow
 from app.errors import FieldError, ValidationError
-from app.jobs import JOBS, jobs_for
 from app.models import JobRun
+from app.workflows.jobs import JOBS, catalogue
 
 #: How many upcoming fire times ``autopilot schedule`` lists per job.
 UPCOMING = 3
@@ -28,8 +28,9 @@ def describe_schedule(now: datetime) -> list[dict[str, Any]]:
             "description": job.description,
             "catch_up_seconds": int(job.catch_up.total_seconds()) if job.catch_up is not None else None,
             "next_fires": job.next_fires(now, UPCOMING),
+            "steps": [{"name": step.name, "description": step.description} for step in job.steps],
         }
-        for job in jobs_for(settings()).values()
+        for job in catalogue(settings()).values()
     ]
 
 
@@ -43,7 +44,7 @@ def _window(seconds: int | None) -> str:
 @click.command()
 @json_option
 def schedule(as_json: bool) -> None:
-    """The periodic jobs: cron (UTC), queue, catch-up window and the next three fire times."""
+    """The periodic jobs: cron (UTC), queue, catch-up window, next three fire times, and each step."""
     data = describe_schedule(utcnow())
 
     def render(rows: list[dict[str, Any]]) -> None:
@@ -52,9 +53,10 @@ def schedule(as_json: bool) -> None:
         table.columns[0].no_wrap = True
         table.columns[4].no_wrap = True
         for row in rows:
+            steps = "".join(f"\n- {step['name']}: {step['description']}" for step in row["steps"])
             table.add_row(row["name"], row["cron"], row["queue"], _window(row["catch_up_seconds"]),
                           "\n".join(t.strftime("%Y-%m-%d %H:%M") for t in row["next_fires"]),
-                          row["description"])
+                          row["description"] + steps)
         console().print(table)
 
     emit(data, as_json, render)
@@ -78,10 +80,11 @@ def _job_run(job: str, slot: datetime) -> dict[str, Any] | None:
 IN_PROCESS_POLL_MS = 100
 
 
-def _run_in_process(broker: Any, actor: Any, job: str, slot: str) -> str:
+def _run_in_process(broker: Any, job: str, slot: str) -> str:
     """Send the trigger to the in-process stub broker and work every queue until all are empty."""
     import dramatiq
 
+    from actors.messages import MANUAL_ACTOR
     from app.broker import drain
 
     # A short consumer timeout: stopping the worker waits for each thread's poll to return.
@@ -89,7 +92,7 @@ def _run_in_process(broker: Any, actor: Any, job: str, slot: str) -> str:
     worker.start()
     try:
         # No retries for the trigger itself: a failure is reported here, not minutes later.
-        message = actor.send_with_options(args=(job, slot), max_retries=0)
+        message = broker.get_actor(MANUAL_ACTOR).send_with_options(args=(job, slot), max_retries=0)
         drain(broker)
     finally:
         worker.stop()
@@ -114,11 +117,12 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
     slot_text = slot_at.isoformat()
 
     import actors
-    from actors.periodic import run_job_manually
+    from actors.messages import MANUAL_ACTOR
 
+    broker = actors.setup(settings())
     data: dict[str, Any] = {"job": job, "slot": slot_at}
     if settings().redis_url:
-        message = run_job_manually.send(job, slot_text)
+        message = broker.get_actor(MANUAL_ACTOR).send(job, slot_text)
         data.update(mode="enqueued", message_id=message.message_id)
         emit(data, as_json, lambda d: click.echo(
             f"queued {d['job']} for slot {d['slot']:%Y-%m-%d %H:%M} UTC on the legacy queue "
@@ -126,7 +130,7 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
         return
 
     before = _job_run(job, slot_at)
-    message_id = _run_in_process(actors.broker, run_job_manually, job, slot_text)
+    message_id = _run_in_process(broker, job, slot_text)
     after = _job_run(job, slot_at)
     ran = before is None and after is not None
     data.update(mode="in-process", message_id=message_id, ran=ran, run=after)

@@ -4,13 +4,13 @@ A periodic job creates one ``pending`` WorkflowExecution per user for its slot (
 workflow, user and slot) and one message per execution. The per-user message claims its
 execution ``pending -> running`` with a conditional update, so a duplicate message does
 nothing. A crash leaves the row ``running``: the same message redelivered may resume it
-(``claimed_by``), and the sweep re-sends executions whose lease ran out.
+(``claimed_by_message``), and the sweep re-sends executions whose lease ran out.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.intents import Intent, RunUserStep
+from app.jobs.spec import Step, Tick
 from app.models import ExecutionStatus, WorkflowExecution
 from app.providers.errors import RateLimited, TemporaryError
 
@@ -25,6 +27,11 @@ logger = logging.getLogger(__name__)
 
 #: How long a running execution may go without finishing before another worker may take it.
 DEFAULT_EXECUTION_LEASE = timedelta(minutes=15)
+#: How long a pending execution may wait for its message before it counts as lost.
+DEFAULT_PENDING_GRACE = timedelta(minutes=10)
+
+#: Which users a fan-out covers: (session, slot's now) -> user ids, in one query.
+UserSelection = Callable[[Session, datetime], Iterable[int]]
 
 
 class RetryLater(Exception):
@@ -59,19 +66,46 @@ def fan_out(session: Session, workflow: str, slot: datetime, user_ids: Iterable[
     ))
 
 
-def claim_execution(session: Session, execution_id: int, *, claim_id: str | None, now: datetime,
+def fan_out_step(description: str, users: UserSelection) -> Step:
+    """The step of a per-user job: one pending execution and one intent per selected user."""
+
+    def run(tick: Tick) -> Sequence[Intent]:
+        with tick.runtime.session_factory() as session, session.begin():
+            ids = fan_out(session, tick.job.name, tick.slot, users(session, tick.now), now=tick.now)
+        return [RunUserStep(tick.job.name, execution_id) for execution_id in ids]
+
+    return Step("fan_out", description, run)
+
+
+def _requeue_stale(tick: Tick) -> Sequence[Intent]:
+    grace = {"pending_grace": timedelta(0)} if tick.messages_lost else {}
+    with tick.runtime.session_factory() as session:
+        stale = stale_executions(session, tick.now, **grace)
+    return [RunUserStep(workflow, execution_id) for execution_id, workflow in stale
+            if workflow in tick.jobs and tick.jobs[workflow].per_user is not None]
+
+
+#: The sweep's step for per-user runs whose message was lost or whose worker died.
+REQUEUE_STALE_EXECUTIONS = Step(
+    "requeue_stale_executions",
+    "Re-send per-user runs whose message was lost (pending 10 minutes) or whose worker died "
+    "(running past its 15-minute lease)",
+    _requeue_stale)
+
+
+def claim_execution(session: Session, execution_id: int, *, message_id: str | None, now: datetime,
                     lease: timedelta = DEFAULT_EXECUTION_LEASE) -> bool:
     """``pending -> running`` for this message; also a redelivery of the claiming message, or a lapsed lease."""
     reclaimable = [WorkflowExecution.status == ExecutionStatus.PENDING,
                    and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
                         WorkflowExecution.started_at < now - lease)]
-    if claim_id is not None:
+    if message_id is not None:
         reclaimable.append(and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
-                                WorkflowExecution.claimed_by == claim_id))
+                                WorkflowExecution.claimed_by_message == message_id))
     result = session.execute(
         update(WorkflowExecution)
         .where(WorkflowExecution.id == execution_id, or_(*reclaimable))
-        .values(status=ExecutionStatus.RUNNING, started_at=now, claimed_by=claim_id,
+        .values(status=ExecutionStatus.RUNNING, started_at=now, claimed_by_message=message_id,
                 attempts=WorkflowExecution.attempts + 1)
         .execution_options(synchronize_session=False)
     )
@@ -79,7 +113,7 @@ def claim_execution(session: Session, execution_id: int, *, claim_id: str | None
 
 
 def stale_executions(session: Session, now: datetime, *, lease: timedelta = DEFAULT_EXECUTION_LEASE,
-                     pending_grace: timedelta = timedelta(minutes=10)) -> list[tuple[int, str]]:
+                     pending_grace: timedelta = DEFAULT_PENDING_GRACE) -> list[tuple[int, str]]:
     """Executions whose message was lost (pending too long) or whose worker died (lease over)."""
     rows = session.execute(
         select(WorkflowExecution.id, WorkflowExecution.workflow).where(or_(
@@ -92,7 +126,7 @@ def stale_executions(session: Session, now: datetime, *, lease: timedelta = DEFA
     return [(row[0], row[1]) for row in rows]
 
 
-def run_execution(session_factory: Callable[[], Session], execution_id: int, *, claim_id: str | None,
+def run_execution(session_factory: Callable[[], Session], execution_id: int, *, message_id: str | None,
                   clock: Callable[[], datetime],
                   body: Callable[[Session, WorkflowExecution], dict[str, Any]]) -> WorkflowExecution | None:
     """Claim the execution, run ``body`` in its own transaction, record the outcome.
@@ -102,7 +136,7 @@ def run_execution(session_factory: Callable[[], Session], execution_id: int, *, 
     any other error marks it failed with the error, and does not raise (it is recorded).
     """
     with session_factory() as session, session.begin():
-        if not claim_execution(session, execution_id, claim_id=claim_id, now=clock()):
+        if not claim_execution(session, execution_id, message_id=message_id, now=clock()):
             return None
     started = clock()
     try:
@@ -128,7 +162,7 @@ def run_execution(session_factory: Callable[[], Session], execution_id: int, *, 
         return execution
 
 
-def _finish(execution: WorkflowExecution, now: datetime, started: datetime, status: str, *,
+def _finish(execution: WorkflowExecution, now: datetime, started: datetime, status: ExecutionStatus, *,
             counts: dict[str, Any] | None = None, error: str | None = None) -> None:
     execution.status = status
     execution.finished_at = now

@@ -1,7 +1,7 @@
 """Daily generation: research, choose fresh ideas, write one post per slot, schedule it.
 
-The 06:00 UTC tick fans out one execution per opted-in user (:func:`fan_out_generation`);
-each user's run (:func:`generate_for_user`) fills the posting slots of the next 24 hours.
+The 06:00 UTC job (:data:`DAILY_GENERATION`) fans out one execution per opted-in user; each
+user's run (:func:`generate_for_user`) fills the posting slots of the next 24 hours.
 Re-running a day creates nothing new: posts are unique per user, platform and slot.
 """
 
@@ -16,15 +16,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import record
-from app.models import MemoryEntry, Post, PostStatus, User, UserSettings, WorkflowExecution
+from app.jobs.spec import PeriodicJob
+from app.models import (
+    MemoryEntry,
+    Post,
+    PostStatus,
+    ReviewReason,
+    User,
+    UserSettings,
+    WorkflowExecution,
+)
 from app.notifications import notify
-from app.posts import ReviewReason
 from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
 from app.runtime import Runtime
 from app.scheduling import posting_slots
 from app.text_limits import limit_error
+from app.users import opted_in_user_ids
 from app.validation import settings_of, validate_settings
-from app.workflows.executions import fan_out, run_execution
+from app.workflows.executions import fan_out, fan_out_step, run_execution
 from app.workflows.report import latest_insights
 
 WORKFLOW = "daily_generation"
@@ -49,21 +58,14 @@ def idea_key(link: str) -> str:
     return "sha256:" + hashlib.sha256(link.encode()).hexdigest()
 
 
-def opted_in_user_ids(session: Session) -> list[int]:
-    """Every user with autonomous mode on: one query, whatever their number."""
-    return list(session.scalars(
-        select(UserSettings.user_id).where(UserSettings.enable_autonomous_mode.is_(True)).order_by(UserSettings.user_id)
-    ))
-
-
 def fan_out_generation(session: Session, slot: datetime, *, now: datetime) -> list[int]:
     """Pending executions (one per opted-in user) for the daily slot; the caller sends one message each."""
     return fan_out(session, WORKFLOW, slot, opted_in_user_ids(session), now=now)
 
 
-def generate_for_user(runtime: Runtime, execution_id: int, *, claim_id: str | None = None) -> WorkflowExecution | None:
+def generate_for_user(runtime: Runtime, execution_id: int, message_id: str | None = None) -> WorkflowExecution | None:
     """Run one user's daily generation once; a failure is recorded and the user notified."""
-    execution = run_execution(runtime.session_factory, execution_id, claim_id=claim_id, clock=runtime.now,
+    execution = run_execution(runtime.session_factory, execution_id, message_id=message_id, clock=runtime.now,
                               body=lambda session, ex: _generate(runtime, session, ex))
     if execution is not None and execution.error and execution.user_id is not None:
         with runtime.session_factory() as session, session.begin():
@@ -183,3 +185,13 @@ def _remember(session: Session, user_id: int, topics: list[str], research: list[
     for key in sorted({idea_key(r.link) for r in research if r.link}):
         session.add(MemoryEntry(user_id=user_id, kind="idea", key=key, created_at=now,
                                 content={"posts": [p.id for p in stored]}))
+
+
+DAILY_GENERATION = PeriodicJob(
+    WORKFLOW, "0 6 * * *", "autonomous",
+    "Research, write and schedule the next 24 hours of posts for every opted-in user",
+    steps=(fan_out_step("One generation run per opted-in user",
+                        lambda session, now: opted_in_user_ids(session)),),
+    catch_up_setting="daily_catch_up_hours",
+    per_user=generate_for_user,
+)

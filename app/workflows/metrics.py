@@ -1,6 +1,6 @@
 """Engagement metrics: a "24h" and a "7d" snapshot of every published post.
 
-The 02:00 UTC tick fans out one execution per user with posts due
+The 02:00 UTC job (:data:`METRICS_COLLECTION`) fans out one execution per user with posts due
 (:func:`users_with_metrics_due`); each user's run (:func:`collect_metrics_for_user`) asks each
 platform for the figures of the due posts, at most :data:`DEFAULT_METRICS_BATCH` ids per call,
 stores one :class:`~app.models.MetricSnapshot` per post and age, and copies the figures onto
@@ -28,10 +28,20 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import AccountStatus, MetricSnapshot, PlatformAccount, Post, PostStatus
+from app.jobs.spec import PeriodicJob
+from app.models import (
+    AccountStatus,
+    MetricSnapshot,
+    PlatformAccount,
+    Post,
+    PostStatus,
+    WorkflowExecution,
+)
 from app.providers.base import PostMetrics
 from app.providers.errors import ProviderError
 from app.runtime import Runtime
+from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS
+from app.workflows.executions import fan_out_step, run_execution
 
 logger = logging.getLogger(__name__)
 
@@ -215,3 +225,23 @@ def _batches(items: Sequence[DuePost], size: int) -> Iterator[Sequence[DuePost]]
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
+
+
+def collect_metrics(runtime: Runtime, execution_id: int, message_id: str | None = None) -> WorkflowExecution | None:
+    """The per-user step: one user's snapshots for the execution's slot, once."""
+    def body(session: Session, execution: WorkflowExecution) -> dict[str, Any]:
+        assert execution.user_id is not None
+        return collect_metrics_for_user(runtime, execution.user_id, runtime.now())
+
+    return run_execution(runtime.session_factory, execution_id, message_id=message_id, clock=runtime.now,
+                         body=body)
+
+
+METRICS_COLLECTION = PeriodicJob(
+    WORKFLOW, "0 2 * * *", "metrics",
+    "Collect engagement for posts published in the last 24 hours and 7 days ago",
+    steps=(fan_out_step("One metrics run per user with snapshots due", users_with_metrics_due),
+           WARN_EXPIRING_ACCOUNTS),
+    catch_up_setting="daily_catch_up_hours",
+    per_user=collect_metrics,
+)

@@ -1,6 +1,6 @@
 """The weekly report: last week's figures and recommendations, remembered as an insight.
 
-The Sunday 08:00 UTC tick fans out one execution per opted-in user; each run
+The Sunday 08:00 UTC job (:data:`WEEKLY_REPORT`) fans out one execution per opted-in user; each run
 (:func:`weekly_report_for_user`) loads the user's posts and workflow runs of the week and the
 one before, computes the report with :mod:`app.report_math`, and stores it as a
 ``MemoryEntry(kind="insight", key="weekly:<date>")``. Re-running the week rewrites that entry
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import record
 from app.errors import NotFound
+from app.jobs.spec import PeriodicJob
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -29,6 +30,8 @@ from app.models import (
 )
 from app.report_math import ExecutionRecord, PostRecord, WeeklyReport, build_report
 from app.runtime import Runtime
+from app.users import opted_in_user_ids
+from app.workflows.executions import fan_out_step, run_execution
 
 WORKFLOW = "weekly_report"
 #: The MemoryEntry kind of weekly reports.
@@ -178,3 +181,25 @@ def render_email(report: WeeklyReport) -> str:
         lines += [f"- {p['platform']} {p['published_at'][:10]}: {p['engagement_rate']:.1%} "
                   f"of {p['impressions']:,} impressions. {p['excerpt']}" for p in report.top]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def weekly_report(runtime: Runtime, execution_id: int, message_id: str | None = None) -> WorkflowExecution | None:
+    """The per-user step: one user's report for the week ending at the execution's slot, once."""
+    def body(session: Session, execution: WorkflowExecution) -> dict[str, Any]:
+        assert execution.user_id is not None and execution.slot is not None
+        entry = weekly_report_for_user(runtime, execution.user_id, execution.slot)
+        return {"report": entry.key, "recommendations": len(entry.content.get("recommendations", []))}
+
+    return run_execution(runtime.session_factory, execution_id, message_id=message_id, clock=runtime.now,
+                         body=body)
+
+
+WEEKLY_REPORT = PeriodicJob(
+    # Sunday is written "0,7": Periodiq's validate() compares isoweekday() (Sunday = 7)
+    # while next_valid_date() uses Sunday = 0, so a plain "0" would never fire.
+    WORKFLOW, "0 8 * * 0,7", "reports",
+    "Write each user's weekly performance report with recommendations",
+    steps=(fan_out_step("One report per opted-in user", lambda session, now: opted_in_user_ids(session)),),
+    catch_up_setting="weekly_catch_up_hours",
+    per_user=weekly_report,
+)

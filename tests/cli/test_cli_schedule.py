@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from app.cli.schedule import describe_schedule
 from app.db import make_engine
-from app.jobs import JOBS
 from app.models import JobRun, Post
+from app.workflows.jobs import JOBS
 from tests.cli import autopilot
 
 
@@ -45,14 +45,21 @@ def test_schedule_json_shape(sqlite_url):
     rows = json.loads(result.stdout)
     assert [r["name"] for r in rows] == list(JOBS)
     for row in rows:
-        assert set(row) == {"name", "cron", "timezone", "queue", "description", "catch_up_seconds", "next_fires"}
+        assert set(row) == {"name", "cron", "timezone", "queue", "description", "catch_up_seconds", "next_fires",
+                            "steps"}
+        assert row["steps"] and all(step["name"] and step["description"] for step in row["steps"])
         fires = [datetime.fromisoformat(t) for t in row["next_fires"]]
         assert fires in (chained(row["name"], before), chained(row["name"], after))
         assert all(t.utcoffset() == timedelta(0) for t in fires)
     by_name = {r["name"]: r for r in rows}
     assert by_name["daily_generation"]["catch_up_seconds"] == 6 * 3600
     assert by_name["dispatch_due_posts"]["catch_up_seconds"] is None
-    assert "daily_generation" in autopilot(sqlite_url, "schedule").stdout
+    # Every piece of periodic work is a named step of a job, listed with its description.
+    steps = {step["name"] for row in rows for step in row["steps"]}
+    assert {"claim_due_posts", "catch_up_missed_slots", "recover_stuck_posts", "requeue_stale_executions",
+            "send_pending_emails", "prune_old_claims", "warn_expiring_accounts"} <= steps
+    text = autopilot(sqlite_url, "schedule").stdout
+    assert "daily_generation" in text and "warn_expiring_accounts" in text
 
 
 def _counts(url: str) -> tuple[int, int]:

@@ -47,5 +47,5 @@ def test_the_daily_metrics_tick_runs_the_check(runtime, clock):
     (user,) = make_users(runtime, 1)
     _connect(runtime, "user0@example.com", "linkedin", timedelta(days=3), None)
     clock.now = NOW
-    run_tick(runtime, "metrics_collection", NOW, trigger="periodic", claim_id="m")
+    run_tick(runtime, "metrics_collection", NOW, trigger="periodic", message_id="m")
     assert _notifications(runtime) == [(user, "account_expiring:linkedin")]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.crypto import generate_key
+from app.intents import RunUserStep
 from app.models import ExecutionStatus, Post, PostStatus
 from app.providers.base import TokenSet
 from app.providers.linkedin import LinkedInPublisher, escape_little_text
@@ -26,8 +27,9 @@ from app.providers.x import XPublisher
 from app.runtime import Runtime
 from app.text_limits import LINKEDIN_MAX_CHARS, X_MAX_WEIGHTED, fits_platform, platform_length
 from app.users import connect_account, create_user
+from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.generation import generate_for_user
-from app.workflows.publishing import dispatch_due_posts, publish_post
+from app.workflows.publish import publish_post
 from app.workflows.ticks import run_tick
 from tests.fakes.openai import FakeOpenAI, requested_slots, valid_posts
 from tests.fakes.platforms import FakeLinkedIn, FakeX
@@ -112,11 +114,11 @@ def test_daily_run_against_the_fakes_generates_and_publishes_within_the_document
     bob = add_user(runtime, "bob@example.com", BOB, x, linkedin)
 
     # -- generation: the 06:00 tick and one message per user ----------------------------------
-    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="tick-1")
-    assert tick.claimed and len(tick.messages) == 2
-    for message in tick.messages:
-        assert message.actor == "generate_for_user"
-        execution = generate_for_user(runtime, *message.args, claim_id=f"gen-{message.args[0]}")
+    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="tick-1")
+    assert tick.claimed and len(tick.intents) == 2
+    for message in tick.intents:
+        assert message == RunUserStep("daily_generation", message.execution_id)
+        execution = generate_for_user(runtime, message.execution_id, message_id=f"gen-{message.execution_id}")
         assert execution is not None
         assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
         assert execution.counts["empty_slots"] == 0 and execution.counts["research_items"] > 0
@@ -209,9 +211,9 @@ def test_over_limit_answer_is_asked_again_and_never_stored(real_runtime, clock, 
     runtime = real_runtime
     add_user(runtime, "ada@example.com", ADA, x, linkedin)
     openai_fake.script("over_limit")  # first answer: 299-character tweets, valid LinkedIn posts
-    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="t")
-    (message,) = tick.messages
-    execution = generate_for_user(runtime, *message.args, claim_id="g")
+    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="t")
+    (message,) = tick.intents
+    execution = generate_for_user(runtime, message.execution_id, message_id="g")
     assert execution is not None and execution.status == ExecutionStatus.SUCCEEDED, execution.error
     chats = openai_fake.chat_requests
     assert len(chats) == 2
@@ -228,9 +230,9 @@ def test_generation_failure_against_the_fake_is_recorded_and_nothing_is_posted(r
     runtime = real_runtime
     add_user(runtime, "ada@example.com", ADA, x, linkedin)
     openai_fake.script("refusal", "refusal", "refusal")
-    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="t")
-    (message,) = tick.messages
-    execution = generate_for_user(runtime, *message.args, claim_id="g")
+    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="t")
+    (message,) = tick.intents
+    execution = generate_for_user(runtime, message.execution_id, message_id="g")
     assert execution is not None and execution.status == ExecutionStatus.FAILED
     assert execution.error is not None and "GenerationError" in execution.error and "refused" in execution.error
     assert len(openai_fake.chat_requests) == 3
@@ -245,8 +247,8 @@ def test_a_model_writing_an_over_long_topic_does_not_fail_the_day(real_runtime, 
     runtime = real_runtime
     add_user(runtime, "ada@example.com", ADA, x, linkedin)
     openai_fake.script(lambda request: [{**p, "topic": "open models " * 30} for p in valid_posts(request)])
-    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="t")
-    (message,) = tick.messages
-    execution = generate_for_user(runtime, *message.args, claim_id="g")
+    tick = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="t")
+    (message,) = tick.intents
+    execution = generate_for_user(runtime, message.execution_id, message_id="g")
     assert execution is not None and execution.status == ExecutionStatus.SUCCEEDED, execution.error
     assert {(p.platform, p.slot_at) for p in stored_posts(runtime)} == ADA_SLOTS

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from app.intents import RunUserStep
 from app.models import (
     AuditLog,
     ExecutionStatus,
@@ -58,13 +59,13 @@ def add_user(runtime: Runtime, email: str, **overrides: Any) -> int:
 def run_day(runtime: Runtime, slot: datetime = SLOT, *, claim_id: str = "tick",
             trigger: str = "periodic") -> list[WorkflowExecution]:
     """The tick for ``slot`` and every per-user message it asks for; returns the executions."""
-    result = run_tick(runtime, "daily_generation", slot, trigger=trigger, claim_id=f"{claim_id}-{slot:%Y%m%d%H%M}")
+    result = run_tick(runtime, "daily_generation", slot, trigger=trigger, message_id=f"{claim_id}-{slot:%Y%m%d%H%M}")
     assert result.claimed
     executions = []
-    for message in result.messages:
-        assert message.actor == "generate_for_user"
-        (execution_id,) = message.args
-        execution = generate_for_user(runtime, execution_id, claim_id=f"gen-{execution_id}")
+    for message in result.intents:
+        assert message == RunUserStep("daily_generation", message.execution_id)
+        execution_id = message.execution_id
+        execution = generate_for_user(runtime, execution_id, message_id=f"gen-{execution_id}")
         assert execution is not None
         executions.append(execution)
     return executions
@@ -139,19 +140,19 @@ def test_running_the_same_day_twice_creates_nothing_new(runtime, clock):
     assert len(before) == 4
 
     # A second scheduler, a manual trigger: the slot is claimed, nothing is fanned out again.
-    assert not run_tick(runtime, "daily_generation", SLOT, trigger="manual", claim_id="other").claimed
+    assert not run_tick(runtime, "daily_generation", SLOT, trigger="manual", message_id="other").claimed
     # Even a fan-out forced past the claim creates no second execution for the same slot.
     with runtime.session_factory() as session, session.begin():
         assert fan_out_generation(session, SLOT, now=clock.now) == []
     assert count(runtime, WorkflowExecution) == 1
     # The same per-user message redelivered does nothing.
-    assert generate_for_user(runtime, first[0].id, claim_id=f"gen-{first[0].id}") is None
+    assert generate_for_user(runtime, first[0].id, message_id=f"gen-{first[0].id}") is None
 
     # A new execution of the same slot (the old row purged), run to the end, adds 0 posts.
     with runtime.session_factory() as session, session.begin():
         session.execute(delete(WorkflowExecution))
         (again_id,) = fan_out_generation(session, SLOT, now=clock.now)
-    again = generate_for_user(runtime, again_id, claim_id="forced")
+    again = generate_for_user(runtime, again_id, message_id="forced")
     assert again is not None and again.status == ExecutionStatus.SUCCEEDED
     assert again.counts["generated"] == 0 and again.counts["already_scheduled"] == 4
     assert [(p.id, p.platform, p.slot_at, p.text) for p in posts_of(runtime)] == before
@@ -167,13 +168,13 @@ def test_racing_generation_for_the_same_slot_keeps_one_post_per_slot(runtime, cl
         (first_id,) = fan_out_generation(session, SLOT, now=clock.now)
     # The first execution writes only two of the four slots (the generator dropped the others).
     generation.rewrite = lambda drafts: drafts[:2]
-    generate_for_user(runtime, first_id, claim_id="a")
+    generate_for_user(runtime, first_id, message_id="a")
     assert len(posts_of(runtime)) == 2
     with runtime.session_factory() as session, session.begin():
         session.execute(delete(WorkflowExecution))
         (second_id,) = fan_out_generation(session, SLOT, now=clock.now)
     generation.rewrite = None
-    second = generate_for_user(runtime, second_id, claim_id="b")
+    second = generate_for_user(runtime, second_id, message_id="b")
     assert second is not None
     assert second.counts["already_scheduled"] == 2 and second.counts["generated"] == 2
     # Only the two empty slots were asked for the second time.
@@ -240,12 +241,12 @@ def test_require_approval_posts_wait_for_review_with_audit_rows(runtime):
 
 def test_autonomous_mode_turned_off_after_fan_out_generates_nothing(runtime):
     user = add_user(runtime, "quitter@example.com")
-    result = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="t")
-    (message,) = result.messages
+    result = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="t")
+    (message,) = result.intents
     with runtime.session_factory() as session, session.begin():
         session.execute(update(UserSettings).where(UserSettings.user_id == user)
                         .values(enable_autonomous_mode=False))
-    execution = generate_for_user(runtime, *message.args, claim_id="m")
+    execution = generate_for_user(runtime, message.execution_id, message_id="m")
     assert execution is not None and execution.status == ExecutionStatus.SUCCEEDED
     assert "skipped" in execution.counts and execution.error is None
     assert posts_of(runtime) == []

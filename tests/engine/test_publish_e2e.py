@@ -1,8 +1,8 @@
 """Publishing end to end: real worker processes, Redis, PostgreSQL and fake platforms on sockets.
 
 Each test schedules a post a moment ahead, claims it with ``dispatch_due_posts`` and enqueues
-the ``publish_post`` message exactly as ``actors.messages.send_all`` would (no delay: the
-actor waits for the exact second itself). A real ``dramatiq actors -Q posting`` worker then
+the ``publish_post`` message exactly as ``actors.messages.send`` would (no delay: the
+actor waits for the exact second itself). A real ``dramatiq actors.entrypoint -Q posting`` worker then
 publishes through the real X / LinkedIn clients to :mod:`tests.fakes.platforms`, and the test
 polls the database (bounded) for the final state and counts what the platform received.
 
@@ -43,18 +43,16 @@ from app.models import (
     PlatformAccount,
     Post,
     PostStatus,
+    ReviewReason,
     User,
 )
-from app.posts import ReviewReason
 from app.providers.base import TokenSet
 from app.runtime import Runtime
 from app.users import connect_account
-from app.workflows.publishing import (
-    DEFAULT_MAX_PUBLISH_ATTEMPTS,
-    NOTIFY_REAUTH,
-    dispatch_due_posts,
-    sweep_stuck_posts,
-)
+from app.workflows.accounts import NOTIFY_REAUTH
+from app.workflows.dispatch import dispatch_due_posts
+from app.workflows.publish import DEFAULT_MAX_PUBLISH_ATTEMPTS
+from app.workflows.sweep import sweep_stuck_posts
 from tests import services
 from tests.engine.conftest import make_users
 from tests.fakes.platforms import FakeLinkedIn, FakeX, unused_base_url
@@ -80,7 +78,7 @@ def redis_db_url(offset: int) -> str:
 
 @dataclass
 class Worker:
-    """A ``dramatiq actors -Q posting`` process group."""
+    """A ``dramatiq actors.entrypoint -Q posting`` process group."""
 
     process: subprocess.Popen
     log: Path
@@ -107,7 +105,7 @@ def start_worker(env: dict[str, str], log: Path, *, threads: int = 4) -> Worker:
     handle = log.open("ab")
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors", "-Q", "posting", "--processes", "1",
+            [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "posting", "--processes", "1",
              "--threads", str(threads)],
             env=env, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
     finally:
@@ -272,7 +270,7 @@ class World:
             return posts.create_one_off(session, user, platform, now + lead, text, now=now).id
 
     def dispatch(self, *, copies: int = 1) -> dict[int, tuple[str, datetime]]:
-        """Claim what is due and enqueue each message ``copies`` times, as send_all would."""
+        """Claim what is due and enqueue each message ``copies`` times, as actors.messages.send would."""
         claimed = dispatch_due_posts(self.runtime, self.clock())
         for d in claimed:
             for _ in range(copies):

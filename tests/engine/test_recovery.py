@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from app.intents import PublishPost, RunSlot, RunUserStep
 from app.models import Post, PostStatus
-from app.workflows.ticks import recovery_messages, run_tick
+from app.workflows.ticks import recovery_intents, run_tick
 from tests.engine.conftest import make_users
 
 SLOT = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
@@ -25,25 +26,25 @@ def _queued_post(runtime, user_id: int, due: datetime) -> int:
 
 def test_lost_in_memory_messages_are_resent_at_start_up(runtime, clock):
     (user_id,) = make_users(runtime, 1)
-    fan_out = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="m")
+    fan_out = run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="m")
     clock.now = SLOT + timedelta(minutes=1)
     post_id = _queued_post(runtime, user_id, clock.now + timedelta(seconds=50))
 
-    messages = recovery_messages(runtime, clock.now, messages_lost=True)
+    intents = recovery_intents(runtime, clock.now, messages_lost=True)
 
-    publish = [m for m in messages if m.actor == "publish_post"]
-    assert [(m.args[0], m.eta) for m in publish] == [(post_id, clock.now + timedelta(seconds=50))]
-    assert publish[0].args[1] != "old"  # a new claim token: the lost message is void
-    assert {m.args for m in messages if m.actor == "generate_for_user"} == {o.args for o in fan_out.messages}
+    publish = [i for i in intents if isinstance(i, PublishPost)]
+    assert [(i.post_id, i.due_at) for i in publish] == [(post_id, clock.now + timedelta(seconds=50))]
+    assert publish[0].claim_token != "old"  # a new claim token: the lost message is void
+    assert {i for i in intents if isinstance(i, RunUserStep)} == set(fan_out.intents)
 
 
 def test_with_redis_nothing_fresh_is_resent(runtime, clock):
     (user_id,) = make_users(runtime, 1)
-    run_tick(runtime, "daily_generation", SLOT, trigger="periodic", claim_id="m")
+    run_tick(runtime, "daily_generation", SLOT, trigger="periodic", message_id="m")
     clock.now = SLOT + timedelta(minutes=1)
     _queued_post(runtime, user_id, clock.now + timedelta(seconds=50))
-    messages = recovery_messages(runtime, clock.now, messages_lost=False)
+    intents = recovery_intents(runtime, clock.now, messages_lost=False)
     # Only the missed 02:00 metrics slot is caught up; the fresh post and execution wait.
-    assert [(m.actor, m.args) for m in messages] == [("metrics_collection", ("2026-11-26T02:00:00+00:00", "catch_up"))]
+    assert intents == [RunSlot("metrics_collection", SLOT.replace(hour=2))]
     with runtime.session_factory() as session:
         assert session.scalar(select(Post.claim_token)) == "old"

@@ -27,7 +27,7 @@ POSTS_PER_USER = 4
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "actors", "-Q", "autonomous", "legacy", "--processes", "1",
+        [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "autonomous", "legacy", "--processes", "1",
          "--threads", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 

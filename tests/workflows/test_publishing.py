@@ -17,11 +17,20 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import posts
+from app import lifecycle, posts
 from app.config import Settings
 from app.crypto import TokenVault
-from app.models import AccountStatus, AuditLog, Notification, PlatformAccount, Post, PostStatus
-from app.posts import ReviewReason
+from app.intents import PublishPost
+from app.lifecycle import review_queue_size
+from app.models import (
+    AccountStatus,
+    AuditLog,
+    Notification,
+    PlatformAccount,
+    Post,
+    PostStatus,
+    ReviewReason,
+)
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
@@ -33,16 +42,9 @@ from app.providers.errors import (
 from app.providers.registry import Providers
 from app.runtime import Runtime, SettableClock
 from app.users import connect_account, create_user
-from app.workflows import publishing
-from app.workflows.publishing import (
-    DEFAULT_MAX_PUBLISH_ATTEMPTS,
-    Dispatch,
-    dispatch_due_posts,
-    publish_post,
-    retry_backoff,
-    review_queue_size,
-    sweep_stuck_posts,
-)
+from app.workflows.dispatch import dispatch_due_posts
+from app.workflows.publish import DEFAULT_MAX_PUBLISH_ATTEMPTS, publish_post, retry_backoff
+from app.workflows.sweep import sweep_stuck_posts
 
 Step = BaseException | PublishResult | TokenSet | Callable[[], Any] | None
 
@@ -614,7 +616,7 @@ def test_sweep_also_dispatches_due_scheduled_posts(
         runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime) -> None:
     post_id = add_post(sessions, user_id, now - timedelta(minutes=20))
     [d] = sweep_stuck_posts(runtime, now)
-    assert d == Dispatch(post_id, load(sessions, post_id).claim_token or "", now - timedelta(minutes=20))
+    assert d == PublishPost(post_id, load(sessions, post_id).claim_token or "", now - timedelta(minutes=20))
 
 
 # -- review queue -------------------------------------------------------------------------------
@@ -623,7 +625,7 @@ def test_sweep_also_dispatches_due_scheduled_posts(
 def test_a_growing_review_queue_notifies_the_user_once_a_day(
         runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
         fake: ScriptedPublisher) -> None:
-    threshold = publishing.DEFAULT_REVIEW_ALERT_THRESHOLD
+    threshold = lifecycle.DEFAULT_REVIEW_ALERT_THRESHOLD
     for i in range(threshold + 1):
         fake.publish_script.append(PermanentError("400 bad request"))
         post_id = queued(sessions, user_id, now, token=f"t{i}", text=f"post {i}")

@@ -1,0 +1,94 @@
+"""The minute's dispatch: claim the posts due within two minutes and hand them to the broker.
+
+Redis only ever carries work due now or within a minute or two; the schedule itself stays in
+the database (ARCHITECTURE decision 1). Each claimed post gets its own claim token and a
+:class:`~app.intents.PublishPost` intent the actor layer sends to land just before its second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from app.audit import record
+from app.intents import Intent, PublishPost
+from app.jobs.spec import PeriodicJob, Step, Tick
+from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
+from app.lifecycle import alert_review_queue, chunks, move_many, new_claim_token
+from app.models import Post, PostStatus, ReviewReason
+from app.runtime import Runtime
+
+__all__ = ["DEFAULT_DISPATCH_HORIZON", "DISPATCH_DUE_POSTS", "dispatch_due_posts"]
+
+#: How far ahead of its time a post is claimed and handed to the broker.
+DEFAULT_DISPATCH_HORIZON = timedelta(minutes=2)
+
+
+def dispatch_due_posts(runtime: Runtime, now: datetime,
+                       horizon: timedelta = DEFAULT_DISPATCH_HORIZON) -> list[PublishPost]:
+    """Claim every scheduled post due by ``now + horizon``: ``scheduled -> queued``.
+
+    Posts more than the stale grace overdue go to review instead. Rows claimed by a concurrent
+    dispatcher are skipped. One SELECT and one UPDATE per batch of posts, whatever their number.
+    """
+    grace = runtime.settings.stale_grace_minutes
+    stale_before = now - timedelta(minutes=grace)
+    due_by = now + horizon
+    with runtime.session_factory() as session, session.begin():
+        due = session.execute(
+            select(Post.id, Post.scheduled_at)
+            .where(Post.status == PostStatus.SCHEDULED, Post.scheduled_at <= due_by)
+            .order_by(Post.scheduled_at, Post.id)
+        ).all()
+        stale_ids = [row.id for row in due if row.scheduled_at < stale_before]
+        fresh_ids = [row.id for row in due if row.scheduled_at >= stale_before]
+        if stale_ids:
+            _review_stale_scheduled(session, stale_ids, stale_before, now, grace)
+        intents: list[PublishPost] = []
+        for chunk in chunks(fresh_ids):
+            tokens = {post_id: new_claim_token() for post_id in chunk}
+            claimed = move_many(
+                session, chunk, source=PostStatus.SCHEDULED, target=PostStatus.QUEUED,
+                where=(Post.scheduled_at >= stale_before, Post.scheduled_at <= due_by),
+                returning=(Post.id, Post.user_id, Post.scheduled_at),
+                queued_at=now, claim_token=case(tokens, value=Post.id))
+            for row in claimed:
+                intents.append(PublishPost(row.id, tokens[row.id], row.scheduled_at))
+                record(session, "post.queued", user_id=row.user_id, post_id=row.id,
+                       details={"due_at": row.scheduled_at.isoformat()})
+    intents.sort(key=lambda d: (d.due_at, d.post_id))
+    return intents
+
+
+def _review_stale_scheduled(session: Session, post_ids: list[int], stale_before: datetime,
+                            now: datetime, grace: int) -> None:
+    error = f"not published: more than {grace} minutes past its time when dispatched"
+    moved = move_many(session, post_ids, source=PostStatus.SCHEDULED, target=PostStatus.NEEDS_REVIEW,
+                      where=(Post.scheduled_at < stale_before,),
+                      review_reason=ReviewReason.STALE, last_error=error, claim_token=None)
+    for row in moved:
+        record(session, "post.reviewed", user_id=row.user_id, post_id=row.id,
+               details={"reason": ReviewReason.STALE, "error": error})
+    for user_id in sorted({row.user_id for row in moved}):
+        alert_review_queue(session, user_id, now)
+
+
+def _claim_due(tick: Tick) -> Sequence[Intent]:
+    return dispatch_due_posts(tick.runtime, tick.now)
+
+
+CLAIM_DUE_POSTS = Step(
+    "claim_due_posts",
+    "Claim the posts due in the next two minutes and send each to land at its exact second "
+    "(posts more than the stale grace late go to review)",
+    _claim_due)
+
+DISPATCH_DUE_POSTS = PeriodicJob(
+    "dispatch_due_posts", "* * * * *", "posting",
+    "Hand the posts due in the next two minutes to the workers; catch up missed daily slots",
+    steps=(CLAIM_DUE_POSTS, CATCH_UP_MISSED_SLOTS),
+    claim_retention=timedelta(days=7),
+)
