@@ -1,6 +1,7 @@
 """Drive Periodiq's own Scheduler over a simulated period and print every send as JSON.
 
-Run in a subprocess with the host TZ under test: ``TZ=Asia/Tokyo python -m tests.schedule_probe``.
+Run in a subprocess with the host TZ under test:
+``TZ=Asia/Tokyo python -m tests.schedule_probe START END [JOB,JOB...]``.
 Periodiq's ``pendulum.now()`` is replaced by a simulated clock that, like the real one, answers
 in the process's local time zone (so the UTC pinning is what is under test); alarm, sleep and
 signal are replaced so that each ``Scheduler.schedule()`` call records the delay it would have
@@ -17,12 +18,14 @@ import pendulum
 import periodiq
 
 
-def simulate(start: pendulum.DateTime, end: pendulum.DateTime) -> dict[str, list[str]]:
+def simulate(start: pendulum.DateTime, end: pendulum.DateTime, jobs: list[str] | None = None) -> dict[str, list[str]]:
+    """Every send of the periodic actors (only ``jobs``, if given) in [start, end)."""
     # What `periodiq actors.entrypoint` imports: the broker from the environment, the schedule
     # pinned to UTC, every actor registered.
     from actors.entrypoint import broker
 
-    periodic = [a for a in broker.actors.values() if "periodic" in a.options]
+    periodic = [a for a in broker.actors.values()
+                if "periodic" in a.options and (jobs is None or a.actor_name in jobs)]
     sent: dict[str, list[str]] = {a.actor_name: [] for a in periodic}
     waits: list[float] = []
 
@@ -57,4 +60,5 @@ def simulate(start: pendulum.DateTime, end: pendulum.DateTime) -> dict[str, list
 if __name__ == "__main__":
     start = pendulum.parse(sys.argv[1])
     end = pendulum.parse(sys.argv[2])
-    print(json.dumps(simulate(start, end)))
+    only = sys.argv[3].split(",") if len(sys.argv) > 3 else None
+    print(json.dumps(simulate(start, end, only)))
