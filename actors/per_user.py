@@ -8,6 +8,7 @@ import dramatiq
 from dramatiq import Broker
 
 from actors.messages import PER_USER_ACTORS, current_message_id
+from app.errors import RetryLater
 from app.jobs.spec import PeriodicJob
 from app.runtime import get_runtime
 
@@ -23,7 +24,11 @@ def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
         step = job.per_user
 
         def run(execution_id: int, step=step) -> None:  # type: ignore[no-untyped-def]
-            step(get_runtime(), execution_id, current_message_id())
+            try:
+                step(get_runtime(), execution_id, current_message_id())
+            except RetryLater as exc:
+                # Retried with the actor's backoff, and not logged as a failure.
+                raise dramatiq.Retry(str(exc)) from exc
 
         run.__name__ = actor_name
         run.__doc__ = f"The per-user step of {job_name}."

@@ -22,8 +22,9 @@ from wtforms.validators import InputRequired, Optional
 from admin.auth import current_actor
 from admin.base import SecuredModelView, truncate
 from app import posts
+from app.clock import utcnow
 from app.errors import NotFound, ValidationError
-from app.models import Post, PostStatus, utcnow
+from app.models import Post, PostStatus
 
 #: How far ahead "approve now" schedules a post (approve() refuses a time not in the future).
 APPROVE_NOW_DELAY = timedelta(seconds=1)

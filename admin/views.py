@@ -48,8 +48,8 @@ from app.models import (
     User,
     WorkflowExecution,
 )
+from app.platforms import KNOWN_PLATFORMS
 from app.providers.sandbox import is_sandbox_id
-from app.validation import KNOWN_PLATFORMS
 
 #: Columns of PlatformAccount no view may list, show, edit, search, filter or export.
 SECRET_COLUMNS = frozenset({"access_token_encrypted", "refresh_token_encrypted"})

@@ -1,4 +1,4 @@
-"""WSGI entry point: ``flask --app admin.wsgi run`` or ``waitress-serve admin.wsgi:app``."""
+"""WSGI entry point: ``flask --app admin.wsgi run`` locally, ``gunicorn admin.wsgi:app`` in the Procfile."""
 
 from __future__ import annotations
 

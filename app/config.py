@@ -120,14 +120,6 @@ class Settings:
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
 
-    @property
-    def offline(self) -> dict[str, bool]:
-        """Which providers run offline (no credentials configured), by provider name."""
-        return {
-            "research": self.serper_api_key is None,
-            "generation": self.openai_api_key is None,
-        }
-
 
 def _parse(name: str, raw: str, type_: object) -> object:
     kind = str(type_)

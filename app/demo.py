@@ -18,12 +18,14 @@ from sqlalchemy import select
 
 from app import migrate, users
 from app.broker import drain
+from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import TokenVault
 from app.intents import RunSlot
 from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
 from app.providers.base import TokenSet
-from app.runtime import Runtime, SettableClock, set_runtime
+from app.report_math import engagement_rate, published_on_time
+from app.runtime import Runtime, set_runtime
 from app.workflows.jobs import JOBS
 
 #: The simulated week: Monday 8 March 2027 00:00 UTC to the next Monday (US clocks spring
@@ -158,7 +160,7 @@ def _summarise(runtime: Runtime, url: str) -> DemoResult:
             row["posts"] += 1
             if post.status == PostStatus.PUBLISHED and post.published_at is not None:
                 row["published"] += 1
-                row["on_time"] += abs((post.published_at - post.scheduled_at).total_seconds()) <= 1
+                row["on_time"] += published_on_time(post.scheduled_at, post.published_at)
             row["review"] += post.status == PostStatus.NEEDS_REVIEW
         snapshots = session.execute(select(Post.user_id, Post.platform, User.email, MetricSnapshot)
                                     .join(MetricSnapshot, MetricSnapshot.post_id == Post.id)
@@ -173,7 +175,7 @@ def _summarise(runtime: Runtime, url: str) -> DemoResult:
                                             .where(MemoryEntry.kind == "insight")).all():
             highlights[email] = list(entry.content.get("recommendations", []))[:2]
     for row in rows.values():
-        row["engagement"] = row["interactions"] / row["impressions"] if row["impressions"] else 0.0
+        row["engagement"] = engagement_rate(row["interactions"], row["impressions"])
     return DemoResult(rows=sorted(rows.values(), key=lambda r: (r["user"], r["platform"])),
                       highlights=dict(sorted(highlights.items())), providers=runtime.providers.describe(), database=url)
 

@@ -1,4 +1,8 @@
-"""One exception hierarchy for the application (providers have their own under ProviderError)."""
+"""One exception hierarchy for the whole project: every error raised on purpose is an AutopilotError.
+
+Providers classify their failures under :class:`app.providers.errors.ProviderError`, itself an
+AutopilotError, so a caller can catch the project's errors in one place.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,11 @@ class NotFound(AutopilotError):
 
 class TokenDecryptionError(AutopilotError):
     """A stored token cannot be decrypted with any configured key."""
+
+
+class RetryLater(AutopilotError):
+    """An intentional retry, not a failure: a per-user run hit a temporary provider failure.
+
+    The actor turns it into ``dramatiq.Retry``, which Dramatiq retries with backoff without
+    logging it as an error (workflows never import Dramatiq).
+    """

@@ -30,10 +30,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-
-def utcnow() -> datetime:
-    """The current instant, timezone-aware UTC."""
-    return datetime.now(UTC)
+from app.clock import utcnow
+from app.statuses import AccountStatus, ExecutionStatus, PostStatus, ReviewReason
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,42 +73,6 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    NEEDS_REAUTH = "needs_reauth"
-    REVOKED = "revoked"
-
-
-class PostStatus(StrEnum):
-    """A post's life: scheduled -> queued -> publishing -> published, or a side exit."""
-
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    PUBLISHING = "publishing"
-    PUBLISHED = "published"
-    NEEDS_REVIEW = "needs_review"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class ReviewReason(StrEnum):
-    """Why a post waits in ``needs_review``."""
-
-    APPROVAL = "approval"  # the user asked to approve every generated post
-    PERMANENT_ERROR = "permanent_error"
-    OUTCOME_UNKNOWN = "outcome_unknown"
-    STALE = "stale"
-    NEEDS_REAUTH = "needs_reauth"
-    RETRIES_EXHAUSTED = "retries_exhausted"
-
-
-class ExecutionStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 def enum_column(enum: type[StrEnum], length: int) -> Enum:

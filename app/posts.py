@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.clock import utcnow
 from app.errors import FieldError, NotFound, ValidationError
 from app.lifecycle import CANCELLABLE, RESCHEDULABLE, move
-from app.models import Post, PostStatus, User, utcnow
+from app.models import Post, PostStatus, User
+from app.platforms import KNOWN_PLATFORMS
 from app.text_limits import limit_error
-from app.validation import KNOWN_PLATFORMS
 
 
 def get_post(session: Session, post_id: int) -> Post:

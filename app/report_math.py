@@ -44,6 +44,10 @@ from statistics import fmean
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.platforms import display_name
+from app.scheduling import MAX_FREQUENCY, MIN_FREQUENCY
+from app.statuses import ExecutionStatus, PostStatus, ReviewReason
+
 #: A post published at most this long after its scheduled time counts as on time.
 ON_TIME_TOLERANCE = timedelta(seconds=60)
 #: Posts listed among the best, and among the worst, of the week.
@@ -58,21 +62,14 @@ FREQUENCY_HOLD_RATIO = 0.9
 FREQUENCY_DROP_RATIO = 0.75
 #: Posts a week added or removed by a frequency recommendation.
 FREQUENCY_STEP = 2
-#: Bounds of the posts-a-week setting (see :mod:`app.validation`).
-MIN_FREQUENCY, MAX_FREQUENCY = 1, 14
 #: Topics named by the "Topics that worked" sentence.
 MAX_TOPICS_LISTED = 3
 #: Characters of a post's text kept in the top and bottom lists.
 EXCERPT_LENGTH = 80
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-#: How platforms are named to the user in sentences about their accounts.
-PLATFORM_NAMES = {"twitter": "X", "linkedin": "LinkedIn"}
-
-# Post statuses (the values of app.models.PostStatus; repeated so this module imports nothing).
-PUBLISHED, FAILED, NEEDS_REVIEW, CANCELLED = "published", "failed", "needs_review", "cancelled"
-NEEDS_REAUTH = "needs_reauth"
-SUCCEEDED = "succeeded"
+PUBLISHED, FAILED = PostStatus.PUBLISHED, PostStatus.FAILED
+NEEDS_REVIEW, CANCELLED = PostStatus.NEEDS_REVIEW, PostStatus.CANCELLED
 
 
 @dataclass(frozen=True)
@@ -106,7 +103,7 @@ class PostRecord:
     @property
     def engagement_rate(self) -> float:
         """Interactions per impression; 0.0 before anyone saw the post."""
-        return self.interactions / self.impressions if self.impressions > 0 else 0.0
+        return engagement_rate(self.interactions, self.impressions)
 
     @property
     def local_time(self) -> datetime:
@@ -164,10 +161,20 @@ class WeeklyReport:
 # -- building blocks -----------------------------------------------------------------------
 
 
+def engagement_rate(interactions: int, impressions: int) -> float:
+    """Interactions per impression; 0.0 before anyone saw the post (the one definition)."""
+    return interactions / impressions if impressions > 0 else 0.0
+
+
+def published_on_time(scheduled_at: datetime, published_at: datetime) -> bool:
+    """Out no later than :data:`ON_TIME_TOLERANCE` after it was due (early counts as on time)."""
+    return published_at - scheduled_at <= ON_TIME_TOLERANCE
+
+
 def is_on_time(post: PostRecord) -> bool:
     """Published no later than :data:`ON_TIME_TOLERANCE` after it was due."""
     return (post.status == PUBLISHED and post.published_at is not None
-            and post.published_at - post.scheduled_at <= ON_TIME_TOLERANCE)
+            and published_on_time(post.scheduled_at, post.published_at))
 
 
 def post_counts(posts: Iterable[PostRecord]) -> dict[str, int]:
@@ -193,7 +200,7 @@ def post_counts(posts: Iterable[PostRecord]) -> dict[str, int]:
 def execution_stats(executions: Iterable[ExecutionRecord]) -> dict[str, Any]:
     """Succeeded and failed runs; ``success_rate`` over finished runs, None when there were none."""
     statuses = Counter(e.status for e in executions)
-    succeeded, failed = statuses[SUCCEEDED], statuses[FAILED]
+    succeeded, failed = statuses[ExecutionStatus.SUCCEEDED], statuses[ExecutionStatus.FAILED]
     total = sum(statuses.values())
     finished = succeeded + failed
     return {"total": total, "succeeded": succeeded, "failed": failed, "unfinished": total - finished,
@@ -265,7 +272,7 @@ def by_platform(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
 def reconnect_recommendations(posts: Iterable[PostRecord], reauth_platforms: Iterable[str]) -> list[str]:
     """Rule 1: one sentence per platform whose account was refused."""
     platforms = set(reauth_platforms)
-    platforms.update(p.platform for p in posts if p.status == NEEDS_REVIEW and p.review_reason == NEEDS_REAUTH)
+    platforms.update(p.platform for p in posts if p.status == NEEDS_REVIEW and p.review_reason == ReviewReason.NEEDS_REAUTH)
     return [f"Reconnect your {_platform_name(platform)} account: the platform refused its access, "
             f"so posts to it cannot go out until you do." for platform in sorted(platforms)]
 
@@ -487,4 +494,4 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _platform_name(platform: str) -> str:
-    return PLATFORM_NAMES.get(platform, platform)
+    return display_name(platform)

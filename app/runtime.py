@@ -6,30 +6,16 @@ their own with :func:`set_runtime` (for example with a fast-forwarded clock).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clock import Clock, utcnow
 from app.config import Settings, get_settings
 from app.crypto import TokenVault
 from app.db import get_engine, make_session_factory
 from app.providers.registry import Providers, build_providers
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-class SettableClock:
-    """A clock that stands still until moved: the demo's fast-forward, and the tests'."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -38,13 +24,13 @@ class Runtime:
     session_factory: sessionmaker[Session]
     providers: Providers
     vault: TokenVault
-    clock: Callable[[], datetime] = field(default=system_clock)
+    clock: Clock = field(default=utcnow)
 
     def now(self) -> datetime:
         return self.clock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Runtime:
+    def from_settings(cls, settings: Settings, *, clock: Clock = utcnow) -> Runtime:
         factory = make_session_factory(get_engine(settings.database_url))
         return cls(settings=settings, session_factory=factory,
                    providers=build_providers(settings, factory),

@@ -17,8 +17,9 @@ from app.audit import record
 from app.crypto import TokenVault
 from app.errors import FieldError, NotFound, ValidationError
 from app.models import AccountStatus, PlatformAccount, User, UserSettings
+from app.platforms import KNOWN_PLATFORMS
 from app.providers.base import TokenSet
-from app.validation import KNOWN_PLATFORMS, settings_of, validate_email, validate_settings
+from app.validation import settings_of, validate_email, validate_settings
 
 
 def opted_in_user_ids(session: Session) -> list[int]:

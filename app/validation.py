@@ -15,11 +15,9 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from app.errors import FieldError, ValidationError
+from app.platforms import KNOWN_PLATFORMS
+from app.scheduling import MAX_FREQUENCY, MIN_FREQUENCY, parse_hhmm
 
-#: Platforms the autopilot can publish to.
-KNOWN_PLATFORMS = ("twitter", "linkedin")
-#: Posts per week per platform.
-MIN_FREQUENCY, MAX_FREQUENCY = 1, 14
 #: Characters allowed in a brand voice description (it goes into every prompt).
 MAX_BRAND_VOICE = 200
 #: Topics a user may research, and characters per topic.
@@ -27,7 +25,6 @@ MAX_TOPICS, MAX_TOPIC_LENGTH = 20, 100
 #: Local posting times per platform.
 MAX_TIMES_PER_PLATFORM = 6
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _COUNTRY = re.compile(r"^[a-z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -173,8 +170,10 @@ def _platforms(value: Any) -> list[str]:
 def check_hhmm(value: Any) -> str:
     """A local time as strict ``HH:MM`` from 00:00 to 23:59."""
     text = str(value).strip()
-    if not _HHMM.match(text):
-        raise _Invalid(f"{value!r} is not a time from 00:00 to 23:59 in HH:MM form")
+    try:
+        parse_hhmm(text)
+    except ValueError:
+        raise _Invalid(f"{value!r} is not a time from 00:00 to 23:59 in HH:MM form") from None
     return text
 
 

@@ -13,7 +13,7 @@ def test_defaults_run_embedded():
     settings = Settings.from_env({})
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.redis_url is None
-    assert settings.offline == {"research": True, "generation": True}
+    assert settings.openai_api_key is None and settings.serper_api_key is None  # offline providers
 
 
 def test_values_are_read_and_typed():

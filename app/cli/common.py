@@ -45,10 +45,6 @@ def session() -> Iterator[Session]:
         yield s
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()

@@ -10,7 +10,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from app import posts as post_service
-from app.cli.common import console, emit, json_option, parse_instant, session, utcnow
+from app.cli.common import console, emit, json_option, parse_instant, session
+from app.clock import utcnow
 from app.errors import FieldError, ValidationError
 from app.models import Post, PostStatus, User
 from app.providers.sandbox import is_sandbox_id

@@ -9,7 +9,8 @@ import click
 from rich.table import Table
 from sqlalchemy import select
 
-from app.cli.common import console, emit, json_option, session, settings, utcnow
+from app.cli.common import console, emit, json_option, session, settings
+from app.clock import utcnow
 from app.errors import FieldError, ValidationError
 from app.models import JobRun
 from app.workflows.jobs import JOBS, catalogue

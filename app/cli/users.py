@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import users as user_service
-from app.cli.common import console, emit, json_option, parse_instant, session, settings, utcnow
+from app.cli.common import console, emit, json_option, parse_instant, session, settings
+from app.clock import utcnow
 from app.crypto import TokenVault, generate_key
 from app.errors import FieldError, ValidationError
 from app.models import PlatformAccount, User

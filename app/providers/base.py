@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from app.report_math import engagement_rate
+
 
 @dataclass(frozen=True)
 class ResearchItem:
@@ -96,7 +98,7 @@ class PostMetrics:
     @property
     def engagement_rate(self) -> float:
         """Interactions per impression; 0.0 when nothing was seen yet."""
-        return self.interactions / self.impressions if self.impressions else 0.0
+        return engagement_rate(self.interactions, self.impressions)
 
 
 class ResearchProvider(Protocol):

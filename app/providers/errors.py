@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.errors import AutopilotError
 
-class ProviderError(Exception):
+
+class ProviderError(AutopilotError):
     """Base class for provider failures."""
 
 

@@ -8,11 +8,12 @@ X and LinkedIn both use these rules (see app.providers.errors for what each clas
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn, Self
 
 import httpx
 
+from app.clock import utcnow
 from app.providers.base import AccountCredentials
 from app.providers.errors import (
     AuthError,
@@ -98,7 +99,7 @@ class PlatformClient:
     def __init__(self, *, base_url: str = "", timeout: httpx.Timeout | None = None,
                  transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utcnow
         self._http = httpx.Client(
             base_url=base_url,
             timeout=timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),

@@ -17,6 +17,7 @@ from typing import Any
 
 import openai
 
+from app.clock import utcnow
 from app.providers.base import ContentBrief, DraftPost, PostSlot
 from app.providers.errors import (
     AuthError,
@@ -205,7 +206,7 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 def _reset_at(headers: Any) -> datetime | None:
     """When a 429 lifts, from Retry-After (seconds) or OpenAI's ``x-ratelimit-reset-*`` ("6m0s")."""
-    now = datetime.now(UTC)
+    now = utcnow()
     retry_after = headers.get("retry-after")
     if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
         return now + timedelta(seconds=float(retry_after))

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import ResearchCache, utcnow
+from app.clock import utcnow
+from app.models import ResearchCache
 
 
 class ResearchCacheStore(Protocol):

@@ -9,8 +9,9 @@ metrics, so tests and demos are repeatable. Nothing it reports reflects any real
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from app.clock import utcnow
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import PermanentError
 
@@ -75,7 +76,7 @@ class SandboxPublisher:
 
     def refresh(self, account: AccountCredentials) -> TokenSet:
         """A new fake access token; the refresh token is kept (``None``)."""
-        now = datetime.now(UTC)
+        now = utcnow()
         token = _digest("token", str(account.account_id), now.isoformat()).hex()[:24]
         return TokenSet(access_token=f"sandbox-{token}", expires_at=now + DEFAULT_TOKEN_LIFETIME)
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
+from app.clock import utcnow
 from app.providers.base import ResearchItem
 from app.providers.errors import (
     AuthError,
@@ -231,7 +232,7 @@ class SerperResearch:
 
     def check(self) -> str:
         """One uncached one-result search, for ``autopilot doctor``; raises the mapped error."""
-        now = datetime.now(UTC)
+        now = utcnow()
         payload = self._post("search", {"q": "news", "gl": "us", "hl": "en", "num": 1}, now)
         count = len(payload.get("organic") or [])
         return f"serper ok: /search answered with {count} result(s)"

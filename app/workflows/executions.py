@@ -18,6 +18,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import RetryLater
 from app.intents import Intent, RunUserStep
 from app.jobs.spec import Step, Tick
 from app.models import ExecutionStatus, WorkflowExecution
@@ -32,10 +33,6 @@ DEFAULT_PENDING_GRACE = timedelta(minutes=10)
 
 #: Which users a fan-out covers: (session, slot's now) -> user ids, in one query.
 UserSelection = Callable[[Session, datetime], Iterable[int]]
-
-
-class RetryLater(Exception):
-    """A per-user run hit a temporary failure; the actor retries it with backoff."""
 
 
 def fan_out(session: Session, workflow: str, slot: datetime, user_ids: Iterable[int], *, now: datetime) -> list[int]:

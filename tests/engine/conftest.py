@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import generate_key
-from app.runtime import Runtime, SettableClock
+from app.runtime import Runtime
 from app.users import create_user
 
 

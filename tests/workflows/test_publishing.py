@@ -18,6 +18,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import lifecycle, posts
+from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import TokenVault
 from app.intents import PublishPost
@@ -40,7 +41,7 @@ from app.providers.errors import (
     TemporaryError,
 )
 from app.providers.registry import Providers
-from app.runtime import Runtime, SettableClock
+from app.runtime import Runtime
 from app.users import connect_account, create_user
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.publish import DEFAULT_MAX_PUBLISH_ATTEMPTS, publish_post, retry_backoff

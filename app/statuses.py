@@ -1,0 +1,47 @@
+"""The statuses of posts, runs and accounts, and why a post waits for review: one StrEnum each.
+
+A pure module (no SQLAlchemy), so the pure report arithmetic compares against the same members
+the models store (:func:`app.models.enum_column` maps them to their values).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["AccountStatus", "ExecutionStatus", "PostStatus", "ReviewReason"]
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+    REVOKED = "revoked"
+
+
+class PostStatus(StrEnum):
+    """A post's life: scheduled -> queued -> publishing -> published, or a side exit."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    NEEDS_REVIEW = "needs_review"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ReviewReason(StrEnum):
+    """Why a post waits in ``needs_review``."""
+
+    APPROVAL = "approval"  # the user asked to approve every generated post
+    PERMANENT_ERROR = "permanent_error"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    STALE = "stale"
+    NEEDS_REAUTH = "needs_reauth"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
