@@ -14,8 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 from sqlalchemy import select
 
+import actors
+from actors.messages import send
 from app import migrate, users
 from app.broker import drain
 from app.clock import SettableClock
@@ -95,10 +98,6 @@ def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | N
     set_runtime(runtime)
     create_demo_users(runtime)
 
-    import dramatiq
-
-    import actors
-
     broker = actors.setup(settings)
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()
@@ -136,8 +135,6 @@ def _simulate(runtime: Runtime, clock: SettableClock, broker: Any,
 
 
 def _tick(broker: Any, job: str, at: datetime) -> None:
-    from actors.messages import send
-
     send([RunSlot(job, at.replace(second=0, microsecond=0), trigger="periodic")], at)
     drain(broker)
 

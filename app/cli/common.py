@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
 from app.db import session_scope
-from app.errors import AutopilotError, ConfigError, NotFound, ValidationError
+from app.errors import AutopilotError, ConfigError, FieldError, NotFound, ValidationError
 
 #: Exit status for input the command refused (a bad setting, an unknown time zone...).
 EXIT_BAD_INPUT = 2
@@ -94,8 +94,6 @@ class GuardedGroup(click.Group):
 
 def parse_instant(field: str, value: str) -> datetime:
     """An ISO 8601 instant with an offset (``2026-12-01T09:00:00+01:00`` or ``...Z``)."""
-    from app.errors import FieldError
-
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

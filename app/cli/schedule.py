@@ -6,14 +6,19 @@ from datetime import datetime
 from typing import Any
 
 import click
+import dramatiq
 from rich.table import Table
 from sqlalchemy import select
 
+import actors
+from actors.messages import MANUAL_ACTOR
+from app.broker import drain
 from app.cli.common import console, emit, json_option, session, settings
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
 from app.models import JobRun
 from app.workflows.jobs import JOBS, catalogue
+from app.workflows.ticks import resolve_slot
 
 #: How many upcoming fire times ``autopilot schedule`` lists per job.
 UPCOMING = 3
@@ -83,11 +88,6 @@ IN_PROCESS_POLL_MS = 100
 
 def _run_in_process(broker: Any, job: str, slot: str) -> str:
     """Send the trigger to the in-process stub broker and work every queue until all are empty."""
-    import dramatiq
-
-    from actors.messages import MANUAL_ACTOR
-    from app.broker import drain
-
     # A short consumer timeout: stopping the worker waits for each thread's poll to return.
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=IN_PROCESS_POLL_MS)
     worker.start()
@@ -108,17 +108,12 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
     """Trigger a periodic job by hand, still once per slot (on the legacy queue)."""
     if job not in JOBS:
         raise ValidationError([FieldError("job", job, f"unknown job; known: {', '.join(JOBS)}")])
-    from app.workflows.ticks import resolve_slot
-
     try:
         slot_at = resolve_slot(job, slot, utcnow())
     except ValueError as exc:
         raise ValidationError([FieldError("slot", slot or "", f"not an ISO 8601 instant with offset ({exc})")]) \
             from None
     slot_text = slot_at.isoformat()
-
-    import actors
-    from actors.messages import MANUAL_ACTOR
 
     broker = actors.setup(settings())
     data: dict[str, Any] = {"job": job, "slot": slot_at}

@@ -26,6 +26,7 @@ from itertools import groupby
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.jobs.spec import PeriodicJob
@@ -208,12 +209,8 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, 
     dialect = session.get_bind().dialect.name
     statement: Any
     if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
         statement = postgresql.insert(MetricSnapshot).values(rows).on_conflict_do_nothing(index_elements=keys)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
         statement = sqlite.insert(MetricSnapshot).values(rows).on_conflict_do_nothing(index_elements=keys)
     else:  # no portable upsert: the check before this call is the only guard
         session.execute(insert(MetricSnapshot), rows)

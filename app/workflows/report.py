@@ -28,6 +28,7 @@ from app.models import (
     User,
     WorkflowExecution,
 )
+from app.notifications import send_email
 from app.report_math import ExecutionRecord, PostRecord, WeeklyReport, build_report
 from app.runtime import Runtime
 from app.users import opted_in_user_ids
@@ -160,8 +161,6 @@ def _already_sent(session: Session, user_id: int, key: str) -> bool:
 
 
 def _email(runtime: Runtime, user_id: int, to: str, key: str, report: WeeklyReport) -> None:
-    from app.notifications import send_email  # imported lazily: SMTP is optional
-
     subject = (f"Your weekly content report: {report.period_start:%d %b} - "
                f"{report.period_end - timedelta(days=1):%d %b %Y}")
     send_email(runtime.settings, to, subject, render_email(report))
