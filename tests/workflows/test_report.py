@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from app.providers.sandbox import SandboxPublisher
 from app.runtime import Runtime
 from app.users import connect_account, create_user
 from app.workflows.report import latest_insights, report_key, weekly_report_for_user
+from tests.fakes.smtp import Mail, running_smtp
 
 #: Sunday 22 November 2026, 08:00 UTC: the report covers [15 Nov 08:00, 22 Nov 08:00).
 WEEK_END = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -195,31 +195,27 @@ def test_unknown_user_is_refused(sessions, vault, settings) -> None:  # type: ig
 
 
 @pytest.fixture
-def outbox(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Stands in for app.notifications (a colleague's module): records each email."""
-    sent: list[dict[str, Any]] = []
-    module = types.ModuleType("app.notifications")
-
-    def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
-        sent.append({"smtp_host": settings.smtp_host, "to": to, "subject": subject, "body": body})
-
-    module.send_email = send_email  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "app.notifications", module)
-    return sent
+def outbox() -> Iterator[tuple[list[Mail], int]]:
+    """A local SMTP server on a real socket: the mails it received, and its port."""
+    with running_smtp() as (state, port):
+        yield state.mails, port
 
 
 def test_report_is_emailed_once_when_smtp_is_configured(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    mails, port = outbox
     user = make_user(sessions, vault)
     seed_week(sessions, user)
-    runtime = make_runtime(dataclasses.replace(settings, smtp_host="smtp.test"), sessions, vault)
+    runtime = make_runtime(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=port,
+                                               smtp_starttls=False), sessions, vault)
 
     weekly_report_for_user(runtime, user, WEEK_END)
     weekly_report_for_user(runtime, user, WEEK_END)
 
-    [email] = outbox
-    assert (email["smtp_host"], email["to"]) == ("smtp.test", "ada@example.com")
-    assert email["subject"] == "Your weekly content report: 15 Nov - 21 Nov 2026"
-    assert MOVE_SENTENCE in email["body"] and email["body"].startswith("Week 2026-11-15")
+    [mail] = mails
+    assert mail.recipients == ["ada@example.com"]
+    assert mail.message["Subject"] == "Your weekly content report: 15 Nov - 21 Nov 2026"
+    body = mail.message.get_payload(decode=True).decode()
+    assert MOVE_SENTENCE in body and body.startswith("Week 2026-11-15")
     assert audit_actions(sessions) == ["report.created", "report.sent", "report.updated"]
 
 
@@ -229,5 +225,5 @@ def test_no_email_without_smtp(sessions, vault, settings, outbox) -> None:  # ty
 
     weekly_report_for_user(make_runtime(settings, sessions, vault), user, WEEK_END)
 
-    assert outbox == []
+    assert outbox[0] == []
     assert "report.sent" not in audit_actions(sessions)
