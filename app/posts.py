@@ -27,6 +27,7 @@ class ReviewReason:
     STALE = "stale"
     NEEDS_REAUTH = "needs_reauth"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    OPERATOR_PROBLEM = "operator_problem"  # billing, a usage cap, a sunset API version
 
 
 #: States from which an operator may cancel a post (a post being published cannot be).

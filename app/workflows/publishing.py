@@ -48,8 +48,15 @@ from app.errors import TokenDecryptionError
 from app.models import AccountStatus, PlatformAccount, Post, PostStatus
 from app.notifications import notify
 from app.posts import ReviewReason
+from app.provider_holds import active_hold, report_problem
 from app.providers.base import AccountCredentials, Publisher, PublishResult
-from app.providers.errors import AuthError, PermanentError, RateLimited, TemporaryError
+from app.providers.errors import (
+    AuthError,
+    OperatorProblem,
+    PermanentError,
+    RateLimited,
+    TemporaryError,
+)
 from app.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -373,6 +380,10 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
             if account is None:
                 return _review(session, claim, ReviewReason.NEEDS_REAUTH,
                                f"no {claim.platform} account is connected", now)
+            hold = active_hold(session, publisher.name, now)
+            if hold is not None:  # an operator problem: wait for its end, or review when stale
+                return _retry(session, claim, hold.until, f"{publisher.name} paused: {hold.detail}",
+                              now, settings.stale_grace_minutes)
             if account.status != AccountStatus.ACTIVE:
                 error = f"the {claim.platform} account is {account.status}"
                 if account.status == AccountStatus.NEEDS_REAUTH:
@@ -403,6 +414,12 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
         except AuthError as exc:
             with session.begin():
                 return _reauth(session, claim, creds.account_id, _describe(exc), now)
+        except OperatorProblem as exc:
+            with session.begin():
+                until = report_problem(session, exc, runtime.now())
+                if until is None:
+                    return _review(session, claim, ReviewReason.OPERATOR_PROBLEM, _describe(exc), now)
+                return _retry(session, claim, until, _describe(exc), now, settings.stale_grace_minutes)
         except PermanentError as exc:
             with session.begin():
                 return _review(session, claim, ReviewReason.PERMANENT_ERROR, _describe(exc), now)
