@@ -404,6 +404,9 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
             except AuthError as exc:
                 with session.begin():
                     return _reauth(session, claim, creds.account_id, _describe(exc), now)
+            except OperatorProblem as exc:
+                with session.begin():
+                    return _operator_problem(runtime, session, claim, exc, now)
             except _RefreshFailed as exc:
                 with session.begin():
                     return _after_not_sent(runtime, session, claim, exc.__cause__ or exc)
@@ -416,10 +419,7 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
                 return _reauth(session, claim, creds.account_id, _describe(exc), now)
         except OperatorProblem as exc:
             with session.begin():
-                until = report_problem(session, exc, runtime.now())
-                if until is None:
-                    return _review(session, claim, ReviewReason.OPERATOR_PROBLEM, _describe(exc), now)
-                return _retry(session, claim, until, _describe(exc), now, settings.stale_grace_minutes)
+                return _operator_problem(runtime, session, claim, exc, now)
         except PermanentError as exc:
             with session.begin():
                 return _review(session, claim, ReviewReason.PERMANENT_ERROR, _describe(exc), now)
@@ -499,7 +499,7 @@ def _refresh(runtime: Runtime, publisher: Publisher, creds: AccountCredentials) 
             return current
         try:
             tokens = publisher.refresh(current)
-        except AuthError:
+        except (AuthError, OperatorProblem):
             raise
         except PermanentError as exc:  # invalid_grant and friends: the grant itself is gone
             raise AuthError(str(exc)) from exc
@@ -509,6 +509,15 @@ def _refresh(runtime: Runtime, publisher: Publisher, creds: AccountCredentials) 
         record(session, "account.token_refreshed", user_id=account.user_id,
                details={"platform": account.platform})
         return vault.credentials(account)
+
+
+def _operator_problem(runtime: Runtime, session: Session, claim: _Claim, exc: OperatorProblem,
+                      now: datetime) -> PublishOutcome:
+    """Pause the provider and tell the operator (once); wait for the pause or review now."""
+    until = report_problem(session, exc, runtime.now())
+    if until is None:
+        return _review(session, claim, ReviewReason.OPERATOR_PROBLEM, _describe(exc), now)
+    return _retry(session, claim, until, _describe(exc), now, runtime.settings.stale_grace_minutes)
 
 
 def _reauth(session: Session, claim: _Claim, account_id: int, error: str, now: datetime) -> PublishOutcome:

@@ -232,3 +232,23 @@ def test_linkedin_sunset_version_reviews_posts_and_notifies_the_operator_once(
     notes = operator_notifications(sessions)
     assert [n.kind for n in notes] == ["linkedin_version_sunset"]
     assert "LINKEDIN_VERSION" in notes[0].body
+
+
+def test_a_402_while_refreshing_the_token_is_an_operator_problem_not_a_revoked_account(
+        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, x: FakeX, now: datetime) -> None:
+    from app.models import AccountStatus, PlatformAccount
+
+    with sessions.begin() as session:  # the token expires within the refresh margin
+        account = session.scalar(select(PlatformAccount).where(PlatformAccount.platform == "twitter"))
+        assert account is not None
+        account.expires_at = now + timedelta(minutes=1)
+    replay_next(x, "x/create_402_credits", method="POST", path="/2/oauth2/token")
+    post_id = queued(sessions, user_id, "twitter", now - timedelta(minutes=10))
+
+    assert publish_post(runtime, post_id, "t0", now).kind == "review"
+
+    with sessions() as session:
+        account = session.scalar(select(PlatformAccount).where(PlatformAccount.platform == "twitter"))
+        assert account is not None and account.status == AccountStatus.ACTIVE  # not "reconnect"
+    assert [n.kind for n in operator_notifications(sessions)] == ["x_payment_required"]
+    assert creates(x, "/2/tweets") == 0
