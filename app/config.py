@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -26,8 +27,11 @@ DEFAULT_SERPER_BASE_URL = "https://google.serper.dev"
 DEFAULT_X_API_BASE_URL = "https://api.x.com"
 DEFAULT_LINKEDIN_API_BASE_URL = "https://api.linkedin.com"
 DEFAULT_LINKEDIN_OAUTH_BASE_URL = "https://www.linkedin.com"
-#: LinkedIn sunsets API versions about a year after release: keep this configurable.
-DEFAULT_LINKEDIN_VERSION = "202510"
+#: LinkedIn sunsets API versions about a year after release: keep this configurable, and raise
+#: the default every few months (``autopilot doctor`` warns past 10 months).
+DEFAULT_LINKEDIN_VERSION = "202610"
+# Kept equal to app.providers.linkedin.VERSION_RE (config must not import the providers).
+_LINKEDIN_VERSION_RE = re.compile(r"20\d\d(?:0[1-9]|1[0-2])(?:\.\d\d)?")
 #: Hours after a daily slot during which a missed run is still caught up.
 DEFAULT_DAILY_CATCH_UP_HOURS = 6
 #: Minutes past its scheduled time after which a post is not published stale but reviewed.
@@ -63,6 +67,8 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_sender: str = "autopilot@localhost"
     smtp_starttls: bool = True
+    #: Where operator notifications (user_id NULL: provider billing, sunset API versions) go.
+    operator_email: str | None = None
     daily_catch_up_hours: int = DEFAULT_DAILY_CATCH_UP_HOURS
     weekly_catch_up_hours: int = 24
     stale_grace_minutes: int = DEFAULT_STALE_GRACE_MINUTES
@@ -111,8 +117,11 @@ class Settings:
             # The embedded default key is public: fine for a laptop demo, a leak in production.
             raise ConfigError("TOKEN_ENCRYPTION_KEYS", "", "required with a PostgreSQL DATABASE_URL "
                               "(generate one with `autopilot keys generate`)")
-        if not (len(self.linkedin_version) == 6 and self.linkedin_version.isdigit()):
-            raise ConfigError("LINKEDIN_VERSION", self.linkedin_version, "expected YYYYMM, e.g. 202510")
+        if self.operator_email is not None and "@" not in self.operator_email:
+            raise ConfigError("OPERATOR_EMAIL", self.operator_email, "expected an email address")
+        if not _LINKEDIN_VERSION_RE.fullmatch(self.linkedin_version):
+            raise ConfigError("LINKEDIN_VERSION", self.linkedin_version,
+                              "expected YYYYMM or YYYYMM.RR, e.g. 202610 or 202610.01")
         for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
                      "PROVIDER_TIMEOUT_SECONDS",

@@ -315,13 +315,14 @@ class AuditLog(Base):
 
 
 class Notification(Base):
-    """A message for a user about something that needs them (re-authorise, failures)."""
+    """A message for a user about something that needs them (re-authorise, failures), or for
+    the operator (``user_id`` NULL) about the deployment (a provider's billing, a sunset API)."""
 
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_user_id_created_at", "user_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(10), default="warning")
     subject: Mapped[str] = mapped_column(String(200))
@@ -356,3 +357,20 @@ class ResearchCache(Base):
     day: Mapped[str] = mapped_column(String(10), index=True)
     payload: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderHold(Base):
+    """A provider the autopilot stops calling until ``until``: an operator problem (a monthly
+    usage cap, exhausted credits or quota) makes every call fail the same way until fixed.
+
+    One row per provider; a new problem replaces the row. Workers in every process read it
+    before calling the provider, so one failure, not one per post or user, reaches it.
+    """
+
+    __tablename__ = "provider_holds"
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -118,11 +118,15 @@ def send_pending_emails(
     """
     if not settings.smtp_host:
         return 0
+    # Operator notifications (no user) are emailed to OPERATOR_EMAIL, or left for the admin.
+    recipients: ColumnElement[bool] = Notification.user_id.is_not(None)
+    if settings.operator_email:
+        recipients = or_(recipients, Notification.user_id.is_(None))
     with session_factory() as session:
         pending = list(
             session.execute(
                 select(Notification.id)
-                .where(Notification.emailed_at.is_(None))
+                .where(Notification.emailed_at.is_(None), recipients)
                 .order_by(Notification.created_at, Notification.id)
                 .limit(batch_size)
             ).scalars()
@@ -136,14 +140,17 @@ def send_pending_emails(
                 with session.begin():
                     row = session.execute(
                         select(Notification, User.email)
-                        .join(User, User.id == Notification.user_id)
+                        .outerjoin(User, User.id == Notification.user_id)
                         .where(Notification.id == notification_id, Notification.emailed_at.is_(None))
                         .with_for_update(skip_locked=True, of=Notification)
                     ).first()
                     if row is None:
                         continue  # sent meanwhile by another run, or being sent now
-                    notification, email = row
-                    smtp.send_message(_message(settings, email, notification.subject, notification.body))
+                    notification, user_email = row
+                    to = user_email if notification.user_id is not None else settings.operator_email
+                    if not to:
+                        continue
+                    smtp.send_message(_message(settings, to, notification.subject, notification.body))
                     notification.emailed_at = now
                 sent += 1
     except (smtplib.SMTPException, OSError) as exc:

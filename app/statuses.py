@@ -38,6 +38,7 @@ class ReviewReason(StrEnum):
     STALE = "stale"
     NEEDS_REAUTH = "needs_reauth"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    OPERATOR_PROBLEM = "operator_problem"  # billing, a usage cap, a sunset API version
 
 
 class ExecutionStatus(StrEnum):

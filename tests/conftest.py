@@ -14,6 +14,7 @@ from app.config import Settings
 from app.crypto import TokenVault, generate_key
 from app.db import make_engine, make_session_factory
 from app.models import Base
+from app.providers.openai_generation import CAPABILITIES
 from tests import services
 
 
@@ -78,6 +79,15 @@ def vault() -> TokenVault:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(database_url="sqlite://", token_encryption_keys=(generate_key(),))
+
+
+@pytest.fixture(autouse=True)
+def forget_openai_servers() -> Iterator[None]:
+    """What OpenAI-compatible servers support is remembered per base URL for the process; a
+    fake's ephemeral port is reused by later fakes, so each test starts with no memory."""
+    CAPABILITIES.forget()
+    yield
+    CAPABILITIES.forget()
 
 
 @pytest.fixture

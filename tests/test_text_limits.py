@@ -1,4 +1,7 @@
-"""Platform length arithmetic: X's weighted length (twitter-text v3) and LinkedIn's code points."""
+"""Platform length arithmetic: X's weighted length (twitter-text v3) and LinkedIn's code points.
+
+The official conformance suite and oracle are replayed in tests/test_x_weighted.py.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ from app.text_limits import (
         ("see example.com now", 4 + 23 + 4),  # bare domains are links too
         ("a.b is not a link", 17),
         ("https://example.com/\u2026", 25),  # the ellipsis is not part of the URL
-        # Non-ASCII ends our link match: over-counts compared with X (27 vs 23), never under-counts.
+        # A non-ASCII path ends the link for twitter-text too (27 in the official library).
         ("https://example.com/日本", 27),
         ("two https://a.example.org/1 https://b.example.org/2", 4 + 23 + 1 + 23),
     ],
@@ -56,8 +59,11 @@ def test_exactly_280_fits_and_281_does_not() -> None:
     assert not fits_platform("twitter", "a" * 281)
     assert fits_platform("twitter", "日" * 140)
     assert not fits_platform("twitter", "日" * 140 + "a")
-    assert fits_platform("twitter", "a" * 257 + "https://example.com/" + "x" * 300)  # 257 + 23
-    assert not fits_platform("twitter", "a" * 258 + "https://example.com/")
+    # 256 + 1 + 23 (figures from the official twitter-text 3.1.0). A URL glued to a letter is
+    # not a link to X: every character of it counts.
+    assert fits_platform("twitter", "a" * 256 + " https://example.com/" + "x" * 300)
+    assert not fits_platform("twitter", "a" * 257 + " https://example.com/")
+    assert x_weighted_length("a" * 257 + "https://example.com/") == 257 + 20
 
 
 def test_linkedin_counts_code_points_after_nfc() -> None:

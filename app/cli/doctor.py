@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import click
@@ -11,11 +12,16 @@ from rich.table import Table
 from sqlalchemy import select, text
 
 from app.cli.common import console, emit, json_option, settings
+from app.clock import utcnow
 from app.config import Settings
 from app.models import AccountStatus, PlatformAccount, User
 from app.providers.errors import AuthError, ProviderError, RateLimited
 
-OK, OFFLINE, ERROR = "ok", "offline", "error"
+OK, OFFLINE, WARNING, ERROR = "ok", "offline", "warning", "error"
+
+#: LINKEDIN_VERSION older than this many months is warned about: LinkedIn sunsets a version
+#: about a year after its release, and then every call answers 426.
+DEFAULT_LINKEDIN_VERSION_WARN_MONTHS = 10
 
 #: Per provider role: the variables that switch the real provider on.
 CREDENTIALS = {
@@ -112,11 +118,39 @@ def _check_accounts(role: str, publisher: Any, accounts: list[tuple[PlatformAcco
     return results
 
 
-def diagnose(config: Settings) -> list[dict[str, str]]:
+def _check_linkedin_version(version: str, now: datetime) -> dict[str, str]:
+    from app.providers.linkedin import version_age_months
+
+    age = version_age_months(version, now)
+    if age > DEFAULT_LINKEDIN_VERSION_WARN_MONTHS:
+        return _result("linkedin version", WARNING,
+                       f"LINKEDIN_VERSION {version} is {age} months old; LinkedIn sunsets versions about "
+                       "a year after release (then every call answers 426): set a recent YYYYMM")
+    return _result("linkedin version", OK, f"LINKEDIN_VERSION {version} ({age} months old)")
+
+
+def _check_holds(factory: Any, now: datetime) -> list[dict[str, str]]:
+    """Providers paused for an operator problem (a usage cap, exhausted credits or quota)."""
+    from app.models import ProviderHold
+
+    try:
+        with factory() as s:
+            holds = s.scalars(select(ProviderHold).where(ProviderHold.until > now)
+                              .order_by(ProviderHold.provider)).all()
+    except Exception:  # noqa: BLE001 - an unmigrated database: the migrations check says so
+        return []
+    return [_result(f"paused:{h.provider}", ERROR,
+                    f"{h.kind} since {h.since:%Y-%m-%d %H:%M}Z, next try after {h.until:%H:%M}Z: {h.detail}")
+            for h in holds]
+
+
+def diagnose(config: Settings, now: datetime | None = None) -> list[dict[str, str]]:
     """Every check, in order: database, Redis, then each provider."""
     from app.crypto import TokenVault
     from app.db import get_engine, make_session_factory
     from app.providers.registry import build_providers
+
+    now = now or utcnow()
 
     results, db_ok = _check_database(config)
     if config.redis_url:
@@ -133,6 +167,8 @@ def diagnose(config: Settings) -> list[dict[str, str]]:
         else:
             results.append(_check_provider(role, provider.check))
 
+    if db_ok:
+        results.extend(_check_holds(factory, now))
     vault: TokenVault | None = None
     for platform, publisher in providers.publishers.items():
         role = f"publish:{platform}"
@@ -140,6 +176,8 @@ def diagnose(config: Settings) -> list[dict[str, str]]:
             results.append(_result(role, OFFLINE, f"sandbox (simulated); set {' and '.join(CREDENTIALS[role])} "
                                                   "to publish for real"))
             continue
+        if platform == "linkedin":
+            results.append(_check_linkedin_version(config.linkedin_version, now))
         if not db_ok:
             results.append(_result(role, ERROR, "cannot list accounts: the database is unreachable"))
             continue
@@ -167,7 +205,7 @@ def doctor(as_json: bool) -> None:
 
     def render(rows: list[dict[str, str]]) -> None:
         table = Table("check", "status", "detail", title="autopilot doctor")
-        colour = {OK: "green", OFFLINE: "yellow", ERROR: "red"}
+        colour = {OK: "green", OFFLINE: "yellow", WARNING: "yellow", ERROR: "red"}
         for r in rows:
             table.add_row(r["check"], f"[{colour[r['status']]}]{r['status']}[/]", r["detail"])
         console(piped_width=200).print(table)

@@ -6,9 +6,13 @@ platform's responses onto exactly one of these.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.errors import AutopilotError
+
+#: How long a provider is paused after an operator problem that names no end (a monthly cap,
+#: exhausted credits): one request per pause then checks whether the operator fixed it.
+DEFAULT_OPERATOR_PAUSE = timedelta(hours=1)
 
 
 class ProviderError(AutopilotError):
@@ -16,11 +20,17 @@ class ProviderError(AutopilotError):
 
 
 class RateLimited(ProviderError):
-    """HTTP 429: nothing was created; retry at ``reset_at`` (UTC) or later."""
+    """HTTP 429: nothing was created; retry at ``reset_at`` (UTC) or later.
 
-    def __init__(self, message: str, reset_at: datetime | None = None) -> None:
+    ``limit`` names the limit that was hit, for messages and audit: ``"window"`` (X's
+    15 minutes), ``"app_24h"``/``"user_24h"`` (X's daily caps), ``"day"`` (LinkedIn's
+    daily throttles, lifting at midnight UTC) or ``"unknown"``.
+    """
+
+    def __init__(self, message: str, reset_at: datetime | None = None, *, limit: str = "unknown") -> None:
         super().__init__(message)
         self.reset_at = reset_at
+        self.limit = limit
 
 
 class TemporaryError(ProviderError):
@@ -33,6 +43,25 @@ class AuthError(ProviderError):
 
 class PermanentError(ProviderError):
     """400, 403 duplicate content, text too long: retrying cannot help; send to review."""
+
+
+class OperatorProblem(PermanentError):
+    """Only the operator can fix this: billing, a monthly usage cap, a sunset API version.
+
+    Nothing was created, and every request to the same provider fails the same way until the
+    operator acts, so retrying on a timer only makes noise. The caller tells the operator once
+    (``kind`` identifies the problem) and, when ``pause`` is set, stops using ``provider`` for
+    that long; posts wait for that, or go to review once they would be stale. Without a
+    ``pause`` (a sunset API version needs a configuration change) affected work goes to
+    review at once. A subclass of PermanentError: a caller unaware of it still never retries.
+    """
+
+    def __init__(self, message: str, *, provider: str, kind: str,
+                 pause: timedelta | None = DEFAULT_OPERATOR_PAUSE) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.kind = kind
+        self.pause = pause
 
 
 class OutcomeUnknown(ProviderError):

@@ -6,8 +6,11 @@ Three LinkedIn habits shape this module:
   2.0.0``. Versions are sunset about a year after release and then answer 426, which no retry
   fixes: the operator must raise ``LINKEDIN_VERSION``.
 * ``commentary`` is in the "little" text format. An unescaped reserved character does not fail
-  the call: LinkedIn silently cuts the post at that character. :func:`escape_little_text` is
-  therefore applied to every post.
+  the call: LinkedIn silently cuts the post at that character. :func:`to_little_text` therefore
+  writes every hashtag as a hashtag template (``{hashtag|\\#|AI}``, shown as a hashtag) and
+  escapes everything else.
+* Rate limits are daily and reset at midnight UTC; a 429 for a day limit carries no
+  ``Retry-After``, so :func:`next_midnight_utc` says when to try again.
 * Access tokens live 60 days and refresh tokens a year (for apps allowed to refresh at all), so
   users must re-authorise periodically; :func:`reauth_due` warns a week ahead.
 
@@ -30,8 +33,10 @@ from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
+    OperatorProblem,
     OutcomeUnknown,
     PermanentError,
+    RateLimited,
     TemporaryError,
 )
 
@@ -49,6 +54,17 @@ METRIC_QUERY_TYPES = ("IMPRESSION", "REACTION", "COMMENT", "RESHARE")
 LITTLE_RESERVED = "\\|{}@[]()<>#*_~"
 _LITTLE_RE = re.compile("[" + re.escape(LITTLE_RESERVED) + "]")
 _UNESCAPE_RE = re.compile(r"\\([" + re.escape(LITTLE_RESERVED) + "])")
+#: A hashtag as people write it: ``#`` not glued to a word, then letters, digits or ``_``
+#: including at least one letter (``#1`` is a number, not a tag).
+_HASHTAG_RE = re.compile(r"(?<![\w#&])#(?=\w*[^\W\d_])(\w+)")
+#: A hashtag template of the little format, as LinkedIn stores and returns it.
+_TEMPLATE_RE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|]|\\.)+)\}")
+#: A LinkedIn-Version header: YYYYMM, optionally with a revision (YYYYMM.RR).
+VERSION_RE = re.compile(r"(?P<year>20\d\d)(?P<month>0[1-9]|1[0-2])(?:\.(?P<revision>\d\d))?")
+
+#: LinkedIn's wording of an application or member day throttle ("... APPLICATION DAY limit ...").
+_DAY_LIMIT_RE = re.compile(r"\b(?:APPLICATION|MEMBER)?\s*DAY limit\b", re.IGNORECASE)
+
 
 def escape_little_text(text: str) -> str:
     """``text`` with every little-format reserved character backslash-escaped.
@@ -59,9 +75,57 @@ def escape_little_text(text: str) -> str:
     return _LITTLE_RE.sub(lambda m: "\\" + m.group(0), text)
 
 
+def to_little_text(text: str) -> str:
+    """``text`` as LinkedIn commentary: hashtags as hashtag templates, the rest escaped.
+
+    Generated posts end with hashtags on purpose; escaped, ``#AI`` would show as plain text.
+    """
+    parts: list[str] = []
+    position = 0
+    for match in _HASHTAG_RE.finditer(text):
+        parts.append(escape_little_text(text[position:match.start()]))
+        parts.append("{hashtag|\\#|" + escape_little_text(match.group(1)) + "}")
+        position = match.end()
+    parts.append(escape_little_text(text[position:]))
+    return "".join(parts)
+
+
 def unescape_little_text(text: str) -> str:
-    """The inverse of :func:`escape_little_text`, for comparing a stored post with a draft."""
-    return _UNESCAPE_RE.sub(lambda m: m.group(1), text)
+    """Plain text from commentary (:func:`to_little_text` or :func:`escape_little_text`),
+    for comparing a stored post with a draft: hashtag templates become ``#tag``."""
+    parts: list[str] = []
+    position = 0
+    for match in _TEMPLATE_RE.finditer(text):
+        parts.append(_UNESCAPE_RE.sub(lambda m: m.group(1), text[position:match.start()]))
+        parts.append("#" + _UNESCAPE_RE.sub(lambda m: m.group(1), match.group(1)))
+        position = match.end()
+    parts.append(_UNESCAPE_RE.sub(lambda m: m.group(1), text[position:]))
+    return "".join(parts)
+
+
+def check_version(version: str) -> str:
+    """``version`` if it is a LinkedIn-Version (``YYYYMM`` or ``YYYYMM.RR``), else ValueError."""
+    if not VERSION_RE.fullmatch(version):
+        raise ValueError(f"expected YYYYMM or YYYYMM.RR (e.g. 202610 or 202610.01), got {version!r}")
+    return version
+
+
+def version_age_months(version: str, now: datetime) -> int:
+    """Whole months between a version's release month and ``now``'s month (UTC).
+
+    LinkedIn sunsets a version about a year after its release; ``autopilot doctor`` warns
+    before that.
+    """
+    match = VERSION_RE.fullmatch(check_version(version))
+    assert match is not None
+    utc = now.astimezone(UTC)
+    return (utc.year * 12 + utc.month) - (int(match["year"]) * 12 + int(match["month"]))
+
+
+def next_midnight_utc(now: datetime) -> datetime:
+    """The next 00:00 UTC after ``now``: when LinkedIn's daily limits reset."""
+    utc = now.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def reauth_due(
@@ -126,8 +190,8 @@ class LinkedInPublisher(http.PlatformClient):
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        if not (len(version) == 6 and version.isdigit()):
-            raise ValueError(f"LinkedIn version must be YYYYMM (LINKEDIN_VERSION), got {version!r}")
+        if not VERSION_RE.fullmatch(version):
+            raise ValueError(f"LINKEDIN_VERSION must be YYYYMM or YYYYMM.RR, got {version!r}")
         self.api_base_url = api_base_url.rstrip("/")
         self.oauth_base_url = oauth_base_url.rstrip("/")
         self.version = version
@@ -146,7 +210,7 @@ class LinkedInPublisher(http.PlatformClient):
             )
         body = {
             "author": self._author(account),
-            "commentary": escape_little_text(text),
+            "commentary": to_little_text(text),
             "visibility": "PUBLIC",
             "distribution": {
                 "feedDistribution": "MAIN_FEED",
@@ -334,9 +398,18 @@ class LinkedInPublisher(http.PlatformClient):
         status = response.status_code
         detail = _detail(response)
         if status == 426:
-            raise PermanentError(
+            # No retry helps until the operator raises LINKEDIN_VERSION and restarts.
+            raise OperatorProblem(
                 f"LinkedIn API version {self.version} is no longer served; "
-                f"set LINKEDIN_VERSION to a current YYYYMM: {detail}"
+                f"set LINKEDIN_VERSION to a current YYYYMM: {detail}",
+                provider="linkedin", kind="linkedin_version_sunset", pause=None,
             )
-        reset_at = retry_after(response, self._clock()) if status == 429 else None
-        http.raise_for_status("LinkedIn", response, detail, creates=creates, reset_at=reset_at)
+        if status == 429:
+            now = self._clock()
+            reset_at = retry_after(response, now)
+            if reset_at is not None:
+                raise RateLimited(f"LinkedIn rate limit: {detail}", reset_at=reset_at, limit="window")
+            if _DAY_LIMIT_RE.search(detail):
+                raise RateLimited(f"LinkedIn daily limit (resets at midnight UTC): {detail}",
+                                  reset_at=next_midnight_utc(now), limit="day")
+        http.raise_for_status("LinkedIn", response, detail, creates=creates, reset_at=None)

@@ -4,6 +4,20 @@ One request writes every slot of a user's day, answering in a strict JSON schema
 still refuse, be cut off by the token limit, or write a tweet X would reject, so every post is
 validated here; only the slots that came back unusable are asked for again, a bounded number of
 times. A slot that never gets a valid post stays empty rather than receiving a broken one.
+
+Compatible servers differ from OpenAI in two ways handled here, and what works is remembered
+per base URL (and model) for the life of the process (:data:`CAPABILITIES`), so the cost of
+finding out is paid once per worker, not per user:
+
+* Structured output: llama.cpp-based servers answer 500 to ``json_schema`` or ignore it. The
+  request falls back to ``json_object``, then to plain JSON asked for in the prompt; the answer
+  is validated the same way in every mode (:data:`OUTPUT_MODES`).
+* Temperature: reasoning models accept only the default and answer 400 ``unsupported_value``
+  to any other; the request is sent again without it, and the user's creativity reaches the
+  model through the prompt only.
+
+A 429 ``insufficient_quota`` is not a rate limit: only billing fixes it, so it is an
+:class:`OperatorProblem` (the operator is told once, the day's generation fails with that reason).
 """
 
 from __future__ import annotations
@@ -11,7 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +35,10 @@ import openai
 from app.clock import utcnow
 from app.providers.base import ContentBrief, DraftPost, PostSlot
 from app.providers.errors import (
+    DEFAULT_OPERATOR_PAUSE,
     AuthError,
     GenerationError,
+    OperatorProblem,
     PermanentError,
     ProviderError,
     RateLimited,
@@ -56,6 +73,72 @@ grounded in the research provided (never invent facts, figures or quotes; link a
 Do not repeat or paraphrase the user's recent posts. Reuse what the weekly insights say works.
 Respect each platform's length limit strictly. Write the posts only: no preamble, no labels.
 Answer with JSON matching the schema: one entry per slot, copying its platform and slot exactly."""
+
+
+#: How the answer's JSON is requested, most reliable first: a strict schema, a JSON object, or
+#: only the prompt's instructions (the answer is validated the same way in every mode).
+OUTPUT_MODES = ("json_schema", "json_object", "prompt")
+
+PROMPT_JSON_INSTRUCTIONS = """Answer with one JSON object and nothing else (no prose, no code fence):
+{"posts": [{"platform": "<a requested platform>", "slot": "<its slot, copied exactly>",
+"text": "<the post>", "topic": "<a few words>"}, ...]}, one entry per requested slot."""
+
+
+@dataclass
+class _Server:
+    """What one OpenAI-compatible server was found to support."""
+
+    output_mode: str | None = None  # the first of OUTPUT_MODES that produced a usable answer
+    no_temperature: set[str] = field(default_factory=set)  # models refusing a temperature
+
+
+class Capabilities:
+    """In-process memory of each server's abilities, keyed by base URL; thread-safe.
+
+    In process rather than in the database: finding out costs one extra request per worker
+    process, and a server upgraded to support ``json_schema`` is used fully after a restart.
+    """
+
+    def __init__(self) -> None:
+        self._servers: dict[str, _Server] = {}
+        self._lock = threading.Lock()
+
+    def output_mode(self, base_url: str) -> str | None:
+        with self._lock:
+            return self._servers.get(base_url, _Server()).output_mode
+
+    def learned_output_mode(self, base_url: str, mode: str) -> None:
+        with self._lock:
+            self._servers.setdefault(base_url, _Server()).output_mode = mode
+
+    def accepts_temperature(self, base_url: str, model: str) -> bool:
+        with self._lock:
+            return model not in self._servers.get(base_url, _Server()).no_temperature
+
+    def refuses_temperature(self, base_url: str, model: str) -> None:
+        with self._lock:
+            self._servers.setdefault(base_url, _Server()).no_temperature.add(model)
+
+    def forget(self) -> None:
+        """Forget every server (tests: a fake's port is reused by the next fake)."""
+        with self._lock:
+            self._servers.clear()
+
+
+#: The process-wide memory used by every :class:`OpenAIGeneration`.
+CAPABILITIES = Capabilities()
+
+
+def creativity_guidance(creativity_level: float) -> str:
+    """The user's creativity in words, for models whose temperature cannot be set."""
+    level = min(max(float(creativity_level), 0.0), 1.0)
+    if level < 0.34:
+        style = "stay close to the research and the brand's usual phrasing"
+    elif level < 0.67:
+        style = "balance familiar phrasing with a fresh angle"
+    else:
+        style = "take bold, surprising angles and vivid wording (facts still exact)"
+    return f"{level:.1f} on a 0-1 scale: {style}"
 
 
 def temperature_for(creativity_level: float) -> float:
@@ -100,13 +183,19 @@ def response_format(slots: list[PostSlot]) -> dict[str, Any]:
 
 
 def build_messages(
-    brief: ContentBrief, slots: list[PostSlot], feedback: list[str] | None = None
+    brief: ContentBrief, slots: list[PostSlot], feedback: list[str] | None = None,
+    *, output_mode: str = "json_schema",
 ) -> list[dict[str, str]]:
-    """The chat messages for ``slots`` of ``brief``; ``feedback`` explains a previous bad answer."""
+    """The chat messages for ``slots`` of ``brief``; ``feedback`` explains a previous bad answer.
+
+    Without a strict schema (``output_mode`` other than ``json_schema``) the system prompt
+    spells out the JSON shape itself.
+    """
     platforms = sorted({s.platform for s in slots})
     request = {
         "language": brief.language,
         "brand_voice": brief.brand_voice,
+        "creativity": creativity_guidance(brief.creativity_level),
         "topics": brief.topics,
         "platform_limits": [PLATFORM_LIMITS.get(p, p) for p in platforms],
         "slots": [{"platform": s.platform, "slot": slot_key(s.slot_at)} for s in slots],
@@ -120,7 +209,8 @@ def build_messages(
     user = f"Write the posts in language '{brief.language}'. The request, as JSON:\n" + json.dumps(
         request, ensure_ascii=False, indent=1
     )
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    system = SYSTEM_PROMPT if output_mode == "json_schema" else SYSTEM_PROMPT + "\n" + PROMPT_JSON_INSTRUCTIONS
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     if feedback:
         messages.append(
             {
@@ -137,6 +227,25 @@ def build_messages(
 class _Outcome:
     accepted: dict[tuple[str, str], DraftPost]
     problems: list[str]
+    unparsable: bool = False  # no JSON of the expected shape: the format may have been ignored
+
+
+_FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _json_payload(content: str) -> Any:
+    """The JSON in an answer: the whole text, or inside a code fence or surrounding prose."""
+    text = content.strip()
+    fenced = _FENCE_RE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        return json.loads(text)
+    except ValueError:
+        start, end = text.find("{"), text.rfind("}")
+        if 0 <= start < end:
+            return json.loads(text[start : end + 1])
+        raise
 
 
 def _parse_answer(completion: Any, pending: dict[tuple[str, str], PostSlot]) -> _Outcome:
@@ -156,12 +265,12 @@ def _parse_answer(completion: Any, pending: dict[tuple[str, str], PostSlot]) -> 
     if choice.finish_reason == "content_filter":
         return _Outcome({}, ["the answer was withheld by the content filter"])
     try:
-        payload = json.loads(message.content or "")
+        payload = _json_payload(message.content or "")
     except ValueError:
-        return _Outcome({}, ["the answer was not valid JSON"])
+        return _Outcome({}, ["the answer was not valid JSON"], unparsable=True)
     posts = payload.get("posts") if isinstance(payload, dict) else None
     if not isinstance(posts, list):
-        return _Outcome({}, ['the answer did not match the schema (no "posts" list)'])
+        return _Outcome({}, ['the answer did not match the schema (no "posts" list)'], unparsable=True)
 
     accepted: dict[tuple[str, str], DraftPost] = {}
     problems: list[str] = []
@@ -221,6 +330,13 @@ def _reset_at(headers: Any) -> datetime | None:
 
 def map_openai_error(exc: openai.OpenAIError) -> ProviderError:
     """Classify an SDK exception so the caller knows whether retrying can help."""
+    if isinstance(exc, openai.RateLimitError) and "insufficient_quota" in (
+        str(getattr(exc, "code", None)), str(getattr(exc, "type", None))
+    ):
+        return OperatorProblem(
+            f"OpenAI quota exhausted: {exc.message} (only billing fixes this: raise the budget "
+            "or add credits, then generation resumes)",
+            provider="openai", kind="openai_insufficient_quota", pause=DEFAULT_OPERATOR_PAUSE)
     if isinstance(exc, openai.RateLimitError):
         return RateLimited(
             f"OpenAI rate limited: {exc.message}", reset_at=_reset_at(exc.response.headers)
@@ -238,6 +354,27 @@ def map_openai_error(exc: openai.OpenAIError) -> ProviderError:
     if isinstance(exc, openai.APIStatusError):
         return PermanentError(f"OpenAI rejected the request ({exc.status_code}): {exc.message}")
     return TemporaryError(f"OpenAI call failed: {exc!r}")
+
+
+def refuses_temperature(exc: openai.OpenAIError) -> bool:
+    """A 400 refusing the temperature (reasoning models accept only the default)."""
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    return getattr(exc, "param", None) == "temperature" or (
+        "temperature" in str(exc.message).lower() and getattr(exc, "code", None) == "unsupported_value")
+
+
+def refuses_output_mode(exc: openai.OpenAIError, mode: str) -> bool:
+    """A 400/422/500 saying the server does not support ``mode`` as a response format.
+
+    Not a 400 about our schema itself ("Invalid schema for response_format"): that is a bug
+    to surface, not a server to work around.
+    """
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422, 500):
+        return False
+    message = str(exc.message).lower()
+    unsupported = ("not supported", "unsupported", "must be one of", "unknown", "invalid value")
+    return mode in message or ("response_format" in message and any(p in message for p in unsupported))
 
 
 class OpenAIGeneration:
@@ -277,7 +414,9 @@ class OpenAIGeneration:
         """One validated draft per slot; unusable slots are retried, then left out.
 
         Raises the mapped :class:`ProviderError` if the API call itself fails before any draft
-        was accepted, and :class:`GenerationError` if no attempt produced a usable post.
+        was accepted, and :class:`GenerationError` if no attempt produced a usable post. A
+        server refusing the output format or the temperature is asked again without it: such
+        a request does not count as an attempt (there are at most three such changes).
         """
         pending: dict[tuple[str, str], PostSlot] = {}
         for slot in brief.slots:
@@ -286,28 +425,24 @@ class OpenAIGeneration:
         accepted: dict[tuple[str, str], DraftPost] = {}
         feedback: list[str] = []
         attempts = 0
+        mode = CAPABILITIES.output_mode(self.base_url) or OUTPUT_MODES[0]
         while pending and attempts < self.max_attempts:
             attempts += 1
             slots = list(pending.values())
             try:
-                completion = self._client.chat.completions.create(  # type: ignore[call-overload]
-                    model=self.model,
-                    messages=build_messages(brief, slots, feedback),
-                    response_format=response_format(slots),
-                    temperature=temperature_for(brief.creativity_level),
-                )
-            except (openai.OpenAIError, ValueError) as exc:
-                # The SDK lets a body that is not JSON escape as a bare JSONDecodeError.
-                error = (
-                    map_openai_error(exc)
-                    if isinstance(exc, openai.OpenAIError)
-                    else TemporaryError(f"OpenAI returned a malformed response body: {exc}")
-                )
+                completion, mode = self._complete(brief, slots, feedback, mode)
+            except ProviderError as error:
                 if not accepted:
-                    raise error from exc
+                    raise
                 logger.warning("generation stopped after a failed retry: %s", error)
                 break
             outcome = _parse_answer(completion, pending)
+            if outcome.accepted:
+                CAPABILITIES.learned_output_mode(self.base_url, mode)
+            elif outcome.unparsable and mode != OUTPUT_MODES[-1]:
+                # A server that ignores response_format answers prose: ask differently next time.
+                mode = OUTPUT_MODES[OUTPUT_MODES.index(mode) + 1]
+                logger.info("%s ignored the output format; trying %s", self.base_url, mode)
             accepted.update(outcome.accepted)
             for key in outcome.accepted:
                 pending.pop(key)
@@ -322,8 +457,69 @@ class OpenAIGeneration:
             )
         return [accepted[key] for key in order if key in accepted]
 
+    def _complete(self, brief: ContentBrief, slots: list[PostSlot], feedback: list[str],
+                  mode: str) -> tuple[Any, str]:
+        """One chat completion, adapting to the server; returns it and the output mode used.
+
+        A refused output format moves to the next of :data:`OUTPUT_MODES`, a refused
+        temperature is dropped for this model; both are remembered in :data:`CAPABILITIES`.
+        """
+        for _ in range(len(OUTPUT_MODES) + 1):
+            temperature = CAPABILITIES.accepts_temperature(self.base_url, self.model)
+            kwargs: dict[str, Any] = {
+                "model": self.model,
+                "messages": build_messages(brief, slots, feedback, output_mode=mode),
+            }
+            if mode == "json_schema":
+                kwargs["response_format"] = response_format(slots)
+            elif mode == "json_object":
+                kwargs["response_format"] = {"type": "json_object"}
+            if temperature:
+                kwargs["temperature"] = temperature_for(brief.creativity_level)
+            try:
+                return self._client.chat.completions.create(**kwargs), mode
+            except openai.OpenAIError as exc:
+                if temperature and refuses_temperature(exc):
+                    logger.info("%s model %s refuses a temperature; omitting it", self.base_url, self.model)
+                    CAPABILITIES.refuses_temperature(self.base_url, self.model)
+                    continue
+                if mode != OUTPUT_MODES[-1] and refuses_output_mode(exc, mode):
+                    mode = OUTPUT_MODES[OUTPUT_MODES.index(mode) + 1]
+                    logger.info("%s refuses the output format; trying %s", self.base_url, mode)
+                    continue
+                raise map_openai_error(exc) from exc
+            except ValueError as exc:
+                # The SDK lets a body that is not JSON escape as a bare JSONDecodeError.
+                raise TemporaryError(f"OpenAI returned a malformed response body: {exc}") from exc
+        raise PermanentError(f"{self.base_url} refused every output format and temperature setting")
+
+    def probe_output_mode(self) -> str:
+        """Which of :data:`OUTPUT_MODES` the server honours, found with a one-line request.
+
+        For ``autopilot doctor``; the answer is remembered like a generation's.
+        """
+        slot = PostSlot("twitter", datetime.now(UTC).replace(microsecond=0))
+        brief = ContentBrief(slots=[slot], brand_voice="plain", creativity_level=0.0,
+                             topics=["a connectivity check"], research=[])
+        mode = OUTPUT_MODES[0]
+        while True:
+            completion, mode = self._complete(brief, [slot], ["reply with a one-word post"], mode)
+            outcome = _parse_answer(completion, {(slot.platform, slot_key(slot.slot_at)): slot})
+            if not outcome.unparsable or mode == OUTPUT_MODES[-1]:
+                CAPABILITIES.learned_output_mode(self.base_url, mode)
+                return mode
+            mode = OUTPUT_MODES[OUTPUT_MODES.index(mode) + 1]
+
     def check(self) -> str:
-        """Confirm the key works and the model is served, for ``autopilot doctor``."""
+        """Confirm the key works, the model is served and which output mode the server
+        supports, for ``autopilot doctor``."""
+        found = self._check_model()
+        mode = self.probe_output_mode()
+        temperature = ("" if CAPABILITIES.accepts_temperature(self.base_url, self.model)
+                       else "; the model refuses a temperature (creativity goes through the prompt)")
+        return f"{found}; output mode {mode}{temperature}"
+
+    def _check_model(self) -> str:
         try:
             try:
                 model = self._client.models.retrieve(self.model)

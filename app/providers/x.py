@@ -23,7 +23,9 @@ from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
+    OperatorProblem,
     OutcomeUnknown,
+    RateLimited,
     TemporaryError,
 )
 
@@ -60,18 +62,53 @@ def normalise_for_match(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def rate_limit_reset(response: httpx.Response) -> datetime | None:
-    """When a 429 lifts, as an aware UTC datetime, from X's epoch-seconds reset headers.
+def rate_limit_reset(response: httpx.Response) -> tuple[datetime | None, str]:
+    """When a 429 lifts (aware UTC) and which limit it was, from X's epoch-seconds headers.
 
-    X reports two limits: the per-endpoint window (``x-rate-limit-reset``) and the per-user
-    24-hour posting cap (``x-user-limit-24hour-reset``); when the daily cap is the one exhausted
-    its reset is the one to wait for.
+    X reports three limits on ``POST /2/tweets``: the 15-minute window (``x-rate-limit-*``),
+    the app's 24-hour cap (``x-app-limit-24hour-*``) and the user's 24-hour cap
+    (``x-user-limit-24hour-*``). A 429 with the window not exhausted comes from a daily cap:
+    retrying at the window's reset would only fail again, so an exhausted daily cap's reset
+    wins (the later one, when both are exhausted).
     """
-    if response.headers.get("x-user-limit-24hour-remaining") == "0":
-        daily = _epoch(response.headers.get("x-user-limit-24hour-reset"))
-        if daily is not None:
-            return daily
-    return _epoch(response.headers.get("x-rate-limit-reset"))
+    headers = response.headers
+    daily = [
+        (_epoch(headers.get(f"x-{scope}-limit-24hour-reset")), f"{scope}_24h")
+        for scope in ("app", "user")
+        if (headers.get(f"x-{scope}-limit-24hour-remaining") or "").strip() == "0"
+    ]
+    known = [(at, limit) for at, limit in daily if at is not None]
+    if known:
+        return max(known)
+    return _epoch(headers.get("x-rate-limit-reset")), "window"
+
+
+def operator_problem(response: httpx.Response) -> OperatorProblem | None:
+    """The failures only the operator can fix: a monthly usage cap (429 ``usage-capped``) or
+    a 402 (the app's plan or prepaid credits do not cover the call)."""
+    status = response.status_code
+    if status == 402:
+        return OperatorProblem(
+            f"X refused with 402 Payment Required ({_detail(response)}): the X app's plan or "
+            "credits do not cover posting; check billing in the X developer portal",
+            provider="x", kind="x_payment_required")
+    if status != 429:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    kind = str(body.get("type") or "")
+    if kind.endswith("/usage-capped") or body.get("title") == "UsageCapExceeded" or (
+        "usage cap exceeded" in str(body.get("detail") or "").lower()
+    ):
+        return OperatorProblem(
+            f"X usage cap exceeded ({_detail(response)}): the X app's monthly post cap is used "
+            "up; nothing is published on X until the plan is raised or the month resets",
+            provider="x", kind="x_usage_capped")
+    return None
 
 
 def _epoch(value: str | None) -> datetime | None:
@@ -262,8 +299,13 @@ class XPublisher(http.PlatformClient):
     @staticmethod
     def _raise_for(response: httpx.Response, *, creates: bool) -> NoReturn:
         """Raise the error class for a non-success status (see the module docstring)."""
-        reset_at = rate_limit_reset(response) if response.status_code == 429 else None
-        http.raise_for_status("X", response, _detail(response), creates=creates, reset_at=reset_at, thing="tweet")
+        problem = operator_problem(response)
+        if problem is not None:
+            raise problem
+        if response.status_code == 429:
+            reset_at, limit = rate_limit_reset(response)
+            raise RateLimited(f"X rate limit ({limit}): {_detail(response)}", reset_at=reset_at, limit=limit)
+        http.raise_for_status("X", response, _detail(response), creates=creates, reset_at=None, thing="tweet")
 
 
 def _public_metrics(tweet: Any) -> PostMetrics | None:

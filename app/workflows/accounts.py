@@ -22,7 +22,7 @@ from app.models import AccountStatus, PlatformAccount
 from app.notifications import notify
 from app.platforms import display_name
 from app.providers.base import AccountCredentials, Publisher
-from app.providers.errors import AuthError, PermanentError
+from app.providers.errors import AuthError, OperatorProblem, PermanentError
 from app.runtime import Runtime
 
 #: How long before expiry the user is told to re-authorise.
@@ -54,7 +54,7 @@ def refresh_tokens(runtime: Runtime, publisher: Publisher, creds: AccountCredent
             return current
         try:
             tokens = publisher.refresh(current)
-        except AuthError:
+        except (AuthError, OperatorProblem):
             raise
         except PermanentError as exc:  # invalid_grant and friends: the grant itself is gone
             raise AuthError(str(exc)) from exc

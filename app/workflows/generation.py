@@ -27,7 +27,9 @@ from app.models import (
     WorkflowExecution,
 )
 from app.notifications import notify
+from app.provider_holds import active_hold, as_problem, report_problem
 from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
+from app.providers.errors import OperatorProblem
 from app.runtime import Runtime
 from app.scheduling import posting_slots
 from app.text_limits import limit_error
@@ -110,13 +112,33 @@ def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) 
         topics=list(settings.topics), research=research, language=settings.language,
         recent_posts=_recent_posts(session, user.id, now), insights=_insights(session, user.id),
     )
-    drafts = runtime.providers.generation.generate(brief)
+    drafts = _generate_drafts(runtime, brief, now)
     stored = _store_posts(session, user.id, settings.require_approval, drafts, todo_keys={(s.platform, s.at) for s in todo},
                           execution_id=execution.id, now=now)
     counts["generated"] = len(stored)
     counts["empty_slots"] = len(todo) - len(stored)
     _remember(session, user.id, settings.topics, research, stored, now)
     return counts
+
+
+def _generate_drafts(runtime: Runtime, brief: ContentBrief, now: datetime) -> list[DraftPost]:
+    """The generator's drafts, unless it is paused for an operator problem.
+
+    An operator problem (OpenAI quota exhausted) pauses the generator for every user and tells
+    the operator once, in its own transaction (this run's rolls back); the day's run fails
+    with that reason rather than retrying on a timer.
+    """
+    generator = runtime.providers.generation
+    with runtime.session_factory() as session:
+        hold = active_hold(session, generator.name, now)
+        if hold is not None:
+            raise as_problem(hold)
+    try:
+        return generator.generate(brief)
+    except OperatorProblem as problem:
+        with runtime.session_factory() as session, session.begin():
+            report_problem(session, problem, runtime.now())
+        raise
 
 
 def _research(runtime: Runtime, session: Session, user_id: int, settings: UserSettings, now: datetime) -> list[ResearchItem]:

@@ -35,8 +35,15 @@ from app.lifecycle import (
     stale_at,
 )
 from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ReviewReason
+from app.provider_holds import active_hold, report_problem
 from app.providers.base import AccountCredentials, Publisher, PublishResult
-from app.providers.errors import AuthError, PermanentError, RateLimited, TemporaryError
+from app.providers.errors import (
+    AuthError,
+    OperatorProblem,
+    PermanentError,
+    RateLimited,
+    TemporaryError,
+)
 from app.runtime import Runtime
 from app.workflows.accounts import RefreshFailed, flag_reauth, refresh_tokens
 
@@ -107,6 +114,10 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
             if account is None:
                 return review(session, claim, ReviewReason.NEEDS_REAUTH,
                               f"no {claim.platform} account is connected", now)
+            hold = active_hold(session, publisher.name, now)
+            if hold is not None:  # an operator problem: wait for its end, or review when stale
+                return retry(session, claim, hold.until, f"{publisher.name} paused: {hold.detail}",
+                             now, settings.stale_grace_minutes)
             if account.status != AccountStatus.ACTIVE:
                 error = f"the {claim.platform} account is {account.status}"
                 if account.status == AccountStatus.NEEDS_REAUTH:
@@ -127,6 +138,9 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
             except AuthError as exc:
                 with session.begin():
                     return _reauth(session, claim, creds.account_id, describe(exc), now)
+            except OperatorProblem as exc:
+                with session.begin():
+                    return _operator_problem(runtime, session, claim, exc, now)
             except RefreshFailed as exc:
                 with session.begin():
                     return _after_not_sent(runtime, session, claim, exc.__cause__ or exc)
@@ -137,6 +151,9 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
         except AuthError as exc:
             with session.begin():
                 return _reauth(session, claim, creds.account_id, describe(exc), now)
+        except OperatorProblem as exc:
+            with session.begin():
+                return _operator_problem(runtime, session, claim, exc, now)
         except PermanentError as exc:
             with session.begin():
                 return review(session, claim, ReviewReason.PERMANENT_ERROR, describe(exc), now)
@@ -196,6 +213,15 @@ def _publish_refreshing_once(runtime: Runtime, publisher: Publisher, creds: Acco
         if not (may_refresh and creds.refresh_token):
             raise
     return publisher.publish(refresh_tokens(runtime, publisher, creds), text)
+
+
+def _operator_problem(runtime: Runtime, session: Session, claim: Claim, exc: OperatorProblem,
+                      now: datetime) -> PublishOutcome:
+    """Pause the provider and tell the operator (once); wait for the pause or review now."""
+    until = report_problem(session, exc, runtime.now())
+    if until is None:
+        return review(session, claim, ReviewReason.OPERATOR_PROBLEM, describe(exc), now)
+    return retry(session, claim, until, describe(exc), now, runtime.settings.stale_grace_minutes)
 
 
 def _reauth(session: Session, claim: Claim, account_id: int, error: str, now: datetime) -> PublishOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 
 from app.crypto import generate_key
 from tests.cli import autopilot
@@ -12,6 +13,14 @@ from tests.fakes import serper as fake_serper
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.platforms import FakeLinkedIn, FakeX
 from tests.fakes.serper import FakeSerper
+
+
+def months_ago(months: int) -> str:
+    """A LinkedIn-Version released ``months`` before this month (by the real clock, which the
+    doctor's process also reads; ages are compared with a margin of months, not days)."""
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 1 - months
+    return f"{index // 12}{index % 12 + 1:02d}"
 
 
 def statuses(result) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -28,6 +37,7 @@ def test_doctor_checks_every_configured_provider(sqlite_url):
             "X_CLIENT_ID": x.client_id, "X_API_BASE_URL": x.base_url,
             "LINKEDIN_CLIENT_ID": linkedin.client_id, "LINKEDIN_CLIENT_SECRET": linkedin.client_secret,
             "LINKEDIN_API_BASE_URL": linkedin.base_url, "LINKEDIN_OAUTH_BASE_URL": linkedin.base_url,
+            "LINKEDIN_VERSION": months_ago(1),
         }
         assert autopilot(sqlite_url, "users", "create", "a@example.com", extra_env=env).returncode == 0
         for platform, token, handle in (("twitter", x.access_token, "@autopilot_test"),
@@ -43,7 +53,8 @@ def test_doctor_checks_every_configured_provider(sqlite_url):
         assert json.loads(healthy.stdout)["healthy"] is True
         assert {k: v[0] for k, v in checks.items()} == {
             "database": "ok", "migrations": "ok", "redis": "offline", "research": "ok", "generation": "ok",
-            "publish:twitter @autopilot_test": "ok", "publish:linkedin ada": "ok"}
+            "publish:twitter @autopilot_test": "ok", "linkedin version": "ok", "publish:linkedin ada": "ok"}
+        assert "output mode json_schema" in checks["generation"][1]
         assert "autopilot_test" in checks["publish:twitter @autopilot_test"][1]
         assert linkedin.member_urn in checks["publish:linkedin ada"][1]
 
@@ -67,3 +78,34 @@ def test_doctor_offline_is_healthy_and_an_unmigrated_database_is_not(tmp_path, s
     stale = autopilot(f"sqlite:///{empty}", "doctor", "--json")
     assert stale.returncode == 1
     assert statuses(stale)["migrations"][0] == "error" and "autopilot db upgrade" in statuses(stale)["migrations"][1]
+
+
+def test_doctor_warns_about_a_linkedin_version_near_its_sunset(sqlite_url):
+    with FakeLinkedIn() as linkedin:
+        env = {"TOKEN_ENCRYPTION_KEYS": generate_key(), "LINKEDIN_CLIENT_ID": linkedin.client_id,
+               "LINKEDIN_CLIENT_SECRET": linkedin.client_secret, "LINKEDIN_API_BASE_URL": linkedin.base_url,
+               "LINKEDIN_OAUTH_BASE_URL": linkedin.base_url}
+        old = autopilot(sqlite_url, "doctor", "--json", extra_env={**env, "LINKEDIN_VERSION": months_ago(12) + ".01"})
+        recent = autopilot(sqlite_url, "doctor", "--json", extra_env={**env, "LINKEDIN_VERSION": months_ago(2)})
+    assert old.returncode == 0, old.stdout + old.stderr  # a warning, not (yet) unhealthy
+    status, detail = statuses(old)["linkedin version"]
+    assert status == "warning" and "12 months old" in detail and "sunsets" in detail
+    assert statuses(recent)["linkedin version"][0] == "ok"
+
+
+def test_doctor_reports_a_provider_paused_for_an_operator_problem(sqlite_url):
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.models import ProviderHold
+
+    now = datetime.now(UTC)
+    with Session(create_engine(sqlite_url)) as session, session.begin():
+        session.add(ProviderHold(provider="x", kind="x_usage_capped", detail="Usage cap exceeded",
+                                 since=now, until=now + timedelta(hours=1)))
+    result = autopilot(sqlite_url, "doctor", "--json")
+    assert result.returncode == 1
+    status, detail = statuses(result)["paused:x"]
+    assert status == "error" and "x_usage_capped" in detail and "Usage cap exceeded" in detail

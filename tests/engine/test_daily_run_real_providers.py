@@ -20,7 +20,7 @@ from app.crypto import generate_key
 from app.intents import RunUserStep
 from app.models import ExecutionStatus, Post, PostStatus
 from app.providers.base import TokenSet
-from app.providers.linkedin import LinkedInPublisher, escape_little_text
+from app.providers.linkedin import LinkedInPublisher, to_little_text
 from app.providers.openai_generation import OpenAIGeneration
 from app.providers.serper import SerperResearch
 from app.providers.x import XPublisher
@@ -187,8 +187,8 @@ def test_daily_run_against_the_fakes_generates_and_publishes_within_the_document
         assert request.headers["x-restli-protocol-version"] == "2.0.0"
         body = request.json
         assert body["author"] == linkedin.member_urn
-        assert body["commentary"] == escape_little_text(text)
-        assert "\\(" in body["commentary"] and "\\#" in body["commentary"]  # escaped, not truncated
+        assert body["commentary"] == to_little_text(text)
+        assert "\\(" in body["commentary"] and "{hashtag|\\#|AI}" in body["commentary"]  # escaped; hashtags as tags
         assert body["visibility"] == "PUBLIC" and body["lifecycleState"] == "PUBLISHED"
 
     # The fakes hold every post, in full, and the rows carry the fakes' ids.
@@ -200,7 +200,7 @@ def test_daily_run_against_the_fakes_generates_and_publishes_within_the_document
         if post.platform == "twitter":
             assert post.external_id == x_ids[post.text]
         else:
-            assert post.external_id == li_ids[escape_little_text(post.text)]
+            assert post.external_id == li_ids[to_little_text(post.text)]
             assert post.external_id.startswith("urn:li:share:")
     assert len(x.posts) == len(x_texts) and len(linkedin.posts) == len(li_texts)
 

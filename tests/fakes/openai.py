@@ -6,6 +6,12 @@ its headers, JSON and error parsing run for real. The fake checks ``Authorizatio
 ``json_schema`` response format. It reads the requested slots from the prompt's JSON, as a model
 would, and by default answers a valid post for each. :meth:`FakeOpenAI.script` queues other
 answers: refusals, truncation, invalid JSON, over-limit texts, HTTP errors.
+
+Completions use the envelope of a recorded gpt-4o reply (tests/fixtures/wire/openai/
+chat_json_schema_200.json, with its content substituted, as its source says). A compatible
+server is imitated with ``output_modes`` (the response formats it honours; others are answered
+with the recorded llama.cpp 500, or ignored with ``ignore_unsupported``) and a reasoning model
+with ``rejects_temperature`` (the recorded 400 ``unsupported_value``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.http import CLOSE, HANG, FakeHTTPServer, Reply, json_reply
+from tests.wire import load as load_wire
 
 DEFAULT_API_KEY = "sk-test-key"
 DEFAULT_MODEL = "gpt-test"
@@ -33,7 +40,8 @@ MODES = (
     "wrong_shape",  # JSON without the "posts" list
     "no_choices",  # a completion with an empty choices list
     "garbage_body",  # HTTP 200 whose body is not JSON at all
-    "429",
+    "429",  # the recorded 429 rate_limit_exceeded (retry-after 20)
+    "insufficient_quota",  # the recorded 429 insufficient_quota
     "401",
     "400",
     "500",
@@ -75,9 +83,14 @@ def valid_posts(request: dict[str, Any]) -> Posts:
 class FakeOpenAI:
     """``/v1/chat/completions``, ``/v1/models`` and ``/v1/models/{id}`` of an OpenAI-like API."""
 
-    def __init__(self, *, api_key: str = DEFAULT_API_KEY, model: str = DEFAULT_MODEL) -> None:
+    def __init__(self, *, api_key: str = DEFAULT_API_KEY, model: str = DEFAULT_MODEL,
+                 output_modes: tuple[str, ...] = ("json_schema", "json_object"),
+                 ignore_unsupported: bool = False, rejects_temperature: bool = False) -> None:
         self.api_key = api_key
         self.model = model
+        self.output_modes = output_modes
+        self.ignore_unsupported = ignore_unsupported
+        self.rejects_temperature = rejects_temperature
         self._script: deque[str | Custom] = deque()
         self.server = FakeHTTPServer(self.handle, hang_seconds=5.0)
 
@@ -127,8 +140,24 @@ class FakeOpenAI:
         assert (method, path) == ("POST", "/v1/chat/completions"), f"unexpected {method} {path}"
         request = json.loads(body)
         self._check_request(request)
+        temperature = request.get("temperature")
+        if self.rejects_temperature and temperature is not None and temperature != 1:
+            return self._recorded("openai/chat_400_temperature_unsupported")
+        fmt = (request.get("response_format") or {}).get("type")
+        honoured = fmt is None or fmt in self.output_modes
+        if not honoured and not self.ignore_unsupported:
+            return self._recorded("openai/compat_500_json_schema_unsupported")
+        if not honoured or (fmt is None and "Answer with one JSON object" not in str(request["messages"])):
+            # A model left to itself writes prose, not the JSON the schema would have forced.
+            return self._completion("Sure! Here are a few post ideas about open models: ...")
         answer = self._script.popleft() if self._script else "ok"
         return self._answer(answer, request)
+
+    @staticmethod
+    def _recorded(name: str) -> Reply:
+        data = load_wire(name)
+        return json_reply(data["status"], data["body"],
+                          {k: v for k, v in data["headers"].items() if k.lower() != "content-type"})
 
     def _check_request(self, request: dict[str, Any]) -> None:
         assert request.get("model") == self.model, request.get("model")
@@ -136,7 +165,9 @@ class FakeOpenAI:
         assert isinstance(messages, list) and messages, "messages must be a non-empty list"
         assert all(m.get("role") in ("system", "user", "assistant") for m in messages)
         fmt = request.get("response_format")
-        assert isinstance(fmt, dict) and fmt.get("type") == "json_schema", fmt
+        assert fmt is None or (isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object")), fmt
+        if fmt is None or fmt["type"] != "json_schema":
+            return
         spec = fmt["json_schema"]
         assert spec.get("strict") is True and spec.get("name"), spec
         schema = spec["schema"]
@@ -176,17 +207,9 @@ class FakeOpenAI:
         if answer == "garbage_body":
             return 200, {"Content-Type": "application/json"}, '{"choices": [{"mess'
         if answer == "429":
-            return self._error(
-                429,
-                "Rate limit reached for requests",
-                "requests",
-                "rate_limit_exceeded",
-                {
-                    "retry-after": "20",
-                    "x-ratelimit-reset-requests": "20s",
-                    "x-ratelimit-remaining-requests": "0",
-                },
-            )
+            return self._recorded("openai/chat_429_rate_limit")
+        if answer == "insufficient_quota":
+            return self._recorded("openai/chat_429_insufficient_quota")
         if answer == "401":
             return self._error(
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
@@ -206,26 +229,15 @@ class FakeOpenAI:
     def _completion(
         self, content: str | None, *, refusal: str | None = None, finish_reason: str = "stop"
     ) -> Reply:
-        return json_reply(
-            200,
-            {
-                "id": f"chatcmpl-fake{len(self.server.requests)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": self.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content, "refusal": refusal},
-                        "logprobs": None,
-                        "finish_reason": finish_reason,
-                    }
-                ],
-                "usage": {"prompt_tokens": 321, "completion_tokens": 123, "total_tokens": 444},
-                "system_fingerprint": "fp_fake",
-            },
-            {"x-request-id": "req_fake"},
-        )
+        recorded = load_wire("openai/chat_json_schema_200")
+        body = json.loads(json.dumps(recorded["body"]))
+        body.update(id=f"chatcmpl-fake{len(self.server.requests)}", created=int(time.time()),
+                    model=self.model)
+        choice = body["choices"][0]
+        choice["message"].update(content=content, refusal=refusal)
+        choice["finish_reason"] = finish_reason
+        headers = {k: v for k, v in recorded["headers"].items() if k.lower() != "content-type"}
+        return json_reply(200, body, {**headers, "x-request-id": "req_fake"})
 
     def _model_object(self, model_id: str) -> dict[str, Any]:
         return {"id": model_id, "object": "model", "created": 1700000000, "owned_by": "fake"}

@@ -497,10 +497,19 @@ def _li_error(status: int, code: str, message: str, service_code: int = 100) -> 
     )
 
 
+#: A little-text hashtag template, ``{hashtag|\#|tag}`` (the tag itself little-escaped).
+_HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|\[\]()<>@#*~]|\\.)+)\}")
+
+
 def first_unescaped_reserved(text: str) -> int | None:
-    """Index of the first little-text reserved character not escaped with a backslash."""
+    """Index of the first little-text reserved character not escaped with a backslash
+    (hashtag templates are markup, not reserved characters)."""
     i = 0
     while i < len(text):
+        template = _HASHTAG_TEMPLATE.match(text, i)
+        if template:
+            i = template.end()
+            continue
         char = text[i]
         if char == "\\":
             if i + 1 < len(text) and text[i + 1] in LITTLE_RESERVED:
@@ -514,7 +523,9 @@ def first_unescaped_reserved(text: str) -> int | None:
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
+    """Plain text of little-text commentary, as LinkedIn displays it (a template as ``#tag``)."""
+    text = _HASHTAG_TEMPLATE.sub(lambda m: "\x00" + m.group(1), text)
+    return re.sub(r"\\(.)", r"\1", text).replace("\x00", "#")
 
 
 @dataclass
@@ -568,10 +579,13 @@ class FakeLinkedIn(FakePlatform):
         created_ms: int | None = None,
         analytics: dict[str, int] | None = None,
         kind: str = "share",
+        commentary: str | None = None,
     ) -> LinkedInPost:
-        """Seed an existing post; ``text`` is plain and stored escaped, as LinkedIn would."""
+        """Seed an existing post; ``text`` is plain and stored escaped, as LinkedIn would
+        (``commentary``: the little text exactly as received, hashtag templates included)."""
         with self._lock:
-            escaped = "".join("\\" + c if c in LITTLE_RESERVED else c for c in text)
+            escaped = commentary if commentary is not None else "".join(
+                "\\" + c if c in LITTLE_RESERVED else c for c in text)
             post = LinkedInPost(
                 urn=f"urn:li:{kind}:{self._next_id}",
                 author=self.member_urn,
@@ -620,7 +634,7 @@ class FakeLinkedIn(FakePlatform):
 
     def _check_rest_headers(self, request: Recorded) -> Response | None:
         version = request.headers.get("linkedin-version", "")
-        if not re.fullmatch(r"\d{6}", version):
+        if not re.fullmatch(r"\d{6}(?:\.\d{2})?", version):
             return _li_error(
                 400,
                 "VERSION_MISSING",
@@ -680,7 +694,7 @@ class FakeLinkedIn(FakePlatform):
             if post.commentary == commentary:
                 return _li_error(422, "DUPLICATE_POST", f"Content is a duplicate of {post.urn}")
         with self._lock:
-            post = self.add_post(_unescape(commentary))
+            post = self.add_post(_unescape(commentary), commentary=commentary)
         return 201, {"x-restli-id": post.urn, "x-linkedin-id": post.urn.rsplit(":", 1)[1]}, b""
 
     def _find(self, request: Recorded) -> Response:

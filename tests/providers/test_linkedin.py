@@ -110,7 +110,7 @@ def test_publish_sends_documented_headers_and_body(
     assert sent.headers["content-type"] == "application/json"
     assert sent.json == {
         "author": fake.member_urn,
-        "commentary": r"Big news \(really\) \#launch",
+        "commentary": r"Big news \(really\) {hashtag|\#|launch}",
         "visibility": "PUBLIC",
         "distribution": {
             "feedDistribution": "MAIN_FEED",

@@ -133,8 +133,9 @@ def test_duplicate_slots_in_the_brief_are_asked_once(fake: FakeOpenAI) -> None:
 
 
 def test_check_retrieves_the_model(fake: FakeOpenAI) -> None:
-    assert "gpt-test" in make_provider(fake).check()
-    assert fake.server.requests[-1].path == "/v1/models/gpt-test"
+    report = make_provider(fake).check()
+    assert "gpt-test" in report and "output mode json_schema" in report
+    assert fake.server.requests[0].path == "/v1/models/gpt-test"
 
 
 def test_check_reports_a_model_the_server_does_not_serve(fake: FakeOpenAI) -> None:
