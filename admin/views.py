@@ -32,6 +32,7 @@ from admin.auth import current_actor
 from admin.base import ReadOnlyModelView, SecuredModelView, format_json, truncate
 from admin.dashboard import DashboardView
 from admin.reports import WeeklyReportView
+from admin.security import csp_nonce
 from admin.review import ReviewQueueView
 from admin.users import UserView
 from app.audit import record
@@ -173,6 +174,7 @@ def init_admin(app: Flask, db: scoped_session[Session]) -> Admin:
         name="Content Autopilot",
         index_view=DashboardView(name="Dashboard", url="/admin"),
         theme=Bootstrap4Theme(base_template="autopilot/master.html"),
+        csp_nonce_generator=csp_nonce,
     )
     admin.add_view(UserView(User, db, name="Users", endpoint="users", url="/admin/users"))
     admin.add_view(PlatformAccountView(PlatformAccount, db, name="Accounts", endpoint="accounts",

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy.orm import Session
 
 from admin import create_app
-from admin.auth import create_operator
+from app.operators import create_operator
 from admin.ext import EXTENSION_KEY
 from app.models import Base
 
@@ -32,6 +32,7 @@ def app(tmp_path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
         {
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
+            "SESSION_COOKIE_SECURE": False,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'admin.db'}",
         }
     )
