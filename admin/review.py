@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, timedelta
 from typing import Any
 
-from flask import flash
+from flask import flash, g, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.form import SecureForm
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from admin.base import SecuredModelView, truncate
 from app import posts
 from app.errors import NotFound, ValidationError
 from app.models import Post, PostStatus, utcnow
+from app.text_limits import normalize_newlines
 
 #: How far ahead "approve now" schedules a post (approve() refuses a time not in the future).
 APPROVE_NOW_DELAY = timedelta(seconds=1)
@@ -66,12 +68,28 @@ class ReviewQueueView(SecuredModelView):
 
     def update_model(self, form: RescheduleForm, model: Post) -> bool:
         at = form.at.data.replace(tzinfo=UTC) if form.at.data else None
-        text = form.text.data if (form.text.data or "").strip() != model.text else None
+        # Browsers send a textarea's line breaks as \r\n: compare (and store) with \n only, so
+        # changing only the time of a multi-line post is not an edit.
+        submitted = normalize_newlines(form.text.data or "").strip()
+        text = submitted if submitted != model.text.strip() else None
         done = self._apply(
             [model.id], "rescheduled",
             lambda s, pid: posts.approve(s, pid, now=utcnow(), at=at, text=text, actor=current_actor()),
         )
+        if done:
+            g.review_saved_post = model.id
         return bool(done)
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit view, except that "Save and Continue Editing" cannot reopen a post
+        that the save took out of the queue: it goes to the post's page in Posts instead."""
+        response = super().edit_view()
+        saved = g.get("review_saved_post")
+        if saved is not None and "_continue_editing" in request.form:
+            flash(f"Post {saved} left the review queue; its details are below.", "info")
+            return redirect(url_for("posts.details_view", id=saved))
+        return response
 
     @action("approve", "Approve", "Approve the selected posts? Each keeps its time if still ahead, else goes out now.")
     def action_approve(self, ids: Iterable[str]) -> None:

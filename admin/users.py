@@ -88,11 +88,10 @@ class UserView(SecuredModelView):
     def update_model(self, form: BaseForm, model: User) -> bool:
         try:
             clean = clean_settings(form)
-            current = settings_of(model.settings)
-            # Only what changed goes to update_user, so the audit row says what the operator did.
-            changes = {k: v for k, v in clean.as_dict().items() if current[k] != v}
+            # update_user applies and audits only what changed; an emptied name field clears
+            # the name, and a save that changes nothing writes no audit row.
             user_service.update_user(
-                self.session, model.email, changes,
+                self.session, model.email, clean.as_dict(),
                 name=(form.name.data or "").strip() or None, actor=current_actor(),
             )
             self.session.commit()

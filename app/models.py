@@ -316,6 +316,8 @@ class MemoryEntry(Base):
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    user: Mapped[User] = relationship(viewonly=True)
+
 
 class AuditLog(Base):
     """One row per autonomous or operator action: who did what to which post, and when."""
@@ -352,6 +354,8 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     emailed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(viewonly=True)
 
 
 class Operator(Base):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.audit import record
 from app.errors import FieldError, NotFound, ValidationError
 from app.models import Post, PostStatus, User, utcnow
-from app.text_limits import limit_error
+from app.text_limits import limit_error, normalize_newlines
 from app.validation import KNOWN_PLATFORMS
 
 
@@ -46,7 +46,7 @@ def check_text(platform: str, text: str) -> str:
     """Refuse an empty text or one over the platform's limit, naming the field."""
     if platform not in KNOWN_PLATFORMS:
         raise ValidationError([FieldError("platform", platform, f"known: {', '.join(KNOWN_PLATFORMS)}")])
-    stripped = text.strip()
+    stripped = normalize_newlines(text).strip()
     if not stripped:
         raise ValidationError([FieldError("text", text, "must not be empty")])
     problem = limit_error(platform, stripped)

@@ -22,7 +22,7 @@ from app.posts import ReviewReason
 from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
 from app.runtime import Runtime
 from app.scheduling import posting_slots
-from app.text_limits import limit_error
+from app.text_limits import limit_error, normalize_newlines
 from app.validation import settings_of, validate_settings
 from app.workflows.executions import fan_out, run_execution
 from app.workflows.report import latest_insights
@@ -149,7 +149,7 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
     stored: list[Post] = []
     for draft in drafts:
         key = (draft.platform, draft.slot_at)
-        text = draft.text.strip()
+        text = normalize_newlines(draft.text).strip()
         if key not in todo_keys or not text or limit_error(draft.platform, text):
             continue  # never a blank, broken or off-schedule post
         todo_keys.discard(key)
