@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import abort, flash, request
+from flask import abort, flash, request, url_for
 from flask_admin.form import SecureForm
 from flask_admin.helpers import is_form_submitted
 from flask_admin.model import typefmt
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from admin._compat import ModelView
 from admin.auth import FORM_EXPIRED_MESSAGE, OperatorRequired, csrf_expired
+from app.models import Post
 
 #: Rows per list page.
 DEFAULT_PAGE_SIZE = 50
@@ -57,9 +58,31 @@ def local_time(value: datetime | None, timezone: str | None) -> Markup:
         local = value.astimezone(ZoneInfo(timezone))
     except (ZoneInfoNotFoundError, ValueError):
         return Markup("{}").format(utc)
-    return Markup('{}<br><small class="text-muted local-time">{} {} ({})</small>').format(
-        utc, local.strftime("%Y-%m-%d %H:%M"), local.tzname(), timezone
+    return Markup('<span class="utc-time">{}</span><br>'
+                  '<small class="text-muted local-time" title="{}">{} {} local</small>').format(
+        utc, timezone, local.strftime("%Y-%m-%d %H:%M"), local.tzname()
     )
+
+
+def link(endpoint: str, id_: int | None, label: str) -> Markup | str:
+    if id_ is None:
+        return ""
+    return Markup('<a href="{}">{}</a>').format(url_for(f"{endpoint}.details_view", id=id_), label)
+
+
+def user_link(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    """The user a row is about, by email, linked to their page."""
+    user = getattr(model, "user", None)
+    return link("users", getattr(model, "user_id", None), user.email if user is not None else f"user {model.user_id}")
+
+
+def _user_timezone(post: Post) -> str | None:
+    return post.user.settings.timezone if post.user is not None and post.user.settings is not None else None
+
+
+def post_time(view: Any, context: Any, post: Post, name: str) -> Markup:
+    """A post's time in UTC, with the user's local time beside it."""
+    return local_time(getattr(post, name), _user_timezone(post))
 
 
 def _datetime_formatter(view: Any, value: datetime, name: str) -> str:

@@ -7,8 +7,8 @@ page is a thin rendering of numbers that are tested on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from flask import url_for
 from flask_admin import AdminIndexView, expose

@@ -21,7 +21,7 @@ from wtforms import DateTimeLocalField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from admin.auth import current_actor
-from admin.base import SecuredModelView, truncate
+from admin.base import SecuredModelView, format_utc, post_time, truncate, user_link
 from app import posts
 from app.errors import NotFound, ValidationError
 from app.models import Post, PostStatus, utcnow
@@ -53,8 +53,16 @@ class ReviewQueueView(SecuredModelView):
     column_sortable_list = ("id", "scheduled_at", "platform", "review_reason")
     column_default_sort = ("scheduled_at", False)
     column_filters = ("platform", "review_reason", "user.email")
-    column_labels = {"user.email": "User email"}
-    column_formatters = {"text": truncate(120), "last_error": truncate(200)}
+    column_labels = {"user.email": "User email", "scheduled_at": "Scheduled", "review_reason": "Reason",
+                     "last_error": "Last error"}
+    column_formatters = {"text": truncate(90), "last_error": truncate(70), "user": user_link,
+                         "scheduled_at": post_time}
+
+    edit_template = "autopilot/edit.html"
+
+    def edit_heading(self, post: Post) -> str:
+        return (f"Reviewing post {post.id} of {post.user.email} on {post.platform}, "
+                f"scheduled for {format_utc(post.scheduled_at)}")
 
     def get_query(self) -> Any:
         return super().get_query().filter(Post.status == PostStatus.NEEDS_REVIEW)

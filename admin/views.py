@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, url_for
+from flask import Flask, flash
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from markupsafe import Markup
@@ -35,16 +35,19 @@ from admin.base import (
     compact_json,
     format_json,
     format_utc,
-    local_time,
+    link,
+    post_time,
     short,
     truncate,
+    user_link,
 )
 from admin.dashboard import DashboardView, needs_reauth
 from admin.filters import utc_time_filters
 from admin.reports import WeeklyReportView
-from admin.security import csp_nonce
 from admin.review import ReviewQueueView
+from admin.security import csp_nonce
 from admin.users import UserView
+from app.errors import ValidationError
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -59,7 +62,6 @@ from app.models import (
     WorkflowExecution,
     utcnow,
 )
-from app.errors import ValidationError
 from app.providers.sandbox import is_sandbox_id
 from app.users import set_account_status
 from app.validation import KNOWN_PLATFORMS
@@ -70,27 +72,6 @@ SECRET_COLUMNS = frozenset({"access_token_encrypted", "refresh_token_encrypted"}
 
 def _choices(values: Any) -> list[tuple[str, str]]:
     return [(str(v), str(v)) for v in values]
-
-
-def _link(endpoint: str, id_: int | None, label: str) -> Markup | str:
-    if id_ is None:
-        return ""
-    return Markup('<a href="{}">{}</a>').format(url_for(f"{endpoint}.details_view", id=id_), label)
-
-
-def _user_link(view: Any, context: Any, model: Any, name: str) -> Markup | str:
-    """The user a row is about, by email, linked to their page."""
-    user = getattr(model, "user", None)
-    return _link("users", getattr(model, "user_id", None), user.email if user is not None else f"user {model.user_id}")
-
-
-def _user_timezone(post: Post) -> str | None:
-    return post.user.settings.timezone if post.user is not None and post.user.settings is not None else None
-
-
-def _post_time(view: Any, context: Any, post: Post, name: str) -> Markup:
-    """A post's time in UTC, with the user's local time beside it."""
-    return local_time(getattr(post, name), _user_timezone(post))
 
 
 def _expiry(view: Any, context: Any, account: PlatformAccount, name: str) -> Markup | str:
@@ -146,7 +127,7 @@ class PlatformAccountView(SecuredModelView):
         FilterEqual(PlatformAccount.status, "Status", options=_choices(AccountStatus)),
         NeedsReauthFilter(PlatformAccount.status, "Needs re-authorisation", options=[("yes", "yes"), ("no", "no")]),
     )
-    column_formatters = {"user": _user_link, "expires_at": _expiry, "refresh_expires_at": _expiry,
+    column_formatters = {"user": user_link, "expires_at": _expiry, "refresh_expires_at": _expiry,
                          "can_refresh": _refresh}
     column_formatters_export = {"user": lambda v, c, m, n: m.user.email, "can_refresh": _refresh}
     column_default_sort = ("expires_at", False)
@@ -191,14 +172,14 @@ class PostView(ReadOnlyModelView):
     """``/admin/posts/``: every post. Changes go through the review queue (app.posts)."""
 
     column_list = ("id", "user", "platform", "status", "scheduled_at", "published_at",
-                   "external_id", "attempts", "review_reason", "text")
+                   "external_id", "review_reason", "text")
     column_details_list = ("id", "user", "platform", "status", "origin", "topic", "scheduled_at", "slot_at",
                            "queued_at", "publish_started_at", "published_at", "external_id", "attempts",
                            "review_reason", "last_error", "impressions", "likes", "shares", "comments",
                            "engagement_rate", "metrics_updated_at", "execution_id", "created_at",
                            "updated_at", "text")
     column_labels = {"user.email": "User email", "scheduled_at": "Scheduled", "published_at": "Published",
-                     "review_reason": "Review reason", "external_id": "External id"}
+                     "review_reason": "Reason", "external_id": "External id"}
     column_sortable_list = ("id", "platform", "status", "scheduled_at", "published_at", "attempts")
     column_default_sort = ("scheduled_at", True)
     column_searchable_list = ("text", "topic")
@@ -209,11 +190,11 @@ class PostView(ReadOnlyModelView):
         "origin",
         *utc_time_filters(Post.scheduled_at, "Scheduled (UTC)"),
     )
-    column_formatters = {"external_id": _external_id, "text": truncate(90), "user": _user_link,
-                         "scheduled_at": _post_time, "published_at": _post_time}
+    column_formatters = {"external_id": _external_id, "text": truncate(90), "user": user_link,
+                         "scheduled_at": post_time, "published_at": post_time}
     column_formatters_detail = {
-        "external_id": _external_id, "user": _user_link,
-        "scheduled_at": _post_time, "published_at": _post_time, "slot_at": _post_time,
+        "external_id": _external_id, "user": user_link,
+        "scheduled_at": post_time, "published_at": post_time, "slot_at": post_time,
         "text": lambda v, c, m, n: Markup('<div class="post-text">{}</div>').format(m.text),
     }
 
@@ -234,8 +215,8 @@ class WorkflowExecutionView(ReadOnlyModelView):
         "user.email",
         *utc_time_filters(WorkflowExecution.created_at, "Created (UTC)"),
     )
-    column_formatters = {"error": truncate(80), "user": _user_link}
-    column_formatters_detail = {"counts": format_json, "user": _user_link,
+    column_formatters = {"error": truncate(80), "user": user_link}
+    column_formatters_detail = {"counts": format_json, "user": user_link,
                                 "error": lambda v, c, m, n: Markup("<pre>{}</pre>").format(m.error or "")}
 
 
@@ -250,7 +231,7 @@ class JobRunView(ReadOnlyModelView):
 
 
 def _post_link(view: Any, context: Any, row: AuditLog, name: str) -> Markup | str:
-    return _link("posts", row.post_id, f"post {row.post_id}")
+    return link("posts", row.post_id, f"post {row.post_id}")
 
 
 class AuditLogView(ReadOnlyModelView):
@@ -270,8 +251,8 @@ class AuditLogView(ReadOnlyModelView):
         *utc_time_filters(AuditLog.created_at, "When (UTC)"),
     )
     column_searchable_list = ("action", "actor")
-    column_formatters = {"details": compact_json(70), "user": _user_link, "post": _post_link}
-    column_formatters_detail = {"details": format_json, "user": _user_link, "post": _post_link}
+    column_formatters = {"details": compact_json(70), "user": user_link, "post": _post_link}
+    column_formatters_detail = {"details": format_json, "user": user_link, "post": _post_link}
 
 
 class NotificationView(ReadOnlyModelView):
@@ -283,8 +264,8 @@ class NotificationView(ReadOnlyModelView):
     column_filters = ("kind", "severity", "user.email")
     column_labels = {"user.email": "User email"}
     column_searchable_list = ("subject",)
-    column_formatters = {"user": _user_link, "subject": truncate(70)}
-    column_formatters_detail = {"user": _user_link,
+    column_formatters = {"user": user_link, "subject": truncate(70)}
+    column_formatters_detail = {"user": user_link,
                                 "body": lambda v, c, m, n: Markup('<div class="post-text">{}</div>').format(m.body)}
 
 
