@@ -217,7 +217,7 @@ def _load_operator() -> None:
 @click.password_option()
 @with_appcontext
 def create_operator_command(username: str, password: str) -> None:
-    """Create an admin panel operator (also: ``autopilot operators create``)."""
+    """Create an admin panel operator (kept for old scripts; prefer ``autopilot operators create``)."""
     from admin.ext import database
 
     with database().session_factory() as db, db.begin():

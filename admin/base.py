@@ -164,18 +164,16 @@ def format_json(view: Any, context: Any, model: Any, name: str) -> Markup:
     return json_block(getattr(model, name))
 
 
-def short(text: str | None, limit: int) -> Markup | str:
-    """The first ``limit`` characters of ``text``; the whole text in the tooltip when cut."""
-    text = text or ""
-    if len(text) <= limit:
-        return text
-    return Markup('<span title="{}">{}</span>').format(text, text[: limit - 1] + "…")
+def short(text: str | None, limit: int) -> str:
+    """The first ``limit`` characters of ``text`` on one line (the details page shows it whole)."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def truncate(limit: int) -> Any:
     """Column formatter showing the first ``limit`` characters of a long text (whole in details)."""
 
-    def formatter(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    def formatter(view: Any, context: Any, model: Any, name: str) -> str:
         return short(getattr(model, name), limit)
 
     return formatter
@@ -184,7 +182,7 @@ def truncate(limit: int) -> Any:
 def compact_json(limit: int) -> Any:
     """Column formatter for a JSON column in a list: one short line (whole in details)."""
 
-    def formatter(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    def formatter(view: Any, context: Any, model: Any, name: str) -> str:
         value = getattr(model, name)
         if not value:
             return ""

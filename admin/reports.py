@@ -58,7 +58,8 @@ def simulated_posts(session: Session, post_ids: Iterable[int]) -> set[int]:
 
 
 def _table(rows: Iterable[tuple[Any, Any]], css: str) -> Markup:
-    body = Markup("").join(Markup("<tr><th>{}</th><td>{}</td></tr>").format(k, v) for k, v in rows)
+    body = Markup("").join(Markup("<tr><th>{}</th><td>{}</td></tr>").format(str(k).replace("_", " "), v)
+                           for k, v in rows)
     return Markup('<table class="table table-sm {}">{}</table>').format(css, body)
 
 
@@ -108,7 +109,7 @@ def render_report(content: Any, *, simulated: bool = False) -> Markup:
         figures.append(Markup("<div class=\"col-md-4\"><h6>Workflow runs</h6>{}</div>").format(
             _table(runs, "report-executions")))
     if isinstance(content.get("by_platform"), dict):
-        rows = [(platform, Markup("{} posts, engagement {}").format(
+        rows = [(platform, Markup("{} measured, engagement {}").format(
                     stats.get("posts", stats.get("published", "-")), _pct(stats.get("engagement_rate"))))
                 for platform, stats in content["by_platform"].items() if isinstance(stats, dict)]
         figures.append(Markup("<div class=\"col-md-4\"><h6>By platform</h6>{}</div>").format(
@@ -148,7 +149,7 @@ class WeeklyReportView(ReadOnlyModelView):
 
     column_list = ("id", "user", "key", "created_at", "summary")
     column_details_list = ("id", "user", "key", "created_at", "content")
-    column_labels = {"key": "Week", "content": "Report", "created_at": "Written"}
+    column_labels = {"key": "Week", "content": "Report", "created_at": "Written", "user.email": "User email"}
     column_sortable_list = ("id", "created_at", "key")
     column_default_sort = ("created_at", True)
     column_filters = ("user.email", "key")

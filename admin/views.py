@@ -206,7 +206,8 @@ class WorkflowExecutionView(ReadOnlyModelView):
                    "duration_ms", "error")
     column_details_list = ("id", "workflow", "user", "slot", "status", "created_at", "started_at",
                            "finished_at", "duration_ms", "attempts", "claimed_by", "counts", "error")
-    column_labels = {"duration_ms": "ms", "created_at": "Created", "finished_at": "Finished"}
+    column_labels = {"duration_ms": "ms", "created_at": "Created", "finished_at": "Finished",
+                     "user.email": "User email"}
     column_sortable_list = ("id", "workflow", "status", "created_at", "duration_ms")
     column_default_sort = ("created_at", True)
     column_filters = (
@@ -239,7 +240,7 @@ class AuditLogView(ReadOnlyModelView):
 
     column_list = ("id", "created_at", "actor", "action", "user", "post", "details")
     column_details_list = column_list
-    column_labels = {"created_at": "When"}
+    column_labels = {"created_at": "When", "user.email": "User email"}
     column_default_sort = ("created_at", True)
     column_sortable_list = ("id", "created_at", "actor", "action")
     column_filters = (
