@@ -84,6 +84,17 @@ def _expiry(view: Any, context: Any, account: PlatformAccount, name: str) -> Mar
     return text
 
 
+def _account_status(view: Any, context: Any, account: PlatformAccount, name: str) -> Markup | str:
+    """The status, flagged when the token is dead although the status still says active."""
+    now = utcnow()
+    dead = (account.status == AccountStatus.ACTIVE and account.expires_at is not None and account.expires_at <= now
+            and (account.refresh_token_encrypted is None
+                 or (account.refresh_expires_at is not None and account.refresh_expires_at <= now)))
+    if dead:
+        return Markup('{} <span class="badge badge-danger">needs re-authorisation</span>').format(account.status)
+    return account.status
+
+
 def _refresh(view: Any, context: Any, account: PlatformAccount, name: str) -> str:
     """Whether the account can renew its access token (never the token itself)."""
     if account.refresh_token_encrypted is None:
@@ -128,7 +139,7 @@ class PlatformAccountView(SecuredModelView):
         NeedsReauthFilter(PlatformAccount.status, "Needs re-authorisation", options=[("yes", "yes"), ("no", "no")]),
     )
     column_formatters = {"user": user_link, "expires_at": _expiry, "refresh_expires_at": _expiry,
-                         "can_refresh": _refresh}
+                         "can_refresh": _refresh, "status": _account_status}
     column_formatters_export = {"user": lambda v, c, m, n: m.user.email, "can_refresh": _refresh}
     column_default_sort = ("expires_at", False)
     # Operators may only mark an account's status (e.g. revoked); tokens come from OAuth.

@@ -127,10 +127,29 @@ def browser_context(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def csp_violations(page: Any) -> list[str]:
+    """Console errors of ``page`` about the Content-Security-Policy, collected as they happen.
+
+    Flask-Admin's ``href="javascript:void(0)"`` links are refused by the policy when clicked,
+    harmlessly (their click handlers do the work); those reports are left out.
+    """
+    return [m for m in page.csp_messages if "javascript:" not in m]
+
+
+def _watch_console(page: Any) -> None:
+    page.csp_messages = []
+    page.on("console", lambda msg: page.csp_messages.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" in msg.text else None)
+
+
 @pytest.fixture
 def logged_in_page(browser_context: Any, admin_server: LiveAdmin) -> Any:
-    """A 1366x768 page logged in as :data:`BROWSER_OPERATOR`, on the dashboard."""
+    """A 1366x768 page logged in as :data:`BROWSER_OPERATOR`, on the dashboard.
+
+    ``csp_violations(page)`` lists what the Content-Security-Policy refused on it so far.
+    """
     page = browser_context.new_page()
+    _watch_console(page)
     login(page, admin_server.url)
     page.wait_for_url(f"{admin_server.url}/admin/")
     return page

@@ -13,8 +13,9 @@ from app import operators as operator_service
 from app.cli.common import console, emit, json_option, session
 
 
-def _password_option() -> click.Option:
-    return click.password_option("--password", prompt="Password", help="Asked on the terminal (twice).")
+def _ask_password() -> str:
+    """The new password, typed twice without echo (or two lines of standard input)."""
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @click.group()
@@ -24,9 +25,9 @@ def operators() -> None:
 
 @operators.command()
 @click.argument("username")
-@_password_option()
-def create(username: str, password: str) -> None:
-    """Create an operator."""
+def create(username: str) -> None:
+    """Create an operator (the password is asked twice)."""
+    password = _ask_password()
     with session() as s:
         operator_service.create_operator(s, username, password, actor="cli")
     click.echo(f"operator {username.strip()} created")
@@ -54,9 +55,9 @@ def list_(as_json: bool) -> None:
 
 @operators.command()
 @click.argument("username")
-@_password_option()
-def passwd(username: str, password: str) -> None:
-    """Change an operator's password; their open sessions end."""
+def passwd(username: str) -> None:
+    """Change an operator's password (asked twice); their open sessions end."""
+    password = _ask_password()
     with session() as s:
         operator_service.set_password(s, username, password, actor="cli")
     click.echo(f"password of {username.strip()} changed; their sessions were ended")

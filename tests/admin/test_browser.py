@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.models import AuditLog, Post, PostStatus, User, utcnow
 from tests.admin.seed import MULTI_LINE_POST, Seeded, seed
-from tests.browser import LiveAdmin, horizontal_overflow, login, shoot
+from tests.browser import LiveAdmin, csp_violations, horizontal_overflow, login, shoot
 
 #: Every list page of the admin, by endpoint.
 LIST_ENDPOINTS = ["users", "accounts", "posts", "review", "executions", "jobs", "audit", "notifications", "reports"]
@@ -61,6 +61,14 @@ def test_every_list_and_details_page_renders_and_fits_1366_px(
     page.goto(f"{admin_server.url}/admin/")
     page.click("#failed-executions-link")
     assert page.locator("table.model-list tbody tr").count() == 1
+    page.goto(f"{admin_server.url}/admin/")
+    today = dict(zip(page.locator("#posts-today a").all_inner_texts(),
+                     page.locator("#posts-today td.count").all_inner_texts(), strict=True))
+    assert today, "some seeded post is always scheduled today (UTC)"
+    for status, count in today.items():
+        page.goto(f"{admin_server.url}/admin/")
+        page.click(f"#posts-today a:text-is('{status}')")
+        assert page.locator("table.model-list tbody tr").count() == int(count), status
 
     overflow: dict[str, int] = {}
     for endpoint in LIST_ENDPOINTS:
@@ -75,6 +83,7 @@ def test_every_list_and_details_page_renders_and_fits_1366_px(
         assert "Record does not exist" not in flashes(page)
         shoot(page, screenshots, f"details-{endpoint}")
     assert overflow == dict.fromkeys(LIST_ENDPOINTS, 0), "list pages scroll sideways at 1366 px"
+    assert csp_violations(page) == []
 
     page.goto(f"{admin_server.url}/admin/users/edit/?id={seeded.ada}")
     assert "Editing user ada@example.com" in page.locator(".edit-heading").inner_text()
@@ -160,8 +169,8 @@ def test_review_queue_approve_reschedule_multi_line_and_cancel(
         assert audit.details["edited"] is False
         assert audit.actor == "operator:olivia"
     page.goto(queue)
-    assert page.locator("table.model-list tbody tr").count() == 0 or \
-        "There are no items" in page.content()
+    assert page.locator("input.action-checkbox").count() == 0  # the queue is empty
+    assert csp_violations(page) == []
 
 
 def test_a_copied_cookie_is_refused_after_logout(
