@@ -194,8 +194,8 @@ def _load_operator() -> None:
     """Put the session's operator on ``g``, or nobody if the session is revoked or too old."""
     g.operator = None
     operator_id = session.get(SESSION_KEY)
-    if operator_id is None:
-        return
+    if operator_id is None or (request.endpoint or "").endswith("static"):
+        return  # stylesheets and scripts need no operator (and no database round trip)
     operator = db_session().get(Operator, operator_id)
     lifetime: timedelta = current_app.permanent_session_lifetime
     login_at = session.get(LOGIN_AT_KEY)
