@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed Flask-
     sys.modules[_TYPES_MODULE].T_SESSION = Session  # type: ignore[attr-defined]
     from flask_admin.contrib.sqla import ModelView
 
-from flask_admin.contrib.sqla.filters import FilterEqual  # noqa: E402
+from flask_admin.contrib.sqla import filters as sqla_filters  # noqa: E402
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual  # noqa: E402
 
-__all__ = ["FilterEqual", "ModelView"]
+__all__ = ["BaseSQLAFilter", "FilterEqual", "ModelView", "sqla_filters"]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
+from flask import url_for
 from flask_admin import AdminIndexView, expose
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from admin.auth import OperatorRequired
 from admin.ext import db_session
+from admin.filters import filter_time, filtered_list_url
 from app.models import (
     AccountStatus,
     ExecutionStatus,
@@ -27,6 +30,19 @@ from app.models import (
 
 #: How far back the dashboard counts failed workflow executions.
 FAILED_EXECUTIONS_WINDOW = timedelta(hours=24)
+
+
+def needs_reauth(now: datetime) -> ColumnElement[bool]:
+    """Accounts a person must re-authorise: marked so, or whose token expired with no way to
+    refresh it (no refresh token, or an expired one). Shared by the dashboard and the filter."""
+    return or_(
+        PlatformAccount.status == AccountStatus.NEEDS_REAUTH,
+        and_(
+            PlatformAccount.status == AccountStatus.ACTIVE,
+            PlatformAccount.expires_at <= now,
+            or_(PlatformAccount.refresh_token_encrypted.is_(None), PlatformAccount.refresh_expires_at <= now),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ def dashboard_counts(session: Session, now: datetime) -> DashboardCounts:
     reauth = session.scalar(
         select(func.count())
         .select_from(PlatformAccount)
-        .where(PlatformAccount.status == AccountStatus.NEEDS_REAUTH)
+        .where(needs_reauth(now))
     )
     return DashboardCounts(
         day=start.date().isoformat(),
@@ -79,5 +95,25 @@ class DashboardView(OperatorRequired, AdminIndexView):
 
     @expose("/")
     def index(self) -> str:
-        counts = dashboard_counts(db_session(), utcnow())
-        return self.render("autopilot/dashboard.html", **counts.__dict__)
+        now = utcnow()
+        counts = dashboard_counts(db_session(), now)
+        return self.render("autopilot/dashboard.html", links=self._links(counts, now), **counts.__dict__)
+
+    def _links(self, counts: DashboardCounts, now: datetime) -> dict[str, Any]:
+        """Each figure's link opens the list it counts, filtered the same way."""
+        views = {view.endpoint: view for view in self.admin._views}
+        start = datetime.fromisoformat(counts.day).replace(tzinfo=UTC)
+        day = f"{filter_time(start)} to {filter_time(start + timedelta(days=1) - timedelta(seconds=1))}"
+        return {
+            "review": url_for("review.index_view"),
+            "failed": filtered_list_url(views["executions"], [
+                ("Status", "equals", ExecutionStatus.FAILED),
+                ("Created (UTC)", "greater than", filter_time(now - FAILED_EXECUTIONS_WINDOW)),
+            ]),
+            "reauth": filtered_list_url(views["accounts"], [("Needs re-authorisation", "is", "yes")]),
+            "posts_today": {
+                status: filtered_list_url(views["posts"], [("Status", "equals", status),
+                                                           ("Scheduled (UTC)", "between", day)])
+                for status, _ in counts.posts_today
+            },
+        }

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, timedelta
 from typing import Any
 
-from flask import flash
+from flask import flash, g, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.form import SecureForm
 from sqlalchemy.orm import Session
@@ -20,11 +21,12 @@ from wtforms import DateTimeLocalField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from admin.auth import current_actor
-from admin.base import SecuredModelView, truncate
+from admin.base import SecuredModelView, format_utc, post_time, truncate, user_link
 from app import posts
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.models import Post, PostStatus
+from app.text_limits import normalize_newlines
 
 #: How far ahead "approve now" schedules a post (approve() refuses a time not in the future).
 APPROVE_NOW_DELAY = timedelta(seconds=1)
@@ -52,8 +54,16 @@ class ReviewQueueView(SecuredModelView):
     column_sortable_list = ("id", "scheduled_at", "platform", "review_reason")
     column_default_sort = ("scheduled_at", False)
     column_filters = ("platform", "review_reason", "user.email")
-    column_labels = {"user.email": "User email"}
-    column_formatters = {"text": truncate(120), "last_error": truncate(200)}
+    column_labels = {"user.email": "User email", "scheduled_at": "Scheduled", "review_reason": "Reason",
+                     "last_error": "Last error"}
+    column_formatters = {"text": truncate(90), "last_error": truncate(70), "user": user_link,
+                         "scheduled_at": post_time}
+
+    edit_template = "autopilot/edit.html"
+
+    def edit_heading(self, post: Post) -> str:
+        return (f"Reviewing post {post.id} of {post.user.email} on {post.platform}, "
+                f"scheduled for {format_utc(post.scheduled_at)}")
 
     def get_query(self) -> Any:
         return super().get_query().filter(Post.status == PostStatus.NEEDS_REVIEW)
@@ -67,12 +77,28 @@ class ReviewQueueView(SecuredModelView):
 
     def update_model(self, form: RescheduleForm, model: Post) -> bool:
         at = form.at.data.replace(tzinfo=UTC) if form.at.data else None
-        text = form.text.data if (form.text.data or "").strip() != model.text else None
+        # Browsers send a textarea's line breaks as \r\n: compare (and store) with \n only, so
+        # changing only the time of a multi-line post is not an edit.
+        submitted = normalize_newlines(form.text.data or "").strip()
+        text = submitted if submitted != model.text.strip() else None
         done = self._apply(
             [model.id], "rescheduled",
             lambda s, pid: posts.approve(s, pid, now=utcnow(), at=at, text=text, actor=current_actor()),
         )
+        if done:
+            g.review_saved_post = model.id
         return bool(done)
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit view, except that "Save and Continue Editing" cannot reopen a post
+        that the save took out of the queue: it goes to the post's page in Posts instead."""
+        response = super().edit_view()
+        saved = g.get("review_saved_post")
+        if saved is not None and "_continue_editing" in request.form:
+            flash(f"Post {saved} left the review queue; its details are below.", "info")
+            return redirect(url_for("posts.details_view", id=saved))
+        return response
 
     @action("approve", "Approve", "Approve the selected posts? Each keeps its time if still ahead, else goes out now.")
     def action_approve(self, ids: Iterable[str]) -> None:

@@ -117,7 +117,10 @@ def clean_settings(form: BaseForm) -> CleanSettings:
         clean = validate_settings(raw)
     except ValidationError as exc:
         # With unreadable posting times, "no posting time for twitter" would only be noise.
-        errors.extend(e for e in exc.errors if not (errors and e.field == "posting_times"))
+        # (Decided before extending: a generator reading ``errors`` while it grows dropped
+        # the posting-times error whenever an earlier field was also bad.)
+        unreadable_times = any(e.field == "posting_times" for e in errors)
+        errors.extend(e for e in exc.errors if not (unreadable_times and e.field == "posting_times"))
     if errors:
         raise ValidationError(errors)
     return clean

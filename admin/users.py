@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, request
+from markupsafe import Markup
 from wtforms.form import BaseForm
 
 from admin.auth import current_actor
@@ -19,7 +20,7 @@ from admin.settings_form import clean_settings, form_values, settings_fields
 from app import users as user_service
 from app.errors import NotFound, ValidationError
 from app.models import User
-from app.validation import SETTING_FIELDS, CleanSettings, settings_of
+from app.validation import SETTING_FIELDS, CleanSettings
 
 
 def _setting(name: str) -> Any:
@@ -43,15 +44,17 @@ class UserView(SecuredModelView):
         "platforms": lambda v, c, m, n: ", ".join(m.settings.preferred_platforms) if m.settings else "",
         "approval": _setting("require_approval"),
     }
-    column_formatters_detail = {
-        "settings": lambda v, c, m, n: repr(settings_of(m.settings)) if m.settings else "",
-    }
+    column_formatters_detail = {"settings": lambda v, c, m, n: settings_table(m.settings)}
+    edit_template = "autopilot/edit.html"
     # Only these and the settings fields: never the relationships (accounts hold tokens).
     # Flask-Admin includes an extra field only when form_columns names it.
     form_columns = ("email", "name", *SETTING_FIELDS)
     form_extra_fields = settings_fields()
     # Deleting a user deletes their posts, history and accounts: done from the CLI, on purpose.
     can_delete = False
+
+    def edit_heading(self, user: User) -> str:
+        return f"Editing user {user.email}" + (f" ({user.name})" if user.name else "")
 
     def edit_form(self, obj: Any = None) -> BaseForm:
         form = super().edit_form(obj)
@@ -88,11 +91,10 @@ class UserView(SecuredModelView):
     def update_model(self, form: BaseForm, model: User) -> bool:
         try:
             clean = clean_settings(form)
-            current = settings_of(model.settings)
-            # Only what changed goes to update_user, so the audit row says what the operator did.
-            changes = {k: v for k, v in clean.as_dict().items() if current[k] != v}
+            # update_user applies and audits only what changed; an emptied name field clears
+            # the name, and a save that changes nothing writes no audit row.
             user_service.update_user(
-                self.session, model.email, changes,
+                self.session, model.email, clean.as_dict(),
                 name=(form.name.data or "").strip() or None, actor=current_actor(),
             )
             self.session.commit()
@@ -101,6 +103,37 @@ class UserView(SecuredModelView):
             _refuse(form, exc)
             return False
         return True
+
+
+#: Row labels of the settings table, in the form's order.
+SETTING_LABELS = {
+    "enable_autonomous_mode": "Autonomous mode",
+    "require_approval": "Require approval",
+    "timezone": "Time zone",
+    "preferred_platforms": "Preferred platforms",
+    "content_frequency": "Posts per week per platform",
+    "posting_times": "Posting times (local)",
+    "brand_voice": "Brand voice",
+    "creativity_level": "Creativity",
+    "topics": "Topics",
+    "language": "Language",
+    "country": "Country",
+}
+
+
+def settings_table(settings: Any) -> Markup | str:
+    """A user's settings as a two-column table, values written as an operator types them."""
+    if settings is None:
+        return ""
+    values = form_values(settings)
+    values["enable_autonomous_mode"] = "yes" if settings.enable_autonomous_mode else "no"
+    values["require_approval"] = "yes" if settings.require_approval else "no"
+    values["topics"] = ", ".join(settings.topics or [])
+    rows = Markup("").join(
+        Markup("<tr><th>{}</th><td>{}</td></tr>").format(SETTING_LABELS[name], values[name])
+        for name in SETTING_FIELDS
+    )
+    return Markup('<table class="table table-sm settings-table">{}</table>').format(rows)
 
 
 def _fill(form: BaseForm, values: dict[str, Any]) -> None:

@@ -82,6 +82,14 @@ class Settings:
     provider_timeout_seconds: int = 30
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
+    #: Send the admin's session cookie over HTTPS only. Unset: on, except in Flask's debug
+    #: mode (``flask run --debug``, development on http://localhost).
+    session_cookie_secure: bool | None = None
+    #: Hours an admin login lasts, from the login (not from the last request).
+    admin_session_hours: int = 8
+    #: Reverse proxies in front of the admin whose X-Forwarded-For is trusted (0: none), so
+    #: the login throttle counts the client's address rather than the proxy's.
+    admin_proxy_count: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,16 +132,20 @@ class Settings:
                               "expected YYYYMM or YYYYMM.RR, e.g. 202610 or 202610.01")
         for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
-                     "PROVIDER_TIMEOUT_SECONDS",
+                     "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS",
                      "REDIS_MAINTENANCE_CHANCE"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
+        if self.admin_proxy_count < 0:
+            raise ConfigError("ADMIN_PROXY_COUNT", str(self.admin_proxy_count), "must be 0 or more")
 
 
 def _parse(name: str, raw: str, type_: object) -> object:
     kind = str(type_)
     if "tuple" in kind:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if kind == "bool | None":
+        kind = "bool"
     if kind == "int":
         try:
             return int(raw)

@@ -297,6 +297,8 @@ class MemoryEntry(Base):
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    user: Mapped[User] = relationship(viewonly=True)
+
 
 class AuditLog(Base):
     """One row per autonomous or operator action: who did what to which post, and when."""
@@ -312,6 +314,10 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(100), default="autopilot")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Read-only conveniences for the admin (the audit log links the user and post it is about).
+    user: Mapped[User | None] = relationship(viewonly=True)
+    post: Mapped[Post | None] = relationship(viewonly=True)
 
 
 class Notification(Base):
@@ -331,6 +337,8 @@ class Notification(Base):
     emailed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
 
+    user: Mapped[User] = relationship(viewonly=True)
+
 
 class Operator(Base):
     """An admin panel login. Only a salted hash of the password is stored."""
@@ -341,9 +349,32 @@ class Operator(Base):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: A disabled operator cannot log in, and their open sessions stop working.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: Bumped on logout, password change and disable: a session cookie carries the generation
+    #: it was issued under, so every older cookie (a copied one too) is refused server-side.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return f"<Operator {self.username}>"
+
+
+class LoginThrottle(Base):
+    """Failed admin logins of one account or one client address, counted over a window.
+
+    Kept in the database (not Redis) because the admin runs without Redis on a laptop and
+    behind several gunicorn workers in production: the count must be shared and survive a
+    restart, and it is one row per key, updated under a row lock.
+    """
+
+    __tablename__ = "login_throttle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: "account:<username>" or "address:<ip>".
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class ResearchCache(Base):

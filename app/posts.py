@@ -18,7 +18,7 @@ from app.errors import FieldError, NotFound, ValidationError
 from app.lifecycle import CANCELLABLE, RESCHEDULABLE, move
 from app.models import Post, PostStatus, User
 from app.platforms import KNOWN_PLATFORMS
-from app.text_limits import limit_error
+from app.text_limits import limit_error, normalize_newlines
 
 
 def get_post(session: Session, post_id: int) -> Post:
@@ -32,7 +32,7 @@ def check_text(platform: str, text: str) -> str:
     """Refuse an empty text or one over the platform's limit, naming the field."""
     if platform not in KNOWN_PLATFORMS:
         raise ValidationError([FieldError("platform", platform, f"known: {', '.join(KNOWN_PLATFORMS)}")])
-    stripped = text.strip()
+    stripped = normalize_newlines(text).strip()
     if not stripped:
         raise ValidationError([FieldError("text", text, "must not be empty")])
     problem = limit_error(platform, stripped)

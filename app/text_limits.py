@@ -33,6 +33,16 @@ __all__ = [
 ]
 
 
+def normalize_newlines(text: str) -> str:
+    """``\r\n`` and lone ``\r`` become ``\n``.
+
+    Browsers submit a textarea's line breaks as ``\r\n``; stored and published texts use
+    ``\n`` only, so a post is the same text (and the same weighted length) whichever way it
+    arrived: admin form, CLI argument or generator.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _check_platform(platform: str) -> None:
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")

@@ -51,19 +51,55 @@ def create_user(
     return user
 
 
+class _Keep:
+    """The type of :data:`KEEP_NAME`."""
+
+    def __repr__(self) -> str:
+        return "KEEP_NAME"
+
+
+#: ``update_user(..., name=KEEP_NAME)`` leaves the name alone; ``name=None`` clears it.
+KEEP_NAME: Any = _Keep()
+
+
 def update_user(
-    session: Session, email: str, changes: Mapping[str, Any], *, name: str | None = None, actor: str = "cli"
+    session: Session, email: str, changes: Mapping[str, Any], *, name: str | None | _Keep = KEEP_NAME,
+    actor: str = "cli",
 ) -> User:
-    """Apply ``changes`` over the current settings; the merged result is validated whole."""
+    """Apply ``changes`` over the current settings; the merged result is validated whole.
+
+    Only what really changes is applied and audited: the ``user.updated`` row lists each
+    changed setting with its new value, and ``name`` as ``{"from": old, "to": new}`` when the
+    user was renamed (``None`` clears the name). A save that changes nothing writes no row.
+    """
     user = get_user(session, email)
-    merged = {**settings_of(user.settings), **changes}
-    clean = validate_settings(merged)
-    for key, value in clean.as_dict().items():
+    current = settings_of(user.settings)
+    clean = validate_settings({**current, **changes})
+    changed = {key: value for key, value in clean.as_dict().items() if current[key] != value}
+    for key, value in changed.items():
         setattr(user.settings, key, value)
-    if name is not None:
-        user.name = name
-    record(session, "user.updated", user_id=user.id, actor=actor, details=dict(changes))
+    details: dict[str, Any] = dict(changed)
+    if not isinstance(name, _Keep):
+        new_name = (name or "").strip() or None
+        if new_name != user.name:
+            details["name"] = {"from": user.name, "to": new_name}
+            user.name = new_name
+    if details:
+        record(session, "user.updated", user_id=user.id, actor=actor, details=details)
     return user
+
+
+def set_account_status(session: Session, account: PlatformAccount, status: str, *, actor: str = "cli") -> bool:
+    """Set an account's status; audited with the old and new status. False if unchanged."""
+    if status not in set(AccountStatus):
+        raise ValidationError([FieldError("status", status, f"known: {', '.join(AccountStatus)}")])
+    old, new = account.status, AccountStatus(status)
+    if old == new:
+        return False
+    account.status = new
+    record(session, "account.status_changed", user_id=account.user_id, actor=actor,
+           details={"platform": account.platform, "from": old, "to": new})
+    return True
 
 
 def connect_account(

@@ -157,8 +157,17 @@ def _as_list(value: Any) -> list[Any]:
     raise _Invalid("expected a list")
 
 
+#: Said of a list of platforms with a blank entry ("twitter, , linkedin" or a trailing comma).
+BLANK_PLATFORM = "has an empty entry (a stray comma?); list platforms separated by commas, e.g. 'twitter, linkedin'"
+
+
 def _platforms(value: Any) -> list[str]:
+    # A blank entry is refused, not dropped: the operator may have meant a platform there.
+    if isinstance(value, str) and value.strip() and any(not part.strip() for part in value.split(",")):
+        raise _Invalid(BLANK_PLATFORM)
     platforms = [str(p).strip().lower() for p in _as_list(value)]
+    if any(not p for p in platforms):
+        raise _Invalid(BLANK_PLATFORM)
     unknown = [p for p in platforms if p not in KNOWN_PLATFORMS]
     if unknown:
         raise _Invalid(f"unknown platform {unknown[0]!r}; known: {', '.join(KNOWN_PLATFORMS)}")

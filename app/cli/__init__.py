@@ -7,6 +7,7 @@ import click
 from app.cli.common import GuardedGroup
 from app.cli.db import db
 from app.cli.doctor import doctor
+from app.cli.operators import operators
 from app.cli.posts import posts
 from app.cli.run import demo, run
 from app.cli.schedule import jobs, schedule
@@ -19,7 +20,7 @@ def cli() -> None:
     """Content autopilot: research, write, schedule and publish posts, on time and once."""
 
 
-for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor):
+for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor, operators):
     cli.add_command(command)
 
 

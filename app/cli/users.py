@@ -126,7 +126,7 @@ def create(email: str, as_json: bool, name: str | None, **opts: Any) -> None:
 def update(email: str, as_json: bool, name: str | None, **opts: Any) -> None:
     """Change some settings of a user; the result is validated as a whole."""
     with session() as s:
-        user = user_service.update_user(s, email, _changes(opts), name=name)
+        user = user_service.update_user(s, email, _changes(opts), name=user_service.KEEP_NAME if name is None else name)
         data = describe(user)
     emit(data, as_json, _print_user)
 

@@ -32,7 +32,7 @@ from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
 from app.providers.errors import OperatorProblem
 from app.runtime import Runtime
 from app.scheduling import posting_slots
-from app.text_limits import limit_error
+from app.text_limits import limit_error, normalize_newlines
 from app.users import opted_in_user_ids
 from app.validation import settings_of, validate_settings
 from app.workflows.executions import fan_out, fan_out_step, run_execution
@@ -173,7 +173,7 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
     stored: list[Post] = []
     for draft in drafts:
         key = (draft.platform, draft.slot_at)
-        text = draft.text.strip()
+        text = normalize_newlines(draft.text).strip()
         if key not in todo_keys or not text or limit_error(draft.platform, text):
             continue  # never a blank, broken or off-schedule post
         todo_keys.discard(key)

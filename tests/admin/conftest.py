@@ -16,9 +16,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy.orm import Session
 
 from admin import create_app
-from admin.auth import create_operator
 from admin.ext import EXTENSION_KEY
 from app.models import Base
+from app.operators import create_operator
 
 OPERATOR = "alice"
 PASSWORD = "correct horse battery"
@@ -32,6 +32,7 @@ def app(tmp_path) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
         {
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
+            "SESSION_COOKIE_SECURE": False,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'admin.db'}",
         }
     )
@@ -91,3 +92,14 @@ def operator(client: FlaskClient, auth: AuthActions) -> FlaskClient:
     response = auth.login()
     assert response.status_code == 302
     return client
+
+
+# Real-browser fixtures (live admin on PostgreSQL, headless Chromium, screenshots dir),
+# shared with any admin page's browser test.
+from tests.browser import (  # noqa: E402, F401
+    admin_server,
+    browser,
+    browser_context,
+    logged_in_page,
+    screenshots,
+)

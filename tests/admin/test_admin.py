@@ -15,6 +15,7 @@ from admin import create_app
 from admin.dashboard import dashboard_counts
 from admin.reports import render_report
 from admin.settings_form import format_posting_times, parse_posting_times
+from app.clock import utcnow
 from app.config import get_settings
 from app.crypto import DEMO_KEY, TokenVault
 from app.errors import ValidationError
@@ -29,7 +30,6 @@ from app.models import (
     PostStatus,
     User,
     WorkflowExecution,
-    utcnow,
 )
 from app.users import create_user
 from app.validation import settings_of
