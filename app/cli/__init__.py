@@ -7,6 +7,7 @@ import click
 from app.cli.common import run_guarded
 from app.cli.db import db
 from app.cli.doctor import doctor
+from app.cli.ops import check, queues, stats, workers
 from app.cli.posts import posts
 from app.cli.run import demo, run
 from app.cli.schedule import jobs, schedule
@@ -19,7 +20,8 @@ def cli() -> None:
     """Content autopilot: research, write, schedule and publish posts, on time and once."""
 
 
-for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor):
+for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor,
+                queues, workers, stats, check):
     cli.add_command(command)
 
 
