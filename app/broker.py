@@ -51,10 +51,15 @@ def pin_schedule_to_utc() -> None:
 def middleware(settings: Settings | None = None) -> list[dramatiq.Middleware]:
     """The middleware every broker gets; the worker registry and Prometheus only on Redis."""
     extra: list[dramatiq.Middleware] = []
+    first: list[dramatiq.Middleware] = []
     if settings is not None and settings.redis_url:
+        from app.ops.failures import FailureNotes
         from app.ops.sampling import QueueSampler
         from app.ops.workers import WorkerRegistry
 
+        # Dramatiq runs "after" hooks in reverse order: listed first, FailureNotes runs after
+        # Retries has decided whether the message is given up.
+        first.append(FailureNotes())
         extra += [WorkerRegistry(), QueueSampler(settings)]
         if settings.dramatiq_prometheus:
             from dramatiq.middleware.prometheus import Prometheus
@@ -62,6 +67,7 @@ def middleware(settings: Settings | None = None) -> list[dramatiq.Middleware]:
             # Per-actor counters and durations, served by each worker on dramatiq_prom_port.
             extra.append(Prometheus())
     return [
+        *first,
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT),
         ShutdownNotifications(),

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from app.ops.failures import NOTE_KEY, failure_notes
 from app.ops.masking import mask_arguments, mask_text
 from app.ops.queues import DEFAULT_NAMESPACE, key
 
@@ -71,7 +72,9 @@ class DeadLetter:
         return asdict(self)
 
 
-def _failure(options: dict[str, Any]) -> str:
+def _failure(options: dict[str, Any], note: str | None) -> str:
+    if note:
+        return note
     trace = options.get("traceback") or ""
     lines = [line for line in trace.strip().splitlines() if line.strip()]
     if not lines:
@@ -87,6 +90,7 @@ def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
         return []
     ids = [member.decode() for member, _ in entries]
     raw = client.hmget(key(queue, ".XQ.msgs", namespace=namespace), ids)
+    notes = failure_notes(client, ids)
     letters = []
     for (redis_id, score), data in zip(zip(ids, (s for _, s in entries), strict=True), raw, strict=True):
         if data is None:  # purged between the two reads
@@ -98,7 +102,7 @@ def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
         letters.append(DeadLetter(
             id=redis_id, queue=queue, actor=message.get("actor_name", "?"), args=args, kwargs=kwargs,
             message_id=message.get("message_id", ""), retries=int(options.get("retries", 0)),
-            died_at=datetime.fromtimestamp(score / 1000, UTC), failure=_failure(options)))
+            died_at=datetime.fromtimestamp(score / 1000, UTC), failure=_failure(options, notes.get(redis_id))))
     return letters
 
 
@@ -129,6 +133,8 @@ def requeue(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
         if script(keys=[xq, xq_msgs, key(queue, ".msgs", namespace=namespace), key(queue, namespace=namespace)],
                   args=[redis_id, json.dumps(message, separators=(",", ":"))]):
             moved.append(redis_id)
+    if moved:
+        client.delete(*[NOTE_KEY.format(id=i) for i in moved])
     return moved
 
 
@@ -137,4 +143,7 @@ def purge(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
     """Delete dead letters (all, or those ``ids``); the ids deleted."""
     script = client.register_script(_PURGE)
     xq, xq_msgs = key(queue, ".XQ", namespace=namespace), key(queue, ".XQ.msgs", namespace=namespace)
-    return [i for i in _select(client, queue, ids, namespace) if script(keys=[xq, xq_msgs], args=[i])]
+    purged = [i for i in _select(client, queue, ids, namespace) if script(keys=[xq, xq_msgs], args=[i])]
+    if purged:
+        client.delete(*[NOTE_KEY.format(id=i) for i in purged])
+    return purged
