@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import scoped_session
 
-from admin import auth
+from admin import auth, operations
 from admin.ext import EXTENSION_KEY, AdminDatabase
 from admin.views import init_admin
 from app.config import Settings, get_settings
@@ -52,5 +52,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db.remove()
 
     auth.init_app(app)
-    init_admin(app, db)
+    panel = init_admin(app, db)
+    operations.init_app(app, panel, factory)
     return app

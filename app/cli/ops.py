@@ -15,13 +15,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from app import audit
 from app.broker import QUEUES
 from app.cli.common import EXIT_BAD_INPUT, console, emit, json_option, session, settings, utcnow
 from app.errors import FieldError, ValidationError
 from app.ops import broker_client, require_queue
+from app.ops.actions import act_on_dead_letters
 from app.ops.check import Thresholds, problems, snapshot_dict, take_snapshot
-from app.ops.deadletters import dead_letters, purge, requeue
+from app.ops.deadletters import dead_letters
 from app.ops.queues import queue_depths
 from app.ops.stats import job_stats, publishing_stats, queue_stats, scheduler_state
 from app.ops.workers import census
@@ -110,9 +110,10 @@ def dead(queue: str, do_requeue: bool, do_purge: bool, yes: bool, limit: int, as
         return
     if not yes:
         click.confirm(f"{verb} {count} dead letter(s) of {queue}?", abort=True, err=True)
-    ids = requeue(client, queue) if do_requeue else purge(client, queue)
-    with session() as s:
-        audit.record(s, f"dead_letters.{verb}d", actor="cli", details={"queue": queue, "count": len(ids)})
+    from app.db import get_engine, make_session_factory
+
+    ids = act_on_dead_letters(make_session_factory(get_engine(settings().database_url)), client, queue, verb,
+                              actor="cli")
     emit({"queue": queue, "action": verb, "ids": ids}, as_json,
          lambda d: click.echo(f"{verb}d {len(d['ids'])} dead letter(s) of {queue}"))
 

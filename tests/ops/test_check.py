@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.db import make_engine, make_session_factory
-from app.models import ExecutionStatus, Post, PostStatus, User, WorkflowExecution
+from app.models import Post, PostStatus, User, WorkflowExecution
 from tests.ops.conftest import Ops
 
 
