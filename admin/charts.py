@@ -15,8 +15,8 @@ from markupsafe import Markup, escape
 
 #: Chart size in SVG user units (it scales with the page width).
 DEFAULT_WIDTH = 560
-DEFAULT_HEIGHT = 200
-_MARGIN = (12, 14, 28, 52)  # top, right, bottom, left
+DEFAULT_HEIGHT = 230
+_MARGIN = (44, 14, 28, 52)  # top (title and legend), right, bottom, left
 #: One colour per series, in order (colour-blind-safe palette).
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 
@@ -59,7 +59,8 @@ def chart(title: str, series: dict[str, Series], *, unit: str = "", kind: str = 
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="ops-chart" viewBox="0 0 {width} {height}" '
              f'role="img" aria-label="{escape(title)}" id="{escape(chart_id)}" data-points="{len(values)}">',
-             f"<title>{escape(title)}</title>"]
+             f"<title>{escape(title)}</title>",
+             f'<text x="{left}" y="15" font-size="13" font-weight="bold" fill="#222">{escape(title)}</text>']
     for i in range(5):  # horizontal grid and y labels
         v = top_value * i / 4
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
@@ -95,7 +96,7 @@ def chart(title: str, series: dict[str, Series], *, unit: str = "", kind: str = 
                     run = []
                 else:
                     run.append(f"{x(t):.1f},{y(v):.1f}")
-        parts.append(f'<text x="{left + 8 + index * 110}" y="{top + 10}" font-size="11" fill="{colour}">'
+        parts.append(f'<text x="{left + index * 100}" y="33" font-size="11" fill="{colour}">'
                      f"■ {escape(name)}</text>")
     parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#888"/>')
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#888"/>')

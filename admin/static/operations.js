@@ -17,13 +17,9 @@
 
   function index(data) {
     var view = {now: data.now.replace("T", " ").slice(0, 19), live_workers: data.live_workers,
-                queues: {}, jobs: {}, queue_workers: {}};
-    data.queues.forEach(function (q) { view.queues[q.queue] = q; view.queue_workers[q.queue] = 0; });
+                queues: {}, jobs: {}, queue_workers: data.queue_workers};
+    data.queues.forEach(function (q) { view.queues[q.queue] = q; });
     data.jobs.forEach(function (j) { view.jobs[j.name] = j; });
-    data.workers.forEach(function (w) {
-      if (!w.alive) { return; }
-      w.queues.forEach(function (q) { if (q in view.queue_workers) { view.queue_workers[q] += 1; } });
-    });
     return view;
   }
 

@@ -130,6 +130,7 @@ def snapshot_dict(snapshot: Snapshot) -> dict[str, Any]:
         "queues": [q.as_dict() for q in snapshot.queues],
         "workers": [w.as_dict() for w in snapshot.workers.workers],
         "live_workers": len(snapshot.workers.live),
+        "queue_workers": {q.queue: len(snapshot.workers.consumers_of(q.queue)) for q in snapshot.queues},
         "other_live_processes": snapshot.workers.other_live_processes,
         "scheduler": snapshot.scheduler.as_dict(),
         "jobs": [j.as_dict() for j in snapshot.jobs],

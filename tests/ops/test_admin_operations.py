@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from admin import create_app
 from admin.auth import create_operator
 from admin.ext import EXTENSION_KEY
-from app.models import AuditLog, JobRun, Post, PostStatus, QueueSample, User
+from app.models import AuditLog, JobRun
 from tests.ops.conftest import Ops
+from tests.ops.seed import seed
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -46,30 +47,6 @@ def page_token(client: FlaskClient) -> str:
 
 def sessions(app: Flask):  # type: ignore[no-untyped-def]
     return app.extensions[EXTENSION_KEY].session_factory
-
-
-def seed(app: Flask, now: datetime) -> None:
-    """A user, posts in several states (two published late by 0.2 s and 3 s), runs and samples."""
-    with sessions(app)() as session, session.begin():
-        user = User(email="m@example.com")
-        session.add(user)
-        session.flush()
-        for i, (status, late) in enumerate([(PostStatus.PUBLISHED, 0.2), (PostStatus.PUBLISHED, 3.0),
-                                            (PostStatus.SCHEDULED, None), (PostStatus.NEEDS_REVIEW, None)]):
-            at = now - timedelta(hours=2, minutes=i)
-            session.add(Post(user_id=user.id, platform="twitter", text=f"p{i}", status=status,
-                             scheduled_at=at if late is not None else now + timedelta(hours=1),
-                             publish_started_at=at if late is not None else None,
-                             published_at=at + timedelta(seconds=late) if late is not None else None))
-        session.add(JobRun(job="dispatch_due_posts", slot=now.replace(second=0, microsecond=0),
-                           claimed_at=now - timedelta(seconds=5), finished_at=now - timedelta(seconds=4),
-                           status="succeeded"))
-        session.add(JobRun(job="daily_generation", slot=now.replace(minute=0, second=0, microsecond=0)
-                           - timedelta(hours=3), claimed_at=now - timedelta(hours=3), status="failed",
-                           finished_at=now - timedelta(hours=3), error="boom"))
-        for minutes in range(1, 30):
-            session.add(QueueSample(queue="posting", sampled_at=(now - timedelta(minutes=minutes)).replace(
-                second=0, microsecond=0), waiting=minutes % 7, in_flight=0, delayed=2, dead=0, workers=1))
 
 
 def test_healthz_and_readyz_need_no_login_and_time_each_dependency(app: Flask, ops: Ops):
