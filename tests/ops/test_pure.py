@@ -96,3 +96,12 @@ def test_operations_settings_are_read():
                                   "OPS_SCHEDULER_SILENCE_SECONDS": "300", "DRAMATIQ_PROMETHEUS": "true"})
     assert (settings.ops_queue_depth_max, settings.ops_min_success_rate,
             settings.ops_scheduler_silence_seconds, settings.dramatiq_prometheus) == (250, 99, 300, True)
+
+
+def test_probe_process_and_http_and_usage(tmp_path):
+    from app.ops import probe
+
+    assert probe.main(["process", "pytest"]) == 0
+    assert probe.main(["process", "no-such-program-here"]) == 1
+    assert probe.main(["http", "http://127.0.0.1:1/healthz"]) == 1
+    assert probe.main(["nonsense"]) == 2

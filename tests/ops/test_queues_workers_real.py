@@ -12,6 +12,7 @@ import signal
 
 import pytest
 
+from app.ops import probe
 from tests.ops.conftest import Ops, wait_for
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,7 @@ def test_exact_waiting_delayed_dead_and_worker_counts(ops: Ops):
     assert ops.client.llen("dramatiq:posting.DQ") == 0
     assert ops.client.hlen("dramatiq:posting.DQ.msgs") == 4
 
+    assert probe.main(["worker"]) == 0  # the compose healthcheck: a live worker from this host
     workers = live_workers(ops)
     assert sorted(w["pid"] for w in workers) == sorted(set(w["pid"] for w in workers))
     assert sorted(tuple(w["queues"]) for w in workers) == [("autonomous", "metrics"), ("posting",), ("posting",)]
@@ -90,6 +92,7 @@ def test_exact_waiting_delayed_dead_and_worker_counts(ops: Ops):
     assert wait_for(lambda: sorted(tuple(w["queues"]) for w in live_workers(ops)) == [("posting",)] * 2, 15)
     posting.stop(signal.SIGKILL)
     assert wait_for(lambda: live_workers(ops) == [], 10)
+    assert probe.main(["worker"]) == 1
     assert depth(ops, "posting")["delayed"] == 4  # still in Redis, waiting for a worker
     codes = {(p["code"], p["subject"]) for p in ops.json("check")["problems"]}
     assert ("no_worker", "posting") in codes
