@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import click
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from app.broker import QUEUES
 from app.cli.common import EXIT_BAD_INPUT, console, emit, json_option, session, settings, utcnow
@@ -38,6 +41,20 @@ def parse_window(field: str, value: str) -> timedelta:
     if not match or int(match.group(1)) == 0:
         raise ValidationError([FieldError(field, value, "expected a positive duration like 90m, 24h, 7d or 2w")])
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for figures: on DATABASE_REPLICA_URL when set (they may lag by the replication delay)."""
+    replica = settings().database_replica_url
+    if not replica:
+        with session() as s:
+            yield s
+        return
+    from app.db import session_scope
+
+    with session_scope(replica) as s:
+        yield s
 
 
 def _ms(value: float | None) -> str:
@@ -171,7 +188,7 @@ def stats(since_text: str, as_json: bool) -> None:
     """Per job and queue: runs, success rate, p50/p95 duration, over time limit; publishing lateness."""
     window = parse_window("--since", since_text)
     now = utcnow()
-    with session() as s:
+    with read_session() as s:
         per_job = job_stats(s, now - window, now)
         publishing = publishing_stats(s, now - window, now)
     data = {"since": now - window, "until": now, "jobs": [j.as_dict() for j in per_job],
