@@ -85,11 +85,11 @@ def _failure(options: dict[str, Any], note: str | None) -> str:
 def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
                  namespace: str = DEFAULT_NAMESPACE) -> list[DeadLetter]:
     """The queue's dead letters, most recent first, with secrets masked."""
-    entries = client.zrevrange(key(queue, ".XQ", namespace=namespace), 0, limit - 1, withscores=True)
+    entries: Any = client.zrevrange(key(queue, ".XQ", namespace=namespace), 0, limit - 1, withscores=True)
     if not entries:
         return []
     ids = [member.decode() for member, _ in entries]
-    raw = client.hmget(key(queue, ".XQ.msgs", namespace=namespace), ids)
+    raw: Any = client.hmget(key(queue, ".XQ.msgs", namespace=namespace), ids)
     notes = failure_notes(client, ids)
     letters = []
     for (redis_id, score), data in zip(zip(ids, (s for _, s in entries), strict=True), raw, strict=True):
@@ -109,7 +109,8 @@ def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
 def _select(client: redis.Redis, queue: str, ids: list[str] | None, namespace: str) -> list[str]:
     if ids is not None:
         return ids
-    return [m.decode() for m in client.zrange(key(queue, ".XQ", namespace=namespace), 0, -1)]
+    members: Any = client.zrange(key(queue, ".XQ", namespace=namespace), 0, -1)
+    return [m.decode() for m in members]
 
 
 def requeue(client: redis.Redis, queue: str, ids: list[str] | None = None, *,

@@ -53,5 +53,5 @@ def failure_notes(client: redis.Redis, ids: list[str]) -> dict[str, str]:
     """The recorded failure of each dead letter id that has one."""
     if not ids:
         return {}
-    values = client.mget([NOTE_KEY.format(id=i) for i in ids])
+    values: Any = client.mget([NOTE_KEY.format(id=i) for i in ids])
     return {i: v.decode() for i, v in zip(ids, values, strict=True) if v is not None}

@@ -61,6 +61,8 @@ def charts(session: Session, now: datetime, range_name: str) -> dict[str, Any]:
     for scheduled, done in session.execute(
             select(Post.scheduled_at, Post.published_at)
             .where(Post.status == PostStatus.PUBLISHED, Post.published_at >= since, Post.published_at <= now)):
+        if done is None:  # excluded by the WHERE clause
+            continue
         b = _floor(done, r.bucket)
         published[b] += 1
         late[b].append(max(0.0, (done - scheduled).total_seconds() * 1000))
@@ -68,11 +70,13 @@ def charts(session: Session, now: datetime, range_name: str) -> dict[str, Any]:
     outcomes: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])  # [succeeded, failed]
     for status, at in session.execute(
             select(JobRun.status, JobRun.finished_at).where(JobRun.finished_at >= since, JobRun.finished_at <= now)):
-        _tally(outcomes, _floor(at, r.bucket), status)
+        if at is not None:
+            _tally(outcomes, _floor(at, r.bucket), status)
     for status, at in session.execute(
             select(WorkflowExecution.status, WorkflowExecution.finished_at)
             .where(WorkflowExecution.finished_at >= since, WorkflowExecution.finished_at <= now)):
-        _tally(outcomes, _floor(at, r.bucket), status)
+        if at is not None:
+            _tally(outcomes, _floor(at, r.bucket), status)
     for b, count in published.items():
         outcomes[b][0] += count
 

@@ -199,6 +199,8 @@ def publishing_stats(session: Session, since: datetime, now: datetime) -> Publis
             select(Post.platform, Post.scheduled_at, Post.publish_started_at, Post.published_at)
             .where(Post.status == PostStatus.PUBLISHED, Post.published_at >= since,
                    Post.published_at <= now)):
+        if published is None:  # excluded by the WHERE clause; says so to the type checker
+            continue
         late = max(0.0, (published - scheduled).total_seconds() * 1000)
         if started is not None:
             durations.append(max(0.0, (published - started).total_seconds() * 1000))
@@ -264,9 +266,9 @@ def last_and_next_runs(session: Session, now: datetime, jobs: dict[str, Periodic
     latest = dict(session.execute(select(JobRun.job, func.max(JobRun.slot)).group_by(JobRun.job)).all())
     rows = {}
     if latest:
-        for run in session.scalars(select(JobRun).where(
+        for found in session.scalars(select(JobRun).where(
                 or_(*[and_(JobRun.job == j, JobRun.slot == s) for j, s in latest.items()]))):
-            rows[run.job] = run
+            rows[found.job] = found
     result = []
     for name, job in jobs.items():
         run = rows.get(name)

@@ -97,7 +97,8 @@ def prune(client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE,
           older_than_ms: int = DEFAULT_PRUNE_AFTER_MS) -> int:
     """Forget registered processes silent for longer than ``older_than_ms``."""
     now_ms = int(time.time() * 1000)
-    ids = [i.decode() for i in client.hkeys(REGISTRY_KEY)]
+    keys: Any = client.hkeys(REGISTRY_KEY)
+    ids = [i.decode() for i in keys]
     if not ids:
         return 0
     beats = client.zmscore(f"{namespace}:__heartbeats__", ids)
