@@ -105,3 +105,24 @@ def test_probe_process_and_http_and_usage(tmp_path):
     assert probe.main(["process", "no-such-program-here"]) == 1
     assert probe.main(["http", "http://127.0.0.1:1/healthz"]) == 1
     assert probe.main(["nonsense"]) == 2
+
+
+def test_dramatiq_prometheus_middleware_is_opt_in():
+    from dramatiq.middleware.prometheus import Prometheus
+
+    from app.broker import build_broker
+    from app.ops.failures import FailureNotes
+    from app.ops.workers import WorkerRegistry
+
+    url = "redis://127.0.0.1:6379/7"
+    plain = build_broker(Settings(redis_url=url))
+    opted = build_broker(Settings(redis_url=url, dramatiq_prometheus=True))
+    try:
+        assert not any(isinstance(m, Prometheus) for m in plain.middleware)
+        assert any(isinstance(m, Prometheus) for m in opted.middleware)
+        # FailureNotes first: Dramatiq runs "after" hooks in reverse, so it sees Retries' verdict.
+        assert isinstance(plain.middleware[0], FailureNotes)
+        assert any(isinstance(m, WorkerRegistry) for m in plain.middleware)
+    finally:
+        plain.close()
+        opted.close()
