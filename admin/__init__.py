@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy.orm import scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from admin import auth, security
+from admin import auth, operations, security
 from admin.ext import EXTENSION_KEY, AdminDatabase
 from admin.views import init_admin
 from app.config import Settings, get_settings
@@ -64,5 +64,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     auth.init_app(app)
     security.init_app(app)
-    init_admin(app, db)
+    panel = init_admin(app, db)
+    operations.init_app(app, panel, factory)
     return app

@@ -48,8 +48,26 @@ def pin_schedule_to_utc() -> None:
     pendulum.set_local_timezone(pendulum.UTC)
 
 
-def middleware() -> list[dramatiq.Middleware]:
+def middleware(settings: Settings | None = None) -> list[dramatiq.Middleware]:
+    """The middleware every broker gets; the worker registry and Prometheus only on Redis."""
+    extra: list[dramatiq.Middleware] = []
+    first: list[dramatiq.Middleware] = []
+    if settings is not None and settings.redis_url:
+        from app.ops.failures import FailureNotes
+        from app.ops.sampling import QueueSampler
+        from app.ops.workers import WorkerRegistry
+
+        # Dramatiq runs "after" hooks in reverse order: listed first, FailureNotes runs after
+        # Retries has decided whether the message is given up.
+        first.append(FailureNotes())
+        extra += [WorkerRegistry(), QueueSampler(settings)]
+        if settings.dramatiq_prometheus:
+            from dramatiq.middleware.prometheus import Prometheus
+
+            # Per-actor counters and durations, served by each worker on dramatiq_prom_port.
+            extra.append(Prometheus())
     return [
+        *first,
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT),
         ShutdownNotifications(),
@@ -58,6 +76,7 @@ def middleware() -> list[dramatiq.Middleware]:
         Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=DEFAULT_MIN_BACKOFF, max_backoff=DEFAULT_MAX_BACKOFF),
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=PERIODIC_SKIP_DELAY),
+        *extra,
     ]
 
 
@@ -76,7 +95,10 @@ def build_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=settings.redis_url, middleware=middleware(),
+        from app.redisconn import redis_client
+
+        # A client, not a URL: a redis+sentinel:// URL gives the master the Sentinels name.
+        broker = RedisBroker(client=redis_client(settings.redis_url), middleware=middleware(settings),
                              heartbeat_timeout=settings.redis_heartbeat_timeout_ms,
                              maintenance_chance=settings.redis_maintenance_chance)
     else:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from urllib.parse import urlparse
 
 from app.errors import ConfigError
+from app.redisconn import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_url
 
 #: The database used when ``DATABASE_URL`` is unset: a SQLite file in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///autopilot.db"
@@ -36,6 +37,12 @@ _LINKEDIN_VERSION_RE = re.compile(r"20\d\d(?:0[1-9]|1[0-2])(?:\.\d\d)?")
 DEFAULT_DAILY_CATCH_UP_HOURS = 6
 #: Minutes past its scheduled time after which a post is not published stale but reviewed.
 DEFAULT_STALE_GRACE_MINUTES = 60
+#: ``autopilot check`` fails when a queue holds at least this many messages (waiting + delayed).
+DEFAULT_OPS_QUEUE_DEPTH_MAX = 100
+#: ``autopilot check`` fails when a job's or queue's success rate over 24 h is below this (percent).
+DEFAULT_OPS_MIN_SUCCESS_RATE = 95
+#: ``autopilot check`` fails when the minute job has not run for this many seconds.
+DEFAULT_OPS_SCHEDULER_SILENCE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,14 @@ class Settings:
     #: Reverse proxies in front of the admin whose X-Forwarded-For is trusted (0: none), so
     #: the login throttle counts the client's address rather than the proxy's.
     admin_proxy_count: int = 0
+    #: A streaming replica of DATABASE_URL for read-only reports and metrics queries.
+    database_replica_url: str | None = None
+    #: Operations thresholds (``autopilot check``, the admin's Operations page, alert rules).
+    ops_queue_depth_max: int = DEFAULT_OPS_QUEUE_DEPTH_MAX
+    ops_min_success_rate: int = DEFAULT_OPS_MIN_SUCCESS_RATE
+    ops_scheduler_silence_seconds: int = DEFAULT_OPS_SCHEDULER_SILENCE_SECONDS
+    #: Add Dramatiq's own Prometheus middleware to workers (per-actor figures on port 9191).
+    dramatiq_prometheus: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,7 +128,19 @@ class Settings:
     def _check(self) -> None:
         _require_url("DATABASE_URL", self.database_url, {"sqlite", "postgres", "postgresql", "postgresql+psycopg2"})
         if self.redis_url is not None:
-            _require_url("REDIS_URL", self.redis_url, {"redis", "rediss", "unix"})
+            if is_sentinel_url(self.redis_url):
+                parse_sentinel_url(self.redis_url)
+            else:
+                _require_url("REDIS_URL", self.redis_url, {"redis", "rediss", "unix", SENTINEL_SCHEME})
+        if self.database_replica_url is not None:
+            _require_url("DATABASE_REPLICA_URL", self.database_replica_url,
+                         {"postgres", "postgresql", "postgresql+psycopg2"})
+            if not self.database_url.startswith("postgres"):
+                raise ConfigError("DATABASE_REPLICA_URL", _redact_url(self.database_replica_url),
+                                  "a replica needs a PostgreSQL DATABASE_URL")
+        if not 0 <= self.ops_min_success_rate <= 100:
+            raise ConfigError("OPS_MIN_SUCCESS_RATE", str(self.ops_min_success_rate),
+                              "a percentage from 0 to 100")
         for name in ("OPENAI_BASE_URL", "SERPER_BASE_URL", "X_API_BASE_URL",
                      "LINKEDIN_API_BASE_URL", "LINKEDIN_OAUTH_BASE_URL"):
             _require_url(name, getattr(self, name.lower()), {"http", "https"})
@@ -132,7 +159,8 @@ class Settings:
                               "expected YYYYMM or YYYYMM.RR, e.g. 202610 or 202610.01")
         for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
-                     "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS",
+                     "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS", "OPS_QUEUE_DEPTH_MAX",
+                     "OPS_SCHEDULER_SILENCE_SECONDS",
                      "REDIS_MAINTENANCE_CHANCE"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")

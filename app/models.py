@@ -405,3 +405,26 @@ class ProviderHold(Base):
     detail: Mapped[str] = mapped_column(Text)
     since: Mapped[datetime] = mapped_column(default=utcnow)
     until: Mapped[datetime]
+
+
+class QueueSample(Base):
+    """One queue's depth at one minute: the history behind the Operations page's depth chart.
+
+    Written by any worker process once a minute (a Redis ``SET NX`` per minute elects one) and
+    by the Operations page while it is open; see :mod:`app.ops.sampling`.
+    """
+
+    __tablename__ = "queue_samples"
+    __table_args__ = (UniqueConstraint("queue", "sampled_at", name="uq_queue_samples_queue_sampled_at"),
+                      Index("ix_queue_samples_sampled_at", "sampled_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue: Mapped[str] = mapped_column(String(60))
+    #: The minute sampled (seconds zeroed), UTC.
+    sampled_at: Mapped[datetime]
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    delayed: Mapped[int] = mapped_column(Integer, default=0)
+    dead: Mapped[int] = mapped_column(Integer, default=0)
+    #: Live worker processes consuming this queue at that minute.
+    workers: Mapped[int] = mapped_column(Integer, default=0)

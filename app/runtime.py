@@ -25,16 +25,26 @@ class Runtime:
     providers: Providers
     vault: TokenVault
     clock: Clock = field(default=utcnow)
+    #: Sessions on DATABASE_REPLICA_URL for read-only scans (metrics due, report figures);
+    #: None: the primary. Replica reads may lag by the replication delay.
+    replica_session_factory: sessionmaker[Session] | None = None
 
     def now(self) -> datetime:
         return self.clock()
 
+    @property
+    def read_session_factory(self) -> sessionmaker[Session]:
+        """Where read-only queries that tolerate replication lag go: the replica if configured."""
+        return self.replica_session_factory or self.session_factory
+
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock = utcnow) -> Runtime:
         factory = make_session_factory(get_engine(settings.database_url))
+        replica = (make_session_factory(get_engine(settings.database_replica_url))
+                   if settings.database_replica_url else None)
         return cls(settings=settings, session_factory=factory,
                    providers=build_providers(settings, factory),
-                   vault=TokenVault.from_settings(settings), clock=clock)
+                   vault=TokenVault.from_settings(settings), clock=clock, replica_session_factory=replica)
 
 
 _runtime: Runtime | None = None

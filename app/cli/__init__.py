@@ -8,6 +8,7 @@ from app.cli.common import GuardedGroup
 from app.cli.db import db
 from app.cli.doctor import doctor
 from app.cli.operators import operators
+from app.cli.ops import check, queues, stats, workers
 from app.cli.posts import posts
 from app.cli.run import demo, run
 from app.cli.schedule import jobs, schedule
@@ -20,7 +21,8 @@ def cli() -> None:
     """Content autopilot: research, write, schedule and publish posts, on time and once."""
 
 
-for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor, operators):
+for command in (db, users, accounts, keys, demo, run, posts, schedule, jobs, doctor, operators,
+                queues, workers, stats, check):
     cli.add_command(command)
 
 

@@ -108,8 +108,12 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
     platform failing does not stop the others; an AuthError changes nothing (publishing owns
     re-authorisation) and its posts are simply not measured this run.
     """
+    # The scan of due posts reads the replica when one is configured (a post published a
+    # moment ago is measured 24 hours later: lag does not matter); tokens come from the
+    # primary, where a refresh has just written them.
+    with runtime.read_session_factory() as reads:
+        due = _due_posts(reads, user_id, now)
     with runtime.session_factory() as session, session.begin():
-        due = _due_posts(session, user_id, now)
         platforms = sorted({d.platform for d in due})
         accounts = list(session.scalars(
             select(PlatformAccount).where(PlatformAccount.user_id == user_id,

@@ -57,29 +57,33 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
     start = week_end - REPORT_PERIOD
     previous_start = start - REPORT_PERIOD
     key = report_key(week_end)
-    with runtime.session_factory() as session, session.begin():
-        # Serialises two runs for the same user (a manual trigger racing the tick), which
-        # could otherwise both find no entry and insert one each. NO KEY UPDATE leaves
-        # inserts of the user's posts and executions (KEY SHARE on the user) unblocked.
-        if session.scalar(select(User.id).where(User.id == user_id).with_for_update(key_share=True)) is None:
+    # The figures are read-only scans: they go to the replica when one is configured (a week
+    # closed hours ago is long replicated); the entry is written on the primary under the lock.
+    with runtime.read_session_factory() as reads:
+        user = reads.get(User, user_id)
+        if user is None:
             raise NotFound(f"no user with id {user_id}")
-        user = session.get(User, user_id)
-        assert user is not None
         timezone = user.settings.timezone if user.settings else "UTC"
         frequency = user.settings.content_frequency if user.settings else 3
-
-        posts = _post_records(session, user_id, previous_start, week_end, timezone)
-        runs = session.execute(
+        posts = _post_records(reads, user_id, previous_start, week_end, timezone)
+        runs = reads.execute(
             select(WorkflowExecution.status, WorkflowExecution.workflow)
             .where(WorkflowExecution.user_id == user_id, WorkflowExecution.created_at >= start,
                    WorkflowExecution.created_at < week_end)
             .order_by(WorkflowExecution.id)
         ).all()
-        reauth = session.scalars(
+        reauth = reads.scalars(
             select(PlatformAccount.platform)
             .where(PlatformAccount.user_id == user_id, PlatformAccount.status != AccountStatus.ACTIVE)
         ).all()
 
+    with runtime.session_factory() as session, session.begin():
+        # Serialises two runs for the same user (a manual trigger racing the tick), which
+        # could otherwise both find no entry and insert one each. NO KEY UPDATE leaves
+        # inserts of the user's posts and executions (KEY SHARE on the user) unblocked.
+        email = session.scalar(select(User.email).where(User.id == user_id).with_for_update(key_share=True))
+        if email is None:
+            raise NotFound(f"no user with id {user_id}")
         report = build_report(
             [p for p in posts if p.scheduled_at >= start],
             [ExecutionRecord(status=status, workflow=workflow) for status, workflow in runs],
@@ -90,7 +94,6 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
             reauth_platforms=reauth,
         )
         entry = _store(session, user_id, key, report.as_content(), now=runtime.now())
-        email = user.email
         send = runtime.settings.smtp_host is not None and not _already_sent(session, user_id, key)
 
     if send:

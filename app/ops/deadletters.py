@@ -1,0 +1,150 @@
+"""Dead letters: list them (secrets masked), put them back on their queue, or purge them.
+
+Dramatiq moves a message that failed for good (retries exhausted, or ``max_retries=0``) from
+``dramatiq:Q.msgs`` to the sorted set ``dramatiq:Q.XQ`` and the hash ``dramatiq:Q.XQ.msgs``
+(see :mod:`app.ops.queues`). Requeueing moves a message back the way Dramatiq enqueues one
+(hash entry, then list push) with its retry count reset, and purging deletes it; each move is a
+Lua script, atomic per message, so two operators acting at once move each message once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from app.ops.failures import NOTE_KEY, failure_notes
+from app.ops.masking import mask_arguments, mask_text
+from app.ops.queues import DEFAULT_NAMESPACE, key
+
+#: Lines of a traceback kept as a dead letter's failure (the last ones: where and why).
+DEFAULT_FAILURE_LINES = 3
+#: Dead letters listed at most per call.
+DEFAULT_LIMIT = 100
+
+# KEYS: XQ, XQ.msgs, Q.msgs, Q ; ARGV: message id, new message data
+_REQUEUE = """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
+  redis.call('hdel', KEYS[2], ARGV[1])
+  redis.call('hset', KEYS[3], ARGV[1], ARGV[2])
+  redis.call('rpush', KEYS[4], ARGV[1])
+  return 1
+end
+return 0
+"""
+# KEYS: XQ, XQ.msgs ; ARGV: message id
+_PURGE = """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
+  redis.call('hdel', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+#: Parameter names of our actors' positional arguments, so a secret is masked by its name.
+ACTOR_PARAMETERS: dict[str, list[str]] = {
+    "publish_post": ["post_id", "claim_token", "due_at"],
+    "run_job_manually": ["job", "slot"],
+    "generate_for_user": ["execution_id"],
+    "collect_metrics_for_user": ["execution_id"],
+    "weekly_report_for_user": ["execution_id"],
+}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message as an operator may see it (arguments masked)."""
+
+    id: str
+    queue: str
+    actor: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    message_id: str
+    retries: int
+    died_at: datetime
+    failure: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _failure(options: dict[str, Any], note: str | None) -> str:
+    if note:
+        return note
+    trace = options.get("traceback") or ""
+    lines = [line for line in trace.strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed (no traceback recorded)"
+    return mask_text("\n".join(lines[-DEFAULT_FAILURE_LINES:]))
+
+
+def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
+                 namespace: str = DEFAULT_NAMESPACE) -> list[DeadLetter]:
+    """The queue's dead letters, most recent first, with secrets masked."""
+    entries: Any = client.zrevrange(key(queue, ".XQ", namespace=namespace), 0, limit - 1, withscores=True)
+    if not entries:
+        return []
+    ids = [member.decode() for member, _ in entries]
+    raw: Any = client.hmget(key(queue, ".XQ.msgs", namespace=namespace), ids)
+    notes = failure_notes(client, ids)
+    letters = []
+    for (redis_id, score), data in zip(zip(ids, (s for _, s in entries), strict=True), raw, strict=True):
+        if data is None:  # purged between the two reads
+            continue
+        message = json.loads(data)
+        args, kwargs = mask_arguments(message.get("args", []), message.get("kwargs", {}),
+                                      ACTOR_PARAMETERS.get(message.get("actor_name", "")))
+        options = message.get("options", {})
+        letters.append(DeadLetter(
+            id=redis_id, queue=queue, actor=message.get("actor_name", "?"), args=args, kwargs=kwargs,
+            message_id=message.get("message_id", ""), retries=int(options.get("retries", 0)),
+            died_at=datetime.fromtimestamp(score / 1000, UTC), failure=_failure(options, notes.get(redis_id))))
+    return letters
+
+
+def _select(client: redis.Redis, queue: str, ids: list[str] | None, namespace: str) -> list[str]:
+    if ids is not None:
+        return ids
+    members: Any = client.zrange(key(queue, ".XQ", namespace=namespace), 0, -1)
+    return [m.decode() for m in members]
+
+
+def requeue(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
+            namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Put dead letters (all, or those ``ids``) back at the end of their queue; the ids moved.
+
+    The retry count and traceback are reset so the message gets its actor's full retries again.
+    """
+    script = client.register_script(_REQUEUE)
+    moved = []
+    xq, xq_msgs = key(queue, ".XQ", namespace=namespace), key(queue, ".XQ.msgs", namespace=namespace)
+    for redis_id in _select(client, queue, ids, namespace):
+        data = client.hget(xq_msgs, redis_id)
+        if data is None:
+            continue
+        message = json.loads(data)
+        options = message.setdefault("options", {})
+        for stale in ("retries", "traceback", "requeue_timestamp", "eta"):
+            options.pop(stale, None)
+        message["queue_name"] = queue
+        if script(keys=[xq, xq_msgs, key(queue, ".msgs", namespace=namespace), key(queue, namespace=namespace)],
+                  args=[redis_id, json.dumps(message, separators=(",", ":"))]):
+            moved.append(redis_id)
+    if moved:
+        client.delete(*[NOTE_KEY.format(id=i) for i in moved])
+    return moved
+
+
+def purge(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
+          namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Delete dead letters (all, or those ``ids``); the ids deleted."""
+    script = client.register_script(_PURGE)
+    xq, xq_msgs = key(queue, ".XQ", namespace=namespace), key(queue, ".XQ.msgs", namespace=namespace)
+    purged = [i for i in _select(client, queue, ids, namespace) if script(keys=[xq, xq_msgs], args=[i])]
+    if purged:
+        client.delete(*[NOTE_KEY.format(id=i) for i in purged])
+    return purged
