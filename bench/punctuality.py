@@ -1,8 +1,8 @@
 """Publishing punctuality benchmark: how close to its instant does each post reach the platform?
 
 Runs the real path end to end: a throwaway PostgreSQL database, Dramatiq workers on Redis
-(db 14), the real XPublisher pointed at a local fake X that timestamps every ``POST
-/2/tweets``. The bench process plays the scheduler: it calls ``dispatch_due_posts`` every
+(db 14), the real XPublisher pointed at the tests' fake X (:mod:`tests.fakes.x`), which records
+when every ``POST /2/tweets`` arrived. The bench process plays the scheduler: it calls ``dispatch_due_posts`` every
 5 s (2-minute horizon, as the real minute tick) and sends the messages as the actor does.
 
 Modes:
@@ -19,17 +19,14 @@ Without ``--mode`` both run one after the other on fresh state and a comparison 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,65 +38,6 @@ DISPATCH_EVERY = 5.0
 FIRST_POST_AFTER = 15.0
 USERS = 10
 EXTRA_WAIT = 30.0
-
-
-# -- the fake X ---------------------------------------------------------------------------
-
-
-class FakeX:
-    """POST /2/tweets -> 201; records (arrival time.time(), text) of every request."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.arrivals: list[tuple[float, str]] = []
-        self.counter = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:  # silence
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:  # type: ignore[type-arg]
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_POST(self) -> None:  # noqa: N802
-                arrived = time.time()
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                if self.path.split("?")[0] != "/2/tweets":
-                    self._reply(404, {"title": "Not Found"})
-                    return
-                try:
-                    text = str(json.loads(raw or b"{}").get("text", ""))
-                except ValueError:
-                    text = ""
-                with fake.lock:
-                    fake.counter += 1
-                    tweet_id = fake.counter
-                    fake.arrivals.append((arrived, text))
-                self._reply(201, {"data": {"id": str(tweet_id), "text": text}})
-
-            def do_GET(self) -> None:  # noqa: N802 - reconciliation: nothing found
-                self._reply(200, {"data": [], "meta": {"result_count": 0}})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -167,13 +105,14 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     from app.runtime import Runtime
     from app.users import connect_account, create_user
     from app.workflows.dispatch import dispatch_due_posts
+    from tests.fakes.x import FakeX
     from tests.services import create_pg_database, drop_pg_database
 
     rng = random.Random(args.seed)
     rclient = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
     rclient.flushdb()
     fake = FakeX()
-    fake.start()
+    fake.__enter__()
     db_url = create_pg_database()
     proc = None
     runtime = None
@@ -184,7 +123,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     try:
         upgrade(db_url)
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "X_CLIENT_ID": "bench",
-               "X_API_BASE_URL": f"http://127.0.0.1:{fake.port}", "TOKEN_ENCRYPTION_KEYS": key,
+               "X_API_BASE_URL": fake.base_url, "TOKEN_ENCRYPTION_KEYS": key,
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         runtime = Runtime.from_settings(Settings.from_env(env))
         actors.setup(runtime.settings)
@@ -196,7 +135,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
                 user = create_user(session, email, {"enable_autonomous_mode": False})
                 user_ids.append(user.id)
                 connect_account(session, runtime.vault, email, "twitter",
-                                TokenSet(access_token=f"bench-token-{i}", refresh_token=None,
+                                TokenSet(access_token=fake.access_token, refresh_token=None,
                                          expires_at=now + timedelta(days=365)),
                                 handle=f"bench{i}", external_id="1", now=now)
 
@@ -257,8 +196,8 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
         with runtime.session_factory() as session:
             counts = dict(session.execute(select(Post.status, func.count()).group_by(Post.status)).all())
 
-        with fake.lock:
-            arrivals = list(fake.arrivals)
+        arrivals = [(r.received_at, str((r.json or {}).get("text", ""))) for r in list(fake.requests)
+                    if r.method == "POST" and r.path == "/2/tweets"]
         first: dict[int, float] = {}
         seen: dict[str, int] = {}
         for at, text in arrivals:
@@ -283,7 +222,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     finally:
         stop_workers(proc)
         log.close()
-        fake.stop()
+        fake.__exit__(None, None, None)
         if runtime is not None:
             runtime.session_factory.kw["bind"].dispose()
         try:

@@ -10,12 +10,17 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import migrate
+from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import TokenVault, generate_key
 from app.db import make_engine, make_session_factory
 from app.models import Base
 from app.providers.openai_generation import CAPABILITIES
+from app.runtime import Runtime
 from tests import services
+
+# One chromium for the whole run (a second Playwright in the process fails): its fixture lives here.
+from tests.browser import browser, screenshots  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +93,19 @@ def forget_openai_servers() -> Iterator[None]:
     CAPABILITIES.forget()
     yield
     CAPABILITIES.forget()
+
+
+@pytest.fixture
+def clock(now: datetime) -> SettableClock:
+    """The runtime's clock, standing at ``now`` until a test moves it."""
+    return SettableClock(now)
+
+
+@pytest.fixture
+def runtime(pg_url: str, pg_engine: Engine, clock: SettableClock) -> Runtime:
+    """A runtime on the run's PostgreSQL database, offline providers, the settable clock."""
+    settings = Settings(database_url=pg_url, token_encryption_keys=(generate_key(),))
+    return Runtime.from_settings(settings, clock=clock)
 
 
 @pytest.fixture

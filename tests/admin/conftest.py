@@ -94,12 +94,6 @@ def operator(client: FlaskClient, auth: AuthActions) -> FlaskClient:
     return client
 
 
-# Real-browser fixtures (live admin on PostgreSQL, headless Chromium, screenshots dir),
-# shared with any admin page's browser test.
-from tests.browser import (  # noqa: E402, F401
-    admin_server,
-    browser,
-    browser_context,
-    logged_in_page,
-    screenshots,
-)
+# Real-browser fixtures (live admin on PostgreSQL, a page logged in); the one session-wide
+# chromium (``browser``) and the screenshots directory are in tests/conftest.py.
+from tests.browser import admin_server, browser_context, logged_in_page  # noqa: E402, F401

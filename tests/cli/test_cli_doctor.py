@@ -10,9 +10,10 @@ from app.crypto import generate_key
 from tests.cli import autopilot
 from tests.fakes import openai as fake_openai
 from tests.fakes import serper as fake_serper
+from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.platforms import FakeLinkedIn, FakeX
 from tests.fakes.serper import FakeSerper
+from tests.fakes.x import FakeX
 
 
 def months_ago(months: int) -> str:

@@ -17,8 +17,8 @@ from admin import create_app
 from admin.auth import create_operator
 from admin.ext import EXTENSION_KEY
 from app.models import AuditLog, JobRun
-from tests.ops.conftest import Ops
 from tests.ops.seed import seed
+from tests.ops_harness import Ops
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db import make_engine, make_session_factory
 from app.models import Post, PostStatus, User, WorkflowExecution
-from tests.ops.conftest import Ops
+from tests.ops_harness import Ops
 
 
 def healthy(ops: Ops) -> None:

@@ -22,28 +22,12 @@ from werkzeug.serving import make_server
 from admin import create_app
 from admin.auth import create_operator
 from admin.ext import EXTENSION_KEY
-from tests.ops.conftest import Ops, wait_for
 from tests.ops.seed import seed_history
+from tests.ops_harness import Ops, wait_for
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """A headless chromium; missing browser: skipped here, failed under CI (ensure-services installs it)."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing (scripts/ensure-services installs it)")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from app.providers.linkedin import (
     reauth_due,
     unescape_little_text,
 )
-from tests.fakes.platforms import FakeLinkedIn, first_unescaped_reserved, unused_base_url
+from tests.fakes.linkedin import FakeLinkedIn, first_unescaped_reserved
+from tests.fakes.platform import unused_base_url
 
 READ_TIMEOUT = 0.5
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from app.providers.linkedin import (
     unescape_little_text,
     version_age_months,
 )
-from tests.fakes.platforms import FakeLinkedIn, first_unescaped_reserved
+from tests.fakes.linkedin import FakeLinkedIn, first_unescaped_reserved
 from tests.providers.test_linkedin import account_for, make_client
 from tests.wire import replay_next
 

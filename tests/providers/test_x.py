@@ -18,7 +18,8 @@ from app.providers.errors import (
     TemporaryError,
 )
 from app.providers.x import XPublisher, needs_refresh, normalise_for_match
-from tests.fakes.platforms import FakeX, unused_base_url
+from tests.fakes.platform import unused_base_url
+from tests.fakes.x import FakeX
 
 #: Short enough that the hang tests are quick, long enough for a loaded CI box.
 READ_TIMEOUT = 0.5

@@ -16,7 +16,7 @@ import pytest
 
 from app.providers.errors import OperatorProblem, PermanentError, RateLimited
 from app.providers.x import XPublisher
-from tests.fakes.platforms import FakeX
+from tests.fakes.x import FakeX
 from tests.providers.test_x import account_for, make_client
 from tests.wire import replay_next
 

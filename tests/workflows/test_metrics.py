@@ -13,18 +13,17 @@ from app.config import Settings
 from app.crypto import TokenVault
 from app.db import make_session_factory
 from app.models import AccountStatus, MetricSnapshot, PlatformAccount, Post, PostStatus
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import AccountCredentials, PostMetrics, Publisher, PublishResult, TokenSet
 from app.providers.errors import AuthError, ProviderError, RateLimited
-from app.providers.registry import Providers
 from app.providers.sandbox import SandboxPublisher, simulated_metrics
 from app.runtime import Runtime
-from app.users import connect_account, create_user
 from app.workflows.metrics import (
     DEFAULT_METRICS_BATCH,
     collect_metrics_for_user,
     snapshot_age,
     users_with_metrics_due,
 )
+from tests import factories
 
 #: What the recording publisher reports for every post: 50 interactions on 1000 impressions.
 FIGURES = PostMetrics(impressions=1000, likes=30, shares=12, comments=8)
@@ -66,23 +65,17 @@ class RecordingPublisher:
 
 
 def make_runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault, now: datetime,
-                 **publishers: object) -> Runtime:
-    return Runtime(settings=settings, session_factory=sessions,
-                   providers=Providers(research=None, generation=None, publishers=publishers),  # type: ignore[arg-type]
-                   vault=vault, clock=lambda: now)
+                 **publishers: Publisher) -> Runtime:
+    return factories.make_runtime(settings, sessions, vault, clock=lambda: now, publishers=publishers)
 
 
 def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com",
               platforms: tuple[str, ...] = ("twitter", "linkedin")) -> int:
-    with sessions() as session, session.begin():
-        user = create_user(session, email, {
-            "timezone": "Europe/Berlin", "preferred_platforms": list(platforms),
-            "posting_times": {p: ["09:00"] for p in platforms}, "topics": ["postgres"],
-            "enable_autonomous_mode": True,
-        })
-        for platform in platforms:
-            connect_account(session, vault, email, platform, TokenSet("tok", "ref", None), external_id="123")
-        return user.id
+    """A Berlin user posting at 09:00, with an account on each of ``platforms``."""
+    return factories.make_user(sessions, vault, email, connect=platforms, settings={
+        "timezone": "Europe/Berlin", "preferred_platforms": list(platforms),
+        "posting_times": {p: ["09:00"] for p in platforms}, "topics": ["postgres"],
+        "enable_autonomous_mode": True})
 
 
 def add_posts(sessions: sessionmaker[Session], user_id: int, published_at: list[datetime], *,

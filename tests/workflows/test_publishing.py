@@ -103,11 +103,6 @@ def fake() -> ScriptedPublisher:
 
 
 @pytest.fixture
-def clock(now: datetime) -> SettableClock:
-    return SettableClock(now)
-
-
-@pytest.fixture
 def runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault,
             fake: ScriptedPublisher, clock: SettableClock) -> Runtime:
     providers = Providers(research=None, generation=None,  # type: ignore[arg-type]

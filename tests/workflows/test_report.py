@@ -24,12 +24,10 @@ from app.models import (
     PostStatus,
     WorkflowExecution,
 )
-from app.providers.base import TokenSet
-from app.providers.registry import Providers
 from app.providers.sandbox import SandboxPublisher
 from app.runtime import Runtime
-from app.users import connect_account, create_user
 from app.workflows.report import latest_insights, report_key, weekly_report_for_user
+from tests import factories
 from tests.fakes.smtp import Mail, running_smtp
 
 #: Sunday 22 November 2026, 08:00 UTC: the report covers [15 Nov 08:00, 22 Nov 08:00).
@@ -39,23 +37,16 @@ MOVE_SENTENCE = ("Move your twitter posting time from 09:00 to 17:00: "
 
 
 def make_runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault) -> Runtime:
-    return Runtime(settings=settings, session_factory=sessions,
-                   providers=Providers(research=None, generation=None,  # type: ignore[arg-type]
-                                       publishers={"twitter": SandboxPublisher("twitter"),
-                                                   "linkedin": SandboxPublisher("linkedin")}),
-                   vault=vault, clock=lambda: WEEK_END + timedelta(minutes=1))
+    return factories.make_runtime(settings, sessions, vault, clock=lambda: WEEK_END + timedelta(minutes=1),
+                                  publishers={p: SandboxPublisher(p) for p in ("twitter", "linkedin")})
 
 
 def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com") -> int:
-    with sessions() as session, session.begin():
-        user = create_user(session, email, {
-            "timezone": "Europe/Berlin", "preferred_platforms": ["twitter", "linkedin"],
-            "posting_times": {"twitter": ["09:00", "17:00"], "linkedin": ["10:00"]},
-            "topics": ["postgres"], "enable_autonomous_mode": True,
-        })
-        for platform in ("twitter", "linkedin"):
-            connect_account(session, vault, email, platform, TokenSet("tok", "ref", None), external_id="123")
-        return user.id
+    """A Berlin user on X (09:00, 17:00) and LinkedIn (10:00)."""
+    return factories.make_user(sessions, vault, email, connect=("twitter", "linkedin"), settings={
+        "timezone": "Europe/Berlin", "preferred_platforms": ["twitter", "linkedin"],
+        "posting_times": {"twitter": ["09:00", "17:00"], "linkedin": ["10:00"]},
+        "topics": ["postgres"], "enable_autonomous_mode": True})
 
 
 def add_post(session: Session, user_id: int, scheduled_at: datetime, *, rate: float | None = None,

@@ -12,7 +12,7 @@ from app.models import JobRun, Post, WorkflowExecution
 from app.workflows.generation import generate_for_user
 from app.workflows.jobs import JOBS
 from app.workflows.ticks import finish_tick, run_tick
-from tests.engine.conftest import make_users
+from tests.factories import make_users
 
 SLOT = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 

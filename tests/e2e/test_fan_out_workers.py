@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.broker import build_broker
 from app.config import Settings
 from app.models import JobRun, Post, WorkflowExecution
-from tests.engine.conftest import make_users
+from tests.factories import make_users
 
 pytestmark = pytest.mark.slow
 USERS = 24

@@ -1,6 +1,6 @@
 """Every periodic job fires at its UTC times, whatever the host's TZ.
 
-The fire times come from Periodiq's own Scheduler (tests/schedule_probe.py) running in a
+The fire times come from Periodiq's own Scheduler (tests/e2e/schedule_probe.py) running in a
 subprocess with TZ set, across the 2026 US and EU daylight-saving changes. The probe processes
 run on a simulated clock: no real instant is involved.
 """
@@ -59,7 +59,7 @@ def expected() -> dict[str, list[datetime]]:
 def fired() -> dict[str, dict[str, list[datetime]]]:
     processes = {
         (zone, window): subprocess.Popen(
-            [sys.executable, "-m", "tests.schedule_probe", window.start.isoformat(), window.end.isoformat(),
+            [sys.executable, "-m", "tests.e2e.schedule_probe", window.start.isoformat(), window.end.isoformat(),
              ",".join(window.jobs)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "TZ": zone, "REDIS_URL": "", "DATABASE_URL": "sqlite://"},

@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from app.ops import probe
-from tests.ops.conftest import Ops, wait_for
+from tests.ops_harness import Ops, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from app.providers.base import TokenSet
 from app.users import connect_account
 from app.workflows.accounts import warn_expiring_accounts
 from app.workflows.ticks import run_tick
-from tests.engine.conftest import make_users
+from tests.factories import make_users
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 Each test schedules a post a moment ahead, claims it with ``dispatch_due_posts`` and enqueues
 the ``publish_post`` message exactly as ``actors.messages.send`` would (no delay: the
 actor waits for the exact second itself). A real ``dramatiq actors.entrypoint -Q posting`` worker then
-publishes through the real X / LinkedIn clients to :mod:`tests.fakes.platforms`, and the test
+publishes through the real X / LinkedIn clients to :mod:`tests.fakes.x` and :mod:`tests.fakes.linkedin`, and the test
 polls the database (bounded) for the final state and counts what the platform received.
 
 Every error class of ARCHITECTURE decision 4 is covered: rate limited, temporary, auth,
@@ -54,8 +54,10 @@ from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.publish import DEFAULT_MAX_PUBLISH_ATTEMPTS
 from app.workflows.sweep import sweep_stuck_posts
 from tests import services
-from tests.engine.conftest import make_users
-from tests.fakes.platforms import FakeLinkedIn, FakeX, unused_base_url
+from tests.factories import make_users
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.platform import unused_base_url
+from tests.fakes.x import FakeX
 
 pytestmark = pytest.mark.slow
 

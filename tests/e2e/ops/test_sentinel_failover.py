@@ -24,7 +24,8 @@ from app.ops.queues import queue_depths
 from app.redisconn import redis_client
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.sweep import sweep_stuck_posts
-from tests.engine.test_publish_e2e import (
+from tests.e2e.ops.redis_ha import redis_ha
+from tests.e2e.test_publishing import (
     make_world,
     publish_message,
     settings_from,
@@ -32,9 +33,9 @@ from tests.engine.test_publish_e2e import (
     tweet_posts,
     worker_env,
 )
-from tests.fakes.platforms import FakeLinkedIn, FakeX
-from tests.ops.conftest import wait_for
-from tests.ops.redis_ha import redis_ha
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.x import FakeX
+from tests.ops_harness import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,8 @@ from app.providers.x import XPublisher
 from app.runtime import Runtime
 from app.users import connect_account, create_user
 from app.workflows.publish import publish_post
-from tests.fakes.platforms import FakeLinkedIn, FakeX
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.x import FakeX
 from tests.wire import load, replay_next
 
 GRACE = 60
@@ -44,11 +45,6 @@ def x() -> Iterator[FakeX]:
 def linkedin() -> Iterator[FakeLinkedIn]:
     with FakeLinkedIn() as server:
         yield server
-
-
-@pytest.fixture
-def clock(now: datetime) -> SettableClock:
-    return SettableClock(now)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Drive Periodiq's own Scheduler over a simulated period and print every send as JSON.
 
 Run in a subprocess with the host TZ under test:
-``TZ=Asia/Tokyo python -m tests.schedule_probe START END [JOB,JOB...]``.
+``TZ=Asia/Tokyo python -m tests.e2e.schedule_probe START END [JOB,JOB...]``.
 Periodiq's ``pendulum.now()`` is replaced by a simulated clock that, like the real one, answers
 in the process's local time zone (so the UTC pinning is what is under test); alarm, sleep and
 signal are replaced so that each ``Scheduler.schedule()`` call records the delay it would have

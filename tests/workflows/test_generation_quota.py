@@ -17,9 +17,9 @@ from app.config import Settings
 from app.crypto import generate_key
 from app.models import ExecutionStatus, Notification, ProviderHold
 from app.runtime import Runtime
-from tests.engine.conftest import make_users
-from tests.engine.test_generation import run_day
+from tests.factories import make_users
 from tests.fakes.openai import DEFAULT_API_KEY, DEFAULT_MODEL, FakeOpenAI
+from tests.workflows.test_generation import run_day
 
 
 @pytest.fixture

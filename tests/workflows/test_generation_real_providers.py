@@ -31,9 +31,10 @@ from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.generation import generate_for_user
 from app.workflows.publish import publish_post
 from app.workflows.ticks import run_tick
+from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.openai import FakeOpenAI, requested_slots, valid_posts
-from tests.fakes.platforms import FakeLinkedIn, FakeX
 from tests.fakes.serper import FakeSerper
+from tests.fakes.x import FakeX
 
 SLOT = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 BRAND_VOICE = "bold, plain-spoken and a little dry"

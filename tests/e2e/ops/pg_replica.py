@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.ops.redis_ha import free_port
+from tests.e2e.ops.redis_ha import free_port
 
 
 def pg_bin(name: str) -> str:
@@ -62,7 +62,7 @@ def streaming_replica(primary_port: int = 5432) -> Iterator[Replica]:
               "-D", directory, "-R", "-X", "stream", "-c", "fast"])
         # Debian keeps postgresql.conf and pg_hba.conf in /etc, so the copy has neither: give the
         # standby defaults (plus the standby settings -R wrote) and loopback trust like the primary.
-        for name, content in (("postgresql.conf", "# standby for tests/ops/test_replica.py\n"),
+        for name, content in (("postgresql.conf", "# standby for tests/e2e/ops/test_replica.py\n"),
                               ("pg_hba.conf", "local all all trust\nhost all all 127.0.0.1/32 trust\n")):
             path = os.path.join(directory, name)
             with open(path, "w") as handle:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.intents import PublishPost, RunSlot, RunUserStep
 from app.models import Post, PostStatus
 from app.workflows.ticks import recovery_intents, run_tick
-from tests.engine.conftest import make_users
+from tests.factories import make_users
 
 SLOT = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 

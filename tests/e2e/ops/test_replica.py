@@ -24,8 +24,8 @@ from app.models import MemoryEntry, Post, PostStatus
 from app.runtime import Runtime
 from app.workflows.metrics import collect_metrics_for_user
 from app.workflows.report import weekly_report_for_user
-from tests.engine.conftest import make_users
-from tests.ops.pg_replica import streaming_replica
+from tests.e2e.ops.pg_replica import streaming_replica
+from tests.factories import make_users
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,350 @@
+"""A local fake of the LinkedIn REST API on a real socket: posts, analytics, userinfo, OAuth.
+
+Stricter than LinkedIn where leniency would hide a bug: a missing ``LinkedIn-Version`` header or
+an unescaped little-text character (which LinkedIn would accept and silently truncate at) is a
+400 here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from tests.fakes.platform import (
+    FakePlatform,
+    Recorded,
+    Response,
+    json_response,
+)
+
+LITTLE_RESERVED = set("\\|{}@[]()<>#*_~")
+_ENTITY_RE = re.compile(r"\((share|ugc):(urn%3Ali%3A(share|ugcPost)%3A\d+)\)")
+
+
+def _li_error(status: int, code: str, message: str, service_code: int = 100) -> Response:
+    return json_response(
+        status,
+        {"status": status, "serviceErrorCode": service_code, "code": code, "message": message},
+    )
+
+
+#: A little-text hashtag template, ``{hashtag|\#|tag}`` (the tag itself little-escaped).
+_HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\#\|((?:[^\\{}|\[\]()<>@#*~]|\\.)+)\}")
+
+
+def first_unescaped_reserved(text: str) -> int | None:
+    """Index of the first little-text reserved character not escaped with a backslash
+    (hashtag templates are markup, not reserved characters)."""
+    i = 0
+    while i < len(text):
+        template = _HASHTAG_TEMPLATE.match(text, i)
+        if template:
+            i = template.end()
+            continue
+        char = text[i]
+        if char == "\\":
+            if i + 1 < len(text) and text[i + 1] in LITTLE_RESERVED:
+                i += 2
+                continue
+            return i
+        if char in LITTLE_RESERVED:
+            return i
+        i += 1
+    return None
+
+
+def _unescape(text: str) -> str:
+    """Plain text of little-text commentary, as LinkedIn displays it (a template as ``#tag``)."""
+    text = _HASHTAG_TEMPLATE.sub(lambda m: "\x00" + m.group(1), text)
+    return re.sub(r"\\(.)", r"\1", text).replace("\x00", "#")
+
+
+@dataclass
+class LinkedInPost:
+    urn: str
+    author: str
+    commentary: str  # as stored by LinkedIn: little text, escaped
+    created_ms: int
+    analytics: dict[str, int] = field(default_factory=dict)
+
+
+class FakeLinkedIn(FakePlatform):
+    """LinkedIn: ``/rest/posts`` (create, find by author), memberCreatorPostAnalytics,
+    ``/v2/userinfo`` and the ``/oauth/v2/accessToken`` refresh, on one base URL."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "li-client-id",
+        client_secret: str = "li-client-secret",
+        oldest_active_version: str = "202410",
+        posts_readable: bool = True,
+        refresh_mode: str = "same",
+    ) -> None:
+        super().__init__()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.oldest_active_version = oldest_active_version
+        self.posts_readable = posts_readable
+        self.refresh_mode = refresh_mode
+        self.member_sub = "782bbtaQ"
+        self.member_name = "Ada Lovelace"
+        self.access_token = "li-access-1"
+        self.refresh_token = "li-refresh-1"
+        self.posts: list[LinkedInPost] = []
+        self._generation = 1
+        self._next_id = 7200000000000000001
+
+    def __enter__(self) -> FakeLinkedIn:
+        super().__enter__()
+        return self
+
+    @property
+    def member_urn(self) -> str:
+        return f"urn:li:person:{self.member_sub}"
+
+    def add_post(
+        self,
+        text: str,
+        *,
+        created_ms: int | None = None,
+        analytics: dict[str, int] | None = None,
+        kind: str = "share",
+        commentary: str | None = None,
+    ) -> LinkedInPost:
+        """Seed an existing post; ``text`` is plain and stored escaped, as LinkedIn would
+        (``commentary``: the little text exactly as received, hashtag templates included)."""
+        with self._lock:
+            escaped = commentary if commentary is not None else "".join(
+                "\\" + c if c in LITTLE_RESERVED else c for c in text)
+            post = LinkedInPost(
+                urn=f"urn:li:{kind}:{self._next_id}",
+                author=self.member_urn,
+                commentary=escaped,
+                created_ms=created_ms or int(datetime.now(UTC).timestamp() * 1000),
+                analytics=analytics or {},
+            )
+            self._next_id += 1
+            self.posts.append(post)
+            return post
+
+    def revoke_access_token(self) -> None:
+        """Invalidate the current access token."""
+        with self._lock:
+            self.access_token = f"li-revoked-{self._generation}"
+
+    def route(self, request: Recorded) -> Response:
+        path, method = request.path, request.method
+        if method == "POST" and path == "/oauth/v2/accessToken":
+            return self._token(request)
+        if request.headers.get("authorization", "") != f"Bearer {self.access_token}":
+            return _li_error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
+        if method == "GET" and path == "/v2/userinfo":
+            return json_response(
+                200,
+                {
+                    "sub": self.member_sub,
+                    "email_verified": True,
+                    "name": self.member_name,
+                    "given_name": "Ada",
+                    "family_name": "Lovelace",
+                    "locale": {"country": "GB", "language": "en"},
+                },
+            )
+        if path.startswith("/rest/"):
+            refused = self._check_rest_headers(request)
+            if refused is not None:
+                return refused
+            if method == "POST" and path == "/rest/posts":
+                return self._create(request)
+            if method == "GET" and path == "/rest/posts":
+                return self._find(request)
+            if method == "GET" and path == "/rest/memberCreatorPostAnalytics":
+                return self._analytics(request)
+        return _li_error(404, "NOT_FOUND", f"No resource for {method} {path}")
+
+    def _check_rest_headers(self, request: Recorded) -> Response | None:
+        version = request.headers.get("linkedin-version", "")
+        if not re.fullmatch(r"\d{6}(?:\.\d{2})?", version):
+            return _li_error(
+                400,
+                "VERSION_MISSING",
+                "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+            )
+        if version < self.oldest_active_version:
+            return _li_error(
+                426, "NONEXISTENT_VERSION", f"Requested version {version} is not active"
+            )
+        if request.headers.get("x-restli-protocol-version") != "2.0.0":
+            return _li_error(
+                400, "PROTOCOL_VERSION_MISSING", "X-Restli-Protocol-Version: 2.0.0 is required"
+            )
+        return None
+
+    def _create(self, request: Recorded) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return _li_error(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
+        try:
+            body = request.json
+        except ValueError:
+            return _li_error(400, "INVALID_JSON", "Request body is not valid JSON")
+        expected_distribution = {
+            "feedDistribution": "MAIN_FEED",
+            "targetEntities": [],
+            "thirdPartyDistributionChannels": [],
+        }
+        if not isinstance(body, dict) or body.get("distribution") != expected_distribution:
+            return _li_error(422, "UNPROCESSABLE_ENTITY", "/distribution :: field is required")
+        if body.get("author") != self.member_urn:
+            return _li_error(
+                403, "ACCESS_DENIED", f"Member is not allowed to post as {body.get('author')}"
+            )
+        for name, value in (("visibility", "PUBLIC"), ("lifecycleState", "PUBLISHED")):
+            if body.get(name) != value:
+                return _li_error(422, "UNPROCESSABLE_ENTITY", f"/{name} :: expected {value}")
+        if body.get("isReshareDisabledByAuthor") is not False:
+            return _li_error(
+                422, "UNPROCESSABLE_ENTITY", "/isReshareDisabledByAuthor :: boolean required"
+            )
+        commentary = body.get("commentary")
+        if not isinstance(commentary, str) or not commentary:
+            return _li_error(422, "UNPROCESSABLE_ENTITY", "/commentary :: field is required")
+        index = first_unescaped_reserved(commentary)
+        if index is not None:
+            return _li_error(
+                400,
+                "UNESCAPED_RESERVED_CHARACTER",
+                f"commentary has an unescaped {commentary[index]!r} at {index}: "
+                "LinkedIn would silently truncate the post there",
+            )
+        if len(_unescape(commentary)) > 3000:
+            return _li_error(
+                422, "UNPROCESSABLE_ENTITY", "/commentary :: length exceeds 3000 characters"
+            )
+        for post in self.posts:
+            if post.commentary == commentary:
+                return _li_error(422, "DUPLICATE_POST", f"Content is a duplicate of {post.urn}")
+        with self._lock:
+            post = self.add_post(_unescape(commentary), commentary=commentary)
+        return 201, {"x-restli-id": post.urn, "x-linkedin-id": post.urn.rsplit(":", 1)[1]}, b""
+
+    def _find(self, request: Recorded) -> Response:
+        query = request.query
+        if request.headers.get("x-restli-method", "").upper() != "FINDER" or query.get("q") != [
+            "author"
+        ]:
+            return _li_error(
+                400, "ILLEGAL_ARGUMENT", "q=author with X-RestLi-Method: FINDER required"
+            )
+        if not self.posts_readable:
+            return _li_error(
+                403,
+                "ACCESS_DENIED",
+                "Not enough permissions to access: partnerApiPostsExternal.FINDER-author.20250101",
+            )
+        author = query.get("author", [""])[0]
+        if author != self.member_urn:
+            return _li_error(403, "ACCESS_DENIED", f"Not allowed to read posts of {author}")
+        count = int(query.get("count", ["10"])[0])
+        posts = sorted(self.posts, key=lambda p: p.created_ms, reverse=True)[:count]
+        elements = [
+            {
+                "id": p.urn,
+                "author": p.author,
+                "commentary": p.commentary,
+                "createdAt": p.created_ms,
+                "publishedAt": p.created_ms,
+                "lastModifiedAt": p.created_ms,
+                "lifecycleState": "PUBLISHED",
+                "visibility": "PUBLIC",
+                "distribution": {
+                    "feedDistribution": "MAIN_FEED",
+                    "targetEntities": [],
+                    "thirdPartyDistributionChannels": [],
+                },
+                "isReshareDisabledByAuthor": False,
+            }
+            for p in posts
+        ]
+        return json_response(
+            200, {"paging": {"start": 0, "count": count, "links": []}, "elements": elements}
+        )
+
+    def _analytics(self, request: Recorded) -> Response:
+        # Parsed from the raw query: Rest.li needs the URN percent-encoded *inside* literal parens.
+        raw = dict(part.split("=", 1) for part in request.raw_query.split("&") if "=" in part)
+        if raw.get("q") != "entity":
+            return _li_error(400, "ILLEGAL_ARGUMENT", "q must be entity")
+        match = _ENTITY_RE.fullmatch(raw.get("entity", ""))
+        if match is None:
+            return _li_error(
+                400,
+                "ILLEGAL_ARGUMENT",
+                f"Invalid entity {raw.get('entity')!r}: expected (share:<encoded urn>) or (ugc:<encoded urn>)",
+            )
+        kind, urn = match.group(1), unquote(match.group(2))
+        if (kind == "ugc") != (match.group(3) == "ugcPost"):
+            return _li_error(400, "ILLEGAL_ARGUMENT", f"entity key {kind} does not match {urn}")
+        query_type = raw.get("queryType", "")
+        if query_type not in {"IMPRESSION", "MEMBERS_REACHED", "RESHARE", "REACTION", "COMMENT"}:
+            return _li_error(
+                400, "ILLEGAL_ARGUMENT", f"queryType must be exactly one metric, got {query_type!r}"
+            )
+        if raw.get("aggregation") not in {"TOTAL", "DAILY"}:
+            return _li_error(400, "ILLEGAL_ARGUMENT", "aggregation must be TOTAL or DAILY")
+        post = next((p for p in self.posts if p.urn == urn), None)
+        if post is None:
+            return _li_error(404, "NOT_FOUND", f"{urn} not found")
+        element = {
+            "count": post.analytics.get(query_type, 0),
+            "metricType": {
+                "com.linkedin.adsexternalapi.memberanalytics.v1.CreatorPostAnalyticsMetricTypeV1": query_type
+            },
+            "targetEntity": {"ugcPost" if kind == "ugc" else "share": urn},
+        }
+        return json_response(
+            200, {"paging": {"start": 0, "count": 10, "links": []}, "elements": [element]}
+        )
+
+    def _token(self, request: Recorded) -> Response:
+        if request.headers.get("content-type", "") != "application/x-www-form-urlencoded":
+            return json_response(
+                400, {"error": "invalid_request", "error_description": "form body required"}
+            )
+        form = request.form
+        if (
+            form.get("client_id") != self.client_id
+            or form.get("client_secret") != self.client_secret
+        ):
+            return json_response(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+            )
+        if form.get("grant_type") != "refresh_token":
+            return json_response(
+                400, {"error": "unsupported_grant_type", "error_description": "grant_type"}
+            )
+        if form.get("refresh_token") != self.refresh_token:
+            return json_response(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The provided authorization grant or refresh token is invalid, expired or revoked",
+                },
+            )
+        self._generation += 1
+        self.access_token = f"li-access-{self._generation}"
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "expires_in": 5184000,
+            "refresh_token_expires_in": 31000000,
+            "scope": "openid profile w_member_social r_member_postAnalytics",
+        }
+        if self.refresh_mode == "rotate":
+            self.refresh_token = f"li-refresh-{self._generation}"
+        if self.refresh_mode != "omit":
+            body["refresh_token"] = self.refresh_token
+        return json_response(200, body)

@@ -1,0 +1,305 @@
+"""A local fake of the X API v2 on a real socket: tweets, lookups, timeline, users/me, OAuth 2.0.
+
+Stricter than X where leniency would hide a bug (more than 100 ids in a lookup is a 400 here).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.fakes.platform import (
+    FakePlatform,
+    Recorded,
+    Response,
+    json_response,
+)
+
+_X_DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+_URL_RE = re.compile(r"https?://\S+")
+
+
+def _x_problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    return json_response(
+        status, {"title": title, "detail": detail, "type": "about:blank", "status": status, **extra}
+    )
+
+
+def _x_invalid(message: str, parameter: str) -> Response:
+    return json_response(
+        400,
+        {
+            "errors": [{"parameters": {parameter: []}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+        },
+    )
+
+
+@dataclass
+class XPost:
+    id: str
+    text: str
+    author_id: str
+    created_at: datetime
+    public_metrics: dict[str, int] = field(default_factory=dict)
+
+
+class FakeX(FakePlatform):
+    """X API v2: tweets, tweet lookup, user timeline, users/me and the OAuth 2.0 token endpoint.
+
+    Only the current access token is accepted; a refresh issues a new one (and, depending on
+    ``refresh_mode``, a rotated, the same, no or an empty refresh token).
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "x-client-id",
+        client_secret: str | None = None,
+        refresh_mode: str = "rotate",
+        max_text: int = 280,
+    ) -> None:
+        super().__init__()
+        if refresh_mode not in {"rotate", "same", "omit", "empty"}:
+            raise ValueError(f"unknown refresh_mode {refresh_mode!r}")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_mode = refresh_mode
+        self.max_text = max_text
+        self.user_id = "1500000000000000001"
+        self.username = "autopilot_test"
+        self.access_token = "x-access-1"
+        self.refresh_token = "x-refresh-1"
+        self.posts: list[XPost] = []
+        self._generation = 1
+        self._next_id = 1790000000000000001
+
+    def __enter__(self) -> FakeX:
+        super().__enter__()
+        return self
+
+    def add_post(
+        self,
+        text: str,
+        *,
+        created_at: datetime | None = None,
+        metrics: dict[str, int] | None = None,
+    ) -> XPost:
+        """Seed an existing tweet (as if posted earlier)."""
+        with self._lock:
+            post = XPost(
+                id=str(self._next_id),
+                text=text,
+                author_id=self.user_id,
+                created_at=created_at or datetime.now(UTC),
+                public_metrics=metrics or {},
+            )
+            self._next_id += 1
+            self.posts.append(post)
+            return post
+
+    def revoke_access_token(self) -> None:
+        """Invalidate the current access token (as after its 2-hour lifetime)."""
+        with self._lock:
+            self.access_token = f"x-revoked-{self._generation}"
+
+    def rate_limit_next(self, reset_at: datetime, *, path: str = "/2/tweets") -> None:
+        """Answer the next request to ``path`` with 429 and epoch-seconds reset headers."""
+        self.respond_next(
+            429,
+            {
+                "title": "Too Many Requests",
+                "detail": "Too Many Requests",
+                "type": "about:blank",
+                "status": 429,
+            },
+            headers={
+                "x-rate-limit-limit": "100",
+                "x-rate-limit-remaining": "0",
+                "x-rate-limit-reset": str(int(reset_at.timestamp())),
+            },
+            path=path,
+        )
+
+    def route(self, request: Recorded) -> Response:
+        path, method = request.path, request.method
+        if method == "POST" and path == "/2/oauth2/token":
+            return self._token(request)
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {self.access_token}":
+            return _x_problem(401, "Unauthorized", "Unauthorized")
+        if method == "POST" and path == "/2/tweets":
+            return self._create(request)
+        if method == "GET" and path == "/2/tweets":
+            return self._lookup(request)
+        if method == "GET" and path == "/2/users/me":
+            return json_response(
+                200,
+                {"data": {"id": self.user_id, "name": "Autopilot Test", "username": self.username}},
+            )
+        match = re.fullmatch(r"/2/users/(\d+)/tweets", path)
+        if method == "GET" and match:
+            return self._timeline(request, match.group(1))
+        return _x_problem(404, "Not Found Error", f"no route for {method} {path}")
+
+    def _create(self, request: Recorded) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return _x_invalid("Content-Type must be application/json", "body")
+        try:
+            body = request.json
+        except ValueError:
+            return _x_invalid("Request body is not valid JSON", "body")
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text:
+            return _x_invalid("$.text must be a non-empty string", "text")
+        if len(text) > self.max_text:
+            return _x_invalid(
+                f"Your Tweet text is too long ({len(text)} > {self.max_text}).", "text"
+            )
+        if any(p.text == text for p in self.posts):
+            return _x_problem(403, "Forbidden", _X_DUPLICATE)
+        post = self.add_post(text)
+        return json_response(
+            201, {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
+        )
+
+    def _lookup(self, request: Recorded) -> Response:
+        raw = request.query.get("ids", [""])[0]
+        ids = [i for i in raw.split(",") if i]
+        if not ids or len(ids) > 100:
+            return _x_invalid(f"`ids` must have between 1 and 100 items, got {len(ids)}", "ids")
+        if not all(i.isdigit() for i in ids):
+            return _x_invalid("`ids` must be numeric", "ids")
+        fields = request.query.get("tweet.fields", [""])[0].split(",")
+        by_id = {p.id: p for p in self.posts}
+        data, errors = [], []
+        for tweet_id in ids:
+            post = by_id.get(tweet_id)
+            if post is None:
+                errors.append(
+                    {
+                        "value": tweet_id,
+                        "detail": f"Could not find tweet with ids: [{tweet_id}].",
+                        "title": "Not Found Error",
+                        "resource_type": "tweet",
+                        "parameter": "ids",
+                        "resource_id": tweet_id,
+                        "type": "https://api.twitter.com/2/problems/resource-not-found",
+                    }
+                )
+                continue
+            item: dict[str, Any] = {
+                "id": post.id,
+                "text": post.text,
+                "edit_history_tweet_ids": [post.id],
+            }
+            if "public_metrics" in fields:
+                item["public_metrics"] = {
+                    "retweet_count": 0,
+                    "reply_count": 0,
+                    "like_count": 0,
+                    "quote_count": 0,
+                    "bookmark_count": 0,
+                    "impression_count": 0,
+                    **post.public_metrics,
+                }
+            data.append(item)
+        body: dict[str, Any] = {}
+        if data:
+            body["data"] = data
+        if errors:
+            body["errors"] = errors
+        return json_response(200, body)
+
+    def _timeline(self, request: Recorded, user_id: str) -> Response:
+        if user_id != self.user_id:
+            return _x_problem(403, "Forbidden", "You can only read your own timeline here")
+        query = request.query
+        try:
+            max_results = int(query.get("max_results", ["10"])[0])
+        except ValueError:
+            return _x_invalid("max_results must be an integer", "max_results")
+        if not 5 <= max_results <= 100:
+            return _x_invalid("max_results must be between 5 and 100", "max_results")
+        posts = sorted(self.posts, key=lambda p: p.created_at, reverse=True)
+        if "start_time" in query:
+            raw = query["start_time"][0]
+            if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", raw):
+                return _x_invalid(
+                    f"Invalid start_time {raw!r}: expected YYYY-MM-DDTHH:mm:ssZ", "start_time"
+                )
+            start = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            posts = [p for p in posts if p.created_at >= start]
+        offset = int(query.get("pagination_token", ["0"])[0] or 0)
+        page = posts[offset : offset + max_results]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta["newest_id"], meta["oldest_id"] = page[0].id, page[-1].id
+        if offset + max_results < len(posts):
+            meta["next_token"] = str(offset + max_results)
+        data = [
+            {
+                "id": p.id,
+                # As X renders it: links wrapped in t.co, & < > HTML-escaped.
+                "text": html.escape(_URL_RE.sub("https://t.co/AbCdEf1234", p.text), quote=False),
+                "created_at": p.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "edit_history_tweet_ids": [p.id],
+            }
+            for p in page
+        ]
+        body: dict[str, Any] = {"meta": meta}
+        if data:
+            body["data"] = data
+        return json_response(200, body)
+
+    def _token(self, request: Recorded) -> Response:
+        if request.headers.get("content-type", "") != "application/x-www-form-urlencoded":
+            return json_response(
+                400, {"error": "invalid_request", "error_description": "form body required"}
+            )
+        form = request.form
+        if self.client_secret is not None:
+            expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            if request.headers.get("authorization") != f"Basic {expected}":
+                return json_response(
+                    401,
+                    {
+                        "error": "unauthorized_client",
+                        "error_description": "Missing valid authorization header",
+                    },
+                )
+        if form.get("grant_type") != "refresh_token" or form.get("client_id") != self.client_id:
+            return json_response(
+                400,
+                {"error": "invalid_request", "error_description": "bad grant_type or client_id"},
+            )
+        if form.get("refresh_token") != self.refresh_token:
+            return json_response(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "Value passed for the token was invalid.",
+                },
+            )
+        self._generation += 1
+        self.access_token = f"x-access-{self._generation}"
+        body: dict[str, Any] = {
+            "token_type": "bearer",
+            "expires_in": 7200,
+            "access_token": self.access_token,
+            "scope": "tweet.read tweet.write users.read offline.access",
+        }
+        if self.refresh_mode == "rotate":
+            self.refresh_token = f"x-refresh-{self._generation}"
+            body["refresh_token"] = self.refresh_token
+        elif self.refresh_mode == "same":
+            body["refresh_token"] = self.refresh_token
+        elif self.refresh_mode == "empty":
+            body["refresh_token"] = ""
+        return json_response(200, body)
