@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.text_limits import (
-    ELLIPSIS,
-    LINKEDIN_MAX_CHARS,
-    X_MAX_WEIGHTED,
-    fits_platform,
-    limit_error,
-    truncate_to_limit,
-    x_weighted_length,
-)
+from app.platforms import PLATFORMS
+from app.text_limits import ELLIPSIS, fits_platform, limit_error, truncate_to_limit
+from app.x_weighted import x_weighted_length
+
+X_MAX_WEIGHTED = PLATFORMS["twitter"].max_length
+LINKEDIN_MAX_CHARS = PLATFORMS["linkedin"].max_length
 
 
 @pytest.mark.parametrize(

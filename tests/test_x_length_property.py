@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from app.providers.base import PostSlot
 from app.providers.openai_generation import _parse_answer, slot_key
-from app.text_limits import X_MAX_WEIGHTED, limit_error, truncate_to_limit
+from app.text_limits import limit_error, platform_limit, truncate_to_limit
 from app.x_weighted import parse_x_text
+
+X_MAX_WEIGHTED = platform_limit("twitter")
 
 #: Examples per property; three properties, so about 1,200 texts a run.
 EXAMPLES = 400

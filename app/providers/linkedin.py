@@ -12,7 +12,7 @@ Three LinkedIn habits shape this module:
 * Rate limits are daily and reset at midnight UTC; a 429 for a day limit carries no
   ``Retry-After``, so :func:`next_midnight_utc` says when to try again.
 * Access tokens live 60 days and refresh tokens a year (for apps allowed to refresh at all), so
-  users must re-authorise periodically; :func:`reauth_due` warns a week ahead.
+  users must re-authorise periodically; the daily accounts step warns a week ahead.
 
 Failures map onto :mod:`app.providers.errors` exactly as for X (see :mod:`app.providers.x`).
 """
@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from app.config import Settings
 from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
@@ -39,11 +40,8 @@ from app.providers.errors import (
     RateLimited,
     TemporaryError,
 )
+from app.text_limits import limit_error
 
-#: The longest commentary LinkedIn accepts, in characters, counted before escaping.
-DEFAULT_MAX_COMMENTARY = 3000
-#: How long before access-token expiry (a timedelta) the user is asked to re-authorise.
-DEFAULT_REAUTH_NOTICE = timedelta(days=7)
 #: Recent posts (one page of ``GET /rest/posts?q=author``) searched when reconciling.
 DEFAULT_FIND_COUNT = 10
 #: The analytics metrics fetched per post, one call each as memberCreatorPostAnalytics requires.
@@ -128,13 +126,6 @@ def next_midnight_utc(now: datetime) -> datetime:
     return datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
 
 
-def reauth_due(
-    expires_at: datetime | None, now: datetime, notice: timedelta = DEFAULT_REAUTH_NOTICE
-) -> bool:
-    """Whether a token expiring at ``expires_at`` is within ``notice`` of expiry (or expired)."""
-    return expires_at is not None and expires_at - now <= notice
-
-
 def retry_after(response: httpx.Response, now: datetime) -> datetime | None:
     """``Retry-After`` (seconds or an HTTP date) as an aware UTC datetime, or None if absent."""
     value = response.headers.get("retry-after")
@@ -203,11 +194,9 @@ class LinkedInPublisher(http.PlatformClient):
 
     def publish(self, account: AccountCredentials, text: str) -> PublishResult:
         """Create a public feed post; the new post's URN comes back in ``x-restli-id``."""
-        length = len(unicodedata.normalize("NFC", text))  # counted as app.text_limits counts
-        if length > DEFAULT_MAX_COMMENTARY:
-            raise PermanentError(
-                f"LinkedIn post is {length} characters; the limit is {DEFAULT_MAX_COMMENTARY}"
-            )
+        too_long = limit_error(self.platform, text)
+        if too_long:
+            raise PermanentError(f"LinkedIn refuses the post: {too_long}")
         body = {
             "author": self._author(account),
             "commentary": to_little_text(text),
@@ -332,7 +321,6 @@ class LinkedInPublisher(http.PlatformClient):
         urn = f"urn:li:person:{info['sub']}"
         return f"{info['name']} ({urn})" if info.get("name") else urn
 
-    reauth_due = staticmethod(reauth_due)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -413,3 +401,13 @@ class LinkedInPublisher(http.PlatformClient):
                 raise RateLimited(f"LinkedIn daily limit (resets at midnight UTC): {detail}",
                                   reset_at=next_midnight_utc(now), limit="day")
         http.raise_for_status("LinkedIn", response, detail, creates=creates, reset_at=None)
+
+
+def from_settings(settings: Settings, timeout: httpx.Timeout) -> LinkedInPublisher | None:
+    """The LinkedIn publisher this configuration selects (app.platforms names this factory);
+    None without ``LINKEDIN_CLIENT_ID``."""
+    if not settings.linkedin_client_id:
+        return None
+    return LinkedInPublisher(settings.linkedin_api_base_url, settings.linkedin_oauth_base_url,
+                             settings.linkedin_version, settings.linkedin_client_id,
+                             settings.linkedin_client_secret, timeout=timeout)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from app.platforms import get_platform
 from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
 from app.text_limits import truncate_to_limit
 
@@ -230,7 +231,7 @@ class TemplateGeneration:
         item = self._research_for(brief.research, topic, n)
         headline = item.title if item else f"new thinking on {topic}"
         tags = " ".join(dict.fromkeys(t for t in (hashtag(topic), hashtag(broad_tag(topic))) if t))
-        if platform == "twitter":
+        if get_platform(platform).short_form:
             link = f" {item.link}" if item else ""
             return truncate_to_limit(platform, f"{opener} {headline}.{link} {take} {tags}".strip())
         paragraphs = [

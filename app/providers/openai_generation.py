@@ -33,6 +33,7 @@ from typing import Any
 import openai
 
 from app.clock import utcnow
+from app.platforms import get_platform
 from app.providers.base import ContentBrief, DraftPost, PostSlot
 from app.providers.errors import (
     DEFAULT_OPERATOR_PAUSE,
@@ -44,7 +45,7 @@ from app.providers.errors import (
     RateLimited,
     TemporaryError,
 )
-from app.text_limits import LINKEDIN_MAX_CHARS, X_MAX_WEIGHTED, limit_error
+from app.text_limits import limit_error
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +61,11 @@ MAX_TEMPERATURE = 1.2
 MAX_RESEARCH_ITEMS = 8
 MAX_RECENT_POSTS = 10
 
-PLATFORM_LIMITS = {
-    "twitter": f"X (twitter): at most {X_MAX_WEIGHTED} weighted characters; a URL counts 23, "
-    "CJK characters and emoji count 2. Use 1-3 relevant hashtags.",
-    "linkedin": f"LinkedIn: at most {LINKEDIN_MAX_CHARS} characters; a few short paragraphs, "
-    "a hook in the first line, no more than 3 hashtags at the end.",
-}
+def platform_rules(platform: str) -> str:
+    """What the model is told about one platform: its length rule and how to write for it."""
+    entry = get_platform(platform)
+    return (f"{entry.display_name} ({entry.key}): at most {entry.max_length} {entry.length_unit}; "
+            f"{entry.writing_guide}")
 
 SYSTEM_PROMPT = """You are a social media ghostwriter for one person or brand.
 Write one post for every requested slot, in the brand voice given, about the user's topics,
@@ -197,7 +197,7 @@ def build_messages(
         "brand_voice": brief.brand_voice,
         "creativity": creativity_guidance(brief.creativity_level),
         "topics": brief.topics,
-        "platform_limits": [PLATFORM_LIMITS.get(p, p) for p in platforms],
+        "platform_limits": [platform_rules(p) for p in platforms],
         "slots": [{"platform": s.platform, "slot": slot_key(s.slot_at)} for s in slots],
         "research": [
             {"title": r.title, "snippet": r.snippet, "link": r.link}

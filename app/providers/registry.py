@@ -6,12 +6,14 @@ writes with OpenAI from offline research.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.platforms import PLATFORMS
 from app.providers.base import GenerationProvider, Publisher, ResearchProvider
 
 
@@ -19,7 +21,7 @@ from app.providers.base import GenerationProvider, Publisher, ResearchProvider
 class Providers:
     research: ResearchProvider
     generation: GenerationProvider
-    #: Publisher per platform name ("twitter", "linkedin").
+    #: Publisher per platform key (see app.platforms).
     publishers: dict[str, Publisher]
 
     def publisher(self, platform: str) -> Publisher:
@@ -60,20 +62,11 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
     else:
         generation = TemplateGeneration()
 
+    # Each platform's own factory (named in its registry entry) builds its real publisher from
+    # Settings, or returns None without credentials: the sandbox stands in then.
     publishers: dict[str, Publisher] = {}
-    if settings.x_client_id:
-        from app.providers.x import XPublisher
-
-        publishers["twitter"] = XPublisher(settings.x_api_base_url, settings.x_client_id, settings.x_client_secret,
-                                           timeout=http_timeout)
-    else:
-        publishers["twitter"] = SandboxPublisher("twitter")
-    if settings.linkedin_client_id:
-        from app.providers.linkedin import LinkedInPublisher
-
-        publishers["linkedin"] = LinkedInPublisher(
-            settings.linkedin_api_base_url, settings.linkedin_oauth_base_url, settings.linkedin_version,
-            settings.linkedin_client_id, settings.linkedin_client_secret, timeout=http_timeout)
-    else:
-        publishers["linkedin"] = SandboxPublisher("linkedin")
+    for platform in PLATFORMS.values():
+        module, name = platform.publisher_factory.split(":")
+        real = getattr(importlib.import_module(module), name)(settings, http_timeout)
+        publishers[platform.key] = real if real is not None else SandboxPublisher(platform.key)
     return Providers(research=research, generation=generation, publishers=publishers)

@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from app.clock import utcnow
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import PermanentError
+from app.text_limits import limit_error
 
-#: Fallback limits (characters, counted with len()) if :mod:`app.text_limits` is unavailable.
-DEFAULT_LIMITS = {"twitter": 280, "linkedin": 3000}
 #: Lifetime of a simulated access token.
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=2)
 #: Range of simulated impressions per post (inclusive bounds).
@@ -25,21 +24,6 @@ DEFAULT_IMPRESSIONS_RANGE = (200, 5000)
 
 def _digest(*parts: str) -> bytes:
     return hashlib.sha1("\x1f".join(parts).encode()).digest()
-
-
-def _limit_error(platform: str, text: str) -> str | None:
-    """Why ``text`` does not fit ``platform``, using the shared length rules when present."""
-    try:
-        from app.text_limits import limit_error  # imported lazily: optional sibling module
-    except ImportError:
-        limit = DEFAULT_LIMITS.get(platform)
-        if limit is not None and len(text) > limit:
-            return f"{len(text)} characters; the limit is {limit}"
-        return None
-    try:
-        return limit_error(platform, text)
-    except ValueError:  # a platform text_limits does not know: no limit to enforce
-        return None
 
 
 #: Every id the sandbox invents starts with this: such a post exists on no platform.
@@ -62,7 +46,7 @@ class SandboxPublisher:
 
     def publish(self, account: AccountCredentials, text: str) -> PublishResult:
         """Pretend to post: a deterministic fake id, refused like the platform if too long."""
-        error = _limit_error(self.platform, text)
+        error = limit_error(self.platform, text)
         if error:
             raise PermanentError(f"sandbox {self.platform} refused the post: {error}")
         post_id = self._post_id(account, text)

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from app.config import Settings
 from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
@@ -31,24 +32,12 @@ from app.providers.errors import (
 
 #: The most ids ``GET /2/tweets`` accepts in one call.
 DEFAULT_LOOKUP_BATCH = 100
-#: How far ahead of expiry (a timedelta) an access token is refreshed before use.
-DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
 #: Timeline pages (of ``DEFAULT_TIMELINE_PAGE`` tweets) read when reconciling an unknown outcome.
 DEFAULT_TIMELINE_PAGES = 3
 #: Tweets per timeline page when reconciling (X accepts 5 to 100).
 DEFAULT_TIMELINE_PAGE = 10
 
 _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
-
-
-def needs_refresh(
-    account: AccountCredentials, now: datetime, margin: timedelta = DEFAULT_REFRESH_MARGIN
-) -> bool:
-    """Whether the access token expires within ``margin`` of ``now`` (X tokens live 2 hours).
-
-    Refreshing shortly before expiry avoids spending a publish attempt on a certain 401.
-    """
-    return account.expires_at is not None and account.expires_at - now <= margin
 
 
 def normalise_for_match(text: str) -> str:
@@ -264,7 +253,6 @@ class XPublisher(http.PlatformClient):
         """The @username the token acts for (``autopilot doctor`` shows it)."""
         return str(self._me(account)["username"])
 
-    needs_refresh = staticmethod(needs_refresh)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -327,3 +315,11 @@ def _public_metrics(tweet: Any) -> PostMetrics | None:
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def from_settings(settings: Settings, timeout: httpx.Timeout) -> XPublisher | None:
+    """The X publisher this configuration selects (app.platforms names this factory); None
+    without ``X_CLIENT_ID``."""
+    if not settings.x_client_id:
+        return None
+    return XPublisher(settings.x_api_base_url, settings.x_client_id, settings.x_client_secret, timeout=timeout)

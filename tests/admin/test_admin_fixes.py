@@ -17,8 +17,8 @@ from app import posts
 from app.clock import utcnow
 from app.errors import ValidationError
 from app.models import AuditLog, PlatformAccount, Post, PostStatus, User
-from app.text_limits import x_weighted_length
 from app.validation import validate_settings
+from app.x_weighted import x_weighted_length
 from tests.admin.conftest import OPERATOR, csrf_token, db
 from tests.admin.seed import MULTI_LINE_POST
 from tests.admin.test_admin import add_post, add_user, audit_rows, form_data, get_post, text_of

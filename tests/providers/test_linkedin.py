@@ -20,7 +20,6 @@ from app.providers.linkedin import (
     LITTLE_RESERVED,
     LinkedInPublisher,
     escape_little_text,
-    reauth_due,
     unescape_little_text,
 )
 from tests.fakes.linkedin import FakeLinkedIn, first_unescaped_reserved
@@ -345,16 +344,6 @@ def test_refresh_response_without_refresh_token_keeps_stored_one() -> None:
 def test_invalid_grant_is_auth_error(fake: FakeLinkedIn, client: LinkedInPublisher) -> None:
     with pytest.raises(AuthError, match="invalid_grant"):
         client.refresh(account_for(fake, refresh_token="revoked"))
-
-
-def test_reauth_due_a_week_ahead() -> None:
-    assert reauth_due(NOW + timedelta(days=6, hours=23), NOW)
-    assert reauth_due(NOW - timedelta(days=1), NOW)
-    assert not reauth_due(NOW + timedelta(days=8), NOW)
-    assert not reauth_due(None, NOW)
-
-
-# -- metrics -----------------------------------------------------------------------------------
 
 
 def test_metrics_one_call_per_post_per_metric(

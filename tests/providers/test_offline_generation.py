@@ -16,7 +16,8 @@ from app.providers.offline import (
     load_corpus,
     voice_for,
 )
-from app.text_limits import fits_platform, x_weighted_length
+from app.text_limits import fits_platform
+from app.x_weighted import x_weighted_length
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 SLOTS = [

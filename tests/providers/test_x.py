@@ -17,7 +17,7 @@ from app.providers.errors import (
     RateLimited,
     TemporaryError,
 )
-from app.providers.x import XPublisher, needs_refresh, normalise_for_match
+from app.providers.x import XPublisher, normalise_for_match
 from tests.fakes.platform import unused_base_url
 from tests.fakes.x import FakeX
 
@@ -311,19 +311,6 @@ def test_refresh_without_refresh_token_is_auth_error_without_request(
     with pytest.raises(AuthError):
         client.refresh(account_for(fake, refresh_token=None))
     assert fake.requests == []
-
-
-def test_needs_refresh_within_five_minutes_of_expiry() -> None:
-    now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-    account = account_for(FakeX(), expires_at=now + timedelta(minutes=4))
-    assert needs_refresh(account, now)
-    account.expires_at = now + timedelta(minutes=6)
-    assert not needs_refresh(account, now)
-    account.expires_at = None
-    assert not needs_refresh(account, now)
-
-
-# -- metrics -------------------------------------------------------------------------------
 
 
 def test_metrics_map_public_metrics(fake: FakeX, client: XPublisher) -> None:

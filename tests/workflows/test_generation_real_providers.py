@@ -25,7 +25,7 @@ from app.providers.openai_generation import OpenAIGeneration
 from app.providers.serper import SerperResearch
 from app.providers.x import XPublisher
 from app.runtime import Runtime
-from app.text_limits import LINKEDIN_MAX_CHARS, X_MAX_WEIGHTED, fits_platform, platform_length
+from app.text_limits import fits_platform, platform_length, platform_limit
 from app.users import connect_account, create_user
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.generation import generate_for_user
@@ -130,7 +130,7 @@ def test_daily_run_against_the_fakes_generates_and_publishes_within_the_document
     for post in posts:
         assert post.status == PostStatus.SCHEDULED and post.scheduled_at == post.slot_at
         assert fits_platform(post.platform, post.text), post.text
-        limit = X_MAX_WEIGHTED if post.platform == "twitter" else LINKEDIN_MAX_CHARS
+        limit = platform_limit(post.platform)
         assert 0 < platform_length(post.platform, post.text) <= limit
 
     # Serper: /search and /news once each, for both users (Bob's research came from the cache).
