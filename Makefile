@@ -15,9 +15,11 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/autopilot demo
 
-## Run the whole test suite against the local PostgreSQL and Redis (started if stopped).
+## Run the whole test suite against the local PostgreSQL and Redis (started if stopped), in
+## TEST_PROCESSES processes (pytest-xdist; a module's tests stay in one process).
+TEST_PROCESSES ?= 2
 test: $(BIN)/.installed services
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check app actors admin tests bench

@@ -14,8 +14,24 @@ from sqlalchemy import create_engine, text
 
 #: Where the admin connection for creating throwaway databases goes.
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+#: Redis databases a test process owns: its own and the next two (end-to-end modules give
+#: their workers a database of their own beside the test one).
+DBS_PER_PROCESS = 3
+
+
+def _redis_url_for_this_process() -> str:
+    """``TEST_REDIS_URL``, moved by :data:`DBS_PER_PROCESS` per pytest-xdist worker (gw0, gw1...)
+    so parallel test processes never flush or read each other's database."""
+    base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    prefix, db = base.rsplit("/", 1)
+    return f"{prefix}/{(int(db) + DBS_PER_PROCESS * int(worker[2:])) % 16}"
+
+
 #: The Redis server used by broker, queue and rate-limit tests.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_REDIS_URL = _redis_url_for_this_process()
 
 
 def unavailable(service: str, error: Exception) -> None:

@@ -107,16 +107,15 @@ def test_probe_process_and_http_and_usage(tmp_path):
     assert probe.main(["nonsense"]) == 2
 
 
-def test_dramatiq_prometheus_middleware_is_opt_in():
+def test_dramatiq_prometheus_middleware_is_opt_in(redis_url):
     from dramatiq.middleware.prometheus import Prometheus
 
     from app.broker import build_broker
     from app.ops.failures import FailureNotes
     from app.ops.workers import WorkerRegistry
 
-    url = "redis://127.0.0.1:6379/7"
-    plain = build_broker(Settings(redis_url=url))
-    opted = build_broker(Settings(redis_url=url, dramatiq_prometheus=True))
+    plain = build_broker(Settings(redis_url=redis_url))
+    opted = build_broker(Settings(redis_url=redis_url, dramatiq_prometheus=True))
     try:
         assert not any(isinstance(m, Prometheus) for m in plain.middleware)
         assert any(isinstance(m, Prometheus) for m in opted.middleware)
