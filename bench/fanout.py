@@ -405,7 +405,10 @@ def measure(args: argparse.Namespace, key: str) -> int:
     ok = all(r["one_per_user"] and r["duplicate_posts"] == 0 and r["failed"] == 0 for r in (workers, baseline))
     print(f"SQL statements per user (baseline, generate_for_user): {baseline['statements_per_user']:.1f}")
     print(f"peak memory per worker process: {', '.join(f'{mb:.0f} MB' for mb in workers['peak_mb'])}")
-    if args.openai_latency_ms > 0:
+    if args.openai_latency_ms > 0 and calls == 0:
+        print("generation calls: 0 (no user had a slot to fill: nothing measured against the ideal)")
+        ok = False
+    elif args.openai_latency_ms > 0:
         threads = args.processes * args.threads
         per_user = calls / args.users
         ideal = args.users * per_user * args.openai_latency_ms / 1000 / threads
