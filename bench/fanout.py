@@ -12,7 +12,14 @@ offline providers (no API keys): N opted-in users, then
 Also counts the SQL statements the fan-out tick itself issues (``run_tick`` for N users and
 for N/10 users, the latter on its own small database): the fan-out is constant in queries.
 
+Generation goes to a local OpenAI-compatible fake (tests/fakes/openai.py, real sockets, the
+official SDK) taking ``--openai-latency-ms`` per request (300 by default; 0: the offline
+templates). Then the ideal is users x calls per user x latency / worker threads, and the bench
+prints the ratio of the measured time to it, the peak memory (VmHWM) of each worker process and
+the SQL statements per user (counted in the baseline, which then runs on ``--baseline-users``).
+
     python -m bench.fanout --users 1000 --processes 2 --threads 4
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/3 python -m bench.fanout   # another Redis db (flushed)
 """
 
 from __future__ import annotations
@@ -38,7 +45,10 @@ WORKFLOW = "daily_generation"
 #: Whole-run budget: every wait is bounded by it.
 BUDGET_SECONDS = 600.0
 #: Settings that would switch on online providers (or other side effects) are kept out.
-SCRUBBED_ENV = ("OPENAI_API_KEY", "SERPER_API_KEY", "SENTRY_DSN", "SMTP_HOST", "DATABASE_URL", "REDIS_URL")
+SCRUBBED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "SERPER_API_KEY", "SENTRY_DSN", "SMTP_HOST",
+                "DATABASE_URL", "REDIS_URL")
+#: The most the fan-out may take over its ideal (issue 11).
+DEFAULT_MAX_IDEAL_RATIO = 1.25
 
 
 class Deadline:
@@ -58,11 +68,27 @@ def latest_six_utc(now: datetime) -> datetime:
     return slot if slot <= now else slot - timedelta(days=1)
 
 
+#: OPENAI_* settings pointing at the bench's fake, when one runs (set by main()).
+OPENAI_ENV: dict[str, str] = {}
+#: The fake OpenAI server of this run, if any.
+FAKE: list = []  # type: ignore[type-arg]
+
+
 def base_env(db_url: str, key: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
     env.update(DATABASE_URL=db_url, REDIS_URL=REDIS_URL, TOKEN_ENCRYPTION_KEYS=key,
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **OPENAI_ENV)
     return env
+
+
+def worker_peak_memory_mb(parent_pid: int) -> list[float]:
+    """VmHWM (peak resident memory) of each worker process under ``parent_pid``, in MB."""
+    peaks = []
+    for pid in Path(f"/proc/{parent_pid}/task/{parent_pid}/children").read_text().split():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return peaks
 
 
 class Database:
@@ -205,6 +231,7 @@ def run_workers(args: argparse.Namespace, key: str, slot: datetime, deadline: De
             deadline.check(f"workers ({succeeded}/{args.users} succeeded)")
             time.sleep(0.05)
         elapsed = time.monotonic() - started
+        result["peak_mb"] = worker_peak_memory_mb(proc.pid)
         time.sleep(1.0)  # let any late duplicate land before counting
         result.update(seconds=elapsed, succeeded=succeeded, failed=failed, **verify(db, slot, args.users))
         return result
@@ -254,11 +281,12 @@ def run_baseline(args: argparse.Namespace, key: str, slot: datetime, deadline: D
     from app.workflows.ticks import finish_tick, run_tick
 
     db = Database(key)
-    result: dict = {"mode": "baseline", "users": args.users}  # type: ignore[type-arg]
+    users = args.baseline_users
+    result: dict = {"mode": "baseline", "users": users}  # type: ignore[type-arg]
     try:
         t0 = time.monotonic()
-        make_users(db, args.users)
-        print(f"  created {args.users} users in {time.monotonic() - t0:.1f} s", flush=True)
+        make_users(db, users)
+        print(f"  created {users} users in {time.monotonic() - t0:.1f} s", flush=True)
         started = time.monotonic()
         with StatementCounter(db.engine) as counter:
             tick = run_tick(db.runtime, WORKFLOW, slot, trigger="periodic", message_id="bench-baseline")
@@ -266,16 +294,18 @@ def run_baseline(args: argparse.Namespace, key: str, slot: datetime, deadline: D
         result["tick_statements"] = counter.count
         result["tick_messages"] = len(tick.intents)
         succeeded = failed = 0
-        for out in tick.intents:
-            deadline.check(f"baseline ({succeeded + failed}/{len(tick.intents)} done)")
-            execution = generate_for_user(db.runtime, out.execution_id, message_id=None)
-            if execution is not None and not execution.error:
-                succeeded += 1
-            else:
-                failed += 1
+        with StatementCounter(db.engine) as per_user:
+            for out in tick.intents:
+                deadline.check(f"baseline ({succeeded + failed}/{len(tick.intents)} done)")
+                execution = generate_for_user(db.runtime, out.execution_id, message_id=None)
+                if execution is not None and not execution.error:
+                    succeeded += 1
+                else:
+                    failed += 1
+        result["statements_per_user"] = per_user.count / max(1, len(tick.intents))
         finish_tick(db.runtime, WORKFLOW, slot, sent=len(tick.intents))
         result.update(seconds=time.monotonic() - started, succeeded=succeeded, failed=failed,
-                      **verify(db, slot, args.users))
+                      **verify(db, slot, users))
         return result
     finally:
         db.close()
@@ -312,9 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--openai-latency-ms", type=int, default=300,
+                        help="each generation request's time at the fake OpenAI server (0: offline templates)")
+    parser.add_argument("--baseline-users", type=int, default=None,
+                        help="users of the in-process baseline (default: --users, or 40 with a latency)")
     args = parser.parse_args(argv)
     if args.users < 10:
         parser.error("--users must be at least 10")
+    if args.baseline_users is None:
+        args.baseline_users = args.users if args.openai_latency_ms == 0 else min(args.users, 40)
 
     from cryptography.fernet import Fernet
 
@@ -324,14 +360,32 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["TOKEN_ENCRYPTION_KEYS"] = key
 
+    fake = None
+    if args.openai_latency_ms > 0:
+        from tests.fakes.openai import DEFAULT_API_KEY, DEFAULT_MODEL, FakeOpenAI
+
+        fake = FakeOpenAI(latency=args.openai_latency_ms / 1000).__enter__()
+        FAKE.append(fake)
+        OPENAI_ENV.update(OPENAI_API_KEY=DEFAULT_API_KEY, OPENAI_BASE_URL=fake.url, OPENAI_MODEL=DEFAULT_MODEL)
+        os.environ.update(OPENAI_ENV)
+    try:
+        return measure(args, key)
+    finally:
+        if fake is not None:
+            fake.__exit__(None, None, None)
+
+
+def measure(args: argparse.Namespace, key: str) -> int:
     deadline = Deadline(BUDGET_SECONDS)
     slot = latest_six_utc(datetime.now(UTC))
+    fake_calls = _chat_calls()
     print(f"slot {slot.isoformat()}; {args.users} users; {args.processes} processes x {args.threads} threads",
           flush=True)
 
     print("running workers ...", flush=True)
     workers = run_workers(args, key, slot, deadline)
     report(workers)
+    calls = _chat_calls() - fake_calls
     print("running baseline ...", flush=True)
     baseline = run_baseline(args, key, slot, deadline)
     report(baseline)
@@ -344,12 +398,35 @@ def main(argv: list[str] | None = None) -> int:
     for r in (workers, baseline):
         print(f"{r['mode']:<9} {r['users']:>6} {r['seconds']:>9.2f} {r['users'] / r['seconds']:>9.1f} "
               f"{r['posts']:>7}")
-    print(f"speed-up workers/baseline: {baseline['seconds'] / workers['seconds']:.2f}x")
+    print(f"speed-up workers/baseline (users/s): "
+          f"{(workers['users'] / workers['seconds']) / (baseline['users'] / baseline['seconds']):.2f}x")
     print(f"fan-out tick SQL statements: {baseline['tick_statements']} for {args.users} users, "
           f"{small_count} for {small} users")
     ok = all(r["one_per_user"] and r["duplicate_posts"] == 0 and r["failed"] == 0 for r in (workers, baseline))
-    print(f"checks (one execution per user, no duplicate posts, no failures): {'OK' if ok else 'FAILED'}")
+    print(f"SQL statements per user (baseline, generate_for_user): {baseline['statements_per_user']:.1f}")
+    print(f"peak memory per worker process: {', '.join(f'{mb:.0f} MB' for mb in workers['peak_mb'])}")
+    if args.openai_latency_ms > 0 and calls == 0:
+        print("generation calls: 0 (no user had a slot to fill: nothing measured against the ideal)")
+        ok = False
+    elif args.openai_latency_ms > 0:
+        threads = args.processes * args.threads
+        per_user = calls / args.users
+        ideal = args.users * per_user * args.openai_latency_ms / 1000 / threads
+        ratio = workers["seconds"] / ideal
+        print(f"generation calls: {calls} for {args.users} users ({per_user:.2f} per user), "
+              f"{args.openai_latency_ms} ms each")
+        print(f"ideal {args.users} x {per_user:.2f} x {args.openai_latency_ms / 1000:.3f} s / {threads} threads "
+              f"= {ideal:.2f} s; measured {workers['seconds']:.2f} s: {ratio:.3f}x ideal "
+              f"({'OK' if ratio <= DEFAULT_MAX_IDEAL_RATIO else 'OVER'} {DEFAULT_MAX_IDEAL_RATIO}x)")
+        ok = ok and ratio <= DEFAULT_MAX_IDEAL_RATIO
+    print(f"checks (one execution per user, no duplicate posts, no failures"
+          f"{', within the ideal ratio' if args.openai_latency_ms > 0 else ''}): {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
+
+
+def _chat_calls() -> int:
+    """Chat completions the fake has received so far (0 without a fake)."""
+    return len(FAKE[0].server.requests_to("/v1/chat/completions")) if FAKE else 0
 
 
 if __name__ == "__main__":

@@ -85,8 +85,12 @@ class FakeOpenAI:
 
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, model: str = DEFAULT_MODEL,
                  output_modes: tuple[str, ...] = ("json_schema", "json_object"),
-                 ignore_unsupported: bool = False, rejects_temperature: bool = False) -> None:
+                 ignore_unsupported: bool = False, rejects_temperature: bool = False,
+                 latency: float = 0.0) -> None:
         self.api_key = api_key
+        #: Seconds each chat completion takes before it is answered (a model's generation time);
+        #: requests are served concurrently, each on its own thread.
+        self.latency = latency
         self.model = model
         self.output_modes = output_modes
         self.ignore_unsupported = ignore_unsupported
@@ -140,6 +144,8 @@ class FakeOpenAI:
         assert (method, path) == ("POST", "/v1/chat/completions"), f"unexpected {method} {path}"
         request = json.loads(body)
         self._check_request(request)
+        if self.latency > 0:
+            time.sleep(self.latency)
         temperature = request.get("temperature")
         if self.rejects_temperature and temperature is not None and temperature != 1:
             return self._recorded("openai/chat_400_temperature_unsupported")
