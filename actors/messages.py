@@ -21,8 +21,8 @@ PER_USER_ACTORS = {
     "metrics_collection": "collect_metrics_for_user",
     "weekly_report": "weekly_report_for_user",
 }
-#: The manual trigger of any job: ``run_job_manually(job, slot)``.
-MANUAL_ACTOR = "run_job_manually"
+#: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
+MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", "legacy"
 
 
 def current_message_id() -> str | None:
@@ -46,6 +46,17 @@ def message_for(intent: Intent) -> tuple[str, tuple[object, ...], datetime | Non
     if isinstance(intent, RunSlot):
         return intent.job, (intent.slot.isoformat(), intent.trigger), None, 0
     raise TypeError(f"no message for {intent!r}")
+
+
+def send_manual_run(broker: dramatiq.Broker, job: str, slot: datetime, *,
+                    max_retries: int | None = None) -> dramatiq.Message:
+    """Enqueue a manual run of ``job`` for ``slot`` on the legacy queue (still once per slot).
+
+    Built as a plain message, so a process that registered no actors (the admin) can send it.
+    """
+    options = {} if max_retries is None else {"max_retries": max_retries}
+    return broker.enqueue(dramatiq.Message(queue_name=MANUAL_QUEUE, actor_name=MANUAL_ACTOR,
+                                           args=(job, slot.isoformat()), kwargs={}, options=options))
 
 
 def send(intents: Sequence[Intent], now: datetime) -> int:

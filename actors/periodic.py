@@ -7,7 +7,13 @@ from collections.abc import Mapping
 import dramatiq
 from dramatiq import Broker
 
-from actors.messages import MANUAL_ACTOR, current_message_id, current_scheduled_at, send
+from actors.messages import (
+    MANUAL_ACTOR,
+    MANUAL_QUEUE,
+    current_message_id,
+    current_scheduled_at,
+    send,
+)
 from app.jobs.spec import PeriodicJob
 from app.runtime import get_runtime
 from app.workflows.ticks import finish_tick, resolve_slot, run_tick
@@ -45,5 +51,5 @@ def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
             raise ValueError(f"unknown job {job!r}; known: {', '.join(known)}")
         run_job(job, slot, "manual")
 
-    dramatiq.actor(broker=broker, actor_name=MANUAL_ACTOR, queue_name="legacy",
+    dramatiq.actor(broker=broker, actor_name=MANUAL_ACTOR, queue_name=MANUAL_QUEUE,
                    max_retries=TICK_MAX_RETRIES)(run_job_manually)

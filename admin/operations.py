@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
+from actors.messages import send_manual_run
 from admin.auth import OperatorRequired, current_actor
 from admin.charts import chart
 from admin.ext import database
@@ -133,7 +134,10 @@ class OperationsView(OperatorRequired, BaseView):
         context = ops()
         try:
             slot = datetime.fromisoformat(form.slot.data or "").astimezone(UTC)
-            message_id = rerun_slot(database().session_factory, context.broker(), form.job.data or "", slot,
+            broker = context.broker()
+            message_id = rerun_slot(database().session_factory,
+                                    lambda job, at: send_manual_run(broker, job, at).message_id,
+                                    form.job.data or "", slot,
                                     actor=current_actor(), now=utcnow())
         except (ValueError, ValidationError, NotFound) as exc:
             flash(f"Re-run refused: {exc}", "error")

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 import actors
-from actors.messages import MANUAL_ACTOR
+from actors.messages import send_manual_run
 from app.broker import drain
 from app.cli.common import console, emit, json_option, session, settings
 from app.clock import utcnow
@@ -86,14 +86,14 @@ def _job_run(job: str, slot: datetime) -> dict[str, Any] | None:
 IN_PROCESS_POLL_MS = 100
 
 
-def _run_in_process(broker: Any, job: str, slot: str) -> str:
+def _run_in_process(broker: Any, job: str, slot: datetime) -> str:
     """Send the trigger to the in-process stub broker and work every queue until all are empty."""
     # A short consumer timeout: stopping the worker waits for each thread's poll to return.
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=IN_PROCESS_POLL_MS)
     worker.start()
     try:
         # No retries for the trigger itself: a failure is reported here, not minutes later.
-        message = broker.get_actor(MANUAL_ACTOR).send_with_options(args=(job, slot), max_retries=0)
+        message = send_manual_run(broker, job, slot, max_retries=0)
         drain(broker)
     finally:
         worker.stop()
@@ -113,12 +113,11 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
     except ValueError as exc:
         raise ValidationError([FieldError("slot", slot or "", f"not an ISO 8601 instant with offset ({exc})")]) \
             from None
-    slot_text = slot_at.isoformat()
 
     broker = actors.setup(settings())
     data: dict[str, Any] = {"job": job, "slot": slot_at}
     if settings().redis_url:
-        message = broker.get_actor(MANUAL_ACTOR).send(job, slot_text)
+        message = send_manual_run(broker, job, slot_at)
         data.update(mode="enqueued", message_id=message.message_id)
         emit(data, as_json, lambda d: click.echo(
             f"queued {d['job']} for slot {d['slot']:%Y-%m-%d %H:%M} UTC on the legacy queue "
@@ -126,7 +125,7 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
         return
 
     before = _job_run(job, slot_at)
-    message_id = _run_in_process(broker, job, slot_text)
+    message_id = _run_in_process(broker, job, slot_at)
     after = _job_run(job, slot_at)
     ran = before is None and after is not None
     data.update(mode="in-process", message_id=message_id, ran=ran, run=after)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import dramatiq
 import redis
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -22,12 +21,13 @@ from app.ops import deadletters, require_queue
 from app.ops.stats import failed_slots
 from app.workflows.jobs import JOBS
 
-#: The actor and queue of manual runs (actors/periodic.py: run_job_manually).
-MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", "legacy"
+#: Sends a manual run of (job, slot) and returns its message id; the actor layer provides it
+#: (actors.messages.send_manual_run), so no actor name is written here.
+SendManualRun = Callable[[str, datetime], str]
 
 
-def rerun_slot(session_factory: Callable[[], Session], broker: dramatiq.Broker, job: str, slot: datetime,
-               *, actor: str, now: datetime) -> str:
+def rerun_slot(session_factory: Callable[[], Session], send_manual_run: SendManualRun, job: str,
+               slot: datetime, *, actor: str, now: datetime) -> str:
     """Release a failed slot's claim and send a manual run of it; the message id sent.
 
     Refused (ValidationError) unless the slot failed or is stuck past its time limit: a slot
@@ -51,9 +51,7 @@ def rerun_slot(session_factory: Callable[[], Session], broker: dramatiq.Broker, 
         audit.record(session, "job.slot_rerun", actor=actor,
                      details={"job": job, "slot": slot.isoformat(), "previous_status": run.status,
                               "stuck": run.status == ExecutionStatus.RUNNING, "error": run.error})
-    message = broker.enqueue(dramatiq.Message(queue_name=MANUAL_QUEUE, actor_name=MANUAL_ACTOR,
-                                              args=(job, slot.isoformat()), kwargs={}, options={}))
-    return message.message_id
+    return send_manual_run(job, slot)
 
 
 def act_on_dead_letters(session_factory: Callable[[], Session], client: redis.Redis, queue: str, verb: str,
