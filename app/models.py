@@ -1,27 +1,19 @@
 """SQLAlchemy 2.0 typed models: the database is the source of truth for everything scheduled.
 
-Every timestamp is timezone-aware UTC on both PostgreSQL and SQLite (see :class:`UTCDateTime`).
-Statuses and review reasons are StrEnums stored as their values in plain VARCHAR columns
-(:func:`enum_column`: non-native, no CHECK), which keeps the schema portable between the two
-databases; Python code compares enum members, never bare strings.
+Column types, the base class and the repeated column shapes are in :mod:`app.orm`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
-    DateTime,
-    Enum,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -29,69 +21,20 @@ from sqlalchemy import (
     case,
     text,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
+from app.orm import Base, CreatedAt, IntPK, UpdatedAt, UserFK, enum_column
 from app.statuses import AccountStatus, ExecutionStatus, PostStatus, ReviewReason
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored and returned as aware UTC.
-
-    SQLite has no time zone type and hands back naive values; PostgreSQL hands back the
-    session's zone. Both come back as UTC here, and a naive value is refused on the way in
-    so a local wall-clock time can never be mistaken for an instant.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} refused: pass an aware UTC instant")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
-
-
-def enum_column(enum: type[StrEnum], length: int) -> Enum:
-    """A StrEnum stored as its values in a plain VARCHAR: no native type, no CHECK constraint,
-    so the schema stays the same on PostgreSQL and SQLite and adding a member needs no migration."""
-    return Enum(enum, native_enum=False, create_constraint=False, length=length,
-                values_callable=lambda members: [m.value for m in members], validate_strings=True)
 
 
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
 
     settings: Mapped[UserSettings] = relationship(
         back_populates="user", uselist=False, cascade="all, delete-orphan", lazy="joined"
@@ -112,7 +55,7 @@ class UserSettings(Base):
 
     __tablename__ = "user_settings"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     enable_autonomous_mode: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
@@ -127,7 +70,7 @@ class UserSettings(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     country: Mapped[str] = mapped_column(String(8), default="us")
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[UpdatedAt]
 
     user: Mapped[User] = relationship(back_populates="settings")
 
@@ -141,7 +84,7 @@ class PlatformAccount(Base):
     __tablename__ = "platform_accounts"
     __table_args__ = (UniqueConstraint("user_id", "platform"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     platform: Mapped[str] = mapped_column(String(20))
     handle: Mapped[str | None] = mapped_column(String(200))
@@ -153,8 +96,8 @@ class PlatformAccount(Base):
     refresh_expires_at: Mapped[datetime | None]
     status: Mapped[AccountStatus] = mapped_column(enum_column(AccountStatus, 20), default=AccountStatus.ACTIVE)
     reauth_notified_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
 
     user: Mapped[User] = relationship(back_populates="accounts")
 
@@ -198,8 +141,8 @@ class Post(Base):
               sqlite_where=text("status = 'needs_review'")),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    id: Mapped[IntPK]
+    user_id: Mapped[UserFK]
     platform: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(Text)
     topic: Mapped[str | None] = mapped_column(String(300))
@@ -227,8 +170,8 @@ class Post(Base):
     comments: Mapped[int | None] = mapped_column(Integer)
     engagement_rate: Mapped[float | None] = mapped_column(Float)
     metrics_updated_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
 
     user: Mapped[User] = relationship()
 
@@ -262,7 +205,7 @@ class MetricSnapshot(Base):
     __tablename__ = "metric_snapshots"
     __table_args__ = (UniqueConstraint("post_id", "age"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
     #: "24h" or "7d".
     age: Mapped[str] = mapped_column(String(8))
@@ -281,7 +224,7 @@ class JobRun(Base):
     __tablename__ = "job_runs"
     __table_args__ = (UniqueConstraint("job", "slot", name="uq_job_runs_job_slot"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     job: Mapped[str] = mapped_column(String(60))
     slot: Mapped[datetime]
     #: "periodic", "catch_up" or "manual".
@@ -309,13 +252,13 @@ class WorkflowExecution(Base):
         Index("ix_workflow_executions_status_created_at", "status", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     workflow: Mapped[str] = mapped_column(String(60))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     slot: Mapped[datetime | None]
     status: Mapped[ExecutionStatus] = mapped_column(enum_column(ExecutionStatus, 20),
                                                     default=ExecutionStatus.PENDING)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
@@ -335,13 +278,13 @@ class MemoryEntry(Base):
     __tablename__ = "memory_entries"
     __table_args__ = (Index("ix_memory_entries_user_id_kind_created_at", "user_id", "kind", "created_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    id: Mapped[IntPK]
+    user_id: Mapped[UserFK]
     #: "research", "idea" or "insight".
     kind: Mapped[str] = mapped_column(String(20))
     key: Mapped[str | None] = mapped_column(String(300))
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
 
     user: Mapped[User] = relationship(viewonly=True)
 
@@ -352,14 +295,14 @@ class AuditLog(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_user_id_created_at", "user_id", "created_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"), index=True)
     action: Mapped[str] = mapped_column(String(40))
     #: "autopilot", "cli", or "operator:<username>".
     actor: Mapped[str] = mapped_column(String(100), default="autopilot")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
 
     # Read-only conveniences for the admin (the audit log links the user and post it is about).
     user: Mapped[User | None] = relationship(viewonly=True)
@@ -373,13 +316,13 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_user_id_created_at", "user_id", "created_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(10), default="warning")
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
     emailed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
 
@@ -391,10 +334,10 @@ class Operator(Base):
 
     __tablename__ = "operators"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
     #: A disabled operator cannot log in, and their open sessions stop working.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     #: Bumped on logout, password change and disable: a session cookie carries the generation
@@ -415,7 +358,7 @@ class LoginThrottle(Base):
 
     __tablename__ = "login_throttle"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     #: "account:<username>" or "address:<ip>".
     key: Mapped[str] = mapped_column(String(200), unique=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -428,12 +371,12 @@ class ResearchCache(Base):
 
     __tablename__ = "research_cache"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     #: Provider, endpoint, query, locale and recency window, joined; see app.providers.serper.
     cache_key: Mapped[str] = mapped_column(String(500), unique=True)
     day: Mapped[str] = mapped_column(String(10), index=True)
     payload: Mapped[list[Any]] = mapped_column(default=list)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[CreatedAt]
 
 
 class ProviderHold(Base):
@@ -464,7 +407,7 @@ class QueueSample(Base):
     __table_args__ = (UniqueConstraint("queue", "sampled_at", name="uq_queue_samples_queue_sampled_at"),
                       Index("ix_queue_samples_sampled_at", "sampled_at"))
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     queue: Mapped[str] = mapped_column(String(60))
     #: The minute sampled (seconds zeroed), UTC.
     sampled_at: Mapped[datetime]

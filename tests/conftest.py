@@ -15,7 +15,7 @@ from app.config import Settings
 from app.crypto import TokenVault, generate_key
 from app.db import make_engine, make_session_factory
 from app.models import Base
-from app.providers.openai_generation import CAPABILITIES
+from app.providers.openai_compat import CAPABILITIES
 from app.runtime import Runtime
 from tests import services
 

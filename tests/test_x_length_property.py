@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from app.providers.base import PostSlot
-from app.providers.openai_generation import _parse_answer, slot_key
+from app.providers.openai_prompt import parse_answer, slot_key
 from app.text_limits import limit_error, platform_limit, truncate_to_limit
 from app.x_weighted import parse_x_text
 
@@ -85,7 +85,7 @@ def test_a_model_answer_is_accepted_only_within_xs_limit(text: str) -> None:
                                      "text": text, "topic": "t"}]})
     completion = SimpleNamespace(choices=[SimpleNamespace(
         message=SimpleNamespace(content=content, refusal=None), finish_reason="stop")])
-    outcome = _parse_answer(completion, {("twitter", slot_key(slot.slot_at)): slot})
+    outcome = parse_answer(completion, {("twitter", slot_key(slot.slot_at)): slot})
     accepted = list(outcome.accepted.values())
     event("accepted" if accepted else "refused")
     for draft in accepted:

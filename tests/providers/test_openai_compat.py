@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from app.providers.errors import OperatorProblem, RateLimited
-from app.providers.openai_generation import CAPABILITIES, OpenAIGeneration
+from app.providers.openai_compat import CAPABILITIES
+from app.providers.openai_generation import OpenAIGeneration
 from app.text_limits import fits_platform
 from tests.fakes.openai import DEFAULT_API_KEY, DEFAULT_MODEL, FakeOpenAI
 from tests.providers.test_openai_generation import make_brief

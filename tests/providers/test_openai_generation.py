@@ -17,12 +17,8 @@ from app.providers.errors import (
     RateLimited,
     TemporaryError,
 )
-from app.providers.openai_generation import (
-    OpenAIGeneration,
-    build_messages,
-    slot_key,
-    temperature_for,
-)
+from app.providers.openai_generation import OpenAIGeneration
+from app.providers.openai_prompt import build_messages, slot_key, temperature_for
 from app.text_limits import fits_platform
 from tests.fakes.openai import DEFAULT_API_KEY, DEFAULT_MODEL, FakeOpenAI, requested_slots
 
