@@ -4,7 +4,7 @@ Runs the real path end to end on a throwaway PostgreSQL database and Redis db 14
 offline providers (no API keys): N opted-in users, then
 
 * ``workers``: P ``dramatiq actors.entrypoint -Q autonomous legacy`` processes (T threads each) are started
-  and ready; one raw ``daily_generation`` tick message for the latest 06:00 UTC slot is enqueued,
+  and ready; one raw ``daily_generation`` tick message for the current minute's slot is enqueued,
   and the clock runs from that enqueue until all N executions have succeeded (polled in the DB).
 * ``baseline``: the same work in this one process on a fresh database: ``run_tick``, then
   ``generate_for_user`` for every execution in a loop, then ``finish_tick``.
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +63,11 @@ class Deadline:
             raise TimeoutError(f"aborted: {BUDGET_SECONDS:.0f} s budget exhausted during {what}")
 
 
-def latest_six_utc(now: datetime) -> datetime:
-    slot = now.astimezone(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
-    return slot if slot <= now else slot - timedelta(days=1)
+def current_slot(now: datetime) -> datetime:
+    """The slot the bench's tick runs for: this minute, so the next 24 hours (which a daily run
+    fills) hold every user's posting times whatever the hour the bench runs. The latest 06:00
+    slot would leave nothing to write after about 10:00 UTC: its window is mostly past."""
+    return now.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 #: OPENAI_* settings pointing at the bench's fake, when one runs (set by main()).
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(args: argparse.Namespace, key: str) -> int:
     deadline = Deadline(BUDGET_SECONDS)
-    slot = latest_six_utc(datetime.now(UTC))
+    slot = current_slot(datetime.now(UTC))
     fake_calls = _chat_calls()
     print(f"slot {slot.isoformat()}; {args.users} users; {args.processes} processes x {args.threads} threads",
           flush=True)
