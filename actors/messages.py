@@ -9,18 +9,15 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from app.intents import Intent, PublishPost, RunSlot, RunUserStep
+from app.workflows.jobs import JOBS
 
 #: Publish messages are sent this many ms before their second: Dramatiq's delayed messages
 #: arrive up to ~1.5 s late, so they land early and the actor waits for the exact instant.
 PUBLISH_LEAD_MS = 5_000
 #: The actor that publishes one post: ``publish_post(post_id, claim_token, due_at)``.
 PUBLISH_ACTOR = "publish_post"
-#: The per-user actor of each fanning-out job: ``actor(execution_id)``.
-PER_USER_ACTORS = {
-    "daily_generation": "generate_for_user",
-    "metrics_collection": "collect_metrics_for_user",
-    "weekly_report": "weekly_report_for_user",
-}
+#: The per-user actor of each fanning-out job, ``actor(execution_id)``, named as its job declares.
+PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
 MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", "legacy"
 

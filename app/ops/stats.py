@@ -27,12 +27,8 @@ from app.jobs import PeriodicJob
 from app.models import AuditLog, ExecutionStatus, JobRun, Post, PostStatus, WorkflowExecution
 from app.workflows.jobs import JOBS
 
-#: Per-user work each fan-out job sends, by job name (the actor names of actors/per_user.py).
-PER_USER_ACTORS = {
-    "daily_generation": "generate_for_user",
-    "metrics_collection": "collect_metrics_for_user",
-    "weekly_report": "weekly_report_for_user",
-}
+#: Per-user work each fan-out job sends, by job name, named as the job declares it.
+PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The posting queue's own unit of work, shown beside the jobs.
 PUBLISH = "publish_post"
 #: A post still scheduled, queued or publishing this long after its time is stuck: the
