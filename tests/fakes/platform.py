@@ -167,6 +167,10 @@ class FakePlatform:
         """Process ``request`` as the platform would (implemented by each fake)."""
         raise NotImplementedError
 
+    def latency(self, request: Recorded) -> float:
+        """Seconds the platform takes to answer ``request`` after processing it (benches)."""
+        return 0.0
+
     def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         """FakeHTTPServer's handler: log, apply the script, else process as the platform."""
         parts = urlsplit(raw_path)
@@ -187,6 +191,9 @@ class FakePlatform:
             return CLOSE
         with self._lock:
             response = self.route(request)
+        delay = self.latency(request)
+        if delay:
+            time.sleep(delay)  # outside the lock: requests wait side by side, as on a real platform
         if scripted is not None and scripted.action == "hang":
             self._release.wait(scripted.seconds)
         return response

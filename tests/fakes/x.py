@@ -64,8 +64,11 @@ class FakeX(FakePlatform):
         client_secret: str | None = None,
         refresh_mode: str = "rotate",
         max_text: int = 280,
+        create_latency: float = 0.0,
     ) -> None:
         super().__init__()
+        #: Seconds each create takes before X answers (benches: a platform's real latency).
+        self.create_latency = create_latency
         if refresh_mode not in {"rotate", "same", "omit", "empty"}:
             raise ValueError(f"unknown refresh_mode {refresh_mode!r}")
         self.client_id = client_id
@@ -147,6 +150,9 @@ class FakeX(FakePlatform):
         if method == "GET" and match:
             return self._timeline(request, match.group(1))
         return _x_problem(404, "Not Found Error", f"no route for {method} {path}")
+
+    def latency(self, request: Recorded) -> float:
+        return self.create_latency if (request.method, request.path) == ("POST", "/2/tweets") else 0.0
 
     def _create(self, request: Recorded) -> Response:
         if not request.headers.get("content-type", "").startswith("application/json"):

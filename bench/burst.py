@@ -1,0 +1,181 @@
+"""Burst benchmark: N posts due at the same second across M accounts, through the real path.
+
+Real users pick round posting times (09:00 in New York is one second for thousands of
+accounts). This starts the Procfile's posting worker (``dramatiq actors.entrypoint -Q posting
+--processes P --threads T``) on Redis and a throwaway PostgreSQL database, schedules N posts at
+one second about 45 s ahead, sends the real minute tick (``dispatch_due_posts``, as Periodiq
+does) and lets the workers publish through the real X client to the tests' fake X
+(:mod:`tests.fakes.x`), which takes ``--latency-ms`` to answer each create. Then it prints the
+lateness of the posts' arrival at X (p50, p99, the last), posts/s, and how many arrived early,
+twice, or never.
+
+    python -m bench.burst --posts 2000 --accounts 400 --latency-ms 150
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/3 python -m bench.burst --posts 200   # another db (flushed)
+
+The threads alone bound the burst: N x latency / (P x T) seconds (2,000 x 0.15 / 32 = 9.4 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.punctuality import REDIS_URL, percentile, post_id_of, stop_workers, wait_for_workers  # noqa: E402
+
+#: How far ahead of now the burst's second is: the tick claims posts due within two minutes.
+LEAD = timedelta(seconds=45)
+#: How long after the burst's second the bench waits for the last post at most.
+GRACE = timedelta(seconds=90)
+#: Our own posting limit per X account, raised so the burst measures the pipeline, not it.
+POSTS_PER_15_MIN = 10_000
+
+
+def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    import dramatiq
+    import redis
+    from cryptography.fernet import Fernet
+    from sqlalchemy import func, select
+
+    from app.broker import build_broker
+    from app.config import Settings
+    from app.migrate import upgrade
+    from app.models import Post, PostStatus
+    from app.providers.base import TokenSet
+    from app.runtime import Runtime
+    from app.users import connect_account, create_user
+    from tests.fakes.x import FakeX
+    from tests.services import create_pg_database, drop_pg_database
+
+    key = Fernet.generate_key().decode()
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
+    client.flushdb()
+    fake = FakeX(create_latency=args.latency_ms / 1000)
+    fake.__enter__()
+    db_url = create_pg_database()
+    log_path = Path(tempfile.mkdtemp(prefix="bench-burst-")) / "workers.log"
+    proc = None
+    runtime = None
+    try:
+        upgrade(db_url)
+        env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
+               "X_CLIENT_ID": "bench", "X_API_BASE_URL": fake.base_url,
+               "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
+               "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env.pop("SENTRY_DSN", None)
+        settings = Settings.from_env(env)
+        runtime = Runtime.from_settings(settings)
+        now = datetime.now(UTC)
+        users = []
+        with runtime.session_factory() as session, session.begin():
+            for i in range(args.accounts):
+                email = f"burst{i}@example.com"
+                users.append(create_user(session, email, {"enable_autonomous_mode": False}).id)
+                connect_account(session, runtime.vault, email, "twitter",
+                                TokenSet(fake.access_token, None, expires_at=now + timedelta(days=365)),
+                                external_id=fake.user_id, now=now)
+
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "posting",
+                 "--processes", str(args.processes), "--threads", str(args.threads)],
+                env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_for_workers(client, args.processes, 60):
+            raise RuntimeError(f"workers did not start; see {log_path}")
+
+        due = (datetime.now(UTC) + LEAD).replace(microsecond=0)
+        with runtime.session_factory() as session, session.begin():
+            rows = [Post(user_id=users[n % len(users)], platform="twitter", text="", origin="manual",
+                         status=PostStatus.SCHEDULED, scheduled_at=due) for n in range(args.posts)]
+            session.add_all(rows)
+            session.flush()
+            for post in rows:
+                post.text = f"bench post #{post.id} burst at {due:%H:%M:%S}"
+            ids = {post.id for post in rows}
+
+        # The real minute tick, as Periodiq sends it: the worker claims the due posts and sends
+        # one publish message each, to land at their second.
+        broker = build_broker(settings)
+        slot = datetime.now(UTC).replace(second=0, microsecond=0)
+        broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="dispatch_due_posts",
+                                        args=(slot.isoformat(), "periodic"), kwargs={}, options={}))
+        broker.close()
+
+        deadline = due + GRACE
+        terminal = {PostStatus.PUBLISHED, PostStatus.NEEDS_REVIEW, PostStatus.FAILED}
+        while datetime.now(UTC) < deadline:
+            with runtime.session_factory() as session:
+                done = session.scalar(select(func.count()).select_from(Post).where(Post.status.in_(terminal)))
+            if done == args.posts:
+                break
+            time.sleep(0.5)
+        with runtime.session_factory() as session:
+            statuses = dict(session.execute(select(Post.status, func.count()).group_by(Post.status)).all())
+
+        creates = [r for r in list(fake.requests) if (r.method, r.path) == ("POST", "/2/tweets")]
+        first: dict[int, float] = {}
+        sends: Counter[int] = Counter()
+        for request in creates:
+            pid = post_id_of(str((request.json or {}).get("text", "")))
+            if pid in ids:
+                sends[pid] += 1
+                first.setdefault(pid, request.received_at)
+        lateness = [(first[pid] - due.timestamp()) * 1000 for pid in first]
+        last_s = max(lateness) / 1000 if lateness else None
+        return {
+            "posts": args.posts, "accounts": args.accounts, "latency_ms": args.latency_ms,
+            "processes": args.processes, "threads": args.threads,
+            "p50_ms": percentile(lateness, 50) if lateness else None,
+            "p99_ms": percentile(lateness, 99) if lateness else None,
+            "last_s": last_s, "posts_per_s": len(first) / last_s if last_s else None,
+            "early": sum(1 for x in lateness if x < 0), "duplicates": sum(1 for c in sends.values() if c > 1),
+            "missing": len(ids - set(first)), "statuses": {str(k): v for k, v in statuses.items()},
+            "thread_bound_s": args.posts * args.latency_ms / 1000 / (args.processes * args.threads),
+            "log": str(log_path),
+        }
+    finally:
+        stop_workers(proc)
+        fake.__exit__(None, None, None)
+        if runtime is not None:
+            runtime.session_factory.kw["bind"].dispose()
+        try:
+            drop_pg_database(db_url)
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: could not drop {db_url}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--accounts", type=int, default=400)
+    parser.add_argument("--latency-ms", type=float, default=150.0, help="the fake X's time per create")
+    parser.add_argument("--processes", type=int, default=2, help="as the Procfile's posting worker")
+    parser.add_argument("--threads", type=int, default=16, help="as the Procfile's posting worker")
+    args = parser.parse_args(argv)
+    if min(args.posts, args.accounts, args.processes, args.threads) < 1:
+        parser.error("--posts, --accounts, --processes and --threads must be at least 1")
+    print(f"burst: {args.posts} posts due at one second across {args.accounts} accounts, fake X "
+          f"{args.latency_ms:.0f} ms per create, {args.processes} processes x {args.threads} threads ...",
+          flush=True)
+    r = run(args)
+    fmt = lambda v: "n/a" if v is None else f"{v:,.1f}"  # noqa: E731
+    print(f"lateness at X: p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms, last {fmt(r['last_s'])} s "
+          f"(threads alone bound it at {r['thread_bound_s']:.1f} s)")
+    print(f"throughput: {fmt(r['posts_per_s'])} posts/s; early {r['early']}, twice {r['duplicates']}, "
+          f"missing {r['missing']}; statuses {r['statuses']}")
+    print(f"worker log: {r['log']}")
+    return 0 if r["missing"] == 0 and r["duplicates"] == 0 and r["early"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
