@@ -252,7 +252,13 @@ def retry(session: Session, claim: Claim, retry_at: datetime, error: str, now: d
 
 def record_published(session: Session, claim: Claim, result: PublishResult, done: datetime, *,
                      action: str = "post.published", error: str | None = None) -> PublishOutcome:
-    """Record a post that exists on the platform (published, or found by reconciliation)."""
+    """Record a post that exists on the platform (published, or found by reconciliation).
+
+    Its publish time is the platform's own creation time when the platform gave one (a post
+    found by reconciliation went out when the platform says, not when we looked), else ``done``.
+    """
+    if result.published_at is not None:
+        done = result.published_at
     values: dict[str, Any] = {"external_id": result.external_id, "published_at": done,
                               "last_error": error, "review_reason": None, "claim_token": None}
     moved = move(session, claim.post_id, source=S.PUBLISHING, target=S.PUBLISHED, token=claim.token,

@@ -196,7 +196,8 @@ class LinkedInPublisher(http.PlatformClient):
                 continue
             if _normalise(unescape_little_text(str(post.get("commentary", "")))) == wanted:
                 urn = str(post["id"])
-                return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}")
+                return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}",
+                                     published_at=_from_epoch_ms(created))
         return None
 
     def refresh(self, account: AccountCredentials) -> TokenSet:
@@ -340,3 +341,10 @@ class LinkedInPublisher(http.PlatformClient):
             )
         reset_at = retry_after(response, self._clock()) if status == 429 else None
         http.raise_for_status("LinkedIn", response, detail, creates=creates, reset_at=reset_at)
+
+
+def _from_epoch_ms(value: object) -> datetime | None:
+    """LinkedIn's ``publishedAt`` / ``createdAt`` (epoch milliseconds) as aware UTC; None if absent."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)

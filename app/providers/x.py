@@ -49,6 +49,16 @@ def needs_refresh(
     return account.expires_at is not None and account.expires_at - now <= margin
 
 
+def _created_at(value: object) -> datetime | None:
+    """A tweet's ``created_at`` (ISO 8601, ``2026-11-27T04:00:00.000Z``) as aware UTC; None if absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
 def normalise_for_match(text: str) -> str:
     """``text`` reduced to what survives X's rendering, for comparing a draft with a tweet.
 
@@ -159,7 +169,8 @@ class XPublisher(http.PlatformClient):
             for tweet in body.get("data") or []:
                 if normalise_for_match(str(tweet.get("text", ""))) == wanted:
                     tweet_id = str(tweet["id"])
-                    return PublishResult(tweet_id, f"https://x.com/i/web/status/{tweet_id}")
+                    return PublishResult(tweet_id, f"https://x.com/i/web/status/{tweet_id}",
+                                         published_at=_created_at(tweet.get("created_at")))
             next_token = (body.get("meta") or {}).get("next_token")
             if not next_token:
                 break
