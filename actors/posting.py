@@ -5,7 +5,9 @@ The work is in :mod:`app.workflows.publish`; this actor only waits, rate-limits 
 **Stopping.** A message arrives up to a few seconds before its post's second and waits here.
 When the worker is told to stop (SIGTERM: Dramatiq's ``before_worker_shutdown``), every wait
 ends at once and hands its message back: the same publish (same claim token, so the same
-message id) is sent again for another worker, and this one is acknowledged. A platform call
+message id) is sent again for another worker once this worker's consumers have stopped
+(``after_worker_shutdown``; sent earlier, this very worker could fetch it again and take it
+down with it), and the waiting message is acknowledged. A platform call
 already in flight is finished, bounded by ``PROVIDER_TIMEOUT_SECONDS``; a worker killed before
 it ends leaves a ``publishing`` post that the minute's recovery reconciles with the platform.
 So a posting worker needs a stop period of ``PROVIDER_TIMEOUT_SECONDS`` plus a few seconds
@@ -41,10 +43,13 @@ RATE_LIMITED_RETRY = timedelta(seconds=60)
 
 
 class StopWaiting(dramatiq.Middleware):
-    """Ends every publish wait when the worker is told to stop (see the module docstring)."""
+    """Ends every publish wait when the worker is told to stop; sends the handed-back messages
+    once its consumers are gone (see the module docstring)."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._handed_back: list[PublishPost] = []
 
     def before_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
         self.stopping.clear()
@@ -52,11 +57,22 @@ class StopWaiting(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         self.stopping.set()
 
+    def hand_back(self, intent: PublishPost) -> None:
+        with self._lock:
+            self._handed_back.append(intent)
 
-def _stop_event(broker: Broker) -> threading.Event | None:
+    def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
+        with self._lock:
+            intents, self._handed_back = self._handed_back, []
+        if intents:
+            send(intents, get_runtime().now(), broker=broker)
+            logger.info("handed %d waiting publish message(s) back to the queue", len(intents))
+
+
+def _stop_waiting(broker: Broker) -> StopWaiting | None:
     for middleware in broker.middleware:
         if isinstance(middleware, StopWaiting):
-            return middleware.stopping
+            return middleware
     return None
 
 
@@ -95,10 +111,11 @@ def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> N
     runtime = get_runtime()
     if due_at:
         due = datetime.fromisoformat(due_at).astimezone(UTC)
-        if not sleep_until(due, runtime.now, _stop_event(dramatiq.get_broker())):
-            # Stopping: hand the message back (same token and id) before this one is acknowledged.
-            send([PublishPost(post_id, claim_token, due)], runtime.now())
-            logger.info("post %s: worker stopping, message handed back", post_id)
+        stop = _stop_waiting(dramatiq.get_broker())
+        if not sleep_until(due, runtime.now, stop.stopping if stop else None):
+            assert stop is not None
+            # Stopping: the same message (token and id) goes back once the consumers are gone.
+            stop.hand_back(PublishPost(post_id, claim_token, due))
             return
     target = publish_target(runtime, post_id)
     limiter = rate_limiter(runtime.settings, *target) if target else None
