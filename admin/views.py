@@ -35,6 +35,8 @@ from admin.reports import WeeklyReportView
 from admin.review import ReviewQueueView
 from admin.users import UserView
 from app.audit import record
+from app.clock import utcnow
+from app.lifecycle import why_late
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -105,10 +107,17 @@ def _external_id(view: Any, context: Any, post: Post, name: str) -> Markup | str
     return value
 
 
+def _late(view: Any, context: Any, post: Post, name: str) -> str:
+    """Why a post is past its time and not out (waiting for its message, being recovered,
+    reconciling...), and since when: the same words as ``autopilot posts list``."""
+    late = why_late(post, utcnow())
+    return f"{late[0]}, since {late[1]:%Y-%m-%d %H:%M:%S} UTC" if late else ""
+
+
 class PostView(ReadOnlyModelView):
     """``/admin/posts/``: every post. Changes go through the review queue (app.posts)."""
 
-    column_list = ("id", "user", "platform", "status", "scheduled_at", "published_at",
+    column_list = ("id", "user", "platform", "status", "late_reason", "scheduled_at", "published_at",
                    "external_id", "attempts", "review_reason", "text")
     column_sortable_list = ("id", "platform", "status", "scheduled_at", "published_at", "attempts")
     column_default_sort = ("scheduled_at", True)
@@ -119,9 +128,9 @@ class PostView(ReadOnlyModelView):
         "user.email",
         "origin",
     )
-    column_labels = {"user.email": "User email"}
-    column_formatters = {"external_id": _external_id, "text": truncate(100)}
-    column_formatters_detail = {"external_id": _external_id}
+    column_labels = {"user.email": "User email", "late_reason": "Late (why, since)"}
+    column_formatters = {"external_id": _external_id, "text": truncate(100), "late_reason": _late}
+    column_formatters_detail = {"external_id": _external_id, "late_reason": _late}
 
 
 class WorkflowExecutionView(ReadOnlyModelView):
