@@ -15,6 +15,7 @@ from collections.abc import Collection
 import dramatiq
 import pendulum
 from dramatiq import Broker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -62,16 +63,16 @@ class MessagesInFlight(dramatiq.Middleware):
         with self._lock:
             self._counts[message.message_id] += 1
 
-    def _done(self, message: dramatiq.Message) -> None:
+    def _done(self, message: dramatiq.Message | MessageProxy) -> None:
         with self._lock:
             self._counts[message.message_id] -= 1
             if self._counts[message.message_id] <= 0:
                 del self._counts[message.message_id]
 
-    def after_ack(self, broker: Broker, message: dramatiq.Message) -> None:
+    def after_ack(self, broker: Broker, message: MessageProxy) -> None:
         self._done(message)
 
-    def after_nack(self, broker: Broker, message: dramatiq.Message) -> None:
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:
         self._done(message)
 
     def alive(self, message_ids: Collection[str]) -> set[str]:

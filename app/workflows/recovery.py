@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -195,13 +196,13 @@ def _interrupted(runtime: Runtime, session: Session, now: datetime, started_befo
                  probe: MessageProbe | None, everything_lost: bool,
                  recovery: Recovery) -> list[tuple[Claim, AccountCredentials | None]]:
     """Publishes whose worker is gone, marked as reconciling, with their account's credentials."""
-    rows = session.execute(
+    rows: list[Any] = list(session.execute(
         select(Post, PlatformAccount)
         .outerjoin(PlatformAccount, (PlatformAccount.user_id == Post.user_id)
                    & (PlatformAccount.platform == Post.platform))
         .where(Post.status == PostStatus.PUBLISHING, Post.publish_started_at < started_before)
         .order_by(Post.publish_started_at, Post.id)
-    ).all()
+    ).all())
     if probe is not None and not everything_lost and rows:
         alive = probe.alive([post.claim_token for post, _ in rows if post.claim_token])
         backstop = now - DEFAULT_PUBLISHING_BACKSTOP
