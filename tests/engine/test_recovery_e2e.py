@@ -198,8 +198,8 @@ def check_published_once(rig: Rig, ids: list[int], *, bound: timedelta = BOUND) 
 
 
 def test_sigkill_mid_publish_four_times_every_post_once_and_on_time(rig: Rig) -> None:
-    start = rig.runtime.now() + timedelta(seconds=6)
-    ids = [rig.schedule(start + timedelta(seconds=1.5 * i), f"Post {i} survives SIGKILL.") for i in range(20)]
+    start = rig.runtime.now() + timedelta(seconds=5)
+    ids = [rig.schedule(start + timedelta(seconds=1.2 * i), f"Post {i} survives SIGKILL.") for i in range(20)]
     hold_creates(rig.fx, 40)
     kills = []
     with Ticker(rig.runtime, rig.broker) as ticker:
@@ -224,7 +224,7 @@ def test_sigkill_mid_publish_four_times_every_post_once_and_on_time(rig: Rig) ->
 
 
 def test_flushdb_right_after_the_dispatch_claimed_ten_posts(rig: Rig) -> None:
-    start = rig.runtime.now() + timedelta(seconds=8)
+    start = rig.runtime.now() + timedelta(seconds=6)
     ids = [rig.schedule(start + timedelta(seconds=0.5 * i), f"Post {i} outlives FLUSHDB.") for i in range(10)]
     ticker = Ticker(rig.runtime, rig.broker)
     ticker.tick()  # the dispatch claims all ten and sends their messages
@@ -256,7 +256,7 @@ def test_a_crash_between_claim_and_send_and_a_scheduler_down_then_back(rig: Rig)
     with first, second:
         first.paused.set()  # both down: nothing dispatches meanwhile
         during = [rig.schedule(down_from + timedelta(seconds=4 + i), f"Due while down {i}.") for i in range(3)]
-        time.sleep(10)
+        time.sleep(7)
         assert {p.status for p in rig.posts(during)} == {PostStatus.SCHEDULED}
         back = rig.runtime.now()
         second.paused.clear()
