@@ -18,15 +18,20 @@ from app.broker import build_broker
 from app.config import Settings
 from app.workflows.jobs import catalogue
 
-__all__ = ["setup"]
+__all__ = ["register", "setup"]
 
 
 def setup(settings: Settings) -> Broker:
     """Build the broker for ``settings``, make it the process's broker, register every actor."""
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
+    register(broker, settings)
+    return broker
+
+
+def register(broker: Broker, settings: Settings) -> None:
+    """Declare every actor on ``broker`` (one that is not the process's, e.g. a test's sender)."""
     jobs = catalogue(settings)
     periodic.register(broker, jobs)
     per_user.register(broker, jobs)
     posting.register(broker)
-    return broker

@@ -56,13 +56,20 @@ def send_manual_run(broker: dramatiq.Broker, job: str, slot: datetime, *,
                                            args=(job, slot.isoformat()), kwargs={}, options=options))
 
 
-def send(intents: Sequence[Intent], now: datetime) -> int:
-    """Send each intent to its actor on the process's broker; returns how many were sent."""
-    broker = dramatiq.get_broker()
+def send(intents: Sequence[Intent], now: datetime, *, broker: dramatiq.Broker | None = None) -> int:
+    """Send each intent to its actor on ``broker`` (default: the process's); returns how many.
+
+    A publish message's id is its claim token: recovery asks the broker whether the message
+    holding a post still exists by that id (:mod:`actors.liveness`).
+    """
+    broker = broker or dramatiq.get_broker()
     for intent in intents:
         actor_name, args, eta, lead_ms = message_for(intent)
         delay = None
         if eta is not None:
             delay = max(0, int((eta - now).total_seconds() * 1000) - lead_ms) or None
-        broker.get_actor(actor_name).send_with_options(args=args, delay=delay)
+        message = broker.get_actor(actor_name).message_with_options(args=args)
+        if isinstance(intent, PublishPost):
+            message = message.copy(message_id=intent.claim_token)
+        broker.enqueue(message, delay=delay)
     return len(intents)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import dramatiq
 from dramatiq import Broker
 
+from actors.liveness import probe_for
 from actors.messages import (
     MANUAL_ACTOR,
     MANUAL_QUEUE,
@@ -26,7 +27,9 @@ def run_job(job: str, slot: str | None, trigger: str) -> None:
     """Claim the job's slot, run its steps, send what they ask; a duplicate does nothing."""
     runtime = get_runtime()
     slot_at = resolve_slot(job, slot or current_scheduled_at(), runtime.now())
-    result = run_tick(runtime, job, slot_at, trigger=trigger, message_id=current_message_id())
+    probe = probe_for(dramatiq.get_broker(), runtime.settings.worker_silence_seconds)
+    result = run_tick(runtime, job, slot_at, trigger=trigger, message_id=current_message_id(),
+                      messages=probe)
     if result.claimed:
         sent = send(result.intents, runtime.now())
         finish_tick(runtime, job, slot_at, sent=sent)

@@ -49,6 +49,7 @@ from admin.security import csp_nonce
 from admin.users import UserView
 from app.clock import utcnow
 from app.errors import ValidationError
+from app.lifecycle import why_late
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -179,18 +180,33 @@ def _external_id(view: Any, context: Any, post: Post, name: str) -> Markup | str
     return short(value, 24)
 
 
+def _late(view: Any, context: Any, post: Post, name: str) -> str:
+    """Why a post is past its time and not out (waiting for its message, being recovered,
+    reconciling...), and since when: the same words as ``autopilot posts list``."""
+    late = why_late(post, utcnow())
+    return f"{late[0]}, since {late[1]:%Y-%m-%d %H:%M:%S} UTC" if late else ""
+
+
+def _status(view: Any, context: Any, post: Post, name: str) -> Markup:
+    """The status, and under it why the post waits for review or is late: one column, so the
+    list fits a 1366-px screen."""
+    why = post.review_reason.value if post.review_reason else _late(view, context, post, name)
+    if not why:
+        return Markup("{}").format(post.status.value)
+    return Markup('{}<br><small class="text-muted">{}</small>').format(post.status.value, why)
+
+
 class PostView(ReadOnlyModelView):
     """``/admin/posts/``: every post. Changes go through the review queue (app.posts)."""
 
-    column_list = ("id", "user", "platform", "status", "scheduled_at", "published_at",
-                   "external_id", "review_reason", "text")
-    column_details_list = ("id", "user", "platform", "status", "origin", "topic", "scheduled_at", "slot_at",
-                           "queued_at", "publish_started_at", "published_at", "external_id", "attempts",
-                           "review_reason", "last_error", "impressions", "likes", "shares", "comments",
-                           "engagement_rate", "metrics_updated_at", "execution_id", "created_at",
+    column_list = ("id", "user", "platform", "status", "scheduled_at", "published_at", "external_id", "text")
+    column_details_list = ("id", "user", "platform", "status", "late_reason", "origin", "topic", "scheduled_at",
+                           "slot_at", "queued_at", "publish_started_at", "published_at", "external_id",
+                           "attempts", "review_reason", "last_error", "impressions", "likes", "shares",
+                           "comments", "engagement_rate", "metrics_updated_at", "execution_id", "created_at",
                            "updated_at", "text")
     column_labels = {"user.email": "User email", "scheduled_at": "Scheduled", "published_at": "Published",
-                     "review_reason": "Reason", "external_id": "External id"}
+                     "review_reason": "Reason", "external_id": "External id", "late_reason": "Late (why, since)"}
     column_sortable_list = ("id", "platform", "status", "scheduled_at", "published_at", "attempts")
     column_default_sort = ("scheduled_at", True)
     column_searchable_list = ("text", "topic")
@@ -202,9 +218,9 @@ class PostView(ReadOnlyModelView):
         *utc_time_filters(Post.scheduled_at, "Scheduled (UTC)"),
     )
     column_formatters = {"external_id": _external_id, "text": truncate(90), "user": user_link,
-                         "scheduled_at": post_time, "published_at": post_time}
+                         "scheduled_at": post_time, "published_at": post_time, "status": _status}
     column_formatters_detail = {
-        "external_id": _external_id, "user": user_link,
+        "external_id": _external_id, "user": user_link, "late_reason": _late,
         "scheduled_at": post_time, "published_at": post_time, "slot_at": post_time,
         "text": lambda v, c, m, n: Markup('<div class="post-text">{}</div>').format(m.text),
     }

@@ -8,10 +8,14 @@ which defaults apply.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
+from collections.abc import Collection
 
 import dramatiq
 import pendulum
 from dramatiq import Broker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -41,6 +45,39 @@ DEFAULT_MAX_BACKOFF = 10 * 60 * 1000
 #: Periodiq drops periodic messages older than this many seconds; our slot claim makes late
 #: runs safe, so a message that waited in a busy queue is never dropped (a week, in seconds).
 PERIODIC_SKIP_DELAY = 7 * 24 * 3600
+
+
+class MessagesInFlight(dramatiq.Middleware):
+    """The in-process broker's answer to "is this message alive?" (a ``MessageProbe``).
+
+    Counts each message id from enqueue to acknowledgement; a delayed message is counted twice
+    while it moves from the delay queue to its queue, so the count never drops to zero early.
+    Only meaningful inside the process that runs the workers (``autopilot run``, the demo).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def after_enqueue(self, broker: Broker, message: dramatiq.Message, delay: int | None) -> None:
+        with self._lock:
+            self._counts[message.message_id] += 1
+
+    def _done(self, message: dramatiq.Message | MessageProxy) -> None:
+        with self._lock:
+            self._counts[message.message_id] -= 1
+            if self._counts[message.message_id] <= 0:
+                del self._counts[message.message_id]
+
+    def after_ack(self, broker: Broker, message: MessageProxy) -> None:
+        self._done(message)
+
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:
+        self._done(message)
+
+    def alive(self, message_ids: Collection[str]) -> set[str]:
+        with self._lock:
+            return {message_id for message_id in message_ids if self._counts.get(message_id, 0) > 0}
 
 
 def pin_schedule_to_utc() -> None:
@@ -102,7 +139,7 @@ def build_broker(settings: Settings) -> Broker:
                              heartbeat_timeout=settings.redis_heartbeat_timeout_ms,
                              maintenance_chance=settings.redis_maintenance_chance)
     else:
-        broker = StubBroker(middleware=middleware())
+        broker = StubBroker(middleware=[*middleware(), MessagesInFlight()])
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker

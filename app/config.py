@@ -87,6 +87,12 @@ class Settings:
     #: Read timeout of provider HTTP calls, in seconds. A publish that times out after its
     #: request was sent has an unknown outcome and is reconciled, never retried blindly.
     provider_timeout_seconds: int = 30
+    #: Seconds after its instant (or its sending) before a queued post whose message is nowhere
+    #: in the broker is re-sent, and before a publish whose message is gone is reconciled.
+    message_grace_seconds: int = 10
+    #: Seconds without a Dramatiq heartbeat after which a worker counts as dead: the messages it
+    #: holds are lost to us (Dramatiq itself returns them only after its heartbeat timeout).
+    worker_silence_seconds: int = 15
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
     #: Send the admin's session cookie over HTTPS only. Unset: on, except in Flask's debug
@@ -160,7 +166,7 @@ class Settings:
         for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
                      "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS", "OPS_QUEUE_DEPTH_MAX",
-                     "OPS_SCHEDULER_SILENCE_SECONDS",
+                     "OPS_SCHEDULER_SILENCE_SECONDS", "MESSAGE_GRACE_SECONDS", "WORKER_SILENCE_SECONDS",
                      "REDIS_MAINTENANCE_CHANCE"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")

@@ -6,15 +6,21 @@ Workflows never import Dramatiq and never name an actor: they return these inten
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-__all__ = ["Intent", "PublishPost", "RunSlot", "RunUserStep"]
+__all__ = ["Intent", "MessageProbe", "PublishPost", "RunSlot", "RunUserStep"]
 
 
 @dataclass(frozen=True)
 class PublishPost:
-    """Publish the post held by ``claim_token`` at ``due_at`` (never earlier)."""
+    """Publish the post held by ``claim_token`` at ``due_at`` (never earlier).
+
+    Its message carries the claim token as its message id, so recovery can ask the broker
+    whether the message holding a post still exists (:class:`MessageProbe`).
+    """
 
     post_id: int
     claim_token: str
@@ -39,3 +45,16 @@ class RunSlot:
 
 
 Intent = PublishPost | RunUserStep | RunSlot
+
+
+class MessageProbe(Protocol):
+    """Which messages still exist and will be worked: the broker's answer to recovery.
+
+    Given message ids (a :class:`PublishPost` message's id is its claim token), return the
+    ones that are waiting in a queue, or held by a worker that is alive. A message held by a
+    worker whose heartbeat stopped, or gone from the broker altogether (its data lost), is not
+    alive. Built by the actor layer (``actors.liveness``): workflows never import Dramatiq.
+    """
+
+    def alive(self, message_ids: Collection[str]) -> set[str]:
+        ...

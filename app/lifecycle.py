@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import record
-from app.models import Post, PostStatus, ReviewReason
+from app.models import LateReason, Post, PostStatus, ReviewReason
 from app.notifications import notify
 from app.providers.base import PublishResult
 
@@ -43,7 +43,7 @@ __all__ = [
     "IllegalMove", "NOTIFY_REVIEW_QUEUE", "PublishOutcome", "RESCHEDULABLE", "chunks", "claim_for_publishing",
     "describe", "superseded",
     "move", "move_many", "new_claim_token", "record_published", "retry", "review", "review_queue_size",
-    "alert_review_queue", "stale_at",
+    "alert_review_queue", "stale_at", "why_late",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,32 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:DEFAULT_ERROR_LENGTH]
 
 
+def why_late(post: Post, now: datetime) -> tuple[str, datetime] | None:
+    """Why a post that should be out by ``now`` is not, and since when; None if it is not late.
+
+    What an operator sees in ``autopilot posts list`` and the admin: a post waiting for the
+    dispatcher (scheduler down), for its message, for its retry, being recovered (its message
+    was lost and re-sent), publishing, or being reconciled with the platform.
+    """
+    status, due = post.status, post.scheduled_at
+    if status == S.SCHEDULED and now > due:
+        return "waiting for the dispatcher", due
+    if status == S.QUEUED:
+        if post.late_reason == LateReason.RESENT and post.late_since is not None:
+            return "being recovered: its message was lost and re-sent", post.late_since
+        if now <= due:
+            return None
+        if post.queued_at is not None and post.queued_at > due:
+            return f"waiting for its retry (due {post.queued_at:%H:%M:%S} UTC)", due
+        return "waiting for its message", due
+    if status == S.PUBLISHING:
+        if post.late_reason == LateReason.RECONCILING and post.late_since is not None:
+            return "reconciling: asking the platform whether it went out", post.late_since
+        if now > due and post.publish_started_at is not None:
+            return "publishing: waiting for the platform's answer", post.publish_started_at
+    return None
+
+
 def chunks(items: Sequence[Any], size: int = DEFAULT_CLAIM_BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -181,7 +207,8 @@ def claim_for_publishing(session: Session, post_id: int, token: str, now: dateti
     row = session.execute(
         update(Post)
         .where(Post.id == post_id, Post.status == S.QUEUED, Post.claim_token == token)
-        .values(status=S.PUBLISHING, publish_started_at=now, attempts=Post.attempts + 1)
+        .values(status=S.PUBLISHING, publish_started_at=now, attempts=Post.attempts + 1,
+                late_reason=None, late_since=None)
         .returning(Post.user_id, Post.platform, Post.text, Post.scheduled_at, Post.attempts)
         .execution_options(synchronize_session=False)
     ).first()
@@ -252,7 +279,13 @@ def retry(session: Session, claim: Claim, retry_at: datetime, error: str, now: d
 
 def record_published(session: Session, claim: Claim, result: PublishResult, done: datetime, *,
                      action: str = "post.published", error: str | None = None) -> PublishOutcome:
-    """Record a post that exists on the platform (published, or found by reconciliation)."""
+    """Record a post that exists on the platform (published, or found by reconciliation).
+
+    Its publish time is the platform's own creation time when the platform gave one (a post
+    found by reconciliation went out when the platform says, not when we looked), else ``done``.
+    """
+    if result.published_at is not None:
+        done = result.published_at
     values: dict[str, Any] = {"external_id": result.external_id, "published_at": done,
                               "last_error": error, "review_reason": None, "claim_token": None}
     moved = move(session, claim.post_id, source=S.PUBLISHING, target=S.PUBLISHED, token=claim.token,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
 from app.orm import Base, CreatedAt, IntPK, UpdatedAt, UserFK, enum_column
-from app.statuses import AccountStatus, ExecutionStatus, PostStatus, ReviewReason
+from app.statuses import AccountStatus, ExecutionStatus, LateReason, PostStatus, ReviewReason
 
 
 class User(Base):
@@ -161,6 +161,10 @@ class Post(Base):
     review_reason: Mapped[ReviewReason | None] = mapped_column(enum_column(ReviewReason, 40))
     #: Identifies one claim of the post by a worker, so a stale worker cannot overwrite it.
     claim_token: Mapped[str | None] = mapped_column(String(64))
+    #: Why the post is late, as recovery last acted on it (re-sent, reconciling), and since when;
+    #: cleared when it is claimed or leaves the publishing path (see app.lifecycle).
+    late_reason: Mapped[LateReason | None] = mapped_column(enum_column(LateReason, 20))
+    late_since: Mapped[datetime | None]
     execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("workflow_executions.id", ondelete="SET NULL")
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AccountStatus", "ExecutionStatus", "PostStatus", "ReviewReason"]
+__all__ = ["AccountStatus", "ExecutionStatus", "LateReason", "PostStatus", "ReviewReason"]
 
 
 class AccountStatus(StrEnum):
@@ -39,6 +39,16 @@ class ReviewReason(StrEnum):
     NEEDS_REAUTH = "needs_reauth"
     RETRIES_EXHAUSTED = "retries_exhausted"
     OPERATOR_PROBLEM = "operator_problem"  # billing, a usage cap, a sunset API version
+
+
+class LateReason(StrEnum):
+    """Why a ``queued`` or ``publishing`` post is past its time, as recovery last saw it.
+
+    A queued post past its time with no reason recorded is simply waiting for its message.
+    """
+
+    RESENT = "resent"  # its message was lost; recovery re-sent it under a new claim token
+    RECONCILING = "reconciling"  # its publish was interrupted; recovery is asking the platform
 
 
 class ExecutionStatus(StrEnum):

@@ -1,26 +1,37 @@
-"""``autopilot posts``: list, show, schedule one-off posts, approve and cancel."""
+"""``autopilot posts``: list, show, schedule one-off posts, approve, cancel, and recover now."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
+import dramatiq
 from rich.table import Table
 from sqlalchemy import select
 
+import actors
+from actors.liveness import probe_for
+from actors.messages import send
 from app import posts as post_service
-from app.cli.common import console, emit, json_option, parse_instant, session
+from app.broker import drain
+from app.cli.common import console, emit, json_option, parse_instant, session, settings
+from app.cli.schedule import IN_PROCESS_POLL_MS
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
+from app.lifecycle import why_late
 from app.models import Post, PostStatus, User
 from app.providers.sandbox import is_sandbox_id
+from app.runtime import get_runtime
 from app.users import get_user
+from app.workflows.recovery import recover_posts
 
 
-def describe(post: Post, user: User) -> dict[str, Any]:
-    """A post as plain data, with its time in UTC and in the user's own zone."""
+def describe(post: Post, user: User, now: datetime | None = None) -> dict[str, Any]:
+    """A post as plain data, with its time in UTC and in the user's own zone, and why it is late."""
     zone = user.settings.timezone if user.settings else "UTC"
+    late = why_late(post, now or utcnow())
     local = post.scheduled_at.astimezone(ZoneInfo(zone))
     external = post.external_id
     return {
@@ -40,6 +51,7 @@ def describe(post: Post, user: User) -> dict[str, Any]:
         "published_at": post.published_at,
         "external_id": external,
         "simulated": is_sandbox_id(external),
+        "late": {"why": late[0], "since": late[1]} if late else None,
     }
 
 
@@ -47,6 +59,11 @@ def _external(data: dict[str, Any]) -> str:
     if not data["external_id"]:
         return ""
     return f"{data['external_id']} (sandbox (simulated))" if data["simulated"] else data["external_id"]
+
+
+def _late(data: dict[str, Any]) -> str:
+    late = data["late"]
+    return f"{late['why']}, since {late['since']:%H:%M:%S} UTC" if late else ""
 
 
 def _when(data: dict[str, Any]) -> str:
@@ -63,6 +80,8 @@ def _print_post(data: dict[str, Any]) -> None:
     table.add_row("origin", data["origin"])
     if data["topic"]:
         table.add_row("topic", data["topic"])
+    if data["late"]:
+        table.add_row("late", _late(data))
     if data["review_reason"]:
         table.add_row("review reason", data["review_reason"])
     if data["last_error"]:
@@ -98,13 +117,14 @@ def list_posts(email: str | None, status: str | None, limit: int, as_json: bool)
         if status:
             query = query.where(Post.status == status)
         rows = s.execute(query.order_by(Post.scheduled_at.desc(), Post.id.desc()).limit(limit)).all()
-        data = [describe(post, user) for post, user in rows]
+        now = utcnow()
+        data = [describe(post, user, now) for post, user in rows]
 
     def render(items: list[dict[str, Any]]) -> None:
-        table = Table("id", "user", "platform", "status", "scheduled (UTC)", "local", "reason / error",
+        table = Table("id", "user", "platform", "status", "scheduled (UTC)", "local", "late / reason / error",
                       "external id", "text")
         for d in items:
-            problem = " / ".join(x for x in (d["review_reason"], d["last_error"]) if x)
+            problem = " / ".join(x for x in (_late(d), d["review_reason"], d["last_error"]) if x)
             text = d["text"] if len(d["text"]) <= 50 else d["text"][:47] + "..."
             table.add_row(str(d["id"]), d["user"], d["platform"], d["status"], f"{d['scheduled_at']:%Y-%m-%d %H:%M}",
                           f"{d['scheduled_local'][:16].replace('T', ' ')} {d['timezone']}", problem,
@@ -164,3 +184,46 @@ def cancel(post_id: int, as_json: bool) -> None:
         post = post_service.cancel(s, post_id)
         data = describe(post, post.user)
     emit(data, as_json, lambda d: click.echo(f"cancelled post {d['id']}"))
+
+
+@posts.command()
+@json_option
+def recover(as_json: bool) -> None:
+    """Recover now: re-send posts whose message was lost, reconcile interrupted publishes.
+
+    What the minute job's ``recover_lost_posts`` step does, run at once whatever the slot. With
+    Redis, the broker is asked which messages are alive; with the in-process broker nothing can
+    be asked, so only posts 3 minutes past their time are presumed lost, and they are published
+    here, in this process.
+    """
+    runtime = get_runtime()
+    broker = actors.setup(settings())
+    probe = probe_for(broker, runtime.settings.worker_silence_seconds) if settings().redis_url else None
+    now = runtime.now()
+    recovery = recover_posts(runtime, now, probe)
+    if settings().redis_url:
+        send(recovery.resent, runtime.now())
+    elif recovery.resent:
+        _publish_in_process(broker, recovery.resent)
+    data = {"at": now, **recovery.counts(), "broker": "redis" if probe is not None else "in-process",
+            "resent_posts": [{"id": i.post_id, "due_at": i.due_at} for i in recovery.resent]}
+
+    def render(d: dict[str, Any]) -> None:
+        click.echo(f"recovered at {d['at']:%Y-%m-%d %H:%M:%S} UTC: {d['resent']} lost message(s) re-sent, "
+                   f"{d['reconciled']} interrupted publish(es) found on the platform and recorded, "
+                   f"{d['reviewed']} sent to review, {d['alive']} still held by a live worker (left alone)")
+        for post in d["resent_posts"]:
+            click.echo(f"  post {post['id']}: re-sent, due {post['due_at']:%Y-%m-%d %H:%M:%S} UTC")
+
+    emit(data, as_json, render)
+
+
+def _publish_in_process(broker: Any, intents: list[Any]) -> None:
+    """The in-process broker: work the re-sent messages here until every queue is empty."""
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=IN_PROCESS_POLL_MS)
+    worker.start()
+    try:
+        send(intents, utcnow(), broker=broker)
+        drain(broker)
+    finally:
+        worker.stop()

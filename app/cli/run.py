@@ -68,6 +68,7 @@ def run(threads: int) -> None:
     import periodiq
 
     import actors
+    from actors.liveness import probe_for
     from actors.messages import send
     from app import migrate
     from app.broker import QUEUES
@@ -81,7 +82,9 @@ def run(threads: int) -> None:
     worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.start()
     in_process = not runtime.settings.redis_url
-    sent = send(recovery_intents(runtime, runtime.now(), messages_lost=in_process), runtime.now())
+    probe = probe_for(broker, runtime.settings.worker_silence_seconds)
+    sent = send(recovery_intents(runtime, runtime.now(), messages_lost=in_process, messages=probe),
+                runtime.now())
     click.echo(f"autopilot running: queues {', '.join(QUEUES)}; "
                f"{sent} recovery message(s) sent; Ctrl-C to stop")
     periodic = [a for a in broker.actors.values() if "periodic" in a.options]

@@ -82,6 +82,24 @@ def _job_run(job: str, slot: datetime) -> dict[str, Any] | None:
                 "claimed_at": run.claimed_at, "finished_at": run.finished_at, "error": run.error}
 
 
+def _render_already_ran(d: dict[str, Any]) -> None:
+    run = d["run"]
+    when = f"{d['slot']:%Y-%m-%d %H:%M} UTC"
+    if run is None:
+        click.echo(f"{d['job']} did not run for slot {when} (nothing done)")
+        return
+    line = (f"{d['job']} already ran for this slot ({when}): claimed {run['claimed_at']:%Y-%m-%d %H:%M:%S} UTC "
+            f"by its {run['trigger']} trigger, {run['status']}")
+    if run["finished_at"] is not None:
+        line += f", finished {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC"
+    click.echo(line + " (nothing done; each slot runs once)")
+    if d["job"] in RECOVERY_JOBS:
+        click.echo("to recover stuck posts now, whatever the slot: autopilot posts recover")
+
+
+#: Jobs whose by-hand trigger usually means "recover stuck posts now".
+RECOVERY_JOBS = ("sweep_stuck_posts", "dispatch_due_posts")
+
 #: How long an in-process worker thread waits on an empty queue before checking for stop, in ms.
 IN_PROCESS_POLL_MS = 100
 
@@ -114,8 +132,16 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
         raise ValidationError([FieldError("slot", slot or "", f"not an ISO 8601 instant with offset ({exc})")]) \
             from None
 
-    broker = actors.setup(settings())
     data: dict[str, Any] = {"job": job, "slot": slot_at}
+    before = _job_run(job, slot_at)
+    if before is not None:
+        # Claimed already (by the periodic tick, another trigger or a catch-up): a trigger for
+        # this slot would do nothing, so say so rather than report it queued or run.
+        data.update(mode="not-run", ran=False, run=before)
+        emit(data, as_json, _render_already_ran)
+        return
+
+    broker = actors.setup(settings())
     if settings().redis_url:
         message = send_manual_run(broker, job, slot_at)
         data.update(mode="enqueued", message_id=message.message_id)
@@ -124,17 +150,16 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
             f"(message {d['message_id']}); a worker bound to 'legacy' runs it once per slot"))
         return
 
-    before = _job_run(job, slot_at)
     message_id = _run_in_process(broker, job, slot_at)
     after = _job_run(job, slot_at)
-    ran = before is None and after is not None
+    ran = after is not None and after["trigger"] == "manual"
     data.update(mode="in-process", message_id=message_id, ran=ran, run=after)
 
     def render(d: dict[str, Any]) -> None:
-        when = f"{d['slot']:%Y-%m-%d %H:%M} UTC"
         if not d["ran"]:
-            click.echo(f"{d['job']} already ran for this slot ({when}) (nothing done)")
+            _render_already_ran(d)
             return
+        when = f"{d['slot']:%Y-%m-%d %H:%M} UTC"
         run = d["run"]
         line = f"{d['job']} ran for slot {when}: {run['status']}, {run['fanned_out']} message(s) fanned out"
         click.echo(line + (f"; error: {run['error']}" if run["error"] else ""))

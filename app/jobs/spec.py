@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from periodiq import CronSpec, cron
 
-from app.intents import Intent
+from app.intents import Intent, MessageProbe
 from app.jobs import fires
 
 if TYPE_CHECKING:
@@ -45,6 +45,11 @@ class Tick:
     #: At start-up on the in-process broker every in-flight message died with the last process,
     #: so recovery steps treat anything in flight as lost at once instead of after their grace.
     messages_lost: bool = False
+    #: The broker's view of which messages are alive (None: no broker to ask, e.g. a test).
+    messages: MessageProbe | None = None
+    #: When an interrupted attempt at this same slot claimed it (a redelivered tick): what
+    #: that attempt claimed and did not hand to the broker is re-sent without waiting.
+    resumed_from: datetime | None = None
 
 
 #: A step's work: database work in its own short sessions, returning what to send.

@@ -82,6 +82,9 @@ class TokenSet:
 class PublishResult:
     external_id: str
     url: str | None = None
+    #: When the platform says the post was created (reconciliation reads it back); None: the
+    #: platform did not say, and the moment its answer arrived is recorded instead.
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,8 @@ class LinkedInPublisher(http.PlatformClient):
                 continue
             if _normalise(unescape_little_text(str(post.get("commentary", "")))) == wanted:
                 urn = str(post["id"])
-                return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}")
+                return PublishResult(urn, f"https://www.linkedin.com/feed/update/{urn}",
+                                     published_at=_from_epoch_ms(created))
         return None
 
     def refresh(self, account: AccountCredentials) -> TokenSet:
@@ -411,3 +412,10 @@ def from_settings(settings: Settings, timeout: httpx.Timeout) -> LinkedInPublish
     return LinkedInPublisher(settings.linkedin_api_base_url, settings.linkedin_oauth_base_url,
                              settings.linkedin_version, settings.linkedin_client_id,
                              settings.linkedin_client_secret, timeout=timeout)
+
+
+def _from_epoch_ms(value: object) -> datetime | None:
+    """LinkedIn's ``publishedAt`` / ``createdAt`` (epoch milliseconds) as aware UTC; None if absent."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)

@@ -40,6 +40,16 @@ DEFAULT_TIMELINE_PAGE = 10
 _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
+def _created_at(value: object) -> datetime | None:
+    """A tweet's ``created_at`` (ISO 8601, ``2026-11-27T04:00:00.000Z``) as aware UTC; None if absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
 def normalise_for_match(text: str) -> str:
     """``text`` reduced to what survives X's rendering, for comparing a draft with a tweet.
 
@@ -185,7 +195,8 @@ class XPublisher(http.PlatformClient):
             for tweet in body.get("data") or []:
                 if normalise_for_match(str(tweet.get("text", ""))) == wanted:
                     tweet_id = str(tweet["id"])
-                    return PublishResult(tweet_id, f"https://x.com/i/web/status/{tweet_id}")
+                    return PublishResult(tweet_id, f"https://x.com/i/web/status/{tweet_id}",
+                                         published_at=_created_at(tweet.get("created_at")))
             next_token = (body.get("meta") or {}).get("next_token")
             if not next_token:
                 break

@@ -3,6 +3,10 @@
 Redis only ever carries work due now or within a minute or two; the schedule itself stays in
 the database (ARCHITECTURE decision 1). Each claimed post gets its own claim token and a
 :class:`~app.intents.PublishPost` intent the actor layer sends to land just before its second.
+
+The minute job first recovers (:mod:`app.workflows.recovery`): lost messages are re-sent and
+interrupted publishes reconciled within seconds, and what an interrupted attempt of this tick
+claimed but never sent goes out again (a claim is committed before its messages are sent).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
 from app.lifecycle import alert_review_queue, chunks, move_many, new_claim_token
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
 from app.runtime import Runtime
+from app.workflows.recovery import RECOVER_LOST_POSTS
 
 __all__ = ["DEFAULT_DISPATCH_HORIZON", "DISPATCH_DUE_POSTS", "dispatch_due_posts"]
 
@@ -90,7 +95,8 @@ CLAIM_DUE_POSTS = Step(
 
 DISPATCH_DUE_POSTS = PeriodicJob(
     "dispatch_due_posts", "* * * * *", "posting",
-    "Hand the posts due in the next two minutes to the workers; catch up missed daily slots",
-    steps=(CLAIM_DUE_POSTS, CATCH_UP_MISSED_SLOTS),
+    "Recover lost messages and interrupted publishes; hand the posts due in the next two minutes "
+    "to the workers; catch up missed daily slots",
+    steps=(RECOVER_LOST_POSTS, CLAIM_DUE_POSTS, CATCH_UP_MISSED_SLOTS),
     claim_retention=timedelta(days=7),
 )

@@ -29,6 +29,8 @@ from app.lifecycle import (
     PublishOutcome,
     claim_for_publishing,
     describe,
+    move,
+    new_claim_token,
     record_published,
     retry,
     review,
@@ -49,7 +51,7 @@ from app.workflows.accounts import RefreshFailed, flag_reauth, refresh_tokens
 
 __all__ = [
     "DEFAULT_MAX_BACKOFF", "DEFAULT_MAX_PUBLISH_ATTEMPTS", "DEFAULT_MIN_BACKOFF", "DEFAULT_RATE_LIMIT_WAIT",
-    "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "look_for", "publish_post", "publish_target",
+    "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "look_for", "postpone", "publish_post", "publish_target",
     "retry_backoff",
 ]
 
@@ -81,6 +83,20 @@ def publish_target(runtime: Runtime, post_id: int) -> tuple[str, int] | None:
     with runtime.session_factory() as session:
         row = session.execute(select(Post.platform, Post.user_id).where(Post.id == post_id)).first()
     return (row[0], row[1]) if row is not None else None
+
+
+def postpone(runtime: Runtime, post_id: int, claim_token: str, retry_at: datetime) -> str | None:
+    """Keep a queued post waiting until ``retry_at`` (our own rate limit said no) under a new token.
+
+    Returns the new token to send, or None when ``claim_token`` no longer holds the post. A new
+    token means a new message id, so recovery never confuses the old message with the new one.
+    """
+    token = new_claim_token()
+    with runtime.session_factory() as session, session.begin():
+        if not move(session, post_id, source=PostStatus.QUEUED, target=PostStatus.QUEUED, token=claim_token,
+                    claim_token=token, queued_at=retry_at):
+            return None
+    return token
 
 
 def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime) -> PublishOutcome:

@@ -1,11 +1,9 @@
-"""The quarter-hour safety net: posts whose message was lost, publishes a dead worker left.
+"""The quarter-hour safety net: what the minute's recovery would do, plus the slower chores.
 
-* ``queued`` past its time (or retry time) by a grace: its message was lost. It gets a new
-  claim token (the old message, should it turn up, is skipped) and is sent again, or goes to
-  review when past the stale grace.
-* ``publishing`` for longer than a lease: its worker died mid-call. The platform is asked
-  whether the post exists, exactly as after an unknown outcome, and otherwise a person decides.
-* ``scheduled`` and due: dispatched as the minute's dispatch would.
+The minute job (:mod:`app.workflows.dispatch`) already re-sends lost messages and reconciles
+interrupted publishes within seconds (:mod:`app.workflows.recovery`); the sweep runs the same
+recovery again, then dispatches due ``scheduled`` posts as the minute's dispatch would, so a
+minute job that stopped running entirely still leaves nothing stuck for more than a quarter.
 
 The sweep job (:data:`SWEEP_STUCK_POSTS`) also re-sends lost per-user runs, emails pending
 notifications and prunes old slot claims, each a named step.
@@ -16,133 +14,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, select, tuple_
-from sqlalchemy.orm import Session
-
-from app.audit import record
-from app.errors import TokenDecryptionError
-from app.intents import Intent, PublishPost
+from app.intents import Intent, MessageProbe, PublishPost
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import PRUNE_OLD_CLAIMS
-from app.lifecycle import Claim, chunks, move_many, new_claim_token, record_published, review
-from app.models import PlatformAccount, Post, PostStatus, ReviewReason
 from app.notifications import send_pending_emails
-from app.providers.base import AccountCredentials, Publisher, PublishResult
 from app.runtime import Runtime
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.executions import REQUEUE_STALE_EXECUTIONS
-from app.workflows.publish import look_for
+from app.workflows.recovery import recover_posts
 
-__all__ = ["DEFAULT_PUBLISHING_LEASE", "DEFAULT_QUEUED_GRACE", "SWEEP_STUCK_POSTS", "sweep_stuck_posts"]
-
-#: A queued post this far past its time (or its retry time) has lost its message.
-DEFAULT_QUEUED_GRACE = timedelta(minutes=3)
-#: A post publishing for longer than this belongs to a worker that died mid-call.
-DEFAULT_PUBLISHING_LEASE = timedelta(minutes=2)
-#: With every in-flight message known lost, "overdue by" thresholds shrink to nothing.
-ALL_LOST = timedelta(days=-366)
+__all__ = ["SWEEP_STUCK_POSTS", "sweep_stuck_posts"]
 
 
-def sweep_stuck_posts(runtime: Runtime, now: datetime, *, queued_grace: timedelta = DEFAULT_QUEUED_GRACE,
-                      publishing_lease: timedelta = DEFAULT_PUBLISHING_LEASE) -> list[PublishPost]:
-    """Re-dispatch lost messages, reconcile dead workers' posts, dispatch due ones (module doc)."""
-    intents = _redispatch_lost(runtime, now, now - queued_grace)
-    _reconcile_abandoned(runtime, now, now - publishing_lease)
+def sweep_stuck_posts(runtime: Runtime, now: datetime, *, messages: MessageProbe | None = None,
+                      everything_lost: bool = False) -> list[PublishPost]:
+    """Recover lost messages and interrupted publishes, dispatch due posts (module doc).
+
+    ``messages``: the broker's answer to "is this message alive?"; without it, messages are
+    presumed lost only by time (see :mod:`app.workflows.recovery`).
+    """
+    intents = recover_posts(runtime, now, messages, everything_lost=everything_lost).resent
     merged = {d.post_id: d for d in dispatch_due_posts(runtime, now)}
     merged.update({d.post_id: d for d in intents})
     return sorted(merged.values(), key=lambda d: (d.due_at, d.post_id))
 
 
-def _redispatch_lost(runtime: Runtime, now: datetime, cutoff: datetime) -> list[PublishPost]:
-    grace = runtime.settings.stale_grace_minutes
-    stale_before = now - timedelta(minutes=grace)
-    with runtime.session_factory() as session, session.begin():
-        lost = session.execute(
-            select(Post.id, Post.user_id, Post.scheduled_at, Post.claim_token, Post.attempts,
-                   Post.platform, Post.text, Post.publish_started_at, Post.queued_at)
-            .where(Post.status == PostStatus.QUEUED, Post.scheduled_at < cutoff,
-                   (Post.queued_at.is_(None)) | (Post.queued_at < cutoff))
-            .order_by(Post.scheduled_at, Post.id)
-        ).all()
-        resend = []
-        for row in lost:
-            if row.scheduled_at < stale_before or row.claim_token is None:
-                claim = Claim(row.id, row.user_id, row.platform, row.text, row.scheduled_at,
-                              row.attempts, row.publish_started_at or now, row.claim_token or "")
-                review(session, claim, ReviewReason.STALE,
-                       f"its message was lost and it is more than {grace} minutes late", now,
-                       source=PostStatus.QUEUED)
-            else:
-                resend.append(row)
-        intents: list[PublishPost] = []
-        for chunk in chunks(resend):
-            tokens = {row.id: new_claim_token() for row in chunk}
-            # Still queued under the token it was lost with: a message that turned up meanwhile wins.
-            moved = move_many(
-                session, [r.id for r in chunk], source=PostStatus.QUEUED, target=PostStatus.QUEUED,
-                where=(tuple_(Post.id, Post.claim_token).in_([(r.id, r.claim_token) for r in chunk]),),
-                claim_token=case(tokens, value=Post.id), queued_at=now)
-            due = {r.id: max(now, r.scheduled_at, r.queued_at or now) for r in chunk}
-            for requeued in moved:
-                # Never early: a post re-sent before its time still waits for its second.
-                post_id = requeued.id
-                intents.append(PublishPost(post_id, tokens[post_id], due[post_id]))
-                record(session, "post.requeued", user_id=requeued.user_id, post_id=post_id,
-                       details={"reason": "message lost"})
-    return intents
-
-
-def _reconcile_abandoned(runtime: Runtime, now: datetime, started_before: datetime) -> None:
-    with runtime.session_factory() as session:
-        with session.begin():
-            work = _abandoned(runtime, session, now, started_before)
-        for claim, creds in work:
-            error = "the worker publishing it stopped mid-call"
-            found: PublishResult | None = None
-            try:
-                publisher: Publisher | None = runtime.providers.publisher(claim.platform)
-            except KeyError:
-                publisher = None
-            if publisher is None or creds is None:
-                note = "cannot check the platform: no publisher or no usable account"
-            else:
-                found, note = look_for(publisher, creds, claim)
-            with session.begin():
-                if found is not None:
-                    record_published(session, claim, found, runtime.now(), action="post.reconciled",
-                                     error=f"{error}; {note}")
-                else:
-                    review(session, claim, ReviewReason.OUTCOME_UNKNOWN, f"{error}; {note}", now)
-
-
-def _abandoned(runtime: Runtime, session: Session, now: datetime,
-               started_before: datetime) -> list[tuple[Claim, AccountCredentials | None]]:
-    """Posts publishing since before ``started_before``, with their account's credentials."""
-    rows = session.execute(
-        select(Post, PlatformAccount)
-        .outerjoin(PlatformAccount, (PlatformAccount.user_id == Post.user_id)
-                   & (PlatformAccount.platform == Post.platform))
-        .where(Post.status == PostStatus.PUBLISHING, Post.publish_started_at < started_before)
-        .order_by(Post.publish_started_at, Post.id)
-    ).all()
-    work = []
-    for post, account in rows:
-        claim = Claim(post.id, post.user_id, post.platform, post.text, post.scheduled_at,
-                      post.attempts, post.publish_started_at or now, post.claim_token or "")
-        creds: AccountCredentials | None = None
-        if account is not None:
-            try:
-                creds = runtime.vault.credentials(account)
-            except TokenDecryptionError:
-                creds = None
-        work.append((claim, creds))
-    return work
-
-
 def _recover_posts(tick: Tick) -> Sequence[Intent]:
-    if tick.messages_lost:
-        return sweep_stuck_posts(tick.runtime, tick.now, queued_grace=ALL_LOST)
-    return sweep_stuck_posts(tick.runtime, tick.now)
+    return sweep_stuck_posts(tick.runtime, tick.now, messages=tick.messages,
+                             everything_lost=tick.messages_lost)
 
 
 def _send_emails(tick: Tick) -> Sequence[Intent]:
@@ -153,8 +52,8 @@ def _send_emails(tick: Tick) -> Sequence[Intent]:
 
 RECOVER_STUCK_POSTS = Step(
     "recover_stuck_posts",
-    "Re-send posts whose message was lost (3 minutes overdue), reconcile publishes a dead worker "
-    "left (2-minute lease), dispatch due posts",
+    "The minute's recovery once more (lost messages, interrupted publishes), then dispatch due "
+    "posts: a safety net should the minute job stop",
     _recover_posts)
 
 SEND_PENDING_EMAILS = Step(

@@ -3,7 +3,11 @@
 A tick claims its (job, slot) and runs each step in order; each step does its database work
 in its own short sessions and returns intents for the actor layer, which sends them and then
 calls :func:`finish_tick`. If the worker dies in between, the same message redelivered resumes
-the claim and runs the steps again; every step and every receiver is idempotent.
+the claim and runs the steps again; every step and every receiver is idempotent. A claim and
+its send are not atomic: the resumed tick knows when the interrupted attempt ran
+(``Tick.resumed_from``), and the minute job's recovery step re-sends what that attempt claimed
+and the broker does not have; a tick never redelivered is covered by the next minute's
+recovery, which re-sends any queued post whose message is not alive.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from app.intents import Intent
+from app.intents import Intent, MessageProbe
 from app.jobs.claims import claim_slot, finish_slot
 from app.jobs.spec import Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
@@ -43,16 +47,22 @@ def resolve_slot(job: str, requested: str | None, now: datetime) -> datetime:
     return latest
 
 
-def run_tick(runtime: Runtime, job: str, slot: datetime, *, trigger: str, message_id: str | None) -> TickResult:
-    """Claim (job, slot) and run the job's steps; nothing happens if the claim fails."""
+def run_tick(runtime: Runtime, job: str, slot: datetime, *, trigger: str, message_id: str | None,
+             messages: MessageProbe | None = None) -> TickResult:
+    """Claim (job, slot) and run the job's steps; nothing happens if the claim fails.
+
+    ``messages``: the broker's view of which messages are alive, for the recovery steps.
+    """
     jobs = catalogue(runtime.settings)
     if job not in jobs:
         raise ValueError(f"unknown job {job!r}; known: {', '.join(jobs)}")
     now = runtime.now()
     with runtime.session_factory() as session, session.begin():
-        if claim_slot(session, job, slot, trigger=trigger, message_id=message_id, now=now) is None:
+        run = claim_slot(session, job, slot, trigger=trigger, message_id=message_id, now=now)
+        if run is None:
             return TickResult(claimed=False)
-    tick = Tick(runtime, jobs[job], slot, now, jobs)
+        resumed_from = run.claimed_at if run.claimed_at != now else None
+    tick = Tick(runtime, jobs[job], slot, now, jobs, messages=messages, resumed_from=resumed_from)
     return TickResult(True, [intent for step in jobs[job].steps for intent in step.run(tick)])
 
 
@@ -64,7 +74,8 @@ def finish_tick(runtime: Runtime, job: str, slot: datetime, *, sent: int, error:
             finish_slot(run, now=runtime.now(), fanned_out=sent, error=error)
 
 
-def recovery_intents(runtime: Runtime, now: datetime, *, messages_lost: bool) -> list[Intent]:
+def recovery_intents(runtime: Runtime, now: datetime, *, messages_lost: bool,
+                     messages: MessageProbe | None = None) -> list[Intent]:
     """At start-up: the sweep's steps and the catch-up, without a claim.
 
     ``messages_lost``: the broker was in-process, so every queued post and pending execution
@@ -72,5 +83,5 @@ def recovery_intents(runtime: Runtime, now: datetime, *, messages_lost: bool) ->
     """
     jobs = catalogue(runtime.settings)
     sweep = jobs[SWEEP_STUCK_POSTS.name]
-    tick = Tick(runtime, sweep, now, now, jobs, messages_lost=messages_lost)
+    tick = Tick(runtime, sweep, now, now, jobs, messages_lost=messages_lost, messages=messages)
     return [intent for step in (*sweep.steps, CATCH_UP_MISSED_SLOTS) for intent in step.run(tick)]

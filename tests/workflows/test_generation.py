@@ -56,10 +56,10 @@ def add_user(runtime: Runtime, email: str, **overrides: Any) -> int:
         return create_user(session, email, {**NEW_YORK, **overrides}).id
 
 
-def run_day(runtime: Runtime, slot: datetime = SLOT, *, claim_id: str = "tick",
+def run_day(runtime: Runtime, slot: datetime = SLOT, *, message_id: str = "tick",
             trigger: str = "periodic") -> list[WorkflowExecution]:
     """The tick for ``slot`` and every per-user message it asks for; returns the executions."""
-    result = run_tick(runtime, "daily_generation", slot, trigger=trigger, message_id=f"{claim_id}-{slot:%Y%m%d%H%M}")
+    result = run_tick(runtime, "daily_generation", slot, trigger=trigger, message_id=f"{message_id}-{slot:%Y%m%d%H%M}")
     assert result.claimed
     executions = []
     for message in result.intents:
