@@ -16,8 +16,9 @@ demo: $(BIN)/.installed
 	$(BIN)/autopilot demo
 
 ## Run the whole test suite against the local PostgreSQL and Redis (started if stopped), in
-## TEST_PROCESSES processes (pytest-xdist; a module's tests stay in one process).
-TEST_PROCESSES ?= 2
+## TEST_PROCESSES processes (pytest-xdist; a module's tests stay in one process). Three on two
+## cores: the end-to-end tests spend most of their time waiting for worker processes.
+TEST_PROCESSES ?= 3
 test: $(BIN)/.installed services
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
