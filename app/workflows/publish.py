@@ -151,34 +151,16 @@ def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime
             try:
                 creds = refresh_tokens(runtime, publisher, creds)
                 refreshed = True
-            except AuthError as exc:
+            except NOT_SENT as exc:
                 with session.begin():
-                    return _reauth(session, claim, creds.account_id, describe(exc), now)
-            except OperatorProblem as exc:
-                with session.begin():
-                    return _operator_problem(runtime, session, claim, exc, now)
-            except RefreshFailed as exc:
-                with session.begin():
-                    return _after_not_sent(runtime, session, claim, exc.__cause__ or exc)
+                    return _not_sent(runtime, session, claim, creds.account_id, exc, now)
 
         try:
             result = _publish_refreshing_once(runtime, publisher, creds, claim.text,
                                               may_refresh=not refreshed)
-        except AuthError as exc:
+        except NOT_SENT as exc:
             with session.begin():
-                return _reauth(session, claim, creds.account_id, describe(exc), now)
-        except OperatorProblem as exc:
-            with session.begin():
-                return _operator_problem(runtime, session, claim, exc, now)
-        except PermanentError as exc:
-            with session.begin():
-                return review(session, claim, ReviewReason.PERMANENT_ERROR, describe(exc), now)
-        except (RateLimited, TemporaryError) as exc:
-            with session.begin():
-                return _after_not_sent(runtime, session, claim, exc)
-        except RefreshFailed as exc:
-            with session.begin():
-                return _after_not_sent(runtime, session, claim, exc.__cause__ or exc)
+                return _not_sent(runtime, session, claim, creds.account_id, exc, now)
         except Exception as exc:  # noqa: BLE001 - OutcomeUnknown, or unclassified: may have been sent
             logger.warning("post %s: outcome unknown after %s; reconciling", post_id, describe(exc))
             found, note = look_for(publisher, creds, claim)
@@ -229,6 +211,24 @@ def _publish_refreshing_once(runtime: Runtime, publisher: Publisher, creds: Acco
         if not (may_refresh and creds.refresh_token):
             raise
     return publisher.publish(refresh_tokens(runtime, publisher, creds), text)
+
+
+#: Failures known to have created nothing on the platform: safe to retry or hand to a person.
+NOT_SENT = (AuthError, PermanentError, RateLimited, TemporaryError, RefreshFailed)
+
+
+def _not_sent(runtime: Runtime, session: Session, claim: Claim, account_id: int, exc: BaseException,
+              now: datetime) -> PublishOutcome:
+    """The outcome of an attempt that created nothing (a refresh or a publish refused)."""
+    if isinstance(exc, AuthError):
+        return _reauth(session, claim, account_id, describe(exc), now)
+    if isinstance(exc, OperatorProblem):  # before PermanentError: it is one
+        return _operator_problem(runtime, session, claim, exc, now)
+    if isinstance(exc, PermanentError):
+        return review(session, claim, ReviewReason.PERMANENT_ERROR, describe(exc), now)
+    if isinstance(exc, RefreshFailed):
+        return _after_not_sent(runtime, session, claim, exc.__cause__ or exc)
+    return _after_not_sent(runtime, session, claim, exc)
 
 
 def _operator_problem(runtime: Runtime, session: Session, claim: Claim, exc: OperatorProblem,
