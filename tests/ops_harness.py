@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,18 +26,9 @@ from app.cli import cli
 from app.config import Settings, get_settings
 from app.crypto import generate_key
 from app.models import JobRun
+from tests.workers import Worker, start_worker
 
 KEY = generate_key()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll until ``predicate()`` is truthy; return its value, or the last falsy one after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 @dataclass
@@ -68,15 +56,7 @@ class Ops:
 
     def start_worker(self, *queues: str, processes: int = 1, threads: int = 2) -> Worker:
         log = self.tmp / f"worker-{'-'.join(queues)}-{time.monotonic_ns()}.log"
-        handle = log.open("ab")
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", *queues, "--processes", str(processes),
-                 "--threads", str(threads)],
-                env=self.env, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
-        finally:
-            handle.close()
-        worker = Worker(process, log)
+        worker = start_worker(self.env, log, *queues, processes=processes, threads=threads)
         self._workers.append(worker)
         return worker
 
@@ -90,24 +70,6 @@ class Ops:
                                finished_at=at if status != "running" else None, status=status))
         factory.kw["bind"].dispose()
 
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=15)
 
 
 @pytest.fixture

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +56,8 @@ from tests.factories import make_users
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.platform import unused_base_url
 from tests.fakes.x import FakeX
+from tests.workers import Worker, wait_for
+from tests.workers import start_worker as start_dramatiq_worker
 
 pytestmark = pytest.mark.slow
 
@@ -78,51 +78,9 @@ def redis_db_url(offset: int) -> str:
     return f"{base}/{(int(db) + offset) % 16}"
 
 
-@dataclass
-class Worker:
-    """A ``dramatiq actors.entrypoint -Q posting`` process group."""
-
-    process: subprocess.Popen
-    log: Path
-
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
 def start_worker(env: dict[str, str], log: Path, *, threads: int = 4) -> Worker:
-    handle = log.open("ab")
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "posting", "--processes", "1",
-             "--threads", str(threads)],
-            env=env, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
-    finally:
-        handle.close()
-    return Worker(process, log)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll until ``predicate()`` is truthy; return its value, or None after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+    """The shared posting worker of this module (and of tests that borrow its world)."""
+    return start_dramatiq_worker(env, log, "posting", threads=threads)
 
 
 def wait_ready(client: redis.Redis, workers: int, since: float, timeout: float = 30) -> bool:

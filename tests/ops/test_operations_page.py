@@ -23,7 +23,8 @@ from admin import create_app
 from admin.auth import create_operator
 from admin.ext import EXTENSION_KEY
 from tests.ops.seed import seed_history
-from tests.ops_harness import Ops, wait_for
+from tests.ops_harness import Ops
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ import signal
 import pytest
 
 from app.ops import probe
-from tests.ops_harness import Ops, wait_for
+from tests.ops_harness import Ops
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -35,7 +35,7 @@ from tests.e2e.test_publishing import (
 )
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.x import FakeX
-from tests.ops_harness import wait_for
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 
