@@ -1,0 +1,19 @@
+"""A bare no-op Dramatiq actor on the project's broker and middleware: throughput's baseline.
+
+    dramatiq bench.noop_actors -Q posting --processes 2 --threads 16
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from app.broker import build_broker
+from app.config import get_settings
+
+broker = build_broker(get_settings())
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(broker=broker, queue_name="posting", actor_name="noop", max_retries=0)
+def noop(*args: object) -> None:
+    """Nothing: what the broker, the middleware and the worker cost by themselves."""

@@ -1,0 +1,173 @@
+"""Throughput: posts published per second through the whole pipeline, against Dramatiq's own.
+
+Both runs use the same Redis, the same worker settings (the Procfile's posting worker,
+``--processes P --threads T``) and the same measurement: from the first message sent to the
+last one done.
+
+* ``pipeline``: N posts due now across M accounts on a throwaway PostgreSQL database; the real
+  minute tick (``dispatch_due_posts``) claims them and sends one publish message each; the
+  workers publish through the real X client to the tests' fake X answering at once. Done: the
+  last create reached X.
+* ``noop``: K messages to a bare no-op actor (:mod:`bench.noop_actors`) on the same broker and
+  middleware. Done: Dramatiq's queue is empty and every message acknowledged.
+
+It prints both rates and their ratio (issue 11 asks for at least 0.15).
+
+    python -m bench.throughput --posts 2000 --noop 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
+
+#: The most either run may take.
+BUDGET_SECONDS = 300.0
+#: Our own posting limit per X account, raised so the run measures the pipeline, not it.
+POSTS_PER_15_MIN = 100_000
+
+
+def start_workers(module: str, env: dict[str, str], args: argparse.Namespace, log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", module, "-Q", "posting",
+             "--processes", str(args.processes), "--threads", str(args.threads)],
+            env=env, cwd=str(ROOT), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def run_noop(args: argparse.Namespace, client, logdir: Path) -> float:  # type: ignore[no-untyped-def]
+    """Messages per second through the bare no-op actor."""
+    import dramatiq
+
+    from app.broker import build_broker
+    from app.config import Settings
+
+    client.flushdb()
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "DATABASE_URL": "sqlite://",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = start_workers("bench.noop_actors", env, args, logdir / "noop.log")
+    try:
+        if not wait_for_workers(client, args.processes, 60):
+            raise RuntimeError(f"no-op workers did not start; see {logdir / 'noop.log'}")
+        broker = build_broker(Settings(redis_url=REDIS_URL))
+        started = time.monotonic()
+        for _ in range(args.noop):
+            broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="noop", args=(), kwargs={},
+                                            options={}))
+        deadline = started + BUDGET_SECONDS
+        while time.monotonic() < deadline:
+            if client.llen("dramatiq:posting") == 0 and client.hlen("dramatiq:posting.msgs") == 0:
+                break
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+        broker.close()
+        return args.noop / elapsed
+    finally:
+        stop_workers(proc)
+
+
+def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # type: ignore[no-untyped-def]
+    """Posts per second through the tick, the publish actor, the X client and the database."""
+    import dramatiq
+    from cryptography.fernet import Fernet
+
+    from app.broker import build_broker
+    from app.config import Settings
+    from app.migrate import upgrade
+    from app.models import Post, PostStatus
+    from app.providers.base import TokenSet
+    from app.runtime import Runtime
+    from app.users import connect_account, create_user
+    from tests.fakes.x import FakeX
+    from tests.services import create_pg_database, drop_pg_database
+
+    client.flushdb()
+    fake = FakeX()
+    fake.__enter__()
+    db_url = create_pg_database()
+    proc = None
+    runtime = None
+    try:
+        upgrade(db_url)
+        env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL,
+               "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "X_CLIENT_ID": "bench",
+               "X_API_BASE_URL": fake.base_url, "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
+               "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env.pop("SENTRY_DSN", None)
+        settings = Settings.from_env(env)
+        runtime = Runtime.from_settings(settings)
+        now = datetime.now(UTC)
+        with runtime.session_factory() as session, session.begin():
+            users = []
+            for i in range(args.accounts):
+                email = f"tp{i}@example.com"
+                users.append(create_user(session, email, {"enable_autonomous_mode": False}).id)
+                connect_account(session, runtime.vault, email, "twitter",
+                                TokenSet(fake.access_token, None, expires_at=now + timedelta(days=365)),
+                                external_id=fake.user_id, now=now)
+        proc = start_workers("actors.entrypoint", env, args, logdir / "pipeline.log")
+        if not wait_for_workers(client, args.processes, 60):
+            raise RuntimeError(f"workers did not start; see {logdir / 'pipeline.log'}")
+        due = datetime.now(UTC)  # due now: every post is sent at once, the actor does not wait
+        with runtime.session_factory() as session, session.begin():
+            session.add_all(Post(user_id=users[n % len(users)], platform="twitter", text=f"throughput #{n}",
+                                 origin="manual", status=PostStatus.SCHEDULED, scheduled_at=due)
+                            for n in range(args.posts))
+        broker = build_broker(settings)
+        started = time.time()
+        broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="dispatch_due_posts",
+                                        args=(due.replace(second=0, microsecond=0).isoformat(), "periodic"),
+                                        kwargs={}, options={}))
+        broker.close()
+        deadline = time.monotonic() + BUDGET_SECONDS
+        while time.monotonic() < deadline:
+            created = [r for r in list(fake.requests) if (r.method, r.path) == ("POST", "/2/tweets")]
+            if len(created) >= args.posts:
+                break
+            time.sleep(0.05)
+        if len(created) < args.posts:
+            raise RuntimeError(f"only {len(created)} of {args.posts} posts reached X; see {logdir}")
+        return args.posts / (max(r.received_at for r in created) - started)
+    finally:
+        stop_workers(proc)
+        fake.__exit__(None, None, None)
+        if runtime is not None:
+            runtime.session_factory.kw["bind"].dispose()
+        drop_pg_database(db_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import redis
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--accounts", type=int, default=400)
+    parser.add_argument("--noop", type=int, default=20000, help="messages to the no-op actor")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=16)
+    args = parser.parse_args(argv)
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
+    logdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    print(f"{args.processes} processes x {args.threads} threads on {REDIS_URL} ...", flush=True)
+    pipeline = run_pipeline(args, client, logdir)
+    print(f"pipeline: {pipeline:,.1f} posts/s ({args.posts} posts, {args.accounts} accounts, X answering at once)")
+    noop = run_noop(args, client, logdir)
+    print(f"no-op actor: {noop:,.1f} messages/s ({args.noop} messages)")
+    print(f"ratio pipeline / no-op: {pipeline / noop:.3f} (issue 11 asks for at least 0.15); logs in {logdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
