@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.workers import wait_for  # noqa: E402 - the tests' bounded poll
+
 #: How long the fake X holds each create before answering, in seconds.
 HOLD = 2.0
 #: The bound the issue sets on lateness after any crash or Redis loss, in seconds.
@@ -139,14 +141,6 @@ def stop(process: subprocess.Popen, sig: int, *, group: bool = False) -> None:  
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Callable[[], None]]:

@@ -17,6 +17,7 @@ from app.broker import build_broker
 from app.config import Settings
 from app.models import JobRun, Post, WorkflowExecution
 from tests.factories import make_users
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 USERS = 24
@@ -43,14 +44,6 @@ def now() -> datetime:
     """The real clock: the worker subprocesses read it too."""
     return datetime.now(UTC)
 
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_duplicate_ticks_and_a_killed_worker_still_run_every_user_exactly_once(runtime, redis_url, pg_url):

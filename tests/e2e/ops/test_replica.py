@@ -26,6 +26,7 @@ from app.workflows.metrics import collect_metrics_for_user
 from app.workflows.report import weekly_report_for_user
 from tests.e2e.ops.pg_replica import streaming_replica
 from tests.factories import make_users
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +45,6 @@ def caught_up(primary, replica) -> bool:  # type: ignore[no-untyped-def]
         return bool(r.execute(text("SELECT pg_last_wal_replay_lsn() >= :lsn"), {"lsn": lsn}).scalar())
 
 
-def wait(predicate, timeout: float = 30) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
 
 def test_reads_go_to_the_replica_and_writes_to_the_primary(pg_url, pg_engine, now):
     key = generate_key()
@@ -67,7 +60,7 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(pg_url, pg_engine, no
 
         user_id = make_users(runtime, 1)[0]
         published(runtime, user_id, now - timedelta(hours=3), 2)
-        assert wait(lambda: caught_up(pg_engine, replica_engine))
+        assert wait_for(lambda: caught_up(pg_engine, replica_engine), 30)
         assert collect_metrics_for_user(runtime, user_id, now)["due"] == 2
 
         with replica_engine.connect() as conn:
@@ -93,7 +86,7 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(pg_url, pg_engine, no
         with replica_engine.connect() as conn:
             conn.execute(text("SELECT pg_wal_replay_resume()"))
             conn.commit()
-        assert wait(lambda: caught_up(pg_engine, replica_engine))
+        assert wait_for(lambda: caught_up(pg_engine, replica_engine), 30)
         assert collect_metrics_for_user(runtime, user_id, now)["due"] == 5
         assert weekly_report_for_user(runtime, user_id, now).content["posts"]["published"] == 5
         replica_engine.dispose()
