@@ -8,14 +8,17 @@ from datetime import datetime
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from app.intents import Intent, PublishPost, RunSlot, RunUserStep
+from app.intents import Intent, PublishPosts, RunSlot, RunUserStep
 from app.workflows.jobs import JOBS
 
 #: Publish messages are sent this many ms before their second: Dramatiq's delayed messages
 #: arrive up to ~1.5 s late, so they land early and the actor waits for the exact instant.
 PUBLISH_LEAD_MS = 5_000
-#: The actor that publishes one post: ``publish_post(post_id, claim_token, due_at)``.
-PUBLISH_ACTOR = "publish_post"
+#: The actor that publishes the posts due at one second: ``publish_posts(post_ids, claim_token, due_at)``.
+PUBLISH_ACTOR = "publish_posts"
+#: The one-post form sent before batches existed: still worked, so messages in flight across an
+#: upgrade are published, never dead-lettered: ``publish_post(post_id, claim_token, due_at)``.
+PUBLISH_ONE_ACTOR = "publish_post"
 #: The per-user actor of each fanning-out job, ``actor(execution_id)``, named as its job declares.
 PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
@@ -35,8 +38,8 @@ def current_scheduled_at() -> str | None:
 
 def message_for(intent: Intent) -> tuple[str, tuple[object, ...], datetime | None, int]:
     """(actor name, arguments, when it should run, how many ms early to deliver it)."""
-    if isinstance(intent, PublishPost):
-        return (PUBLISH_ACTOR, (intent.post_id, intent.claim_token, intent.due_at.isoformat()),
+    if isinstance(intent, PublishPosts):
+        return (PUBLISH_ACTOR, (list(intent.post_ids), intent.claim_token, intent.due_at.isoformat()),
                 intent.due_at, PUBLISH_LEAD_MS)
     if isinstance(intent, RunUserStep):
         return PER_USER_ACTORS[intent.job], (intent.execution_id,), None, 0
@@ -69,7 +72,7 @@ def send(intents: Sequence[Intent], now: datetime, *, broker: dramatiq.Broker | 
         if eta is not None:
             delay = max(0, int((eta - now).total_seconds() * 1000) - lead_ms) or None
         message = broker.get_actor(actor_name).message_with_options(args=args)
-        if isinstance(intent, PublishPost):
+        if isinstance(intent, PublishPosts):
             message = message.copy(message_id=intent.claim_token)
         broker.enqueue(message, delay=delay)
     return len(intents)

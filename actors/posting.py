@@ -1,6 +1,13 @@
-"""Publishing: wait for the exact second, respect our rate limits, then claim and publish once.
+"""Publishing: wait for the exact second, then claim and publish each post of the message once.
 
-The work is in :mod:`app.workflows.publish`; this actor only waits, rate-limits and re-sends.
+The work is in :mod:`app.workflows.publish`; this actor waits, gives the workflow our rate
+limiter and a thread pool for the platform calls, and sends what comes back (retries).
+
+**Concurrency.** A message carries the posts due at one second (up to ``PUBLISH_BATCH_SIZE``),
+so the early-arrival wait holds one Dramatiq thread per batch, not per post. Their platform
+calls run on one thread pool per process, ``PUBLISH_CONCURRENCY`` threads shared by all of the
+process's messages: a burst is bounded by that pool and the platform's latency, not by the
+Dramatiq threads (README: Sizing the posting worker).
 
 **Stopping.** A message arrives up to a few seconds before its post's second and waits here.
 When the worker is told to stop (SIGTERM: Dramatiq's ``before_worker_shutdown``), every wait
@@ -18,28 +25,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq import Broker
 from dramatiq.rate_limits import BucketRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
-from actors.messages import PUBLISH_ACTOR, send
+from actors.messages import PUBLISH_ACTOR, PUBLISH_ONE_ACTOR, send
 from app.config import Settings
-from app.intents import PublishPost
+from app.intents import PublishPosts
 from app.platforms import get_platform
 from app.runtime import get_runtime
-from app.workflows.publish import postpone, publish_target
-from app.workflows.publish import publish_post as publish
+from app.workflows.publish import Allow, Attempt, Ready, RunCalls
+from app.workflows.publish import publish_posts as publish
 
 logger = logging.getLogger(__name__)
 
 #: Long enough for the early-arrival wait (a few seconds) plus the platform call's timeouts.
 PUBLISH_TIME_LIMIT_MS = 5 * 60 * 1000
-#: When our own limiter says no, try again after this long (the post stays queued).
-RATE_LIMITED_RETRY = timedelta(seconds=60)
 
 
 class StopWaiting(dramatiq.Middleware):
@@ -49,7 +55,7 @@ class StopWaiting(dramatiq.Middleware):
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._handed_back: list[PublishPost] = []
+        self._handed_back: list[PublishPosts] = []
 
     def before_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
         self.stopping.clear()
@@ -57,7 +63,7 @@ class StopWaiting(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         self.stopping.set()
 
-    def hand_back(self, intent: PublishPost) -> None:
+    def hand_back(self, intent: PublishPosts) -> None:
         with self._lock:
             self._handed_back.append(intent)
 
@@ -106,36 +112,69 @@ def rate_limiter(settings: Settings, platform: str, user_id: int) -> BucketRateL
                              bucket=bucket_ms)
 
 
-def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> None:
-    """Publish one post at its second (see :func:`app.workflows.publish.publish_post`)."""
+def within_limit(settings: Settings) -> Allow | None:
+    """The workflow's ``allow(platform, user_id)``: one more post within our own limit?"""
+    if getattr(dramatiq.get_broker(), "client", None) is None:
+        return None
+
+    def allow(platform: str, user_id: int) -> bool:
+        limiter = rate_limiter(settings, platform, user_id)
+        if limiter is None:
+            return True
+        with limiter.acquire(raise_on_failure=False) as acquired:
+            return bool(acquired)
+
+    return allow
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def concurrently(settings: Settings) -> RunCalls:
+    """The workflow's ``run_calls``: the batch's platform calls on this process's shared pool."""
+    def run_calls(call: Callable[[Ready], Attempt], items: Sequence[Ready]) -> list[Attempt]:
+        if len(items) <= 1:
+            return [call(item) for item in items]
+        return list(_shared_pool(settings.publish_concurrency).map(call, items))
+
+    return run_calls
+
+
+def _shared_pool(size: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="publish")
+        return _pool
+
+
+def publish_posts(post_ids: list[int], claim_token: str, due_at: str | None = None) -> None:
+    """Publish the posts due at one second (see :func:`app.workflows.publish.publish_posts`)."""
     runtime = get_runtime()
+    ids = tuple(int(post_id) for post_id in post_ids)
     if due_at:
         due = datetime.fromisoformat(due_at).astimezone(UTC)
         stop = _stop_waiting(dramatiq.get_broker())
         if not sleep_until(due, runtime.now, stop.stopping if stop else None):
             assert stop is not None
             # Stopping: the same message (token and id) goes back once the consumers are gone.
-            stop.hand_back(PublishPost(post_id, claim_token, due))
+            stop.hand_back(PublishPosts(claim_token, due, ids))
             return
-    target = publish_target(runtime, post_id)
-    limiter = rate_limiter(runtime.settings, *target) if target else None
-    if limiter is not None:
-        with limiter.acquire(raise_on_failure=False) as acquired:
-            if not acquired:
-                # A new token and message: the post waits for the limit, visibly (queued_at).
-                retry_at = runtime.now() + RATE_LIMITED_RETRY
-                token = postpone(runtime, post_id, claim_token, retry_at)
-                if token is not None:
-                    send([PublishPost(post_id, token, retry_at)], runtime.now())
-                return
-            outcome = publish(runtime, post_id, claim_token, runtime.now())
-    else:
-        outcome = publish(runtime, post_id, claim_token, runtime.now())
-    if outcome.kind == "retry" and outcome.retry_at is not None and outcome.claim_token:
-        send([PublishPost(post_id, outcome.claim_token, outcome.retry_at)], runtime.now())
+    settings = runtime.settings
+    batch = publish(runtime, ids, claim_token, runtime.now(), allow=within_limit(settings),
+                    run_calls=concurrently(settings))
+    if batch.resend:
+        send(batch.resend, runtime.now())
+
+
+def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> None:
+    """A one-post message from before batches (:data:`~actors.messages.PUBLISH_ONE_ACTOR`)."""
+    publish_posts([post_id], claim_token, due_at)
 
 
 def register(broker: Broker) -> None:
     broker.add_middleware(StopWaiting())
-    dramatiq.actor(broker=broker, actor_name=PUBLISH_ACTOR, queue_name="posting",
-                   max_retries=0, time_limit=PUBLISH_TIME_LIMIT_MS)(publish_post)
+    for name, fn in ((PUBLISH_ACTOR, publish_posts), (PUBLISH_ONE_ACTOR, publish_post)):
+        dramatiq.actor(broker=broker, actor_name=name, queue_name="posting",
+                       max_retries=0, time_limit=PUBLISH_TIME_LIMIT_MS)(fn)

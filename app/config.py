@@ -93,6 +93,9 @@ class Settings:
     #: Seconds without a Dramatiq heartbeat after which a worker counts as dead: the messages it
     #: holds are lost to us (Dramatiq itself returns them only after its heartbeat timeout).
     worker_silence_seconds: int = 15
+    #: Platform calls one posting worker process makes at once (a thread pool shared by its
+    #: publish messages): a burst is bounded by processes x this x the platform's latency.
+    publish_concurrency: int = 128
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
     #: Send the admin's session cookie over HTTPS only. Unset: on, except in Flask's debug
@@ -167,7 +170,7 @@ class Settings:
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
                      "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS", "OPS_QUEUE_DEPTH_MAX",
                      "OPS_SCHEDULER_SILENCE_SECONDS", "MESSAGE_GRACE_SECONDS", "WORKER_SILENCE_SECONDS",
-                     "REDIS_MAINTENANCE_CHANCE"):
+                     "REDIS_MAINTENANCE_CHANCE", "PUBLISH_CONCURRENCY"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
         if self.admin_proxy_count < 0:

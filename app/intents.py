@@ -11,20 +11,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["Intent", "MessageProbe", "PublishPost", "RunSlot", "RunUserStep"]
+__all__ = ["Intent", "MessageProbe", "PublishPosts", "RunSlot", "RunUserStep"]
 
 
 @dataclass(frozen=True)
-class PublishPost:
-    """Publish the post held by ``claim_token`` at ``due_at`` (never earlier).
+class PublishPosts:
+    """Publish the posts held by ``claim_token``, all due at ``due_at`` (never earlier).
 
+    Posts due at the same second travel together (up to ``PUBLISH_BATCH_SIZE`` per message,
+    :mod:`app.batches`), so one worker thread waiting for a second holds a batch, not a post.
     Its message carries the claim token as its message id, so recovery can ask the broker
     whether the message holding a post still exists (:class:`MessageProbe`).
     """
 
-    post_id: int
     claim_token: str
     due_at: datetime
+    post_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,13 @@ class RunSlot:
     trigger: str = "catch_up"
 
 
-Intent = PublishPost | RunUserStep | RunSlot
+Intent = PublishPosts | RunUserStep | RunSlot
 
 
 class MessageProbe(Protocol):
     """Which messages still exist and will be worked: the broker's answer to recovery.
 
-    Given message ids (a :class:`PublishPost` message's id is its claim token), return the
+    Given message ids (a :class:`PublishPosts` message's id is its claim token), return the
     ones that are waiting in a queue, or held by a worker that is alive. A message held by a
     worker whose heartbeat stopped, or gone from the broker altogether (its data lost), is not
     alive. Built by the actor layer (``actors.liveness``): workflows never import Dramatiq.

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, func, select, update
+from sqlalchemy import ColumnElement, Row, case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from app.audit import record
+from app.audit import AuditEntry, record, record_many
 from app.models import LateReason, Post, PostStatus, ReviewReason
 from app.notifications import notify
 from app.providers.base import PublishResult
@@ -42,7 +42,7 @@ __all__ = [
     "ALLOWED_MOVES", "CANCELLABLE", "DEFAULT_CLAIM_BATCH", "DEFAULT_ERROR_LENGTH", "Claim",
     "IllegalMove", "NOTIFY_REVIEW_QUEUE", "PublishOutcome", "RESCHEDULABLE", "chunks", "claim_for_publishing",
     "describe", "superseded",
-    "move", "move_many", "new_claim_token", "record_published", "retry", "review", "review_queue_size",
+    "move", "move_many", "new_claim_token", "record_published", "record_published_many", "retry", "review", "review_queue_size",
     "alert_review_queue", "stale_at", "why_late",
 ]
 
@@ -197,25 +197,26 @@ def move_many(session: Session, post_ids: Sequence[int], *, source: PostStatus, 
     return moved
 
 
-def claim_for_publishing(session: Session, post_id: int, token: str, now: datetime) -> Claim | None:
-    """``queued -> publishing`` for the message holding ``token``; None if it no longer does.
+def claim_for_publishing(session: Session, post_ids: Sequence[int], token: str, now: datetime) -> list[Claim]:
+    """``queued -> publishing`` for the posts the message holding ``token`` still holds.
 
-    The caller commits this before calling the platform: from then on a redelivered or
-    duplicated message finds the post taken.
+    One UPDATE for the whole batch; the posts no longer held (a redelivered message, a
+    superseded token, a cancelled post) are simply not returned. The caller commits this before
+    calling the platform: from then on a redelivered or duplicated message finds the posts taken.
     """
     _check((S.QUEUED,), S.PUBLISHING)
-    row = session.execute(
+    rows = session.execute(
         update(Post)
-        .where(Post.id == post_id, Post.status == S.QUEUED, Post.claim_token == token)
+        .where(Post.id.in_(post_ids), Post.status == S.QUEUED, Post.claim_token == token)
         .values(status=S.PUBLISHING, publish_started_at=now, attempts=Post.attempts + 1,
                 late_reason=None, late_since=None)
-        .returning(Post.user_id, Post.platform, Post.text, Post.scheduled_at, Post.attempts)
+        .returning(Post.id, Post.user_id, Post.platform, Post.text, Post.scheduled_at, Post.attempts)
         .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        return None
-    return Claim(post_id=post_id, user_id=row.user_id, platform=row.platform, text=row.text,
-                 scheduled_at=row.scheduled_at, attempts=row.attempts, started_at=now, token=token)
+    ).all()
+    order = {post_id: n for n, post_id in enumerate(post_ids)}
+    return [Claim(post_id=row.id, user_id=row.user_id, platform=row.platform, text=row.text,
+                  scheduled_at=row.scheduled_at, attempts=row.attempts, started_at=now, token=token)
+            for row in sorted(rows, key=lambda row: order[row.id])]
 
 
 # -- the outcomes of a claimed post ----------------------------------------------------------
@@ -277,6 +278,44 @@ def retry(session: Session, claim: Claim, retry_at: datetime, error: str, now: d
     return PublishOutcome("retry", retry_at=retry_at, claim_token=token, detail=error)
 
 
+def record_published_many(session: Session, published: Sequence[tuple[Claim, PublishResult, datetime]]
+                          ) -> dict[int, PublishOutcome]:
+    """:func:`record_published` for a batch of successful calls: one UPDATE and one audit INSERT.
+
+    ``published``: (claim, what the platform answered, when the call returned). A post whose
+    row moved on during its call (the sweeper, an operator) goes through
+    :func:`record_published` on its own, which knows those cases.
+    """
+    if not published:
+        return {}
+    done = {claim.post_id: result.published_at or finished for claim, result, finished in published}
+    external = {claim.post_id: result.external_id for claim, result, _ in published}
+    moved = set(session.scalars(
+        update(Post)
+        .where(tuple_(Post.id, Post.claim_token).in_([(c.post_id, c.token) for c, _, _ in published]),
+               Post.status == S.PUBLISHING)
+        .values(status=S.PUBLISHED, external_id=case(external, value=Post.id),
+                published_at=case(done, value=Post.id), last_error=None, review_reason=None, claim_token=None)
+        .returning(Post.id)
+        .execution_options(synchronize_session=False)).all())
+    outcomes: dict[int, PublishOutcome] = {}
+    entries: list[AuditEntry] = []
+    for claim, result, finished in published:
+        if claim.post_id not in moved:
+            outcomes[claim.post_id] = record_published(session, claim, result, finished)
+            continue
+        entries.append(AuditEntry("post.published", claim.user_id, claim.post_id, _published_details(
+            claim, result, done[claim.post_id])))
+        outcomes[claim.post_id] = PublishOutcome("published", detail=result.external_id)
+    record_many(session, entries)
+    return outcomes
+
+
+def _published_details(claim: Claim, result: PublishResult, done: datetime) -> dict[str, Any]:
+    return {"external_id": result.external_id, "url": result.url, "attempts": claim.attempts,
+            "lateness_seconds": round((done - claim.scheduled_at).total_seconds(), 3)}
+
+
 def record_published(session: Session, claim: Claim, result: PublishResult, done: datetime, *,
                      action: str = "post.published", error: str | None = None) -> PublishOutcome:
     """Record a post that exists on the platform (published, or found by reconciliation).
@@ -301,8 +340,7 @@ def record_published(session: Session, claim: Claim, result: PublishResult, done
             select(Post.status, Post.external_id).where(Post.id == claim.post_id)).first()
         if current is not None and tuple(current) == (S.PUBLISHED, result.external_id):
             return PublishOutcome("published", detail=f"{result.external_id} (already recorded)")
-    details = {"external_id": result.external_id, "url": result.url, "attempts": claim.attempts,
-               "lateness_seconds": round((done - claim.scheduled_at).total_seconds(), 3)}
+    details = _published_details(claim, result, done)
     if not moved:
         # Live on the platform, yet the row moved on (reconciled meanwhile): keep the id on record.
         details["conflict"] = "the post's row had moved on; not updated"

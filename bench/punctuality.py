@@ -97,7 +97,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     from sqlalchemy import func, select
 
     import actors
-    from actors.messages import send
+    from actors.messages import PUBLISH_ACTOR, send
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
@@ -165,7 +165,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
         t_start = time.time()
         deadline = start.timestamp() + args.window + EXTRA_WAIT
 
-        publish_actor = dramatiq.get_broker().get_actor("publish_post")
+        publish_actor = dramatiq.get_broker().get_actor(PUBLISH_ACTOR)
         dispatched = 0
         send_lag: list[float] = []
         while dispatched < args.posts and time.time() < deadline:
@@ -176,9 +176,9 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
             else:
                 for d in dispatches:
                     delay = int((d.due_at - now).total_seconds() * 1000)
-                    publish_actor.send_with_options(args=(d.post_id, d.claim_token, None),
+                    publish_actor.send_with_options(args=(list(d.post_ids), d.claim_token, None),
                                                     delay=max(0, delay) or None)
-            dispatched += len(dispatches)
+            dispatched += sum(len(d.post_ids) for d in dispatches)
             send_lag.append((datetime.now(UTC) - now).total_seconds())
             if dispatched < args.posts:
                 time.sleep(DISPATCH_EVERY)

@@ -281,7 +281,7 @@ def scenario_flushdb_and_worker(stack: Stack) -> None:
 
 
 def scenario_claim_no_send(stack: Stack) -> None:
-    from app.intents import PublishPost
+    from app.intents import PublishPosts
     from app.workflows.dispatch import DISPATCH_DUE_POSTS
     from app.workflows.ticks import run_tick
 
@@ -289,7 +289,7 @@ def scenario_claim_no_send(stack: Stack) -> None:
     ids = [stack.schedule(now + timedelta(seconds=20 + 3 * i), f"bench claim-no-send post {i}") for i in range(5)]
     crashed = run_tick(stack.runtime, DISPATCH_DUE_POSTS.name, now.replace(microsecond=0), trigger="periodic",
                        message_id="crashed-tick")
-    dropped = [i for i in crashed.intents if isinstance(i, PublishPost)]
+    dropped = [i for i in crashed.intents if isinstance(i, PublishPosts)]
     stack.start_worker()
     stack.start_scheduler()
     wait_for(lambda: stack.done(ids), 240, interval=0.5)

@@ -206,7 +206,8 @@ def recover(as_json: bool) -> None:
     elif recovery.resent:
         _publish_in_process(broker, recovery.resent)
     data = {"at": now, **recovery.counts(), "broker": "redis" if probe is not None else "in-process",
-            "resent_posts": [{"id": i.post_id, "due_at": i.due_at} for i in recovery.resent]}
+            "resent_posts": [{"id": post_id, "due_at": batch.due_at}
+                             for batch in recovery.resent for post_id in batch.post_ids]}
 
     def render(d: dict[str, Any]) -> None:
         click.echo(f"recovered at {d['at']:%Y-%m-%d %H:%M:%S} UTC: {d['resent']} lost message(s) re-sent, "

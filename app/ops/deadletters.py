@@ -46,6 +46,7 @@ return 0
 
 #: Parameter names of our actors' positional arguments, so a secret is masked by its name.
 ACTOR_PARAMETERS: dict[str, list[str]] = {
+    "publish_posts": ["post_ids", "claim_token", "due_at"],
     "publish_post": ["post_id", "claim_token", "due_at"],
     "run_job_manually": ["job", "slot"],
     "generate_for_user": ["execution_id"],

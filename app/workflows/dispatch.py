@@ -1,8 +1,9 @@
 """The minute's dispatch: claim the posts due within two minutes and hand them to the broker.
 
 Redis only ever carries work due now or within a minute or two; the schedule itself stays in
-the database (ARCHITECTURE decision 1). Each claimed post gets its own claim token and a
-:class:`~app.intents.PublishPost` intent the actor layer sends to land just before its second.
+the database (ARCHITECTURE decision 1). Claimed posts due at the same second share a claim
+token and a :class:`~app.intents.PublishPosts` intent (up to ``PUBLISH_BATCH_SIZE`` posts each,
+:mod:`app.batches`) that the actor layer sends to land just before their second.
 
 The minute job first recovers (:mod:`app.workflows.recovery`): lost messages are re-sent and
 interrupted publishes reconciled within seconds, and what an interrupted attempt of this tick
@@ -13,15 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import Row, case, select
 from sqlalchemy.orm import Session
 
-from app.audit import record
-from app.intents import Intent, PublishPost
+from app.audit import AuditEntry, record, record_many
+from app.batches import keep_moved, plan_batches, tokens_by_post
+from app.intents import Intent, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
-from app.lifecycle import alert_review_queue, chunks, move_many, new_claim_token
+from app.lifecycle import alert_review_queue, chunks, move_many
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
 from app.runtime import Runtime
 from app.workflows.recovery import RECOVER_LOST_POSTS
@@ -33,11 +36,13 @@ DEFAULT_DISPATCH_HORIZON = timedelta(minutes=2)
 
 
 def dispatch_due_posts(runtime: Runtime, now: datetime,
-                       horizon: timedelta = DEFAULT_DISPATCH_HORIZON) -> list[PublishPost]:
+                       horizon: timedelta = DEFAULT_DISPATCH_HORIZON) -> list[PublishPosts]:
     """Claim every scheduled post due by ``now + horizon``: ``scheduled -> queued``.
 
-    Posts more than the stale grace overdue go to review instead. Rows claimed by a concurrent
-    dispatcher are skipped. One SELECT and one UPDATE per batch of posts, whatever their number.
+    Posts due at the same second are claimed in batches under one token each
+    (:mod:`app.batches`). Posts more than the stale grace overdue go to review instead. Rows
+    claimed by a concurrent dispatcher are skipped. One SELECT, one UPDATE and one audit INSERT
+    per :data:`~app.lifecycle.DEFAULT_CLAIM_BATCH` posts, whatever their number.
     """
     grace = runtime.settings.stale_grace_minutes
     stale_before = now - timedelta(minutes=grace)
@@ -51,23 +56,20 @@ def dispatch_due_posts(runtime: Runtime, now: datetime,
             .order_by(Post.scheduled_at, Post.id)
         ).all()
         stale_ids = [row.id for row in due if row.scheduled_at < stale_before]
-        fresh_ids = [row.id for row in due if row.scheduled_at >= stale_before]
         if stale_ids:
             _review_stale_scheduled(session, stale_ids, stale_before, now, grace)
-        intents: list[PublishPost] = []
-        for chunk in chunks(fresh_ids):
-            tokens = {post_id: new_claim_token() for post_id in chunk}
-            claimed = move_many(
+        planned = plan_batches((row.id, row.scheduled_at) for row in due if row.scheduled_at >= stale_before)
+        tokens = tokens_by_post(planned)
+        claimed: list[Row[Any]] = []
+        for chunk in chunks(list(tokens)):
+            claimed.extend(move_many(
                 session, chunk, source=PostStatus.SCHEDULED, target=PostStatus.QUEUED,
                 where=(Post.scheduled_at >= stale_before, Post.scheduled_at <= due_by),
                 returning=(Post.id, Post.user_id, Post.scheduled_at),
-                queued_at=now, claim_token=case(tokens, value=Post.id))
-            for row in claimed:
-                intents.append(PublishPost(row.id, tokens[row.id], row.scheduled_at))
-                record(session, "post.queued", user_id=row.user_id, post_id=row.id,
-                       details={"due_at": row.scheduled_at.isoformat()})
-    intents.sort(key=lambda d: (d.due_at, d.post_id))
-    return intents
+                queued_at=now, claim_token=case({i: tokens[i] for i in chunk}, value=Post.id)))
+        record_many(session, [AuditEntry("post.queued", row.user_id, row.id,
+                                         {"due_at": row.scheduled_at.isoformat()}) for row in claimed])
+    return keep_moved(planned, {row.id for row in claimed})
 
 
 def _review_stale_scheduled(session: Session, post_ids: list[int], stale_before: datetime,

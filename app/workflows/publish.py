@@ -1,11 +1,15 @@
-"""Publishing one post exactly once: claim it, call the platform, record what happened.
+"""Publishing posts exactly once: claim them, call the platform, record what happened.
+
+A message carries the posts due at one second (:mod:`app.batches`); they are claimed together,
+their platform calls run concurrently (on the posting actor's thread pool) and their outcomes
+are recorded together. Each post keeps the guarantees below on its own:
 
 * The ``publishing`` claim is committed before the platform is called. From then on the
   request may reach the platform, so a failure whose effect is unknown (timeout after sending,
   any unclassified exception, a worker dying mid-call) is never retried: the platform is asked
   whether the post exists (:func:`look_for`) and otherwise a person decides.
 * Errors known to create nothing (429, temporary errors, an expired token) are retried with a
-  new claim token; the actor sends the new token with a delay to ``retry_at``.
+  new claim token, sent as its own message due at ``retry_at``.
 * No post goes out more than ``Settings.stale_grace_minutes`` after its time: past that it
   waits for review instead (a morning post published at midnight does more harm than good).
 
@@ -17,26 +21,29 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.errors import TokenDecryptionError
+from app.intents import PublishPosts
 from app.lifecycle import (
     Claim,
     PublishOutcome,
     claim_for_publishing,
     describe,
-    move,
+    move_many,
     new_claim_token,
     record_published,
+    record_published_many,
     retry,
     review,
     stale_at,
 )
-from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ReviewReason
+from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ProviderHold, ReviewReason
 from app.provider_holds import active_hold, report_problem
 from app.providers.base import AccountCredentials, Publisher, PublishResult
 from app.providers.errors import (
@@ -51,8 +58,8 @@ from app.workflows.accounts import RefreshFailed, flag_reauth, refresh_tokens
 
 __all__ = [
     "DEFAULT_MAX_BACKOFF", "DEFAULT_MAX_PUBLISH_ATTEMPTS", "DEFAULT_MIN_BACKOFF", "DEFAULT_RATE_LIMIT_WAIT",
-    "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "look_for", "postpone", "publish_post", "publish_target",
-    "retry_backoff",
+    "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "RATE_LIMITED_RETRY", "Allow", "Attempt", "Batch",
+    "Ready", "RunCalls", "look_for", "publish_post", "publish_posts", "retry_backoff", "serially",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,101 +85,242 @@ def retry_backoff(attempts: int, *, uniform: Callable[[float, float], float] = r
     return timedelta(seconds=base * uniform(0.5, 1.5))
 
 
-def publish_target(runtime: Runtime, post_id: int) -> tuple[str, int] | None:
-    """(platform, user id) of a post: what the actor's per-account rate limiter is keyed on."""
-    with runtime.session_factory() as session:
-        row = session.execute(select(Post.platform, Post.user_id).where(Post.id == post_id)).first()
-    return (row[0], row[1]) if row is not None else None
+#: When our own posting limit says no, the post waits this long (it stays queued, visibly).
+RATE_LIMITED_RETRY = timedelta(seconds=60)
+
+#: May this account publish one more post now? (platform, user id) -> bool. The actor layer
+#: gives one backed by Dramatiq's rate limiter on Redis; None means no limiter (in-process).
+Allow = Callable[[str, int], bool]
+#: Runs one call per item and returns the results in order: serially here, on a thread pool in
+#: the posting actor (``actors/posting.py``), so a batch's platform calls overlap.
+RunCalls = Callable[[Callable[["Ready"], "Attempt"], Sequence["Ready"]], list["Attempt"]]
 
 
-def postpone(runtime: Runtime, post_id: int, claim_token: str, retry_at: datetime) -> str | None:
-    """Keep a queued post waiting until ``retry_at`` (our own rate limit said no) under a new token.
+def serially(call: Callable[[Ready], Attempt], items: Sequence[Ready]) -> list[Attempt]:
+    return [call(item) for item in items]
 
-    Returns the new token to send, or None when ``claim_token`` no longer holds the post. A new
-    token means a new message id, so recovery never confuses the old message with the new one.
+
+@dataclass(frozen=True)
+class Ready:
+    """A claimed post with everything its platform call needs."""
+
+    claim: Claim
+    publisher: Publisher
+    creds: AccountCredentials
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one platform call came to, before anything is written.
+
+    ``result`` alone: created. ``not_sent``: refused in a way known to create nothing.
+    ``unknown``: the call failed after it may have reached the platform; ``result`` is then
+    what :func:`look_for` found, if anything.
     """
-    token = new_claim_token()
-    with runtime.session_factory() as session, session.begin():
-        if not move(session, post_id, source=PostStatus.QUEUED, target=PostStatus.QUEUED, token=claim_token,
-                    claim_token=token, queued_at=retry_at):
-            return None
-    return token
+
+    ready: Ready
+    finished_at: datetime
+    account_id: int
+    result: PublishResult | None = None
+    not_sent: BaseException | None = None
+    unknown: str | None = None
+
+
+@dataclass
+class Batch:
+    """What publishing one message's posts did: each post's outcome, and the messages to send
+    (retries at their time, posts our own limit postponed)."""
+
+    outcomes: dict[int, PublishOutcome] = field(default_factory=dict)
+    resend: list[PublishPosts] = field(default_factory=list)
 
 
 def publish_post(runtime: Runtime, post_id: int, claim_token: str, now: datetime) -> PublishOutcome:
-    """Publish the post held by ``claim_token`` exactly once; see the module docstring.
+    """Publish the one post held by ``claim_token``; see :func:`publish_posts`."""
+    return publish_posts(runtime, [post_id], claim_token, now).outcomes[post_id]
 
-    Returns ``"skipped"`` without touching the platform when the token no longer holds the
-    post (duplicate delivery, cancelled, superseded by a retry or the sweeper).
+
+def publish_posts(runtime: Runtime, post_ids: Sequence[int], claim_token: str, now: datetime, *,
+                  allow: Allow | None = None, run_calls: RunCalls = serially) -> Batch:
+    """Publish the posts held by ``claim_token`` exactly once each; see the module docstring.
+
+    Three short phases, whatever the batch's size: claim them all and read what their calls
+    need (two transactions), call the platforms (``run_calls``: concurrently in a worker, no
+    transaction open), record the outcomes (one transaction for the successes, one per
+    failure). A post the token no longer holds (duplicate delivery, cancelled, superseded by a
+    retry or the sweeper) is ``"skipped"`` without touching the platform.
     """
-    settings = runtime.settings
+    batch = Batch()
+    if allow is not None:
+        post_ids = _within_limits(runtime, post_ids, claim_token, allow, batch)
     with runtime.session_factory() as session:
         with session.begin():
-            claim = claim_for_publishing(session, post_id, claim_token, now)
-            if claim is None:
-                return PublishOutcome("skipped", detail=_why_not_claimed(session, post_id))
-        # The claim is committed: from here a redelivered message is skipped.
-
+            claims = claim_for_publishing(session, post_ids, claim_token, now)
+        # The claims are committed: from here a redelivered message is skipped.
+        claimed = {claim.post_id for claim in claims}
         with session.begin():
-            if now > stale_at(claim.scheduled_at, settings.stale_grace_minutes):
-                late = now - claim.scheduled_at
-                return review(session, claim, ReviewReason.STALE,
-                              f"not published: {late} late, past the {settings.stale_grace_minutes}"
-                              "-minute grace", now)
-            try:
-                publisher = runtime.providers.publisher(claim.platform)
-            except KeyError:
-                return review(session, claim, ReviewReason.PERMANENT_ERROR,
-                              f"no publisher is configured for {claim.platform!r}", now)
-            account = session.scalar(
-                select(PlatformAccount).where(PlatformAccount.user_id == claim.user_id,
-                                              PlatformAccount.platform == claim.platform))
-            if account is None:
-                return review(session, claim, ReviewReason.NEEDS_REAUTH,
-                              f"no {claim.platform} account is connected", now)
-            hold = active_hold(session, publisher.name, now)
-            if hold is not None:  # an operator problem: wait for its end, or review when stale
-                return retry(session, claim, hold.until, f"{publisher.name} paused: {hold.detail}",
-                             now, settings.stale_grace_minutes)
-            if account.status != AccountStatus.ACTIVE:
-                error = f"the {claim.platform} account is {account.status}"
-                if account.status == AccountStatus.NEEDS_REAUTH:
-                    flag_reauth(session, account.id, claim.user_id, claim.platform, error, now)
-                return review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
-            try:
-                creds = runtime.vault.credentials(account)
-            except TokenDecryptionError as exc:
-                return review(session, claim, ReviewReason.NEEDS_REAUTH, describe(exc), now)
-        # No transaction is open across the platform calls below.
+            if len(claimed) < len(post_ids):
+                batch.outcomes.update(_skipped(session, [i for i in post_ids if i not in claimed]))
+            ready = _prepare(runtime, session, claims, now, batch.outcomes)
+    # No transaction is open across the platform calls.
+    attempts = run_calls(lambda item: _call(runtime, item, now), ready)
+    _record(runtime, attempts, now, batch.outcomes)
+    batch.resend.extend(PublishPosts(outcome.claim_token, outcome.retry_at, (post_id,))
+                        for post_id, outcome in batch.outcomes.items()
+                        if outcome.kind == "retry" and outcome.claim_token and outcome.retry_at)
+    return batch
 
+
+def _within_limits(runtime: Runtime, post_ids: Sequence[int], claim_token: str, allow: Allow,
+                   batch: Batch) -> list[int]:
+    """The posts our own posting limits let through now; the others wait
+    :data:`RATE_LIMITED_RETRY` under a new token (a new message id, so recovery never confuses
+    the old message with the new one), visibly (``queued_at``)."""
+    with runtime.session_factory() as session:
+        held = session.execute(select(Post.id, Post.platform, Post.user_id).where(
+            Post.id.in_(post_ids), Post.status == PostStatus.QUEUED, Post.claim_token == claim_token)).all()
+    denied = [row.id for row in held if not allow(row.platform, row.user_id)]
+    if denied:
+        retry_at = runtime.now() + RATE_LIMITED_RETRY
+        token = new_claim_token()
+        with runtime.session_factory() as session, session.begin():
+            moved = move_many(session, denied, source=PostStatus.QUEUED, target=PostStatus.QUEUED,
+                              where=(Post.claim_token == claim_token,), claim_token=token, queued_at=retry_at)
+        if moved:
+            batch.resend.append(PublishPosts(token, retry_at, tuple(sorted(row.id for row in moved))))
+        for row in moved:
+            batch.outcomes[row.id] = PublishOutcome("retry", retry_at=retry_at, claim_token=token,
+                                                    detail="our own posting limit")
+    refused = set(denied)
+    return [post_id for post_id in post_ids if post_id not in refused]
+
+
+def _skipped(session: Session, post_ids: Sequence[int]) -> dict[int, PublishOutcome]:
+    status = dict(session.execute(select(Post.id, Post.status).where(Post.id.in_(post_ids))).tuples().all())
+    outcomes = {}
+    for post_id in post_ids:
+        if post_id not in status:
+            why = "no such post"
+        elif status[post_id] == PostStatus.QUEUED:
+            why = "the claim token was superseded"
+        else:
+            why = f"the post is {status[post_id]}"
+        outcomes[post_id] = PublishOutcome("skipped", detail=why)
+    return outcomes
+
+
+def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: datetime,
+             outcomes: dict[int, PublishOutcome]) -> list[Ready]:
+    """Check each claimed post can go out now and gather its publisher and credentials.
+
+    One query for the accounts, one per provider for its pause; the posts that cannot go out
+    are moved on here (review, or retry after an operator pause).
+    """
+    grace = runtime.settings.stale_grace_minutes
+    accounts = _accounts_of(session, claims)
+    publishers: dict[str, Publisher | None] = {}
+    holds: dict[str, ProviderHold | None] = {}
+    credentials: dict[int, AccountCredentials | str] = {}
+    ready = []
+    for claim in claims:
+        if now > stale_at(claim.scheduled_at, grace):
+            late = now - claim.scheduled_at
+            outcomes[claim.post_id] = review(session, claim, ReviewReason.STALE,
+                                             f"not published: {late} late, past the {grace}-minute grace", now)
+            continue
+        if claim.platform not in publishers:
+            try:
+                publishers[claim.platform] = runtime.providers.publisher(claim.platform)
+            except KeyError:
+                publishers[claim.platform] = None
+        publisher = publishers[claim.platform]
+        if publisher is None:
+            outcomes[claim.post_id] = review(session, claim, ReviewReason.PERMANENT_ERROR,
+                                             f"no publisher is configured for {claim.platform!r}", now)
+            continue
+        account = accounts.get((claim.user_id, claim.platform))
+        if account is None:
+            outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH,
+                                             f"no {claim.platform} account is connected", now)
+            continue
+        if publisher.name not in holds:
+            holds[publisher.name] = active_hold(session, publisher.name, now)
+        hold = holds[publisher.name]
+        if hold is not None:  # an operator problem: wait for its end, or review when stale
+            outcomes[claim.post_id] = retry(session, claim, hold.until, f"{publisher.name} paused: {hold.detail}",
+                                            now, grace)
+            continue
+        if account.status != AccountStatus.ACTIVE:
+            error = f"the {claim.platform} account is {account.status}"
+            if account.status == AccountStatus.NEEDS_REAUTH:
+                flag_reauth(session, account.id, claim.user_id, claim.platform, error, now)
+            outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
+            continue
+        if account.id not in credentials:
+            try:
+                credentials[account.id] = runtime.vault.credentials(account)
+            except TokenDecryptionError as exc:
+                credentials[account.id] = describe(exc)
+        creds = credentials[account.id]
+        if isinstance(creds, str):
+            outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, creds, now)
+            continue
+        ready.append(Ready(claim, publisher, creds))
+    return ready
+
+
+def _accounts_of(session: Session, claims: Sequence[Claim]) -> dict[tuple[int, str], PlatformAccount]:
+    pairs = sorted({(claim.user_id, claim.platform) for claim in claims})
+    if not pairs:
+        return {}
+    rows = session.scalars(select(PlatformAccount).where(
+        tuple_(PlatformAccount.user_id, PlatformAccount.platform).in_(pairs))).all()
+    return {(account.user_id, account.platform): account for account in rows}
+
+
+def _call(runtime: Runtime, ready: Ready, now: datetime) -> Attempt:
+    """Refresh an expiring token, publish, and classify what happened. Touches no transaction
+    of the caller's (a refresh stores its tokens in its own, under the account's row lock)."""
+    claim, publisher, creds = ready.claim, ready.publisher, ready.creds
+    try:
         refreshed = False
         if (creds.refresh_token and creds.expires_at is not None
                 and creds.expires_at <= now + DEFAULT_REFRESH_MARGIN):
-            try:
-                creds = refresh_tokens(runtime, publisher, creds)
-                refreshed = True
-            except NOT_SENT as exc:
-                with session.begin():
-                    return _not_sent(runtime, session, claim, creds.account_id, exc, now)
+            creds = refresh_tokens(runtime, publisher, creds)
+            refreshed = True
+        result = _publish_refreshing_once(runtime, publisher, creds, claim.text, may_refresh=not refreshed)
+    except NOT_SENT as exc:
+        return Attempt(ready, runtime.now(), creds.account_id, not_sent=exc)
+    except Exception as exc:  # noqa: BLE001 - OutcomeUnknown, or unclassified: may have been sent
+        logger.warning("post %s: outcome unknown after %s; reconciling", claim.post_id, describe(exc))
+        found, note = look_for(publisher, creds, claim)
+        return Attempt(ready, runtime.now(), creds.account_id, result=found, unknown=f"{describe(exc)}; {note}")
+    return Attempt(ready, runtime.now(), creds.account_id, result=result)
 
-        try:
-            result = _publish_refreshing_once(runtime, publisher, creds, claim.text,
-                                              may_refresh=not refreshed)
-        except NOT_SENT as exc:
-            with session.begin():
-                return _not_sent(runtime, session, claim, creds.account_id, exc, now)
-        except Exception as exc:  # noqa: BLE001 - OutcomeUnknown, or unclassified: may have been sent
-            logger.warning("post %s: outcome unknown after %s; reconciling", post_id, describe(exc))
-            found, note = look_for(publisher, creds, claim)
-            error = f"{describe(exc)}; {note}"
-            with session.begin():
-                if found is not None:
-                    return record_published(session, claim, found, runtime.now(),
-                                            action="post.reconciled", error=error)
-                return review(session, claim, ReviewReason.OUTCOME_UNKNOWN, error, now)
 
-        with session.begin():
-            return record_published(session, claim, result, runtime.now())
+def _record(runtime: Runtime, attempts: Sequence[Attempt], now: datetime,
+            outcomes: dict[int, PublishOutcome]) -> None:
+    """Write what the calls came to: the successes together, each failure in its own transaction
+    (one post's unexpected error cannot undo another's record)."""
+    created = [a for a in attempts if a.result is not None and a.unknown is None]
+    if created:
+        with runtime.session_factory() as session, session.begin():
+            outcomes.update(record_published_many(
+                session, [(a.ready.claim, a.result, a.finished_at) for a in created if a.result is not None]))
+    for attempt in attempts:
+        if attempt.result is not None and attempt.unknown is None:
+            continue
+        claim = attempt.ready.claim
+        with runtime.session_factory() as session, session.begin():
+            if attempt.not_sent is not None:
+                outcomes[claim.post_id] = _not_sent(runtime, session, claim, attempt.account_id,
+                                                    attempt.not_sent, now)
+            elif attempt.result is not None:
+                outcomes[claim.post_id] = record_published(session, claim, attempt.result, attempt.finished_at,
+                                                           action="post.reconciled", error=attempt.unknown)
+            else:
+                outcomes[claim.post_id] = review(session, claim, ReviewReason.OUTCOME_UNKNOWN,
+                                                 attempt.unknown or "outcome unknown", now)
 
 
 def look_for(publisher: Publisher, creds: AccountCredentials, claim: Claim) -> tuple[PublishResult | None, str]:
@@ -188,15 +336,6 @@ def look_for(publisher: Publisher, creds: AccountCredentials, claim: Claim) -> t
     if found is None:
         return None, f"not found on {claim.platform} since {since.isoformat()}"
     return found, f"found on {claim.platform} as {found.external_id}"
-
-
-def _why_not_claimed(session: Session, post_id: int) -> str:
-    status = session.scalar(select(Post.status).where(Post.id == post_id))
-    if status is None:
-        return "no such post"
-    if status == PostStatus.QUEUED:
-        return "the claim token was superseded"
-    return f"the post is {status}"
 
 
 def _publish_refreshing_once(runtime: Runtime, publisher: Publisher, creds: AccountCredentials,

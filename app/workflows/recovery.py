@@ -45,11 +45,12 @@ from typing import Any
 from sqlalchemy import case, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from app.audit import record
+from app.audit import AuditEntry, record_many
+from app.batches import keep_moved, plan_batches, tokens_by_post
 from app.errors import TokenDecryptionError
-from app.intents import Intent, MessageProbe, PublishPost
+from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import Step, Tick
-from app.lifecycle import Claim, chunks, move_many, new_claim_token, record_published, review
+from app.lifecycle import Claim, chunks, move_many, record_published, review
 from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason
 from app.providers.base import AccountCredentials, Publisher, PublishResult
 from app.runtime import Runtime
@@ -73,7 +74,7 @@ DEFAULT_PUBLISHING_BACKSTOP = timedelta(minutes=6)
 class Recovery:
     """What one recovery pass did: the messages to send and what it found."""
 
-    resent: list[PublishPost] = field(default_factory=list)
+    resent: list[PublishPosts] = field(default_factory=list)
     #: Interrupted publishes found on the platform and recorded as published.
     reconciled: int = 0
     #: Posts sent to review: lost and past the stale grace, or interrupted and not found.
@@ -82,7 +83,7 @@ class Recovery:
     alive: int = 0
 
     def counts(self) -> dict[str, int]:
-        return {"resent": len(self.resent), "reconciled": self.reconciled, "reviewed": self.reviewed,
+        return {"resent": sum(len(batch.post_ids) for batch in self.resent), "reconciled": self.reconciled, "reviewed": self.reviewed,
                 "alive": self.alive}
 
 
@@ -134,22 +135,24 @@ def _resend_lost(runtime: Runtime, now: datetime, probe: MessageProbe | None, gr
                 recovery.reviewed += outcome.kind == "review"
             else:
                 resend.append(row)
-        for chunk in chunks(resend):
-            tokens = {row.id: new_claim_token() for row in chunk}
+        # Never early: a post re-sent before its time still waits for its second.
+        planned = plan_batches((row.id, max(now, row.scheduled_at)) for row in resend)
+        tokens = tokens_by_post(planned)
+        held = {row.id: row.claim_token for row in resend}
+        moved: list[Any] = []
+        for chunk in chunks(list(tokens)):
             # Still queued under the token it was lost with: a message that turned up meanwhile wins.
-            moved = move_many(
-                session, [r.id for r in chunk], source=PostStatus.QUEUED, target=PostStatus.QUEUED,
-                where=(tuple_(Post.id, Post.claim_token).in_([(r.id, r.claim_token) for r in chunk]),),
-                claim_token=case(tokens, value=Post.id), queued_at=now,
-                late_reason=LateReason.RESENT, late_since=now)
-            due = {r.id: max(now, r.scheduled_at) for r in chunk}
-            for requeued in moved:
-                # Never early: a post re-sent before its time still waits for its second.
-                post_id = requeued.id
-                recovery.resent.append(PublishPost(post_id, tokens[post_id], due[post_id]))
-                record(session, "post.requeued", user_id=requeued.user_id, post_id=post_id,
-                       details={"reason": "message lost", "due_at": due[post_id].isoformat()})
-    recovery.resent.sort(key=lambda d: (d.due_at, d.post_id))
+            moved.extend(move_many(
+                session, chunk, source=PostStatus.QUEUED, target=PostStatus.QUEUED,
+                where=(tuple_(Post.id, Post.claim_token).in_([(i, held[i]) for i in chunk]),),
+                claim_token=case({i: tokens[i] for i in chunk}, value=Post.id), queued_at=now,
+                late_reason=LateReason.RESENT, late_since=now))
+        due = {batch_post: batch.due_at for batch in planned for batch_post in batch.post_ids}
+        record_many(session, [AuditEntry("post.requeued", row.user_id, row.id,
+                                         {"reason": "message lost", "due_at": due[row.id].isoformat()})
+                              for row in moved])
+        recovery.resent.extend(keep_moved(planned, {row.id for row in moved}))
+    recovery.resent.sort(key=lambda batch: (batch.due_at, batch.post_ids))
 
 
 def _not_alive(probe: MessageProbe | None, rows: Sequence, everything_lost: bool,  # type: ignore[type-arg]

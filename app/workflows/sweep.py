@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from app.intents import Intent, MessageProbe, PublishPost
+from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import PRUNE_OLD_CLAIMS
 from app.notifications import send_pending_emails
@@ -27,16 +27,16 @@ __all__ = ["SWEEP_STUCK_POSTS", "sweep_stuck_posts"]
 
 
 def sweep_stuck_posts(runtime: Runtime, now: datetime, *, messages: MessageProbe | None = None,
-                      everything_lost: bool = False) -> list[PublishPost]:
+                      everything_lost: bool = False) -> list[PublishPosts]:
     """Recover lost messages and interrupted publishes, dispatch due posts (module doc).
 
     ``messages``: the broker's answer to "is this message alive?"; without it, messages are
     presumed lost only by time (see :mod:`app.workflows.recovery`).
     """
+    # Disjoint: recovery re-sends queued posts, the dispatch claims scheduled ones.
     intents = recover_posts(runtime, now, messages, everything_lost=everything_lost).resent
-    merged = {d.post_id: d for d in dispatch_due_posts(runtime, now)}
-    merged.update({d.post_id: d for d in intents})
-    return sorted(merged.values(), key=lambda d: (d.due_at, d.post_id))
+    intents += dispatch_due_posts(runtime, now)
+    return sorted(intents, key=lambda batch: (batch.due_at, batch.post_ids))
 
 
 def _recover_posts(tick: Tick) -> Sequence[Intent]:

@@ -1,7 +1,7 @@
 """Publishing end to end: real worker processes, Redis, PostgreSQL and fake platforms on sockets.
 
 Each test schedules a post a moment ahead, claims it with ``dispatch_due_posts`` and enqueues
-the ``publish_post`` message exactly as ``actors.messages.send`` would (no delay: the
+the ``publish_posts`` message exactly as ``actors.messages.send`` would (no delay: the
 actor waits for the exact second itself). A real ``dramatiq actors.entrypoint -Q posting`` worker then
 publishes through the real X / LinkedIn clients to :mod:`tests.fakes.x` and :mod:`tests.fakes.linkedin`, and the test
 polls the database (bounded) for the final state and counts what the platform received.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,9 +123,9 @@ class OffsetClock:
         return datetime.now(UTC) + self.offset
 
 
-def publish_message(post_id: int, claim_token: str, due_at: datetime) -> dramatiq.Message:
-    return dramatiq.Message(queue_name="posting", actor_name="publish_post",
-                            args=(post_id, claim_token, due_at.isoformat()), kwargs={}, options={})
+def publish_message(post_ids: Sequence[int], claim_token: str, due_at: datetime) -> dramatiq.Message:
+    return dramatiq.Message(queue_name="posting", actor_name="publish_posts",
+                            args=(list(post_ids), claim_token, due_at.isoformat()), kwargs={}, options={})
 
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -234,8 +234,8 @@ class World:
         claimed = dispatch_due_posts(self.runtime, self.clock())
         for d in claimed:
             for _ in range(copies):
-                self.broker.enqueue(publish_message(d.post_id, d.claim_token, d.due_at))
-        return {d.post_id: (d.claim_token, d.due_at) for d in claimed}
+                self.broker.enqueue(publish_message(d.post_ids, d.claim_token, d.due_at))
+        return {post_id: (d.claim_token, d.due_at) for d in claimed for post_id in d.post_ids}
 
     def wait_status(self, post_id: int, *statuses: str, timeout: float = 20) -> Post:
         found = wait_for(lambda: (p := self.post(post_id)).status in statuses and p, timeout)
@@ -558,7 +558,7 @@ def test_worker_killed_during_the_platform_call_publishes_exactly_once(
         # A new worker gets the killed worker's message back (its heartbeat is 1 s stale), plus
         # an explicit resend; both are acknowledged only once handled, and both are skipped.
         worker = world.worker = start_worker(slow_env, tmp_path / "restarted.log", threads=2)
-        broker.enqueue(publish_message(post_id, token, due))
+        broker.enqueue(publish_message([post_id], token, due))
         assert wait_for(lambda: unacked(client) == 0, 20), worker.stderr()
         time.sleep(0.5)
 

@@ -34,7 +34,7 @@ from actors.liveness import probe_for
 from actors.messages import send
 from app import posts
 from app.broker import build_broker
-from app.intents import PublishPost
+from app.intents import PublishPosts
 from app.models import AuditLog, Post, PostStatus, User
 from app.runtime import Runtime
 from app.workflows.dispatch import DISPATCH_DUE_POSTS
@@ -248,7 +248,7 @@ def test_a_crash_between_claim_and_send_and_a_scheduler_down_then_back(rig: Rig)
     slot = datetime.fromtimestamp(now.timestamp() // TICK * TICK, UTC)
     crashed = run_tick(rig.runtime, DISPATCH_DUE_POSTS.name, slot, trigger="periodic", message_id="crashed",
                        messages=probe_for(rig.broker, 3))  # type: ignore[arg-type]
-    assert sorted(i.post_id for i in crashed.intents if isinstance(i, PublishPost)) == stranded
+    assert sorted(p for i in crashed.intents if isinstance(i, PublishPosts) for p in i.post_ids) == stranded
     assert {p.status for p in rig.posts(stranded)} == {PostStatus.QUEUED}
     # Two schedulers; one of them stops for a while, then both run again.
     first, second = Ticker(rig.runtime, rig.broker, "first"), Ticker(rig.runtime, rig.broker, "second")

@@ -29,7 +29,7 @@ from app.text_limits import fits_platform, platform_length, platform_limit
 from app.users import connect_account, create_user
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.generation import generate_for_user
-from app.workflows.publish import publish_post
+from app.workflows.publish import publish_posts
 from app.workflows.ticks import run_tick
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.openai import FakeOpenAI, requested_slots, valid_posts
@@ -166,11 +166,12 @@ def test_daily_run_against_the_fakes_generates_and_publishes_within_the_document
             continue
         clock.now = post.scheduled_at
         dispatches = dispatch_due_posts(runtime, clock.now)
-        assert post.id in {d.post_id for d in dispatches}
+        assert post.id in {post_id for d in dispatches for post_id in d.post_ids}
         for dispatch in dispatches:
-            outcome = publish_post(runtime, dispatch.post_id, dispatch.claim_token, clock.now)
-            assert outcome.kind == "published", outcome
-            published[dispatch.post_id] = outcome.detail
+            batch = publish_posts(runtime, dispatch.post_ids, dispatch.claim_token, clock.now)
+            for post_id, outcome in batch.outcomes.items():
+                assert outcome.kind == "published", outcome
+                published[post_id] = outcome.detail
     assert len(published) == len(posts)
 
     tweets = x.requests_to("/2/tweets", "POST")

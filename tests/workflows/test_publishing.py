@@ -21,7 +21,7 @@ from app import lifecycle, posts
 from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import TokenVault
-from app.intents import PublishPost
+from app.intents import PublishPosts
 from app.lifecycle import review_queue_size
 from app.models import (
     AccountStatus,
@@ -44,7 +44,12 @@ from app.providers.registry import Providers
 from app.runtime import Runtime
 from app.users import connect_account, create_user
 from app.workflows.dispatch import dispatch_due_posts
-from app.workflows.publish import DEFAULT_MAX_PUBLISH_ATTEMPTS, publish_post, retry_backoff
+from app.workflows.publish import (
+    DEFAULT_MAX_PUBLISH_ATTEMPTS,
+    publish_post,
+    publish_posts,
+    retry_backoff,
+)
 from app.workflows.sweep import sweep_stuck_posts
 
 Step = BaseException | PublishResult | TokenSet | Callable[[], Any] | None
@@ -194,13 +199,14 @@ def test_dispatch_claims_posts_due_within_the_horizon_and_reviews_stale_ones(
 
     dispatched = dispatch_due_posts(runtime, now)
 
-    assert [d.post_id for d in dispatched] == [late, soon, edge]
+    assert [d.post_ids for d in dispatched] == [(late,), (soon,), (edge,)]
     assert len({d.claim_token for d in dispatched}) == 3
     for d in dispatched:
-        post = load(sessions, d.post_id)
+        [post_id] = d.post_ids
+        post = load(sessions, post_id)
         assert (post.status, post.claim_token, post.queued_at) == (PostStatus.QUEUED, d.claim_token, now)
         assert d.due_at == post.scheduled_at
-        assert actions(sessions, d.post_id) == ["post.queued"]
+        assert actions(sessions, post_id) == ["post.queued"]
     assert load(sessions, later).status == PostStatus.SCHEDULED
     reviewed = load(sessions, stale)
     assert (reviewed.status, reviewed.review_reason) == (PostStatus.NEEDS_REVIEW, ReviewReason.STALE)
@@ -539,7 +545,7 @@ def test_sweep_resends_a_lost_queued_post_under_a_new_token(
 
     dispatched = sweep_stuck_posts(runtime, now)
 
-    assert [d.post_id for d in dispatched] == [post_id]
+    assert [d.post_ids for d in dispatched] == [(post_id,)]
     [d] = dispatched
     assert d.claim_token != "lost"
     assert load(sessions, waiting).claim_token == "in-flight"
@@ -558,7 +564,7 @@ def test_sweep_leaves_a_post_waiting_for_its_rate_limit_reset(
     assert outcome.kind == "retry"
     assert sweep_stuck_posts(runtime, now + timedelta(minutes=10)) == []
     [d] = sweep_stuck_posts(runtime, now + timedelta(minutes=24))
-    assert d.post_id == post_id
+    assert d.post_ids == (post_id,)
 
 
 def test_sweep_sends_a_lost_post_past_the_grace_to_review(
@@ -612,7 +618,7 @@ def test_sweep_also_dispatches_due_scheduled_posts(
         runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime) -> None:
     post_id = add_post(sessions, user_id, now - timedelta(minutes=20))
     [d] = sweep_stuck_posts(runtime, now)
-    assert d == PublishPost(post_id, load(sessions, post_id).claim_token or "", now - timedelta(minutes=20))
+    assert d == PublishPosts(load(sessions, post_id).claim_token or "", now - timedelta(minutes=20), (post_id,))
 
 
 # -- review queue -------------------------------------------------------------------------------
@@ -659,9 +665,9 @@ def test_dispatch_publish_and_sweep_also_work_on_sqlite(
 
     dispatched = sweep_stuck_posts(runtime, now)
 
-    assert sorted(d.post_id for d in dispatched) == sorted([due, lost])
+    assert sorted(post_id for d in dispatched for post_id in d.post_ids) == sorted([due, lost])
     for d in dispatched:
-        assert publish_post(runtime, d.post_id, d.claim_token, now).kind == "published"
+        assert publish_posts(runtime, d.post_ids, d.claim_token, now).outcomes[d.post_ids[0]].kind == "published"
     assert publish_post(runtime, lost, "lost", now).kind == "skipped"
     assert [load(sessions, p).status for p in (due, lost, stuck)] == [PostStatus.PUBLISHED] * 3
     assert len(fake.publish_calls) == 2

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.intents import PublishPost
+from app.intents import PublishPosts
 from app.models import LateReason, PostStatus, ReviewReason
 from app.providers.base import PublishResult
 from app.runtime import Runtime
@@ -55,7 +55,7 @@ def test_a_queued_post_whose_message_is_gone_is_resent_at_once_under_a_new_token
     recovery = recover_posts(runtime, now, Alive())
 
     [resent] = recovery.resent
-    assert resent.post_id == lost and resent.claim_token != "lost" and resent.due_at == now
+    assert resent.post_ids == (lost,) and resent.claim_token != "lost" and resent.due_at == now
     assert recovery.counts() == {"resent": 1, "reconciled": 0, "reviewed": 0, "alive": 0}
     post = load(sessions, lost)
     assert (post.status, post.claim_token) == (PostStatus.QUEUED, resent.claim_token)
@@ -87,7 +87,7 @@ def test_a_post_claimed_ahead_whose_message_vanished_is_resent_for_its_own_secon
 
     [resent] = recover_posts(runtime, now, Alive()).resent
 
-    assert (resent.post_id, resent.due_at) == (post_id, due)  # never early
+    assert (resent.post_ids, resent.due_at) == ((post_id,), due)  # never early
     assert load(sessions, just_sent).claim_token == "in-transit"  # within the grace: not judged yet
 
 
@@ -97,7 +97,7 @@ def test_a_post_waiting_for_a_retry_is_judged_from_its_retry_time(
                        token="retry", queued_at=now + timedelta(seconds=30))
     assert recover_posts(runtime, now, Alive()).resent == []
     [resent] = recover_posts(runtime, now + timedelta(seconds=41), Alive()).resent
-    assert resent.post_id == post_id
+    assert resent.post_ids == (post_id,)
 
 
 def test_a_lost_post_past_the_stale_grace_goes_to_review(
@@ -157,13 +157,13 @@ def test_a_redelivered_tick_resends_what_it_claimed_and_never_sent(
     due = [add_post(sessions, user_id, now + timedelta(seconds=30 + i), text=f"p{i}") for i in range(3)]
     first = run_tick(runtime, DISPATCH_DUE_POSTS.name, now, trigger="periodic", message_id="m1",
                      messages=Alive())
-    claimed = {i.post_id: i.claim_token for i in first.intents if isinstance(i, PublishPost)}
+    claimed = {p: i.claim_token for i in first.intents if isinstance(i, PublishPosts) for p in i.post_ids}
     assert sorted(claimed) == due
     # The worker died before sending: the broker has none of these messages. Redelivered 2 s later:
     clock.now = now + timedelta(seconds=2)
     again = run_tick(runtime, DISPATCH_DUE_POSTS.name, now, trigger="periodic", message_id="m1",
                      messages=Alive())
-    resent = {i.post_id: i for i in again.intents if isinstance(i, PublishPost)}
+    resent = {p: i for i in again.intents if isinstance(i, PublishPosts) for p in i.post_ids}
     assert sorted(resent) == due
     assert all(resent[p].claim_token != claimed[p] for p in due)
     assert [resent[p].due_at for p in due] == [now + timedelta(seconds=30 + i) for i in range(3)]

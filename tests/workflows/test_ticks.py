@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from app.intents import PublishPost, RunSlot, RunUserStep
+from app.intents import PublishPosts, RunSlot, RunUserStep
 from app.models import Post, PostStatus
 from app.workflows.ticks import recovery_intents, run_tick
 from tests.factories import make_users
@@ -32,8 +32,8 @@ def test_lost_in_memory_messages_are_resent_at_start_up(runtime, clock):
 
     intents = recovery_intents(runtime, clock.now, messages_lost=True)
 
-    publish = [i for i in intents if isinstance(i, PublishPost)]
-    assert [(i.post_id, i.due_at) for i in publish] == [(post_id, clock.now + timedelta(seconds=50))]
+    publish = [i for i in intents if isinstance(i, PublishPosts)]
+    assert [(i.post_ids, i.due_at) for i in publish] == [((post_id,), clock.now + timedelta(seconds=50))]
     assert publish[0].claim_token != "old"  # a new claim token: the lost message is void
     assert {i for i in intents if isinstance(i, RunUserStep)} == set(fan_out.intents)
 

@@ -70,7 +70,7 @@ def test_a_sentinel_failover_mid_run_loses_no_post_and_publishes_none_twice(pg_e
                 now = datetime.now(UTC)
                 for d in dispatches:
                     delay = int((d.due_at - now).total_seconds() * 1000) - PUBLISH_LEAD_MS
-                    broker.enqueue(publish_message(d.post_id, d.claim_token, d.due_at),
+                    broker.enqueue(publish_message(d.post_ids, d.claim_token, d.due_at),
                                    delay=delay if delay > 0 else None)
 
             send(dispatch_due_posts(world.runtime, world.clock()))
