@@ -79,6 +79,14 @@ def _encode(body: Body) -> bytes:
     return json.dumps(body).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog like a real server's: the standard
+    library's 5 makes a burst of concurrent clients see connection resets no platform sends."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class FakeHTTPServer:
     """Serve ``handler`` on 127.0.0.1 at a free port, recording every request.
 
@@ -155,8 +163,7 @@ class FakeHTTPServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, args=(0.05,), name="fake-http", daemon=True
