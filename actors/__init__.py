@@ -16,9 +16,10 @@ from dramatiq import Broker
 from actors import per_user, periodic, posting
 from app.broker import build_broker
 from app.config import Settings
+from app.runtime import get_runtime
 from app.workflows.jobs import catalogue
 
-__all__ = ["register", "setup"]
+__all__ = ["WarmUp", "register", "setup"]
 
 
 def setup(settings: Settings) -> Broker:
@@ -29,9 +30,18 @@ def setup(settings: Settings) -> Broker:
     return broker
 
 
+class WarmUp(dramatiq.Middleware):
+    """Build the process's runtime (database pool, provider clients) when a worker process
+    boots, not when its first message arrives: a 09:00 burst should not pay for it."""
+
+    def after_process_boot(self, broker: Broker) -> None:
+        get_runtime()
+
+
 def register(broker: Broker, settings: Settings) -> None:
     """Declare every actor on ``broker`` (one that is not the process's, e.g. a test's sender)."""
     jobs = catalogue(settings)
+    broker.add_middleware(WarmUp())
     periodic.register(broker, jobs)
     per_user.register(broker, jobs)
     posting.register(broker)

@@ -6,6 +6,7 @@ their own with :func:`set_runtime` (for example with a fast-forwarded clock).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,13 +49,21 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+_building = threading.Lock()
 
 
 def get_runtime() -> Runtime:
-    """The process's runtime, built from the environment on first use."""
+    """The process's runtime, built from the environment on first use, once.
+
+    Worker processes build it at boot (``actors.WarmUp``); the lock keeps the threads of a
+    process that meets its first burst from each building one (seen: 16 threads each creating
+    HTTP clients and SSL contexts while their posts waited).
+    """
     global _runtime
     if _runtime is None:
-        _runtime = Runtime.from_settings(get_settings())
+        with _building:
+            if _runtime is None:
+                _runtime = Runtime.from_settings(get_settings())
     return _runtime
 
 
