@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         return {
             "posts": args.posts, "accounts": args.accounts, "latency_ms": args.latency_ms,
             "processes": args.processes, "threads": args.threads,
+            "first_ms": min(lateness) if lateness else None,
             "p50_ms": percentile(lateness, 50) if lateness else None,
             "p99_ms": percentile(lateness, 99) if lateness else None,
             "last_s": last_s, "posts_per_s": len(first) / last_s if last_s else None,
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     r = run(args)
     fmt = lambda v: "n/a" if v is None else f"{v:,.1f}"  # noqa: E731
-    print(f"lateness at X: p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms, last {fmt(r['last_s'])} s "
+    print(f"lateness at X: first {fmt(r['first_ms'])} ms, p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms, last {fmt(r['last_s'])} s "
           f"(threads alone bound it at {r['thread_bound_s']:.1f} s)")
     print(f"throughput: {fmt(r['posts_per_s'])} posts/s; early {r['early']}, twice {r['duplicates']}, "
           f"missing {r['missing']}; statuses {r['statuses']}")
