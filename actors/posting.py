@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq import Broker
-from dramatiq.rate_limits import BucketRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 
+from actors.limits import PostingLimits
 from actors.messages import PUBLISH_ACTOR, PUBLISH_ONE_ACTOR, send
 from app.config import Settings
 from app.intents import PublishPosts
-from app.platforms import get_platform
 from app.runtime import get_runtime
 from app.workflows.publish import Allow, Attempt, Ready, RunCalls
 from app.workflows.publish import publish_posts as publish
@@ -93,38 +92,21 @@ def sleep_until(due: datetime, clock: Callable[[], datetime], stopping: threadin
     return not (stopping or threading.Event()).wait(remaining)
 
 
-def rate_limiter(settings: Settings, platform: str, user_id: int) -> BucketRateLimiter | None:
-    """Dramatiq's bucket limiter on Redis, per platform and account; None on the in-process broker.
+_limits_lock = threading.Lock()
+#: One per Redis client (the process's broker's), its Lua script registered once.
+_limits: weakref.WeakKeyDictionary[object, PostingLimits] = weakref.WeakKeyDictionary()
 
-    A bucket, not Dramatiq's WindowRateLimiter: the window limiter keeps one key per second
-    of its window, 86,400 keys WATCHed per call for a one-day LinkedIn limit (seen: 47 s).
 
-    On top of the platform's own 429 handling: it keeps us under the limits the platform
-    registry states (X: per 15 minutes; LinkedIn: per day) even across many workers.
-    """
+def within_limits(settings: Settings) -> Allow | None:
+    """The workflow's ``allow``: our posting limits on the broker's Redis; None in-process."""
     client = getattr(dramatiq.get_broker(), "client", None)
     if client is None:
         return None
-    entry = get_platform(platform)
-    limit = getattr(settings, entry.posting_limit_setting)
-    bucket_ms = int(entry.posting_window.total_seconds() * 1000)
-    return BucketRateLimiter(RedisBackend(client=client), f"publish:{platform}:{user_id}", limit=limit,
-                             bucket=bucket_ms)
-
-
-def within_limit(settings: Settings) -> Allow | None:
-    """The workflow's ``allow(platform, user_id)``: one more post within our own limit?"""
-    if getattr(dramatiq.get_broker(), "client", None) is None:
-        return None
-
-    def allow(platform: str, user_id: int) -> bool:
-        limiter = rate_limiter(settings, platform, user_id)
-        if limiter is None:
-            return True
-        with limiter.acquire(raise_on_failure=False) as acquired:
-            return bool(acquired)
-
-    return allow
+    with _limits_lock:
+        limits = _limits.get(client)
+        if limits is None:
+            limits = _limits[client] = PostingLimits(client, settings)
+    return limits.allow
 
 
 _pool_lock = threading.Lock()
@@ -162,7 +144,7 @@ def publish_posts(post_ids: list[int], claim_token: str, due_at: str | None = No
             stop.hand_back(PublishPosts(claim_token, due, ids))
             return
     settings = runtime.settings
-    batch = publish(runtime, ids, claim_token, runtime.now(), allow=within_limit(settings),
+    batch = publish(runtime, ids, claim_token, runtime.now(), allow=within_limits(settings),
                     run_calls=concurrently(settings))
     if batch.resend:
         send(batch.resend, runtime.now())

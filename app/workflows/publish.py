@@ -88,9 +88,9 @@ def retry_backoff(attempts: int, *, uniform: Callable[[float, float], float] = r
 #: When our own posting limit says no, the post waits this long (it stays queued, visibly).
 RATE_LIMITED_RETRY = timedelta(seconds=60)
 
-#: May this account publish one more post now? (platform, user id) -> bool. The actor layer
-#: gives one backed by Dramatiq's rate limiter on Redis; None means no limiter (in-process).
-Allow = Callable[[str, int], bool]
+#: Which of these (platform, user id) publishes fit our own posting limits now, in order? The
+#: actor layer gives one backed by Redis (``actors/limits.py``); None: no limiter (in-process).
+Allow = Callable[[Sequence[tuple[str, int]]], list[bool]]
 #: Runs one call per item and returns the results in order: serially here, on a thread pool in
 #: the posting actor (``actors/posting.py``), so a batch's platform calls overlap.
 RunCalls = Callable[[Callable[["Ready"], "Attempt"], Sequence["Ready"]], list["Attempt"]]
@@ -179,7 +179,8 @@ def _within_limits(runtime: Runtime, post_ids: Sequence[int], claim_token: str, 
     with runtime.session_factory() as session:
         held = session.execute(select(Post.id, Post.platform, Post.user_id).where(
             Post.id.in_(post_ids), Post.status == PostStatus.QUEUED, Post.claim_token == claim_token)).all()
-    denied = [row.id for row in held if not allow(row.platform, row.user_id)]
+    verdicts = allow([(row.platform, row.user_id) for row in held])
+    denied = [row.id for row, allowed in zip(held, verdicts, strict=True) if not allowed]
     if denied:
         retry_at = runtime.now() + RATE_LIMITED_RETRY
         token = new_claim_token()
