@@ -10,6 +10,8 @@ actor on it, like Flask's ``create_app``. Worker and scheduler processes import
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 from dramatiq import Broker
 
@@ -32,9 +34,14 @@ def setup(settings: Settings) -> Broker:
 
 class WarmUp(dramatiq.Middleware):
     """Build the process's runtime (database pool, provider clients) when a worker process
-    boots, not when its first message arrives: a 09:00 burst should not pay for it."""
+    boots, not when its first message arrives: a 09:00 burst should not pay for it.
+
+    Also quiets httpx's one INFO line per request: our own log and audit say what was
+    published, and in a burst those lines cost worker CPU and the log pipe.
+    """
 
     def after_process_boot(self, broker: Broker) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         get_runtime()
 
 

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
                "X_CLIENT_ID": "bench", "X_API_BASE_URL": fake.base_url,
                "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
+               "dramatiq_queue_prefetch": str(args.prefetch or args.threads),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop("SENTRY_DSN", None)
         settings = Settings.from_env(env)
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=150.0, help="the fake X's time per create")
     parser.add_argument("--processes", type=int, default=2, help="as the Procfile's posting worker")
     parser.add_argument("--threads", type=int, default=16, help="as the Procfile's posting worker")
+    parser.add_argument("--prefetch", type=int, default=0,
+                        help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")
     args = parser.parse_args(argv)
     if min(args.posts, args.accounts, args.processes, args.threads) < 1:
         parser.error("--posts, --accounts, --processes and --threads must be at least 1")
