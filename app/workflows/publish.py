@@ -165,9 +165,11 @@ def publish_posts(runtime: Runtime, post_ids: Sequence[int], claim_token: str, n
     # No transaction is open across the platform calls.
     attempts = run_calls(lambda item: _call(runtime, item, now), ready)
     _record(runtime, attempts, now, batch.outcomes)
+    carried = {post_id for message in batch.resend for post_id in message.post_ids}  # postponed
     batch.resend.extend(PublishPosts(outcome.claim_token, outcome.retry_at, (post_id,))
                         for post_id, outcome in batch.outcomes.items()
-                        if outcome.kind == "retry" and outcome.claim_token and outcome.retry_at)
+                        if outcome.kind == "retry" and outcome.claim_token and outcome.retry_at
+                        and post_id not in carried)
     return batch
 
 
@@ -197,7 +199,8 @@ def _within_limits(runtime: Runtime, post_ids: Sequence[int], claim_token: str, 
 
 
 def _skipped(session: Session, post_ids: Sequence[int]) -> dict[int, PublishOutcome]:
-    status = dict(session.execute(select(Post.id, Post.status).where(Post.id.in_(post_ids))).tuples().all())
+    status: dict[int, str] = {row.id: row.status for row in session.execute(
+        select(Post.id, Post.status).where(Post.id.in_(post_ids)))}
     outcomes = {}
     for post_id in post_ids:
         if post_id not in status:

@@ -287,6 +287,37 @@ def test_x_post_is_published_once_on_its_second_with_the_account_token(world: Wo
     assert post.published_at is not None and post.published_at - due < timedelta(seconds=5)
 
 
+def test_posts_due_at_one_second_travel_in_one_message_and_each_goes_out_once(world: World) -> None:
+    due = (world.clock() + timedelta(seconds=2)).replace(microsecond=0)
+    with world.runtime.session_factory() as session, session.begin():
+        user = session.get(User, world.user_id)
+        assert user is not None
+        ids = [posts.create_one_off(session, user, "twitter", due, f"Same second, post {n}.", now=world.clock()).id
+               for n in range(6)]
+    claimed = world.dispatch(copies=2)  # and a duplicated message: still once each
+
+    assert sorted(claimed) == ids and len({token for token, _ in claimed.values()}) == 1
+    for post_id in ids:
+        world.wait_status(post_id, PostStatus.PUBLISHED)
+    requests = tweet_posts(world.fx)
+    assert sorted(r.json["text"] for r in requests) == sorted(f"Same second, post {n}." for n in range(6))
+    assert all(r.received_at >= due.timestamp() for r in requests), "published before its time"
+    assert max(r.received_at for r in requests) - due.timestamp() < 3
+
+
+def test_a_one_post_message_from_before_batches_is_still_published(world: World) -> None:
+    """Messages in flight across an upgrade use the old actor and arguments."""
+    post_id = world.schedule("twitter", "Sent by the previous release.")
+    claimed = dispatch_due_posts(world.runtime, world.clock())
+    [(token, due)] = [(b.claim_token, b.due_at) for b in claimed]
+    world.broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="publish_post",
+                                          args=(post_id, token, due.isoformat()), kwargs={}, options={}))
+
+    post = world.wait_status(post_id, PostStatus.PUBLISHED)
+
+    assert len(tweet_posts(world.fx)) == 1 and post.attempts == 1
+
+
 def test_linkedin_post_is_published_with_the_documented_headers(world: World) -> None:
     text = "Lessons (and mistakes) from #python @scale_up: 100% worth it"
     post_id = world.schedule("linkedin", text)
