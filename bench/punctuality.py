@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     # The worker processes inherit these (the bench process builds its own Settings from them).
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["TOKEN_ENCRYPTION_KEYS"] = key
+    os.environ["dramatiq_queue_prefetch"] = str(args.threads)  # as the Procfile's posting worker
     os.environ.pop("SENTRY_DSN", None)
 
     modes = [args.mode] if args.mode else ["precise", "plain"]
