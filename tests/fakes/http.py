@@ -124,6 +124,9 @@ class FakeHTTPServer:
 
         class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body are two writes: with Nagle's algorithm the body waits for
+            # the client's delayed ACK of the headers (40 ms on Linux), on every keep-alive reply.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # keep pytest output clean
