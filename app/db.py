@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 #: Connections kept open per process; workers run a handful of threads each.
@@ -70,6 +71,21 @@ def get_engine(url: str | None = None) -> Engine:
     if url not in _engines:
         _engines[url] = make_engine(url)
     return _engines[url]
+
+
+def insert_skipping_conflicts(session: Session, model: type[Any], rows: Sequence[dict[str, Any]], *,
+                              keys: Sequence[Any]) -> Insert:
+    """``INSERT ... VALUES (rows) ON CONFLICT (keys) DO NOTHING`` for the session's database.
+
+    One statement whatever the number of rows, and a row whose key a concurrent writer stored
+    meanwhile is skipped instead of failing the transaction; add ``.returning(...)`` to learn
+    which rows went in. PostgreSQL and SQLite (3.24+) both have it; ValueError elsewhere.
+    """
+    dialect = session.get_bind().dialect.name
+    module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
+    if module is None:
+        raise ValueError(f"no INSERT ... ON CONFLICT DO NOTHING on {dialect}: use PostgreSQL or SQLite")
+    return module.insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=list(keys))
 
 
 @contextmanager

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.db import insert_skipping_conflicts
 from app.jobs.spec import PeriodicJob
 from app.models import (
     MemoryEntry,
@@ -51,6 +51,8 @@ RECENT_POSTS_IN_PROMPT = 20
 MAX_TOPIC_CHARS = 300
 #: MemoryEntry.key's column width: longer links are remembered by their hash.
 MAX_IDEA_KEY = 300
+#: The columns of the posts' unique constraint: one generated post per user, platform and slot.
+UNIQUE_SLOT = (Post.user_id, Post.platform, Post.slot_at)
 
 
 def idea_key(link: str) -> str:
@@ -169,35 +171,45 @@ def _insights(session: Session, user_id: int) -> list[str]:
 
 
 def _store_posts(session: Session, user_id: int, require_approval: bool, drafts: list[DraftPost], *,
-                 todo_keys: set[tuple[str, datetime]], execution_id: int, now: datetime) -> list[Post]:
-    stored: list[Post] = []
+                 todo_keys: set[tuple[str, datetime]], execution_id: int, now: datetime) -> list[int]:
+    """Insert the usable drafts in one statement and audit each; returns the new posts' ids.
+
+    A slot a racing run filled since ``todo_keys`` was read is skipped (``ON CONFLICT DO
+    NOTHING`` on the unique user, platform and slot), as is a blank, over-long or unasked-for
+    draft. Ids and audit rows follow the drafts' order.
+    """
+    rows: list[dict[str, Any]] = []
     for draft in drafts:
         key = (draft.platform, draft.slot_at)
         text = normalize_newlines(draft.text).strip()
         if key not in todo_keys or not text or limit_error(draft.platform, text):
             continue  # never a blank, broken or off-schedule post
         todo_keys.discard(key)
-        post = Post(user_id=user_id, platform=draft.platform, text=text,
-                    topic=(draft.topic or "").strip()[:MAX_TOPIC_CHARS] or None, created_at=now,
-                    scheduled_at=draft.slot_at, slot_at=draft.slot_at, execution_id=execution_id,
-                    status=PostStatus.NEEDS_REVIEW if require_approval else PostStatus.SCHEDULED,
-                    review_reason=ReviewReason.APPROVAL if require_approval else None)
-        try:
-            with session.begin_nested():
-                session.add(post)
-                session.flush()
-        except IntegrityError:
+        rows.append({"user_id": user_id, "platform": draft.platform, "text": text,
+                     "topic": (draft.topic or "").strip()[:MAX_TOPIC_CHARS] or None, "created_at": now,
+                     "scheduled_at": draft.slot_at, "slot_at": draft.slot_at, "execution_id": execution_id,
+                     "status": PostStatus.NEEDS_REVIEW if require_approval else PostStatus.SCHEDULED,
+                     "review_reason": ReviewReason.APPROVAL if require_approval else None})
+    if not rows:
+        return []
+    statement = insert_skipping_conflicts(session, Post, rows, keys=UNIQUE_SLOT)
+    inserted = {(platform, slot_at): post_id for post_id, platform, slot_at
+                in session.execute(statement.returning(Post.id, Post.platform, Post.slot_at))}
+    stored: list[int] = []
+    for row in rows:
+        post_id = inserted.get((row["platform"], row["slot_at"]))
+        if post_id is None:
             continue  # the slot was filled meanwhile: unique per user, platform and slot
-        stored.append(post)
-        details = {"platform": post.platform, "at": post.scheduled_at.isoformat(), "topic": post.topic}
-        record(session, "post.generated", user_id=user_id, post_id=post.id, details=details)
+        stored.append(post_id)
+        details = {"platform": row["platform"], "at": row["scheduled_at"].isoformat(), "topic": row["topic"]}
+        record(session, "post.generated", user_id=user_id, post_id=post_id, details=details)
         record(session, "post.reviewed" if require_approval else "post.scheduled", user_id=user_id,
-               post_id=post.id, details={**details, "reason": post.review_reason} if require_approval else details)
+               post_id=post_id, details={**details, "reason": row["review_reason"]} if require_approval else details)
     return stored
 
 
 def _remember(session: Session, user_id: int, topics: list[str], research: list[ResearchItem],
-              stored: list[Post], now: datetime) -> None:
+              stored: list[int], now: datetime) -> None:
     session.add(MemoryEntry(user_id=user_id, kind="research", key=f"research:{now:%Y-%m-%d}", created_at=now,
                             content={"topics": topics, "items": [
                                 {"title": r.title, "link": r.link, "snippet": r.snippet, "source": r.source,
@@ -206,7 +218,7 @@ def _remember(session: Session, user_id: int, topics: list[str], research: list[
     # Every item shown to the generator counts as covered: tomorrow's brief brings new material.
     for key in sorted({idea_key(r.link) for r in research if r.link}):
         session.add(MemoryEntry(user_id=user_id, kind="idea", key=key, created_at=now,
-                                content={"posts": [p.id for p in stored]}))
+                                content={"posts": stored}))
 
 
 DAILY_GENERATION = PeriodicJob(

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.db import insert_skipping_conflicts
 from app.jobs.spec import PeriodicJob
 from app.models import (
     MEASURABLE_AT,
@@ -208,16 +208,9 @@ def _store(session: Session, fetched: Sequence[tuple[DuePost, PostMetrics, bool]
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """Insert snapshot rows, skipping any (post_id, age) a concurrent run stored meanwhile."""
     keys = [MetricSnapshot.post_id, MetricSnapshot.age]
-    dialect = session.get_bind().dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(MetricSnapshot).values(rows).on_conflict_do_nothing(index_elements=keys)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(MetricSnapshot).values(rows).on_conflict_do_nothing(index_elements=keys)
-    else:  # no portable upsert: the check before this call is the only guard
-        session.execute(insert(MetricSnapshot), rows)
-        return {(row["post_id"], row["age"]) for row in rows}
-    return {(post_id, age) for post_id, age in session.execute(statement.returning(*keys))}
+    statement = insert_skipping_conflicts(session, MetricSnapshot, rows, keys=keys)
+    returned = session.execute(statement.returning(MetricSnapshot.post_id, MetricSnapshot.age))
+    return {(post_id, age) for post_id, age in returned}
 
 
 def _batches(items: Sequence[DuePost], size: int) -> Iterator[Sequence[DuePost]]:

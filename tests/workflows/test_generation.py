@@ -182,6 +182,35 @@ def test_racing_generation_for_the_same_slot_keeps_one_post_per_slot(runtime, cl
     assert {(p.platform, p.slot_at) for p in posts_of(runtime)} == NEW_YORK_SLOTS
 
 
+def test_a_slot_filled_by_a_racing_run_while_the_model_writes_is_skipped(runtime, clock):
+    """Between reading the free slots and storing the drafts another run fills one: its post
+    stays, this run's draft for that slot is dropped, the others are stored and audited in order."""
+    user = add_user(runtime, "ny@example.com")
+
+    def fill_the_first_slot_meanwhile(drafts: list[DraftPost]) -> list[DraftPost]:
+        with runtime.session_factory() as session, session.begin():
+            session.add(Post(user_id=user, platform=drafts[0].platform, text="written by the other run",
+                             scheduled_at=drafts[0].slot_at, slot_at=drafts[0].slot_at, created_at=clock.now))
+        return drafts
+
+    runtime.providers.generation = RecordingGeneration(fill_the_first_slot_meanwhile)
+    (execution,) = run_day(runtime)
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    assert execution.counts["generated"] == 3 and execution.counts["empty_slots"] == 1
+    posts = posts_of(runtime, user)
+    assert {(p.platform, p.slot_at) for p in posts} == NEW_YORK_SLOTS
+    assert [p.text for p in posts].count("written by the other run") == 1
+    ours = sorted(p.id for p in posts if p.execution_id == execution.id)
+    assert len(ours) == 3
+    with runtime.session_factory() as session:
+        audit = session.execute(select(AuditLog.action, AuditLog.post_id).where(AuditLog.user_id == user,
+                                AuditLog.action.like("post.%")).order_by(AuditLog.id)).all()
+        ideas = session.scalars(select(MemoryEntry.content).where(MemoryEntry.kind == "idea")).all()
+    assert [tuple(row) for row in audit] == [
+        (action, post_id) for post_id in ours for action in ("post.generated", "post.scheduled")]
+    assert ideas and all(content == {"posts": ours} for content in ideas)
+
+
 # -- where posts land -------------------------------------------------------------------------
 
 
