@@ -91,22 +91,26 @@ REQUEUE_STALE_EXECUTIONS = Step(
 
 
 def claim_execution(session: Session, execution_id: int, *, message_id: str | None, now: datetime,
-                    lease: timedelta = DEFAULT_EXECUTION_LEASE) -> bool:
-    """``pending -> running`` for this message; also a redelivery of the claiming message, or a lapsed lease."""
+                    lease: timedelta = DEFAULT_EXECUTION_LEASE) -> WorkflowExecution | None:
+    """``pending -> running`` for this message; also a redelivery of the claiming message, or a lapsed lease.
+
+    Returns the claimed row as the claim left it (read back with ``RETURNING``, so the run
+    needs no second query for it), or None when it was not ours to claim.
+    """
     reclaimable = [WorkflowExecution.status == ExecutionStatus.PENDING,
                    and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
                         WorkflowExecution.started_at < now - lease)]
     if message_id is not None:
         reclaimable.append(and_(WorkflowExecution.status == ExecutionStatus.RUNNING,
                                 WorkflowExecution.claimed_by_message == message_id))
-    result = session.execute(
+    return session.scalars(
         update(WorkflowExecution)
         .where(WorkflowExecution.id == execution_id, or_(*reclaimable))
         .values(status=ExecutionStatus.RUNNING, started_at=now, claimed_by_message=message_id,
                 attempts=WorkflowExecution.attempts + 1)
+        .returning(WorkflowExecution)
         .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    ).one_or_none()
 
 
 def stale_executions(session: Session, now: datetime, *, lease: timedelta = DEFAULT_EXECUTION_LEASE,
@@ -133,16 +137,17 @@ def run_execution(session_factory: Callable[[], Session], execution_id: int, *, 
     any other error marks it failed with the error, and does not raise (it is recorded).
     """
     with session_factory() as session, session.begin():
-        if not claim_execution(session, execution_id, message_id=message_id, now=clock()):
+        claimed = claim_execution(session, execution_id, message_id=message_id, now=clock())
+        if claimed is None:
             return None
     started = clock()
     try:
         with session_factory() as session, session.begin():
-            execution = session.get(WorkflowExecution, execution_id)
-            assert execution is not None
-            counts = body(session, execution)
-            _finish(execution, clock(), started, ExecutionStatus.SUCCEEDED, counts=counts)
-        return execution
+            # The row as the claim left it, not read again: nobody else runs an execution we hold.
+            session.add(claimed)
+            counts = body(session, claimed)
+            _finish(claimed, clock(), started, ExecutionStatus.SUCCEEDED, counts=counts)
+        return claimed
     except (TemporaryError, RateLimited) as exc:
         with session_factory() as session, session.begin():
             execution = session.get(WorkflowExecution, execution_id)
