@@ -114,7 +114,7 @@ def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) 
         topics=list(settings.topics), research=research, language=settings.language,
         recent_posts=_recent_posts(session, user.id, now), insights=_insights(session, user.id),
     )
-    drafts = _generate_drafts(runtime, brief, now)
+    drafts = _generate_drafts(runtime, session, brief, now)
     stored = _store_posts(session, user.id, settings.require_approval, drafts, todo_keys={(s.platform, s.at) for s in todo},
                           execution_id=execution.id, now=now)
     counts["generated"] = len(stored)
@@ -123,18 +123,18 @@ def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) 
     return counts
 
 
-def _generate_drafts(runtime: Runtime, brief: ContentBrief, now: datetime) -> list[DraftPost]:
+def _generate_drafts(runtime: Runtime, session: Session, brief: ContentBrief, now: datetime) -> list[DraftPost]:
     """The generator's drafts, unless it is paused for an operator problem.
 
-    An operator problem (OpenAI quota exhausted) pauses the generator for every user and tells
-    the operator once, in its own transaction (this run's rolls back); the day's run fails
-    with that reason rather than retrying on a timer.
+    The pause is read in the run's own transaction (each statement sees what is committed), so
+    checking it costs no second connection. An operator problem (OpenAI quota exhausted)
+    pauses the generator for every user and tells the operator once, in its own transaction
+    (this run's rolls back); the day's run fails with that reason rather than retrying on a timer.
     """
     generator = runtime.providers.generation
-    with runtime.session_factory() as session:
-        hold = active_hold(session, generator.name, now)
-        if hold is not None:
-            raise as_problem(hold)
+    hold = active_hold(session, generator.name, now)
+    if hold is not None:
+        raise as_problem(hold)
     try:
         return generator.generate(brief)
     except OperatorProblem as problem:
