@@ -73,19 +73,21 @@ def get_engine(url: str | None = None) -> Engine:
     return _engines[url]
 
 
-def insert_skipping_conflicts(session: Session, model: type[Any], rows: Sequence[dict[str, Any]], *,
-                              keys: Sequence[Any]) -> Insert:
-    """``INSERT ... VALUES (rows) ON CONFLICT (keys) DO NOTHING`` for the session's database.
+def insert_skipping_conflicts(session: Session, model: type[Any], *, keys: Sequence[Any]) -> Insert:
+    """``INSERT INTO <model's table> ... ON CONFLICT (keys) DO NOTHING`` for the session's database.
 
-    One statement whatever the number of rows, and a row whose key a concurrent writer stored
+    Execute it with a list of rows: they go in one statement (SQLAlchemy's "insert many
+    values"), compiled once per process, and a row whose key a concurrent writer stored
     meanwhile is skipped instead of failing the transaction; add ``.returning(...)`` to learn
-    which rows went in. PostgreSQL and SQLite (3.24+) both have it; ValueError elsewhere.
+    which rows went in. On the table, not the ORM entity: ORM bulk inserts leave out None
+    values and split rows with different None columns into several statements.
+    PostgreSQL and SQLite (3.24+) both have it; ValueError elsewhere.
     """
     dialect = session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
     if module is None:
         raise ValueError(f"no INSERT ... ON CONFLICT DO NOTHING on {dialect}: use PostgreSQL or SQLite")
-    return module.insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=list(keys))
+    return module.insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
 
 
 @contextmanager

@@ -192,9 +192,9 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
                      "review_reason": ReviewReason.APPROVAL if require_approval else None})
     if not rows:
         return []
-    statement = insert_skipping_conflicts(session, Post, rows, keys=UNIQUE_SLOT)
+    statement = insert_skipping_conflicts(session, Post, keys=UNIQUE_SLOT)
     inserted = {(platform, slot_at): post_id for post_id, platform, slot_at
-                in session.execute(statement.returning(Post.id, Post.platform, Post.slot_at))}
+                in session.execute(statement.returning(Post.id, Post.platform, Post.slot_at), rows)}
     stored: list[int] = []
     for row in rows:
         post_id = inserted.get((row["platform"], row["slot_at"]))

@@ -208,8 +208,8 @@ def _store(session: Session, fetched: Sequence[tuple[DuePost, PostMetrics, bool]
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """Insert snapshot rows, skipping any (post_id, age) a concurrent run stored meanwhile."""
     keys = [MetricSnapshot.post_id, MetricSnapshot.age]
-    statement = insert_skipping_conflicts(session, MetricSnapshot, rows, keys=keys)
-    returned = session.execute(statement.returning(MetricSnapshot.post_id, MetricSnapshot.age))
+    statement = insert_skipping_conflicts(session, MetricSnapshot, keys=keys)
+    returned = session.execute(statement.returning(MetricSnapshot.post_id, MetricSnapshot.age), rows)
     return {(post_id, age) for post_id, age in returned}
 
 
