@@ -10,18 +10,15 @@ actor on it, like Flask's ``create_app``. Worker and scheduler processes import
 
 from __future__ import annotations
 
-import logging
-
 import dramatiq
 from dramatiq import Broker
 
 from actors import per_user, periodic, posting
 from app.broker import build_broker
 from app.config import Settings
-from app.runtime import get_runtime
 from app.workflows.jobs import catalogue
 
-__all__ = ["WarmUp", "register", "setup"]
+__all__ = ["register", "setup"]
 
 
 def setup(settings: Settings) -> Broker:
@@ -32,23 +29,9 @@ def setup(settings: Settings) -> Broker:
     return broker
 
 
-class WarmUp(dramatiq.Middleware):
-    """Build the process's runtime (database pool, provider clients) when a worker process
-    boots, not when its first message arrives: a 09:00 burst should not pay for it.
-
-    Also quiets httpx's one INFO line per request: our own log and audit say what was
-    published, and in a burst those lines cost worker CPU and the log pipe.
-    """
-
-    def after_process_boot(self, broker: Broker) -> None:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        get_runtime()
-
-
 def register(broker: Broker, settings: Settings) -> None:
     """Declare every actor on ``broker`` (one that is not the process's, e.g. a test's sender)."""
     jobs = catalogue(settings)
-    broker.add_middleware(WarmUp())
     periodic.register(broker, jobs)
     per_user.register(broker, jobs)
     posting.register(broker)

@@ -8,6 +8,8 @@ publish after a restart.
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
 from app.runtime import get_runtime
@@ -18,4 +20,7 @@ class WarmRuntime(dramatiq.Middleware):
     registers its heartbeat, so a worker counted as live is ready to run messages at once)."""
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # httpx logs every request at INFO; our own log and audit say what was published, and
+        # in a 2,000-post burst those lines cost worker CPU and the log pipe.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         get_runtime()

@@ -55,7 +55,7 @@ _building = threading.Lock()
 def get_runtime() -> Runtime:
     """The process's runtime, built from the environment on first use, once.
 
-    Worker processes build it at boot (``actors.WarmUp``); the lock keeps the threads of a
+    Worker processes build it at boot (``actors.warmup.WarmRuntime``); the lock keeps the threads of a
     process that meets its first burst from each building one (seen: 16 threads each creating
     HTTP clients and SSL contexts while their posts waited).
     """
