@@ -13,7 +13,7 @@ last one done.
 
 It prints both rates and their ratio (issue 11 asks for at least 0.15).
 
-    python -m bench.throughput --posts 2000 --noop 20000
+    python -m bench.throughput --posts 10000 --noop 10000
 """
 
 from __future__ import annotations
@@ -153,14 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     import redis
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--posts", type=int, default=2000)
-    parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--noop", type=int, default=20000, help="messages to the no-op actor")
+    parser.add_argument("--posts", type=int, default=10000)
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--noop", type=int, default=0,
+                        help="messages to the no-op actor (default: as many as --posts, so both runs "
+                             "amortise their start the same way)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--prefetch", type=int, default=0,
                         help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")
     args = parser.parse_args(argv)
+    args.noop = args.noop or args.posts
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
     logdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     print(f"{args.processes} processes x {args.threads} threads on {REDIS_URL} ...", flush=True)
