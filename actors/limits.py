@@ -16,16 +16,20 @@ for LinkedIn's daily limit; seen: 47 s per call.)
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import dramatiq
 import redis
 
 from app.config import Settings
 from app.platforms import get_platform
+from app.workflows.publish import Allow
 
-__all__ = ["PostingLimits", "bucket_key"]
+__all__ = ["PostingLimits", "bucket_key", "within_limits"]
 
 # KEYS: one bucket key per account; ARGV: per key, (posts wanted, limit, window ms).
 # Returns, per key, how many of the wanted posts fit under the limit; counts them.
@@ -79,3 +83,20 @@ class PostingLimits:
             verdicts.append(granted[target] > 0)
             granted[target] -= 1
         return verdicts
+
+
+_limits_lock = threading.Lock()
+#: One per Redis client (the process's broker's), its Lua script registered once.
+_limits: weakref.WeakKeyDictionary[object, PostingLimits] = weakref.WeakKeyDictionary()
+
+
+def within_limits(settings: Settings) -> Allow | None:
+    """The workflow's ``allow``: our posting limits on the broker's Redis; None in-process."""
+    client = getattr(dramatiq.get_broker(), "client", None)
+    if client is None:
+        return None
+    with _limits_lock:
+        limits = _limits.get(client)
+        if limits is None:
+            limits = _limits[client] = PostingLimits(client, settings)
+    return limits.allow

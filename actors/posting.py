@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -33,12 +32,12 @@ from datetime import UTC, datetime
 import dramatiq
 from dramatiq import Broker
 
-from actors.limits import PostingLimits
+from actors.limits import within_limits
 from actors.messages import PUBLISH_ACTOR, PUBLISH_ONE_ACTOR, send
 from app.config import Settings
 from app.intents import PublishPosts
 from app.runtime import get_runtime
-from app.workflows.publish import Allow, Attempt, Ready, RunCalls
+from app.workflows.publish import Attempt, Ready, RunCalls
 from app.workflows.publish import publish_posts as publish
 
 logger = logging.getLogger(__name__)
@@ -90,23 +89,6 @@ def sleep_until(due: datetime, clock: Callable[[], datetime], stopping: threadin
     if remaining <= 0:
         return True
     return not (stopping or threading.Event()).wait(remaining)
-
-
-_limits_lock = threading.Lock()
-#: One per Redis client (the process's broker's), its Lua script registered once.
-_limits: weakref.WeakKeyDictionary[object, PostingLimits] = weakref.WeakKeyDictionary()
-
-
-def within_limits(settings: Settings) -> Allow | None:
-    """The workflow's ``allow``: our posting limits on the broker's Redis; None in-process."""
-    client = getattr(dramatiq.get_broker(), "client", None)
-    if client is None:
-        return None
-    with _limits_lock:
-        limits = _limits.get(client)
-        if limits is None:
-            limits = _limits[client] = PostingLimits(client, settings)
-    return limits.allow
 
 
 _pool_lock = threading.Lock()

@@ -10,8 +10,7 @@ import redis
 from dramatiq.rate_limits import BucketRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
-from actors.limits import PostingLimits, bucket_key
-from actors.posting import within_limits
+from actors.limits import PostingLimits, bucket_key, within_limits
 from app.broker import build_broker
 from app.config import Settings
 
