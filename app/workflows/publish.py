@@ -14,13 +14,13 @@ are recorded together. Each post keeps the guarantees below on its own:
   waits for review instead (a morning post published at midnight does more harm than good).
 
 The states and moves are :mod:`app.lifecycle`'s; token refresh and re-authorisation are
-:mod:`app.workflows.accounts`'.
+:mod:`app.workflows.accounts`'; what a failure known to have created nothing leads to is
+:mod:`app.workflows.publish_failures`'.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,45 +44,24 @@ from app.lifecycle import (
     stale_at,
 )
 from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ProviderHold, ReviewReason
-from app.provider_holds import active_hold, report_problem
+from app.provider_holds import active_hold
 from app.providers.base import AccountCredentials, Publisher, PublishResult
-from app.providers.errors import (
-    AuthError,
-    OperatorProblem,
-    PermanentError,
-    RateLimited,
-    TemporaryError,
-)
+from app.providers.errors import AuthError
 from app.runtime import Runtime
-from app.workflows.accounts import RefreshFailed, flag_reauth, refresh_tokens
+from app.workflows.accounts import flag_reauth, refresh_tokens
+from app.workflows.publish_failures import NOT_SENT, not_sent
 
 __all__ = [
-    "DEFAULT_MAX_BACKOFF", "DEFAULT_MAX_PUBLISH_ATTEMPTS", "DEFAULT_MIN_BACKOFF", "DEFAULT_RATE_LIMIT_WAIT",
     "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "RATE_LIMITED_RETRY", "Allow", "Attempt", "Batch",
-    "Ready", "RunCalls", "look_for", "publish_post", "publish_posts", "retry_backoff", "serially",
+    "Ready", "RunCalls", "look_for", "publish_post", "publish_posts", "serially",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Calls to the platform for one post (one per claim) after which it waits for review.
-DEFAULT_MAX_PUBLISH_ATTEMPTS = 5
-#: Backoff before the first retry of a temporary error, in seconds; doubled per attempt.
-DEFAULT_MIN_BACKOFF = 2
-#: The most backoff before one retry of a temporary error, in seconds.
-DEFAULT_MAX_BACKOFF = 300
-#: When to retry after a 429 that named no reset time.
-DEFAULT_RATE_LIMIT_WAIT = timedelta(seconds=60)
 #: An access token expiring within this is refreshed before publishing.
 DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
 #: Reconciliation looks this far before the publish started (clock skew with the platform).
 DEFAULT_RECONCILE_SLACK = timedelta(minutes=1)
-
-
-def retry_backoff(attempts: int, *, uniform: Callable[[float, float], float] = random.uniform) -> timedelta:
-    """Delay before retrying a temporary error after ``attempts`` calls: exponential, capped,
-    with +-50 % jitter so posts failing together do not retry together."""
-    base = min(DEFAULT_MIN_BACKOFF * 2 ** min(max(attempts, 0), 30), DEFAULT_MAX_BACKOFF)
-    return timedelta(seconds=base * uniform(0.5, 1.5))
 
 
 #: When our own posting limit says no, the post waits this long (it stays queued, visibly).
@@ -317,7 +296,7 @@ def _record(runtime: Runtime, attempts: Sequence[Attempt], now: datetime,
         claim = attempt.ready.claim
         with runtime.session_factory() as session, session.begin():
             if attempt.not_sent is not None:
-                outcomes[claim.post_id] = _not_sent(runtime, session, claim, attempt.account_id,
+                outcomes[claim.post_id] = not_sent(runtime, session, claim, attempt.account_id,
                                                     attempt.not_sent, now)
             elif attempt.result is not None:
                 outcomes[claim.post_id] = record_published(session, claim, attempt.result, attempt.finished_at,
@@ -354,49 +333,3 @@ def _publish_refreshing_once(runtime: Runtime, publisher: Publisher, creds: Acco
         if not (may_refresh and creds.refresh_token):
             raise
     return publisher.publish(refresh_tokens(runtime, publisher, creds), text)
-
-
-#: Failures known to have created nothing on the platform: safe to retry or hand to a person.
-NOT_SENT = (AuthError, PermanentError, RateLimited, TemporaryError, RefreshFailed)
-
-
-def _not_sent(runtime: Runtime, session: Session, claim: Claim, account_id: int, exc: BaseException,
-              now: datetime) -> PublishOutcome:
-    """The outcome of an attempt that created nothing (a refresh or a publish refused)."""
-    if isinstance(exc, AuthError):
-        return _reauth(session, claim, account_id, describe(exc), now)
-    if isinstance(exc, OperatorProblem):  # before PermanentError: it is one
-        return _operator_problem(runtime, session, claim, exc, now)
-    if isinstance(exc, PermanentError):
-        return review(session, claim, ReviewReason.PERMANENT_ERROR, describe(exc), now)
-    if isinstance(exc, RefreshFailed):
-        return _after_not_sent(runtime, session, claim, exc.__cause__ or exc)
-    return _after_not_sent(runtime, session, claim, exc)
-
-
-def _operator_problem(runtime: Runtime, session: Session, claim: Claim, exc: OperatorProblem,
-                      now: datetime) -> PublishOutcome:
-    """Pause the provider and tell the operator (once); wait for the pause or review now."""
-    until = report_problem(session, exc, runtime.now())
-    if until is None:
-        return review(session, claim, ReviewReason.OPERATOR_PROBLEM, describe(exc), now)
-    return retry(session, claim, until, describe(exc), now, runtime.settings.stale_grace_minutes)
-
-
-def _reauth(session: Session, claim: Claim, account_id: int, error: str, now: datetime) -> PublishOutcome:
-    flag_reauth(session, account_id, claim.user_id, claim.platform, error, now)
-    return review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
-
-
-def _after_not_sent(runtime: Runtime, session: Session, claim: Claim, exc: BaseException) -> PublishOutcome:
-    """Retry an attempt known to have created nothing: at the reset time, or with backoff."""
-    now = runtime.now()
-    grace = runtime.settings.stale_grace_minutes
-    error = describe(exc)
-    if isinstance(exc, RateLimited):
-        retry_at = exc.reset_at if exc.reset_at is not None else now + DEFAULT_RATE_LIMIT_WAIT
-        return retry(session, claim, max(retry_at, now), error, now, grace)
-    if claim.attempts >= DEFAULT_MAX_PUBLISH_ATTEMPTS:
-        return review(session, claim, ReviewReason.RETRIES_EXHAUSTED,
-                      f"{error} (after {claim.attempts} attempts)", now)
-    return retry(session, claim, now + retry_backoff(claim.attempts), error, now, grace)

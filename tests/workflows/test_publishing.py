@@ -44,12 +44,8 @@ from app.providers.registry import Providers
 from app.runtime import Runtime
 from app.users import connect_account, create_user
 from app.workflows.dispatch import dispatch_due_posts
-from app.workflows.publish import (
-    DEFAULT_MAX_PUBLISH_ATTEMPTS,
-    publish_post,
-    publish_posts,
-    retry_backoff,
-)
+from app.workflows.publish import publish_post, publish_posts
+from app.workflows.publish_failures import DEFAULT_MAX_PUBLISH_ATTEMPTS, retry_backoff
 from app.workflows.sweep import sweep_stuck_posts
 
 Step = BaseException | PublishResult | TokenSet | Callable[[], Any] | None
