@@ -12,7 +12,9 @@ twice, or never.
     python -m bench.burst --posts 2000 --accounts 400 --latency-ms 150
     BENCH_REDIS_URL=redis://127.0.0.1:6379/3 python -m bench.burst --posts 200   # another db (flushed)
 
-The threads alone bound the burst: N x latency / (P x T) seconds (2,000 x 0.15 / 32 = 9.4 s).
+The platform calls alone bound the burst at N x latency / (P x PUBLISH_CONCURRENCY) seconds
+(2,000 x 0.15 / (2 x 128) = 1.2 s); before posts travelled in batches, it was the threads: N x
+latency / (P x T) = 9.4 s.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.procfile import posting_worker, worker_env  # noqa: E402
 from bench.punctuality import REDIS_URL, percentile, post_id_of, stop_workers, wait_for_workers  # noqa: E402
 
 #: How far ahead of now the burst's second is: the tick claims posts due within two minutes.
@@ -71,10 +74,11 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
                "X_CLIENT_ID": "bench", "X_API_BASE_URL": fake.base_url,
                "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
-               "dramatiq_queue_prefetch": str(args.prefetch or args.threads),
+               **worker_env(posting_worker(), args.threads, args.prefetch),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop("SENTRY_DSN", None)
         settings = Settings.from_env(env)
+        concurrency = settings.publish_concurrency
         runtime = Runtime.from_settings(settings)
         now = datetime.now(UTC)
         users = []
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             "last_s": last_s, "posts_per_s": len(first) / last_s if last_s else None,
             "early": sum(1 for x in lateness if x < 0), "duplicates": sum(1 for c in sends.values() if c > 1),
             "missing": len(ids - set(first)), "statuses": {str(k): v for k, v in statuses.items()},
-            "thread_bound_s": args.posts * args.latency_ms / 1000 / (args.processes * args.threads),
+            "call_bound_s": args.posts * args.latency_ms / 1000 / (args.processes * concurrency),
             "log": str(log_path),
         }
     finally:
@@ -161,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--latency-ms", type=float, default=150.0, help="the fake X's time per create")
-    parser.add_argument("--processes", type=int, default=2, help="as the Procfile's posting worker")
-    parser.add_argument("--threads", type=int, default=16, help="as the Procfile's posting worker")
+    worker = posting_worker()
+    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
+    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
     parser.add_argument("--prefetch", type=int, default=0,
                         help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")
     args = parser.parse_args(argv)
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     r = run(args)
     fmt = lambda v: "n/a" if v is None else f"{v:,.1f}"  # noqa: E731
     print(f"lateness at X: first {fmt(r['first_ms'])} ms, p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms, last {fmt(r['last_s'])} s "
-          f"(threads alone bound it at {r['thread_bound_s']:.1f} s)")
+          f"(the calls alone bound it at {r['call_bound_s']:.1f} s)")
     print(f"throughput: {fmt(r['posts_per_s'])} posts/s; early {r['early']}, twice {r['duplicates']}, "
           f"missing {r['missing']}; statuses {r['statuses']}")
     print(f"worker log: {r['log']}")

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.procfile import posting_worker, worker_env  # noqa: E402
+
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DISPATCH_EVERY = 5.0
 FIRST_POST_AFTER = 15.0
@@ -259,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=500)
     parser.add_argument("--window", type=float, default=110.0,
                         help="posts are due over [now+15 s, now+window]; keep it under 120 s")
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
+    worker = posting_worker()
+    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
+    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
     parser.add_argument("--mode", choices=("precise", "plain"))
     parser.add_argument("--seed", type=int, default=20261126)
     args = parser.parse_args(argv)
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     # The worker processes inherit these (the bench process builds its own Settings from them).
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["TOKEN_ENCRYPTION_KEYS"] = key
-    os.environ["dramatiq_queue_prefetch"] = str(args.threads)  # as the Procfile's posting worker
+    os.environ.update(worker_env(posting_worker(), args.threads))  # as the Procfile's posting worker
     os.environ.pop("SENTRY_DSN", None)
 
     modes = [args.mode] if args.mode else ["precise", "plain"]

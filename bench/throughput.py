@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.procfile import posting_worker, worker_env  # noqa: E402
 from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
 
 #: The most either run may take.
@@ -40,7 +41,7 @@ POSTS_PER_15_MIN = 100_000
 
 
 def start_workers(module: str, env: dict[str, str], args: argparse.Namespace, log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
-    env = {**env, "dramatiq_queue_prefetch": str(args.prefetch or args.threads)}  # as the Procfile
+    env = {**env, **worker_env(posting_worker(), args.threads, args.prefetch)}  # as the Procfile
     with log.open("wb") as handle:
         return subprocess.Popen(
             [sys.executable, "-m", "dramatiq", module, "-Q", "posting",
@@ -158,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noop", type=int, default=0,
                         help="messages to the no-op actor (default: as many as --posts, so both runs "
                              "amortise their start the same way)")
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
+    worker = posting_worker()
+    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
+    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
     parser.add_argument("--prefetch", type=int, default=0,
                         help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")
     args = parser.parse_args(argv)
