@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.procfile import posting_worker, worker_env  # noqa: E402
-from bench.punctuality import REDIS_URL, percentile, post_id_of, stop_workers, wait_for_workers  # noqa: E402
+from bench.punctuality import REDIS_URL, percentile, post_id_of, wait_for_workers  # noqa: E402
+from bench.stack import connect_x_accounts, start_posting_workers, tear_down  # noqa: E402
 
 #: How far ahead of now the burst's second is: the tick claims posts due within two minutes.
 LEAD = timedelta(seconds=45)
@@ -54,11 +54,9 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
-    from app.providers.base import TokenSet
     from app.runtime import Runtime
-    from app.users import connect_account, create_user
     from tests.fakes.x import FakeX
-    from tests.services import create_pg_database, drop_pg_database
+    from tests.services import create_pg_database
 
     key = Fernet.generate_key().decode()
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
@@ -74,6 +72,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
                "X_CLIENT_ID": "bench", "X_API_BASE_URL": fake.base_url,
                "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
+               # The Procfile line's variables, so Settings here sees its PUBLISH_CONCURRENCY too.
                **worker_env(posting_worker(), args.threads, args.prefetch),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop("SENTRY_DSN", None)
@@ -81,20 +80,9 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         concurrency = settings.publish_concurrency
         runtime = Runtime.from_settings(settings)
         now = datetime.now(UTC)
-        users = []
-        with runtime.session_factory() as session, session.begin():
-            for i in range(args.accounts):
-                email = f"burst{i}@example.com"
-                users.append(create_user(session, email, {"enable_autonomous_mode": False}).id)
-                connect_account(session, runtime.vault, email, "twitter",
-                                TokenSet(fake.access_token, None, expires_at=now + timedelta(days=365)),
-                                external_id=fake.user_id, now=now)
+        users = connect_x_accounts(runtime, fake, args.accounts, "burst", now)
 
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "posting",
-                 "--processes", str(args.processes), "--threads", str(args.threads)],
-                env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = start_posting_workers(env, args.processes, args.threads, log_path, prefetch=args.prefetch)
         if not wait_for_workers(client, args.processes, 60):
             raise RuntimeError(f"workers did not start; see {log_path}")
 
@@ -150,14 +138,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             "log": str(log_path),
         }
     finally:
-        stop_workers(proc)
-        fake.__exit__(None, None, None)
-        if runtime is not None:
-            runtime.session_factory.kw["bind"].dispose()
-        try:
-            drop_pg_database(db_url)
-        except Exception as exc:  # noqa: BLE001
-            print(f"warning: could not drop {db_url}: {exc}", file=sys.stderr)
+        tear_down(proc, fake, runtime, db_url)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,7 +108,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     from app.users import connect_account, create_user
     from app.workflows.dispatch import dispatch_due_posts
     from tests.fakes.x import FakeX
-    from tests.services import create_pg_database, drop_pg_database
+    from tests.services import create_pg_database
 
     rng = random.Random(args.seed)
     rclient = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
@@ -222,15 +222,10 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
         )
         return result
     finally:
-        stop_workers(proc)
+        from bench.stack import tear_down  # not at the top: bench.stack imports this module
+
+        tear_down(proc, fake, runtime, db_url)
         log.close()
-        fake.__exit__(None, None, None)
-        if runtime is not None:
-            runtime.session_factory.kw["bind"].dispose()
-        try:
-            drop_pg_database(db_url)
-        except Exception as exc:  # noqa: BLE001
-            print(f"warning: could not drop {db_url}: {exc}", file=sys.stderr)
         try:
             rclient.flushdb()
         except Exception as exc:  # noqa: BLE001 - cleanup must not lose the figures

@@ -20,33 +20,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.procfile import posting_worker, worker_env  # noqa: E402
+from bench.procfile import posting_worker  # noqa: E402
 from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
+from bench.stack import connect_x_accounts, start_posting_workers, tear_down  # noqa: E402
 
 #: The most either run may take.
 BUDGET_SECONDS = 300.0
 #: Our own posting limit per X account, raised so the run measures the pipeline, not it.
 POSTS_PER_15_MIN = 100_000
-
-
-def start_workers(module: str, env: dict[str, str], args: argparse.Namespace, log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
-    env = {**env, **worker_env(posting_worker(), args.threads, args.prefetch)}  # as the Procfile
-    with log.open("wb") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", module, "-Q", "posting",
-             "--processes", str(args.processes), "--threads", str(args.threads)],
-            env=env, cwd=str(ROOT), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def run_noop(args: argparse.Namespace, client, logdir: Path) -> float:  # type: ignore[no-untyped-def]
@@ -59,7 +50,8 @@ def run_noop(args: argparse.Namespace, client, logdir: Path) -> float:  # type: 
     client.flushdb()
     env = {**os.environ, "REDIS_URL": REDIS_URL, "DATABASE_URL": "sqlite://",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = start_workers("bench.noop_actors", env, args, logdir / "noop.log")
+    proc = start_posting_workers(env, args.processes, args.threads, logdir / "noop.log", prefetch=args.prefetch,
+                                 module="bench.noop_actors")
     try:
         if not wait_for_workers(client, args.processes, 60):
             raise RuntimeError(f"no-op workers did not start; see {logdir / 'noop.log'}")
@@ -89,11 +81,9 @@ def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # ty
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
-    from app.providers.base import TokenSet
     from app.runtime import Runtime
-    from app.users import connect_account, create_user
     from tests.fakes.x import FakeX
-    from tests.services import create_pg_database, drop_pg_database
+    from tests.services import create_pg_database
 
     client.flushdb()
     fake = FakeX()
@@ -111,15 +101,9 @@ def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # ty
         settings = Settings.from_env(env)
         runtime = Runtime.from_settings(settings)
         now = datetime.now(UTC)
-        with runtime.session_factory() as session, session.begin():
-            users = []
-            for i in range(args.accounts):
-                email = f"tp{i}@example.com"
-                users.append(create_user(session, email, {"enable_autonomous_mode": False}).id)
-                connect_account(session, runtime.vault, email, "twitter",
-                                TokenSet(fake.access_token, None, expires_at=now + timedelta(days=365)),
-                                external_id=fake.user_id, now=now)
-        proc = start_workers("actors.entrypoint", env, args, logdir / "pipeline.log")
+        users = connect_x_accounts(runtime, fake, args.accounts, "tp", now)
+        proc = start_posting_workers(env, args.processes, args.threads, logdir / "pipeline.log",
+                                     prefetch=args.prefetch)
         if not wait_for_workers(client, args.processes, 60):
             raise RuntimeError(f"workers did not start; see {logdir / 'pipeline.log'}")
         due = datetime.now(UTC)  # due now: every post is sent at once, the actor does not wait
@@ -143,11 +127,7 @@ def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # ty
             raise RuntimeError(f"only {len(created)} of {args.posts} posts reached X; see {logdir}")
         return args.posts / (max(r.received_at for r in created) - started)
     finally:
-        stop_workers(proc)
-        fake.__exit__(None, None, None)
-        if runtime is not None:
-            runtime.session_factory.kw["bind"].dispose()
-        drop_pg_database(db_url)
+        tear_down(proc, fake, runtime, db_url)
 
 
 def main(argv: list[str] | None = None) -> int:
