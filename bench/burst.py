@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.procfile import posting_worker, worker_env  # noqa: E402
+from bench.procfile import add_worker_arguments, posting_worker, worker_env  # noqa: E402
 from bench.punctuality import REDIS_URL, percentile, post_id_of, wait_for_workers  # noqa: E402
 from bench.stack import connect_x_accounts, start_posting_workers, tear_down  # noqa: E402
 
@@ -146,11 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--latency-ms", type=float, default=150.0, help="the fake X's time per create")
-    worker = posting_worker()
-    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
-    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
-    parser.add_argument("--prefetch", type=int, default=0,
-                        help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")
+    add_worker_arguments(parser)
     args = parser.parse_args(argv)
     if min(args.posts, args.accounts, args.processes, args.threads) < 1:
         parser.error("--posts, --accounts, --processes and --threads must be at least 1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = ROOT / "Procfile"
@@ -59,3 +60,14 @@ def worker_env(worker: PostingWorker, threads: int, prefetch: int = 0) -> dict[s
     env = {**worker.env, **{k: v for k, v in os.environ.items() if k in worker.env}}
     env["dramatiq_queue_prefetch"] = str(prefetch or threads)
     return env
+
+
+def add_worker_arguments(parser: Any, *, prefetch: bool = True) -> None:
+    """``--processes`` and ``--threads`` defaulting to the Procfile's posting worker, and
+    ``--prefetch`` (default: the threads, the sizing rule)."""
+    worker = posting_worker()
+    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
+    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
+    if prefetch:
+        parser.add_argument("--prefetch", type=int, default=0,
+                            help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")

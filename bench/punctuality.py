@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.procfile import posting_worker, worker_env  # noqa: E402
+from bench.procfile import add_worker_arguments, posting_worker, worker_env  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DISPATCH_EVERY = 5.0
@@ -256,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=500)
     parser.add_argument("--window", type=float, default=110.0,
                         help="posts are due over [now+15 s, now+window]; keep it under 120 s")
-    worker = posting_worker()
-    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
-    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
+    add_worker_arguments(parser, prefetch=False)
     parser.add_argument("--mode", choices=("precise", "plain"))
     parser.add_argument("--seed", type=int, default=20261126)
     args = parser.parse_args(argv)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.procfile import posting_worker  # noqa: E402
+from bench.procfile import add_worker_arguments  # noqa: E402
 from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
 from bench.stack import connect_x_accounts, start_posting_workers, tear_down  # noqa: E402
 
@@ -139,11 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noop", type=int, default=0,
                         help="messages to the no-op actor (default: as many as --posts, so both runs "
                              "amortise their start the same way)")
-    worker = posting_worker()
-    parser.add_argument("--processes", type=int, default=worker.processes, help="default: the Procfile's posting worker")
-    parser.add_argument("--threads", type=int, default=worker.threads, help="default: the Procfile's posting worker")
-    parser.add_argument("--prefetch", type=int, default=0,
-                        help="messages a process holds at once (dramatiq_queue_prefetch; default: --threads)")
+    add_worker_arguments(parser)
     args = parser.parse_args(argv)
     args.noop = args.noop or args.posts
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
