@@ -34,6 +34,8 @@ from sqlalchemy import ColumnElement, Row, case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
+from app.batches import keep_moved, tokens_by_post
+from app.intents import PublishPosts
 from app.models import LateReason, Post, PostStatus, ReviewReason
 from app.notifications import notify
 from app.providers.base import PublishResult
@@ -42,7 +44,7 @@ __all__ = [
     "ALLOWED_MOVES", "CANCELLABLE", "DEFAULT_CLAIM_BATCH", "DEFAULT_ERROR_LENGTH", "Claim",
     "IllegalMove", "NOTIFY_REVIEW_QUEUE", "PublishOutcome", "RESCHEDULABLE", "chunks", "claim_for_publishing",
     "describe", "superseded",
-    "move", "move_many", "new_claim_token", "record_published", "record_published_many", "retry", "review", "review_queue_size",
+    "move", "move_many", "new_claim_token", "queue_in_batches", "record_published", "record_published_many", "retry", "review", "review_queue_size",
     "alert_review_queue", "stale_at", "why_late",
 ]
 
@@ -195,6 +197,28 @@ def move_many(session: Session, post_ids: Sequence[int], *, source: PostStatus, 
             .values(status=target, **values).returning(*returning)
             .execution_options(synchronize_session=False)).all())
     return moved
+
+
+def queue_in_batches(session: Session, planned: Sequence[PublishPosts], *, source: PostStatus,
+                     held_by: dict[int, str] | None = None, where: Sequence[ColumnElement[bool]] = (),
+                     returning: Sequence[Any] = (Post.id, Post.user_id), **values: Any,
+                     ) -> tuple[list[PublishPosts], list[Row[Any]]]:
+    """``source -> queued`` for the posts of ``planned``, each under its batch's claim token.
+
+    ``held_by``: the claim token each post must still carry (a re-send: a message that turned
+    up meanwhile wins). Returns the batches as far as their posts moved (a concurrent claimer
+    may have taken some), and the ``returning`` columns of the posts that moved.
+    """
+    tokens = tokens_by_post(planned)
+    moved: list[Row[Any]] = []
+    for chunk in chunks(list(tokens)):
+        conditions = list(where)
+        if held_by is not None:
+            conditions.append(tuple_(Post.id, Post.claim_token).in_([(i, held_by[i]) for i in chunk]))
+        moved.extend(move_many(session, chunk, source=source, target=S.QUEUED, where=conditions,
+                               returning=returning, claim_token=case({i: tokens[i] for i in chunk}, value=Post.id),
+                               **values))
+    return keep_moved(planned, {row.id for row in moved}), moved
 
 
 def claim_for_publishing(session: Session, post_ids: Sequence[int], token: str, now: datetime) -> list[Claim]:

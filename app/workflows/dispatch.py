@@ -14,17 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Row, case, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
-from app.batches import keep_moved, plan_batches, tokens_by_post
+from app.batches import plan_batches
 from app.intents import Intent, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
-from app.lifecycle import alert_review_queue, chunks, move_many
+from app.lifecycle import alert_review_queue, move_many, queue_in_batches
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
 from app.runtime import Runtime
 from app.workflows.recovery import RECOVER_LOST_POSTS
@@ -59,17 +58,13 @@ def dispatch_due_posts(runtime: Runtime, now: datetime,
         if stale_ids:
             _review_stale_scheduled(session, stale_ids, stale_before, now, grace)
         planned = plan_batches((row.id, row.scheduled_at) for row in due if row.scheduled_at >= stale_before)
-        tokens = tokens_by_post(planned)
-        claimed: list[Row[Any]] = []
-        for chunk in chunks(list(tokens)):
-            claimed.extend(move_many(
-                session, chunk, source=PostStatus.SCHEDULED, target=PostStatus.QUEUED,
-                where=(Post.scheduled_at >= stale_before, Post.scheduled_at <= due_by),
-                returning=(Post.id, Post.user_id, Post.scheduled_at),
-                queued_at=now, claim_token=case({i: tokens[i] for i in chunk}, value=Post.id)))
+        batches, claimed = queue_in_batches(
+            session, planned, source=PostStatus.SCHEDULED,
+            where=(Post.scheduled_at >= stale_before, Post.scheduled_at <= due_by),
+            returning=(Post.id, Post.user_id, Post.scheduled_at), queued_at=now)
         record_many(session, [AuditEntry("post.queued", row.user_id, row.id,
                                          {"due_at": row.scheduled_at.isoformat()}) for row in claimed])
-    return keep_moved(planned, {row.id for row in claimed})
+    return batches
 
 
 def _review_stale_scheduled(session: Session, post_ids: list[int], stale_before: datetime,

@@ -42,15 +42,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, tuple_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record_many
-from app.batches import keep_moved, plan_batches, tokens_by_post
+from app.batches import plan_batches
 from app.errors import TokenDecryptionError
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import Step, Tick
-from app.lifecycle import Claim, chunks, move_many, record_published, review
+from app.lifecycle import Claim, queue_in_batches, record_published, review
 from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason
 from app.providers.base import AccountCredentials, Publisher, PublishResult
 from app.runtime import Runtime
@@ -137,21 +137,15 @@ def _resend_lost(runtime: Runtime, now: datetime, probe: MessageProbe | None, gr
                 resend.append(row)
         # Never early: a post re-sent before its time still waits for its second.
         planned = plan_batches((row.id, max(now, row.scheduled_at)) for row in resend)
-        tokens = tokens_by_post(planned)
-        held = {row.id: row.claim_token for row in resend}
-        moved: list[Any] = []
-        for chunk in chunks(list(tokens)):
-            # Still queued under the token it was lost with: a message that turned up meanwhile wins.
-            moved.extend(move_many(
-                session, chunk, source=PostStatus.QUEUED, target=PostStatus.QUEUED,
-                where=(tuple_(Post.id, Post.claim_token).in_([(i, held[i]) for i in chunk]),),
-                claim_token=case({i: tokens[i] for i in chunk}, value=Post.id), queued_at=now,
-                late_reason=LateReason.RESENT, late_since=now))
-        due = {batch_post: batch.due_at for batch in planned for batch_post in batch.post_ids}
+        # Still queued under the token it was lost with: a message that turned up meanwhile wins.
+        batches, moved = queue_in_batches(session, planned, source=PostStatus.QUEUED,
+                                          held_by={row.id: row.claim_token for row in resend},
+                                          queued_at=now, late_reason=LateReason.RESENT, late_since=now)
+        due = {post_id: batch.due_at for batch in planned for post_id in batch.post_ids}
         record_many(session, [AuditEntry("post.requeued", row.user_id, row.id,
                                          {"reason": "message lost", "due_at": due[row.id].isoformat()})
                               for row in moved])
-        recovery.resent.extend(keep_moved(planned, {row.id for row in moved}))
+        recovery.resent.extend(batches)
     recovery.resent.sort(key=lambda batch: (batch.due_at, batch.post_ids))
 
 
