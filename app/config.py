@@ -33,6 +33,11 @@ DEFAULT_LINKEDIN_OAUTH_BASE_URL = "https://www.linkedin.com"
 DEFAULT_LINKEDIN_VERSION = "202610"
 # Kept equal to app.providers.linkedin.VERSION_RE (config must not import the providers).
 _LINKEDIN_VERSION_RE = re.compile(r"20\d\d(?:0[1-9]|1[0-2])(?:\.\d\d)?")
+#: The media library's directory when no bucket is configured.
+DEFAULT_MEDIA_DIR = "media"
+#: The largest image accepted into the library (bytes) and its most pixels (LinkedIn's ceiling).
+DEFAULT_MEDIA_MAX_UPLOAD_BYTES = 15 * 1024 * 1024
+DEFAULT_MEDIA_MAX_UPLOAD_PIXELS = 36_152_320
 #: Hours after a daily slot during which a missed run is still caught up.
 DEFAULT_DAILY_CATCH_UP_HOURS = 6
 #: Minutes past its scheduled time after which a post is not published stale but reviewed.
@@ -114,6 +119,20 @@ class Settings:
     ops_scheduler_silence_seconds: int = DEFAULT_OPS_SCHEDULER_SILENCE_SECONDS
     #: Add Dramatiq's own Prometheus middleware to workers (per-actor figures on port 9191).
     dramatiq_prometheus: bool = False
+    #: The S3-compatible bucket holding the media library; unset: the local directory MEDIA_DIR.
+    media_bucket: str | None = None
+    #: The S3 API endpoint (MinIO, R2, a test server); unset: AWS's own for the region.
+    media_s3_endpoint_url: str | None = None
+    #: Where images are kept without a bucket (the embedded setup and the demo).
+    media_dir: str = DEFAULT_MEDIA_DIR
+    #: The public root images are served from (a CDN in front of the bucket); required with a
+    #: bucket. Unset without one: ``/media``, served by the portal from MEDIA_DIR.
+    media_public_base_url: str | None = None
+    #: The largest image accepted into the library, in bytes, and the most pixels it may have.
+    media_max_upload_bytes: int = DEFAULT_MEDIA_MAX_UPLOAD_BYTES
+    media_max_upload_pixels: int = DEFAULT_MEDIA_MAX_UPLOAD_PIXELS
+    #: An OpenAI-compatible image model generation may use to create a post's image; unset: off.
+    openai_image_model: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +172,13 @@ class Settings:
         for name in ("OPENAI_BASE_URL", "SERPER_BASE_URL", "X_API_BASE_URL",
                      "LINKEDIN_API_BASE_URL", "LINKEDIN_OAUTH_BASE_URL"):
             _require_url(name, getattr(self, name.lower()), {"http", "https"})
+        if self.media_s3_endpoint_url is not None:
+            _require_url("MEDIA_S3_ENDPOINT_URL", self.media_s3_endpoint_url, {"http", "https"})
+        if self.media_bucket and not self.media_public_base_url:
+            raise ConfigError("MEDIA_PUBLIC_BASE_URL", "", "required with MEDIA_BUCKET: the public "
+                              "(CDN) root images are served from, never a signed link")
+        if self.media_public_base_url and self.media_bucket:
+            _require_url("MEDIA_PUBLIC_BASE_URL", self.media_public_base_url, {"http", "https"})
         if self.sentry_dsn is not None:
             _require_url("SENTRY_DSN", self.sentry_dsn, {"http", "https"})
         for key in self.token_encryption_keys:
@@ -170,7 +196,8 @@ class Settings:
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
                      "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS", "OPS_QUEUE_DEPTH_MAX",
                      "OPS_SCHEDULER_SILENCE_SECONDS", "MESSAGE_GRACE_SECONDS", "WORKER_SILENCE_SECONDS",
-                     "REDIS_MAINTENANCE_CHANCE", "PUBLISH_CONCURRENCY"):
+                     "REDIS_MAINTENANCE_CHANCE", "PUBLISH_CONCURRENCY",
+                     "MEDIA_MAX_UPLOAD_BYTES", "MEDIA_MAX_UPLOAD_PIXELS"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
         if self.admin_proxy_count < 0:

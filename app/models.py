@@ -168,6 +168,11 @@ class Post(Base):
     execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("workflow_executions.id", ondelete="SET NULL")
     )
+    #: The image published with the post, from its owner's library (None: text only). An image
+    #: still attached to a post that has yet to go out cannot be deleted; deleting one detaches
+    #: it from finished posts in the same transaction (app.media.library). No ON DELETE: SQLite
+    #: cannot add a column's foreign key with one in a form it reflects back.
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media_items.id"))
     impressions: Mapped[int | None] = mapped_column(Integer)
     likes: Mapped[int | None] = mapped_column(Integer)
     shares: Mapped[int | None] = mapped_column(Integer)
@@ -201,6 +206,57 @@ SCHEDULED_DUE_AT = case((Post.status == PostStatus.SCHEDULED, Post.scheduled_at)
 MEASURABLE_AT = case((and_(Post.status == PostStatus.PUBLISHED, Post.external_id.is_not(None)),
                       Post.published_at))
 
+
+
+class MediaItem(Base):
+    """One image in a user's library. The bytes are in object storage under ``storage_key``
+    (and the thumbnail under ``thumbnail_key``); see :mod:`app.media`."""
+
+    __tablename__ = "media_items"
+    __table_args__ = (Index("ix_media_items_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[IntPK]
+    user_id: Mapped[UserFK]
+    storage_key: Mapped[str] = mapped_column(String(300), unique=True)
+    thumbnail_key: Mapped[str] = mapped_column(String(300))
+    #: What the image shows, for people who cannot see it: required, sent to every platform.
+    alt_text: Mapped[str] = mapped_column(Text)
+    #: Lower-case words matched against a post's topic when generation picks an image.
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    #: Made by the image model (OPENAI_IMAGE_MODEL) rather than uploaded by the user.
+    generated: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_type: Mapped[str] = mapped_column(String(40))
+    width_px: Mapped[int] = mapped_column(Integer)
+    height_px: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[CreatedAt]
+
+    user: Mapped[User] = relationship(viewonly=True)
+
+    def __repr__(self) -> str:
+        return f"<MediaItem {self.id} user={self.user_id} {self.content_type} {self.width_px}x{self.height_px}>"
+
+
+class MediaUpload(Base):
+    """An image as uploaded to one platform account: the platform's media id and until when it
+    may be used. A retried or reconciled publish reuses it instead of uploading again; the
+    unique key records each (image, account) upload once."""
+
+    __tablename__ = "media_uploads"
+    __table_args__ = (UniqueConstraint("media_id", "account_id", name="uq_media_uploads_media_id_account_id"),)
+
+    id: Mapped[IntPK]
+    media_id: Mapped[int] = mapped_column(ForeignKey("media_items.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("platform_accounts.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    #: X's media id, LinkedIn's image URN, Bluesky's blob (as JSON), Mastodon's attachment id.
+    platform_media_id: Mapped[str] = mapped_column(Text)
+    #: When the platform stops accepting the id (X: ``expires_after_secs``); None: not known to.
+    expires_at: Mapped[datetime | None]
+    #: The bytes sent (after fitting the image to the platform's limits).
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MetricSnapshot(Base):

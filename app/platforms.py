@@ -16,12 +16,32 @@ from datetime import timedelta
 
 from app.x_weighted import invalid_characters, x_weighted_length
 
-__all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "Platform", "display_name", "get_platform"]
+__all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "ImageLimits", "Platform", "display_name", "get_platform"]
+
+_MB = 1024 * 1024
 
 
 def code_points(text: str) -> int:
     """Length in code points after NFC (a combining accent and its letter count once)."""
     return len(unicodedata.normalize("NFC", text))
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one platform takes for a post's images (:mod:`app.media.images` fits images to it)."""
+
+    #: Content types the platform accepts.
+    content_types: frozenset[str]
+    #: The largest file, in bytes.
+    max_bytes: int
+    #: The most pixels (width x height).
+    max_pixels: int
+    #: Images per post.
+    max_per_post: int
+    #: Whether an image over the limits may be resized or re-encoded to fit (else: refused).
+    may_reencode: bool = True
+    #: The largest animated GIF, in bytes, where the platform allows more than for stills.
+    max_animated_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,8 @@ class Platform:
     #: ``module:function`` building its real Publisher from Settings, or None without credentials
     #: (the sandbox publisher is used then). Named, not imported: this module stays pure.
     publisher_factory: str
+    #: The images a post may carry there (types, bytes, pixels, how many), from its docs.
+    images: ImageLimits
 
 
 PLATFORMS: dict[str, Platform] = {
@@ -60,14 +82,25 @@ PLATFORMS: dict[str, Platform] = {
             refused_characters=invalid_characters, short_form=True,
             writing_guide="a URL counts 23, CJK characters and emoji count 2. Use 1-3 relevant hashtags.",
             posting_limit_setting="x_posts_per_15_min", posting_window=timedelta(minutes=15),
-            settings_prefix="X", publisher_factory="app.providers.x:from_settings"),
+            settings_prefix="X", publisher_factory="app.providers.x:from_settings",
+            # docs.x.com, media best practices: JPEG, PNG, WebP and GIF; photos up to 5 MB,
+            # animated GIFs up to 15 MB; up to 4 photos per post. No pixel limit is documented
+            # (X downsizes large photos itself): 8192 px square is ours, to keep uploads sane.
+            images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}),
+                               max_bytes=5 * _MB, max_pixels=8192 * 8192, max_per_post=4,
+                               max_animated_bytes=15 * _MB)),
         Platform(
             key="linkedin", display_name="LinkedIn",
             length=code_points, max_length=3000, length_unit="characters",
             refused_characters=None, short_form=False,
             writing_guide="a few short paragraphs, a hook in the first line, no more than 3 hashtags at the end.",
             posting_limit_setting="linkedin_posts_per_day", posting_window=timedelta(days=1),
-            settings_prefix="LINKEDIN", publisher_factory="app.providers.linkedin:from_settings"),
+            settings_prefix="LINKEDIN", publisher_factory="app.providers.linkedin:from_settings",
+            # LinkedIn Images API: JPG, PNG and GIF (no WebP), at most 36,152,320 pixels; a
+            # multi-image post takes 2 to 20. No byte limit is documented for images: 10 MB is
+            # ours (a larger still is re-encoded, which LinkedIn would do anyway).
+            images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/gif"}),
+                               max_bytes=10 * _MB, max_pixels=36_152_320, max_per_post=20)),
     )
 }
 #: Platform keys, in the order they are listed everywhere.
