@@ -6,6 +6,7 @@ configuration in :mod:`app.providers.registry`. Workflows only see these types.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -88,6 +89,28 @@ class PublishResult:
 
 
 @dataclass(frozen=True)
+class MediaFile:
+    """An image ready for one platform: already fitted to its limits (:mod:`app.media.images`)."""
+
+    data: bytes = field(repr=False)
+    content_type: str
+    alt_text: str
+    width_px: int
+    height_px: int
+    animated: bool = False
+
+
+@dataclass(frozen=True)
+class UploadedMedia:
+    """An image as a platform knows it: its id there, until when it may be used (None: not
+    known to expire), and the alt text (some platforms take it on the post, not the upload)."""
+
+    media_id: str
+    alt_text: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PostMetrics:
     impressions: int
     likes: int
@@ -130,8 +153,16 @@ class Publisher(Protocol):
     platform: str
     offline: bool
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
-        """Create the post. Raises a ProviderError subclass classifying any failure."""
+    def publish(self, account: AccountCredentials, text: str,
+                media: Sequence[UploadedMedia] = ()) -> PublishResult:
+        """Create the post, with the images already uploaded by :meth:`upload_media` (the
+        caller passes ``media`` only when there are some). Raises a ProviderError subclass
+        classifying any failure."""
+        ...
+
+    def upload_media(self, account: AccountCredentials, media: MediaFile) -> UploadedMedia:
+        """Upload one image for ``account``'s posts; creates no post, so any failure is safe to
+        retry. Raises a ProviderError subclass (PermanentError: the platform refuses it)."""
         ...
 
     def find_published(

@@ -20,8 +20,9 @@ Failures map onto :mod:`app.providers.errors` exactly as for X (see :mod:`app.pr
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
@@ -31,7 +32,14 @@ import httpx
 
 from app.config import Settings
 from app.providers import http
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import (
+    AccountCredentials,
+    MediaFile,
+    PostMetrics,
+    PublishResult,
+    TokenSet,
+    UploadedMedia,
+)
 from app.providers.errors import (
     AuthError,
     OperatorProblem,
@@ -44,6 +52,9 @@ from app.text_limits import limit_error
 
 #: Recent posts (one page of ``GET /rest/posts?q=author``) searched when reconciling.
 DEFAULT_FIND_COUNT = 10
+#: How long to wait for an uploaded image to become AVAILABLE, and between two looks (seconds).
+DEFAULT_IMAGE_PROCESSING_SECONDS = 60.0
+DEFAULT_IMAGE_POLL_SECONDS = 1.0
 #: The analytics metrics fetched per post, one call each as memberCreatorPostAnalytics requires.
 METRIC_QUERY_TYPES = ("IMPRESSION", "REACTION", "COMMENT", "RESHARE")
 
@@ -180,7 +191,9 @@ class LinkedInPublisher(http.PlatformClient):
         timeout: httpx.Timeout | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._sleep = sleep
         if not VERSION_RE.fullmatch(version):
             raise ValueError(f"LINKEDIN_VERSION must be YYYYMM or YYYYMM.RR, got {version!r}")
         self.api_base_url = api_base_url.rstrip("/")
@@ -192,8 +205,10 @@ class LinkedInPublisher(http.PlatformClient):
 
     # -- Publisher protocol -------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
-        """Create a public feed post; the new post's URN comes back in ``x-restli-id``."""
+    def publish(self, account: AccountCredentials, text: str,
+                media: Sequence[UploadedMedia] = ()) -> PublishResult:
+        """Create a public feed post (with its image's URN in ``content.media`` when it has
+        one); the new post's URN comes back in ``x-restli-id``."""
         too_long = limit_error(self.platform, text)
         if too_long:
             raise PermanentError(f"LinkedIn refuses the post: {too_long}")
@@ -209,6 +224,11 @@ class LinkedInPublisher(http.PlatformClient):
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
+        if len(media) == 1:
+            body["content"] = {"media": {"id": media[0].media_id, "altText": media[0].alt_text}}
+        elif media:
+            body["content"] = {"multiImage": {"images": [
+                {"id": item.media_id, "altText": item.alt_text} for item in media]}}
         response = self._send(
             "POST", f"{self.api_base_url}/rest/posts", account=account, creates=True, json=body
         )
@@ -220,6 +240,42 @@ class LinkedInPublisher(http.PlatformClient):
                 f"LinkedIn answered {response.status_code} without x-restli-id; the post may exist"
             )
         return PublishResult(external_id=urn, url=f"https://www.linkedin.com/feed/update/{urn}")
+
+    def upload_media(self, account: AccountCredentials, media: MediaFile) -> UploadedMedia:
+        """The Images API: ``initializeUpload`` for the author, PUT the bytes to the upload URL,
+        then wait until LinkedIn says the image is ``AVAILABLE``. Creates no post, so every
+        failure is a plain provider error. An uploaded image's URN does not expire.
+        """
+        body = {"initializeUploadRequest": {"owner": self._author(account)}}
+        response = self._send("POST", f"{self.api_base_url}/rest/images?action=initializeUpload",
+                              account=account, json=body)
+        value = self._json(response, "images initializeUpload").get("value") or {}
+        upload_url, urn = value.get("uploadUrl"), value.get("image")
+        if not (isinstance(upload_url, str) and isinstance(urn, str) and urn.startswith("urn:li:image:")):
+            raise TemporaryError("LinkedIn initializeUpload returned no uploadUrl or image URN")
+        put = self._send("PUT", upload_url, account=account, content=media.data,
+                         headers={"Content-Type": "application/octet-stream"})
+        if put.status_code not in (200, 201):
+            self._raise_for(put, creates=False)
+        self._wait_available(account, urn)
+        return UploadedMedia(urn, media.alt_text, None)
+
+    def _wait_available(self, account: AccountCredentials, urn: str) -> None:
+        """Poll ``GET /rest/images/{urn}`` until ``AVAILABLE`` (a post naming an image still
+        processing is refused), within :data:`DEFAULT_IMAGE_PROCESSING_SECONDS`."""
+        waited = 0.0
+        while True:
+            response = self._send("GET", f"{self.api_base_url}/rest/images/{quote(urn, safe='')}",
+                                  account=account)
+            status = self._json(response, "image").get("status")
+            if status == "AVAILABLE":
+                return
+            if status == "PROCESSING_FAILED":
+                raise PermanentError(f"LinkedIn could not process image {urn}")
+            if waited >= DEFAULT_IMAGE_PROCESSING_SECONDS:
+                raise TemporaryError(f"LinkedIn image {urn} still {status} after {waited:.0f} s")
+            self._sleep(DEFAULT_IMAGE_POLL_SECONDS)
+            waited += DEFAULT_IMAGE_POLL_SECONDS
 
     def find_published(
         self, account: AccountCredentials, text: str, since: datetime

@@ -9,10 +9,18 @@ metrics, so tests and demos are repeatable. Nothing it reports reflects any real
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from app.clock import utcnow
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import (
+    AccountCredentials,
+    MediaFile,
+    PostMetrics,
+    PublishResult,
+    TokenSet,
+    UploadedMedia,
+)
 from app.providers.errors import PermanentError
 from app.text_limits import limit_error
 
@@ -44,13 +52,19 @@ class SandboxPublisher:
     def __init__(self, platform: str) -> None:
         self.platform = platform
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+    def publish(self, account: AccountCredentials, text: str,
+                media: Sequence[UploadedMedia] = ()) -> PublishResult:
         """Pretend to post: a deterministic fake id, refused like the platform if too long."""
         error = limit_error(self.platform, text)
         if error:
             raise PermanentError(f"sandbox {self.platform} refused the post: {error}")
-        post_id = self._post_id(account, text)
+        post_id = self._post_id(account, text + "".join(item.media_id for item in media))
         return PublishResult(external_id=post_id, url=f"sandbox://{self.platform}/{post_id}")
+
+    def upload_media(self, account: AccountCredentials, media: MediaFile) -> UploadedMedia:
+        """Pretend to upload: an id derived from the bytes, never expiring."""
+        digest = hashlib.sha1(media.data).hexdigest()[:12]
+        return UploadedMedia(f"{SANDBOX_ID_PREFIX}media-{digest}", media.alt_text, None)
 
     def find_published(
         self, account: AccountCredentials, text: str, since: datetime

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import html
 import re
+import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -21,11 +22,19 @@ import httpx
 
 from app.config import Settings
 from app.providers import http
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import (
+    AccountCredentials,
+    MediaFile,
+    PostMetrics,
+    PublishResult,
+    TokenSet,
+    UploadedMedia,
+)
 from app.providers.errors import (
     AuthError,
     OperatorProblem,
     OutcomeUnknown,
+    PermanentError,
     RateLimited,
     TemporaryError,
 )
@@ -36,6 +45,14 @@ DEFAULT_LOOKUP_BATCH = 100
 DEFAULT_TIMELINE_PAGES = 3
 #: Tweets per timeline page when reconciling (X accepts 5 to 100).
 DEFAULT_TIMELINE_PAGE = 10
+
+#: Bytes per APPEND segment of a media upload (X takes up to 5 MB; 4 MiB leaves headroom for
+#: the multipart framing).
+DEFAULT_MEDIA_SEGMENT_BYTES = 4 * 1024 * 1024
+#: The longest X waits to be asked about an upload's processing before we give up (seconds).
+DEFAULT_MEDIA_PROCESSING_SECONDS = 60.0
+#: X's longest alt text, in characters.
+X_ALT_TEXT_MAX = 1000
 
 _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 
@@ -150,7 +167,9 @@ class XPublisher(http.PlatformClient):
         timeout: httpx.Timeout | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._sleep = sleep
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
@@ -158,11 +177,14 @@ class XPublisher(http.PlatformClient):
 
     # -- Publisher protocol -------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
-        """Create a tweet. Any failure after sending raises :class:`OutcomeUnknown`."""
-        response = self._send(
-            "POST", "/2/tweets", account=account, creates=True, json={"text": text}
-        )
+    def publish(self, account: AccountCredentials, text: str,
+                media: Sequence[UploadedMedia] = ()) -> PublishResult:
+        """Create a tweet, with ``media.media_ids`` when images were uploaded. Any failure after
+        sending raises :class:`OutcomeUnknown`."""
+        body: dict[str, Any] = {"text": text}
+        if media:
+            body["media"] = {"media_ids": [item.media_id for item in media]}
+        response = self._send("POST", "/2/tweets", account=account, creates=True, json=body)
         if response.status_code not in (200, 201):
             self._raise_for(response, creates=True)
         try:
@@ -173,6 +195,66 @@ class XPublisher(http.PlatformClient):
                 f"X answered {response.status_code} with an unreadable body; the tweet may exist"
             ) from None
         return PublishResult(external_id=tweet_id, url=f"https://x.com/i/web/status/{tweet_id}")
+
+    def upload_media(self, account: AccountCredentials, media: MediaFile) -> UploadedMedia:
+        """The v2 media upload: initialize, append the bytes in segments, finalize, poll the
+        status while X processes it, then set the alt text. Creates no tweet, so every failure
+        is a plain provider error (never an unknown outcome): the worst a retry does is leave
+        an unused upload, which X expires.
+        """
+        category = "tweet_gif" if media.animated else "tweet_image"
+        init = self._media_json("POST", "/2/media/upload/initialize", account, json={
+            "media_type": media.content_type, "total_bytes": len(media.data), "media_category": category})
+        media_id = str(init.get("id") or "")
+        if not media_id:
+            raise TemporaryError("X media initialize returned no id")
+        for index, start in enumerate(range(0, len(media.data), DEFAULT_MEDIA_SEGMENT_BYTES)):
+            segment = media.data[start:start + DEFAULT_MEDIA_SEGMENT_BYTES]
+            response = self._send("POST", f"/2/media/upload/{media_id}/append", account=account,
+                                  data={"segment_index": str(index)},
+                                  files={"media": ("segment", segment, "application/octet-stream")})
+            if response.status_code not in (200, 201, 204):
+                self._raise_for(response, creates=False)
+        final = self._media_json("POST", f"/2/media/upload/{media_id}/finalize", account)
+        # STATUS answers carry no expiry: finalize's (else initialize's) counts from now.
+        expires_in = final.get("expires_after_secs") or init.get("expires_after_secs")
+        self._wait_processed(account, media_id, final)
+        expires_at = self._clock() + timedelta(seconds=int(expires_in)) if expires_in else None
+        if media.alt_text:
+            self._media_json("POST", "/2/media/metadata", account, json={
+                "id": media_id, "metadata": {"alt_text": {"text": media.alt_text[:X_ALT_TEXT_MAX]}}})
+        return UploadedMedia(media_id, media.alt_text, expires_at)
+
+    def _wait_processed(self, account: AccountCredentials, media_id: str,
+                        data: dict[str, Any]) -> dict[str, Any]:
+        """Poll ``STATUS`` while finalize's ``processing_info`` says pending or in progress,
+        as long as X asks (``check_after_secs``), within :data:`DEFAULT_MEDIA_PROCESSING_SECONDS`."""
+        waited = 0.0
+        while True:
+            info = data.get("processing_info") or {}
+            state = info.get("state")
+            if state in (None, "succeeded"):
+                return data
+            if state == "failed":
+                error = info.get("error") or {}
+                raise PermanentError(f"X could not process the image: {error.get('message') or error or 'failed'}")
+            pause = max(0.1, float(info.get("check_after_secs") or 1))
+            if waited + pause > DEFAULT_MEDIA_PROCESSING_SECONDS:
+                raise TemporaryError(f"X still processing media {media_id} after {waited:.0f} s")
+            self._sleep(pause)
+            waited += pause
+            data = self._media_json("GET", "/2/media/upload", account,
+                                    params={"command": "STATUS", "media_id": media_id})
+
+    def _media_json(self, method: str, path: str, account: AccountCredentials,
+                    **kwargs: Any) -> dict[str, Any]:
+        """One media call's ``data`` object (X wraps every v2 media answer in ``data``)."""
+        response = self._send(method, path, account=account, **kwargs)
+        if response.status_code not in (200, 201, 202):
+            self._raise_for(response, creates=False)
+        body = http.json_object("X", response, path) if response.content else {}
+        data = body.get("data", {})
+        return data if isinstance(data, dict) else {}
 
     def find_published(
         self, account: AccountCredentials, text: str, since: datetime

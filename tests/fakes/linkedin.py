@@ -7,11 +7,15 @@ an unescaped little-text character (which LinkedIn would accept and silently tru
 
 from __future__ import annotations
 
+import io
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
+
+from PIL import Image
 
 from tests.fakes.platform import (
     FakePlatform,
@@ -69,6 +73,28 @@ class LinkedInPost:
     commentary: str  # as stored by LinkedIn: little text, escaped
     created_ms: int
     analytics: dict[str, int] = field(default_factory=dict)
+    #: ``content`` as posted (``{"media": {"id": "urn:li:image:...", "altText": ...}}``), if any.
+    content: dict[str, Any] | None = None
+
+
+#: The Images API (learn.microsoft.com, linkedin/marketing/community-management/shares/images-api):
+#: JPG, GIF and PNG; at most 36,152,320 pixels; an image is WAITING_UPLOAD until its bytes are
+#: PUT to the uploadUrl, then PROCESSING, then AVAILABLE; a post may only name an AVAILABLE image
+#: its author owns.
+LI_IMAGE_MAGIC = {"image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",),
+                  "image/gif": (b"GIF87a", b"GIF89a")}
+LI_IMAGE_MAX_PIXELS = 36_152_320
+
+
+@dataclass
+class LinkedInImage:
+    urn: str
+    owner: str
+    upload_token: str
+    status: str = "WAITING_UPLOAD"
+    data: bytes = b""
+    #: GETs still to answer PROCESSING after the upload.
+    processing_left: int = 0
 
 
 class FakeLinkedIn(FakePlatform):
@@ -97,6 +123,10 @@ class FakeLinkedIn(FakePlatform):
         self.posts: list[LinkedInPost] = []
         self._generation = 1
         self._next_id = 7200000000000000001
+        self.images: dict[str, LinkedInImage] = {}
+        self._next_image = 1
+        #: GETs of a new image that answer PROCESSING before AVAILABLE.
+        self.image_processing_polls = 0
 
     def __enter__(self) -> FakeLinkedIn:
         super().__enter__()
@@ -142,6 +172,8 @@ class FakeLinkedIn(FakePlatform):
             return self._token(request)
         if request.headers.get("authorization", "") != f"Bearer {self.access_token}":
             return _li_error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
+        if method == "PUT" and path.startswith("/dms-uploads/"):
+            return self._image_put(request)
         if method == "GET" and path == "/v2/userinfo":
             return json_response(
                 200,
@@ -164,6 +196,10 @@ class FakeLinkedIn(FakePlatform):
                 return self._find(request)
             if method == "GET" and path == "/rest/memberCreatorPostAnalytics":
                 return self._analytics(request)
+            if method == "POST" and path == "/rest/images" and request.query.get("action") == ["initializeUpload"]:
+                return self._image_initialize(request)
+            if method == "GET" and path.startswith("/rest/images/"):
+                return self._image_get(unquote(path[len("/rest/images/"):]))
         return _li_error(404, "NOT_FOUND", f"No resource for {method} {path}")
 
     def _check_rest_headers(self, request: Recorded) -> Response | None:
@@ -224,12 +260,78 @@ class FakeLinkedIn(FakePlatform):
             return _li_error(
                 422, "UNPROCESSABLE_ENTITY", "/commentary :: length exceeds 3000 characters"
             )
+        content = body.get("content")
+        if content is not None:
+            refused = self._check_content(content)
+            if refused is not None:
+                return refused
         for post in self.posts:
             if post.commentary == commentary:
                 return _li_error(422, "DUPLICATE_POST", f"Content is a duplicate of {post.urn}")
         with self._lock:
             post = self.add_post(_unescape(commentary), commentary=commentary)
+            post.content = content
         return 201, {"x-restli-id": post.urn, "x-linkedin-id": post.urn.rsplit(":", 1)[1]}, b""
+
+    # -- the Images API ------------------------------------------------------------------
+
+    def _image_initialize(self, request: Recorded) -> Response:
+        body = request.json if request.body else None
+        owner = ((body or {}).get("initializeUploadRequest") or {}).get("owner")
+        if owner != self.member_urn:
+            return _li_error(403, "ACCESS_DENIED", f"Not allowed to upload images for {owner}")
+        urn = f"urn:li:image:D4E10AQ{self._next_image:09d}"
+        token = f"upload-{self._next_image}"
+        self._next_image += 1
+        self.images[urn] = LinkedInImage(urn, owner, token)
+        return json_response(200, {"value": {
+            "uploadUrlExpiresAt": int(time.time() * 1000) + 3_600_000,
+            "uploadUrl": f"{self.base_url}/dms-uploads/{token}",
+            "image": urn}})
+
+    def _image_put(self, request: Recorded) -> Response:
+        token = request.path.rsplit("/", 1)[1]
+        image = next((i for i in self.images.values() if i.upload_token == token), None)
+        if image is None or image.status != "WAITING_UPLOAD":
+            return _li_error(400, "INVALID_UPLOAD", "unknown or already used upload URL")
+        kind = next((t for t, magics in LI_IMAGE_MAGIC.items() if request.body.startswith(magics)), None)
+        if kind is None:
+            image.status = "PROCESSING_FAILED"
+            return 201, {}, b""  # LinkedIn takes the bytes and fails the processing
+        image.data = request.body
+        with Image.open(io.BytesIO(request.body)) as decoded:
+            if decoded.size[0] * decoded.size[1] > LI_IMAGE_MAX_PIXELS:
+                image.status = "PROCESSING_FAILED"
+                return 201, {}, b""
+        image.status = "PROCESSING" if self.image_processing_polls else "AVAILABLE"
+        image.processing_left = self.image_processing_polls
+        return 201, {}, b""
+
+    def _image_get(self, urn: str) -> Response:
+        image = self.images.get(urn)
+        if image is None or image.owner != self.member_urn:
+            return _li_error(404, "NOT_FOUND", f"No image {urn}")
+        if image.status == "PROCESSING":
+            image.processing_left -= 1
+            if image.processing_left <= 0:
+                image.status = "AVAILABLE"
+                return json_response(200, {"id": urn, "owner": image.owner, "status": "PROCESSING"})
+        return json_response(200, {"id": urn, "owner": image.owner, "status": image.status})
+
+    def _check_content(self, content: Any) -> Response | None:
+        media = content.get("media") if isinstance(content, dict) else None
+        if not isinstance(media, dict) or not isinstance(media.get("id"), str):
+            return _li_error(422, "UNPROCESSABLE_ENTITY", "/content/media/id :: field is required")
+        image = self.images.get(media["id"])
+        if image is None or image.owner != self.member_urn:
+            return _li_error(422, "UNPROCESSABLE_ENTITY", f"/content/media/id :: unknown image {media['id']}")
+        if image.status != "AVAILABLE":
+            return _li_error(422, "UNPROCESSABLE_ENTITY",
+                             f"/content/media/id :: image {media['id']} is {image.status}")
+        alt = media.get("altText")
+        if alt is not None and (not isinstance(alt, str) or len(alt) > 4086):
+            return _li_error(422, "UNPROCESSABLE_ENTITY", "/content/media/altText :: at most 4086 characters")
+        return None
 
     def _find(self, request: Recorded) -> Response:
         query = request.query

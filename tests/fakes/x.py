@@ -6,10 +6,14 @@ Stricter than X where leniency would hide a bug (more than 100 ids in a lookup i
 from __future__ import annotations
 
 import base64
+import email.policy
 import html
+import itertools
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from typing import Any
 
 from tests.fakes.platform import (
@@ -48,6 +52,65 @@ class XPost:
     author_id: str
     created_at: datetime
     public_metrics: dict[str, int] = field(default_factory=dict)
+    media_ids: list[str] = field(default_factory=list)
+
+
+#: What the v2 media upload takes for a post's images (docs.x.com, x-api/media: "Image
+#: 5 MB, GIF 15 MB"; media_category tweet_image / tweet_gif; media ids expire after
+#: ``expires_after_secs``, 86,400 s in the documented examples for images).
+X_MEDIA_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
+X_MEDIA_MAX_BYTES = {"tweet_image": 5 * 1024 * 1024, "tweet_gif": 15 * 1024 * 1024}
+X_MEDIA_EXPIRES_SECS = 86_400
+X_MEDIA_PER_TWEET = 4
+
+
+@dataclass
+class XMedia:
+    """One upload session: initialized, appended in order, finalized, processed."""
+
+    id: str
+    owner: str
+    media_type: str
+    category: str
+    total_bytes: int
+    created_at: float
+    segments: dict[int, bytes] = field(default_factory=dict)
+    finalized: bool = False
+    #: STATUS answers still to say "in_progress" before "succeeded".
+    processing_left: int = 0
+    alt_text: str | None = None
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.segments[i] for i in sorted(self.segments))
+
+    @property
+    def ready(self) -> bool:
+        return self.finalized and self.processing_left == 0
+
+
+def _multipart(request: Recorded) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body (name -> raw value)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ValueError("multipart/form-data required")
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + request.body)
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = part.get_payload(decode=True) or b""
+    return fields
+
+
+#: The first bytes of each image type (what X's media processing would reject otherwise).
+_MAGIC = {"image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",),
+          "image/gif": (b"GIF87a", b"GIF89a"), "image/webp": (b"RIFF",)}
+
+
+def _looks_like(media_type: str, data: bytes) -> bool:
+    return data.startswith(_MAGIC[media_type]) and (media_type != "image/webp" or data[8:12] == b"WEBP")
 
 
 class FakeX(FakePlatform):
@@ -84,6 +147,12 @@ class FakeX(FakePlatform):
         self._indexed = 0
         self._generation = 1
         self._next_id = 1790000000000000001
+        self.media: dict[str, XMedia] = {}
+        self._media_ids = itertools.count(1880028106020515841)
+        #: STATUS polls each new upload needs before it is processed (0: ready at finalize).
+        self.media_processing_polls = 0
+        #: Seconds after which an upload's id is refused (X's ``expires_after_secs``).
+        self.media_expires_secs = X_MEDIA_EXPIRES_SECS
 
     def __enter__(self) -> FakeX:
         super().__enter__()
@@ -151,6 +220,8 @@ class FakeX(FakePlatform):
             return _x_problem(401, "Unauthorized", "Unauthorized")
         if method == "POST" and path == "/2/tweets":
             return self._create(request)
+        if path.startswith("/2/media"):
+            return self._media(request)
         if method == "GET" and path == "/2/tweets":
             return self._lookup(request)
         if method == "GET" and path == "/2/users/me":
@@ -180,12 +251,134 @@ class FakeX(FakePlatform):
             return _x_invalid(
                 f"Your Tweet text is too long ({len(text)} > {self.max_text}).", "text"
             )
+        media_ids = (body.get("media") or {}).get("media_ids") or []
+        refused = self._check_tweet_media(media_ids)
+        if refused is not None:
+            return refused
         if self._already_posted(text):
             return _x_problem(403, "Forbidden", _X_DUPLICATE)
         post = self.add_post(text)
+        post.media_ids = list(media_ids)
         return json_response(
             201, {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
         )
+
+    # -- media upload (v2): initialize, append, finalize, STATUS, metadata ----------------
+
+    def _check_tweet_media(self, media_ids: list[Any]) -> Response | None:
+        if len(media_ids) > X_MEDIA_PER_TWEET:
+            return _x_invalid(f"at most {X_MEDIA_PER_TWEET} media per post", "media.media_ids")
+        for media_id in media_ids:
+            media = self.media.get(str(media_id))
+            if media is None or media.owner != self.user_id:
+                return _x_invalid(f"Your media IDs are invalid: {media_id}", "media.media_ids")
+            if not media.ready:
+                return _x_invalid(f"Media {media_id} is not ready (finalize and wait for processing)",
+                                  "media.media_ids")
+            if time.time() - media.created_at > self.media_expires_secs:
+                return _x_invalid(f"Media {media_id} has expired", "media.media_ids")
+        return None
+
+    def _media(self, request: Recorded) -> Response:
+        path, method = request.path, request.method
+        if method == "POST" and path == "/2/media/upload/initialize":
+            return self._media_initialize(request)
+        if method == "GET" and path == "/2/media/upload":
+            return self._media_status(request)
+        if method == "POST" and path == "/2/media/metadata":
+            return self._media_metadata(request)
+        match = re.fullmatch(r"/2/media/upload/(\d+)/(append|finalize)", path)
+        if method == "POST" and match:
+            media = self.media.get(match.group(1))
+            if media is None or media.owner != self.user_id:
+                return _x_problem(404, "Not Found Error", f"no upload {match.group(1)}")
+            if match.group(2) == "append":
+                return self._media_append(request, media)
+            return self._media_finalize(media)
+        return _x_problem(404, "Not Found Error", f"no route for {method} {path}")
+
+    def _media_initialize(self, request: Recorded) -> Response:
+        body = request.json if request.body else None
+        if not isinstance(body, dict):
+            return _x_invalid("JSON body required", "body")
+        media_type, category = body.get("media_type"), body.get("media_category")
+        total = body.get("total_bytes")
+        if media_type not in X_MEDIA_TYPES:
+            return _x_invalid(f"media_type {media_type!r} is not supported", "media_type")
+        if category not in X_MEDIA_MAX_BYTES:
+            return _x_invalid(f"media_category {category!r} is not supported here", "media_category")
+        if category == "tweet_gif" and media_type != "image/gif":
+            return _x_invalid("tweet_gif takes image/gif only", "media_category")
+        if not isinstance(total, int) or total < 1:
+            return _x_invalid("total_bytes must be a positive integer", "total_bytes")
+        if total > X_MEDIA_MAX_BYTES[category]:
+            return _x_invalid(f"File size exceeds {X_MEDIA_MAX_BYTES[category]} bytes", "total_bytes")
+        media = XMedia(str(next(self._media_ids)), self.user_id, media_type, category, total, time.time(),
+                       processing_left=self.media_processing_polls)
+        self.media[media.id] = media
+        return json_response(200, {"data": {"id": media.id, "media_key": f"3_{media.id}",
+                                            "expires_after_secs": self.media_expires_secs}})
+
+    def _media_append(self, request: Recorded, media: XMedia) -> Response:
+        if media.finalized:
+            return _x_invalid("The upload was already finalized", "media_id")
+        try:
+            fields = _multipart(request)
+        except ValueError as exc:
+            return _x_invalid(str(exc), "body")
+        try:
+            index = int(fields.get("segment_index", b"").decode())
+        except ValueError:
+            return _x_invalid("segment_index must be an integer", "segment_index")
+        if not 0 <= index <= 999 or "media" not in fields:
+            return _x_invalid("segment_index 0-999 and a media part are required", "segment_index")
+        media.segments[index] = fields["media"]
+        if sum(map(len, media.segments.values())) > media.total_bytes:
+            return _x_invalid("more bytes appended than total_bytes declared", "media")
+        return 204, {}, b""
+
+    def _media_finalize(self, media: XMedia) -> Response:
+        size = sum(map(len, media.segments.values()))
+        if sorted(media.segments) != list(range(len(media.segments))) or size != media.total_bytes:
+            return _x_invalid(f"Segments missing: {size} of {media.total_bytes} bytes received", "media_id")
+        if media.media_type not in X_MEDIA_TYPES or not _looks_like(media.media_type, media.data):
+            return _x_invalid("The media is not a valid image of its declared type", "media")
+        media.finalized = True
+        data: dict[str, Any] = {"id": media.id, "media_key": f"3_{media.id}", "size": size,
+                                "expires_after_secs": self.media_expires_secs}
+        if media.processing_left:
+            data["processing_info"] = {"state": "pending", "check_after_secs": 1}
+        return json_response(200, {"data": data})
+
+    def _media_status(self, request: Recorded) -> Response:
+        if request.query.get("command", [""])[0] != "STATUS":
+            return _x_invalid("command must be STATUS", "command")
+        media = self.media.get(request.query.get("media_id", [""])[0])
+        if media is None or media.owner != self.user_id or not media.finalized:
+            return _x_invalid("No finalized upload with this media_id", "media_id")
+        if media.processing_left:
+            media.processing_left -= 1
+        state = "succeeded" if media.processing_left == 0 else "in_progress"
+        info: dict[str, Any] = {"state": state, "progress_percent": 100 if state == "succeeded" else 50}
+        if state != "succeeded":
+            info["check_after_secs"] = 1
+        return json_response(200, {"data": {"id": media.id, "media_key": f"3_{media.id}",
+                                            "processing_info": info}})
+
+    def _media_metadata(self, request: Recorded) -> Response:
+        body = request.json if request.body else None
+        media = self.media.get(str((body or {}).get("id", "")))
+        if media is None or media.owner != self.user_id:
+            return _x_invalid("Unknown media id", "id")
+        alt = (((body or {}).get("metadata") or {}).get("alt_text") or {}).get("text")
+        if not isinstance(alt, str) or len(alt) > 1000:
+            return _x_invalid("alt_text.text must be a string of at most 1000 characters", "metadata")
+        media.alt_text = alt
+        return json_response(200, {"data": {"associated_metadata": True, "id": media.id}})
+
+    def media_of(self, post: XPost) -> list[XMedia]:
+        """The uploads a tweet carries."""
+        return [self.media[media_id] for media_id in post.media_ids]
 
     def _lookup(self, request: Recorded) -> Response:
         raw = request.query.get("ids", [""])[0]
