@@ -8,7 +8,7 @@ from datetime import datetime
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from app.intents import Intent, PublishPosts, RunSlot, RunUserStep
+from app.intents import Intent, PublishPosts, RunSlot, RunUserStep, UploadMedia
 from app.workflows.jobs import JOBS
 
 #: Publish messages are sent this many ms before their second: Dramatiq's delayed messages
@@ -19,6 +19,8 @@ PUBLISH_ACTOR = "publish_posts"
 #: The one-post form sent before batches existed: still worked, so messages in flight across an
 #: upgrade are published, never dead-lettered: ``publish_post(post_id, claim_token, due_at)``.
 PUBLISH_ONE_ACTOR = "publish_post"
+#: The actor uploading the images of just-queued posts ahead of their second: ``upload_post_media(post_ids)``.
+UPLOAD_MEDIA_ACTOR = "upload_post_media"
 #: The per-user actor of each fanning-out job, ``actor(execution_id)``, named as its job declares.
 PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
@@ -41,6 +43,8 @@ def message_for(intent: Intent) -> tuple[str, tuple[object, ...], datetime | Non
     if isinstance(intent, PublishPosts):
         return (PUBLISH_ACTOR, (list(intent.post_ids), intent.claim_token, intent.due_at.isoformat()),
                 intent.due_at, PUBLISH_LEAD_MS)
+    if isinstance(intent, UploadMedia):
+        return UPLOAD_MEDIA_ACTOR, (list(intent.post_ids),), None, 0
     if isinstance(intent, RunUserStep):
         return PER_USER_ACTORS[intent.job], (intent.execution_id,), None, 0
     if isinstance(intent, RunSlot):

@@ -33,10 +33,11 @@ import dramatiq
 from dramatiq import Broker
 
 from actors.limits import within_limits
-from actors.messages import PUBLISH_ACTOR, PUBLISH_ONE_ACTOR, send
+from actors.messages import PUBLISH_ACTOR, PUBLISH_ONE_ACTOR, UPLOAD_MEDIA_ACTOR, send
 from app.config import Settings
 from app.intents import PublishPosts
 from app.runtime import get_runtime
+from app.workflows.media_uploads import upload_ahead
 from app.workflows.publish import Attempt, Ready, RunCalls
 from app.workflows.publish import publish_posts as publish
 
@@ -137,8 +138,16 @@ def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> N
     publish_posts([post_id], claim_token, due_at)
 
 
+def upload_post_media(post_ids: list[int]) -> None:
+    """Upload the images of just-queued posts ahead of their second
+    (:func:`app.workflows.media_uploads.upload_ahead`). Not retried: what fails here the
+    publish uploads inline."""
+    upload_ahead(get_runtime(), [int(post_id) for post_id in post_ids])
+
+
 def register(broker: Broker) -> None:
     broker.add_middleware(StopWaiting())
-    for name, fn in ((PUBLISH_ACTOR, publish_posts), (PUBLISH_ONE_ACTOR, publish_post)):
+    for name, fn in ((PUBLISH_ACTOR, publish_posts), (PUBLISH_ONE_ACTOR, publish_post),
+                     (UPLOAD_MEDIA_ACTOR, upload_post_media)):
         dramatiq.actor(broker=broker, actor_name=name, queue_name="posting",
                        max_retries=0, time_limit=PUBLISH_TIME_LIMIT_MS)(fn)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["Intent", "MessageProbe", "PublishPosts", "RunSlot", "RunUserStep"]
+__all__ = ["Intent", "MessageProbe", "PublishPosts", "RunSlot", "RunUserStep", "UploadMedia"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class PublishPosts:
 
     claim_token: str
     due_at: datetime
+    post_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class UploadMedia:
+    """Upload the images of these just-queued posts now, ahead of their second, so the
+    publish only names the platform's media id (:mod:`app.workflows.media_uploads`)."""
+
     post_ids: tuple[int, ...]
 
 
@@ -46,7 +54,7 @@ class RunSlot:
     trigger: str = "catch_up"
 
 
-Intent = PublishPosts | RunUserStep | RunSlot
+Intent = PublishPosts | UploadMedia | RunUserStep | RunSlot
 
 
 class MessageProbe(Protocol):

@@ -16,7 +16,10 @@ from app.clock import Clock, utcnow
 from app.config import Settings, get_settings
 from app.crypto import TokenVault
 from app.db import get_engine, make_session_factory
+from app.media.storage import MediaStorage, storage_from_settings
 from app.providers.registry import Providers, build_providers
+
+_building_media = threading.Lock()
 
 
 @dataclass
@@ -29,9 +32,21 @@ class Runtime:
     #: Sessions on DATABASE_REPLICA_URL for read-only scans (metrics due, report figures);
     #: None: the primary. Replica reads may lag by the replication delay.
     replica_session_factory: sessionmaker[Session] | None = None
+    #: Where the media library's bytes are (S3 or a directory); None: built from the settings
+    #: on first use.
+    media: MediaStorage | None = None
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def media_storage(self) -> MediaStorage:
+        """The media storage, built once from the settings when none was given."""
+        if self.media is None:
+            with _building_media:
+                if self.media is None:
+                    self.media = storage_from_settings(self.settings)
+        return self.media
 
     @property
     def read_session_factory(self) -> sessionmaker[Session]:

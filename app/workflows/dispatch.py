@@ -26,6 +26,7 @@ from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
 from app.lifecycle import alert_review_queue, move_many, queue_in_batches
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
 from app.runtime import Runtime
+from app.workflows.media_uploads import uploads_to_send
 from app.workflows.recovery import RECOVER_LOST_POSTS
 
 __all__ = ["DEFAULT_DISPATCH_HORIZON", "DISPATCH_DUE_POSTS", "dispatch_due_posts"]
@@ -81,13 +82,16 @@ def _review_stale_scheduled(session: Session, post_ids: list[int], stale_before:
 
 
 def _claim_due(tick: Tick) -> Sequence[Intent]:
-    return dispatch_due_posts(tick.runtime, tick.now)
+    batches = dispatch_due_posts(tick.runtime, tick.now)
+    # The images of the posts just queued are uploaded now, ahead of their second.
+    queued = [post_id for batch in batches for post_id in batch.post_ids]
+    return [*batches, *uploads_to_send(tick.runtime, queued)]
 
 
 CLAIM_DUE_POSTS = Step(
     "claim_due_posts",
     "Claim the posts due in the next two minutes and send each to land at its exact second "
-    "(posts more than the stale grace late go to review)",
+    "(posts more than the stale grace late go to review); upload their images ahead",
     _claim_due)
 
 DISPATCH_DUE_POSTS = PeriodicJob(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, tuple_
@@ -45,10 +45,11 @@ from app.lifecycle import (
 )
 from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ProviderHold, ReviewReason
 from app.provider_holds import active_hold
-from app.providers.base import AccountCredentials, Publisher, PublishResult
+from app.providers.base import AccountCredentials, Publisher, PublishResult, UploadedMedia
 from app.providers.errors import AuthError
 from app.runtime import Runtime
 from app.workflows.accounts import flag_reauth, refresh_tokens
+from app.workflows.media_uploads import MediaNeed, ensure_uploaded, media_needs
 from app.workflows.publish_failures import NOT_SENT, not_sent
 
 __all__ = [
@@ -81,11 +82,13 @@ def serially(call: Callable[[Ready], Attempt], items: Sequence[Ready]) -> list[A
 
 @dataclass(frozen=True)
 class Ready:
-    """A claimed post with everything its platform call needs."""
+    """A claimed post with everything its platform call needs (its image, if it has one, with
+    the upload its account already has of it: :mod:`app.workflows.media_uploads`)."""
 
     claim: Claim
     publisher: Publisher
     creds: AccountCredentials
+    media: MediaNeed | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,9 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, creds, now)
             continue
         ready.append(Ready(claim, publisher, creds))
+    needs = media_needs(session, [(item.claim.post_id, item.creds.account_id) for item in ready], now)
+    if needs:
+        ready = [replace(item, media=needs.get(item.claim.post_id)) for item in ready]
     return ready
 
 
@@ -271,7 +277,10 @@ def _call(runtime: Runtime, ready: Ready, now: datetime) -> Attempt:
                 and creds.expires_at <= now + DEFAULT_REFRESH_MARGIN):
             creds = refresh_tokens(runtime, publisher, creds)
             refreshed = True
-        result = _publish_refreshing_once(runtime, publisher, creds, claim.text, may_refresh=not refreshed)
+        media = ([ensure_uploaded(runtime, publisher, creds, claim.platform, ready.media)]
+                 if ready.media is not None else [])
+        result = _publish_refreshing_once(runtime, publisher, creds, claim.text, media,
+                                          may_refresh=not refreshed)
     except NOT_SENT as exc:
         return Attempt(ready, runtime.now(), creds.account_id, not_sent=exc)
     except Exception as exc:  # noqa: BLE001 - OutcomeUnknown, or unclassified: may have been sent
@@ -322,14 +331,19 @@ def look_for(publisher: Publisher, creds: AccountCredentials, claim: Claim) -> t
 
 
 def _publish_refreshing_once(runtime: Runtime, publisher: Publisher, creds: AccountCredentials,
-                             text: str, *, may_refresh: bool) -> PublishResult:
+                             text: str, media: Sequence[UploadedMedia] = (), *,
+                             may_refresh: bool) -> PublishResult:
     """Publish; on a refused token refresh it once and publish again within the same claim.
 
-    A 401 means nothing was created, so the second call cannot duplicate the post.
+    A 401 means nothing was created, so the second call cannot duplicate the post. A text-only
+    post is published without the ``media`` argument (publishers predating images take none).
     """
+    def create(account: AccountCredentials) -> PublishResult:
+        return publisher.publish(account, text, media) if media else publisher.publish(account, text)
+
     try:
-        return publisher.publish(creds, text)
+        return create(creds)
     except AuthError:
         if not (may_refresh and creds.refresh_token):
             raise
-    return publisher.publish(refresh_tokens(runtime, publisher, creds), text)
+    return create(refresh_tokens(runtime, publisher, creds))

@@ -1,0 +1,242 @@
+"""Posts with images: uploaded ahead of their second, once per (image, account), reused by a
+retried or reconciled publish; the real X and LinkedIn clients against their socket fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import platforms
+from app.clock import SettableClock
+from app.config import Settings
+from app.crypto import TokenVault
+from app.intents import PublishPosts, UploadMedia
+from app.jobs.spec import Tick
+from app.media.library import add_image
+from app.media.storage import LocalStorage
+from app.models import MediaUpload, Post, PostStatus, ReviewReason
+from app.providers.base import TokenSet
+from app.providers.linkedin import LinkedInPublisher
+from app.providers.registry import Providers
+from app.providers.x import XPublisher
+from app.runtime import Runtime
+from app.users import connect_account, create_user
+from app.workflows import dispatch
+from app.workflows.media_uploads import upload_ahead
+from app.workflows.publish import publish_posts
+from app.workflows.recovery import recover_posts
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.x import FakeX
+from tests.media.images import image_bytes
+
+TIMEOUT = httpx.Timeout(1.0, connect=2.0)
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeX, FakeLinkedIn]]:
+    with FakeX() as x, FakeLinkedIn() as linkedin:
+        yield x, linkedin
+
+
+@pytest.fixture
+def storage(tmp_path) -> LocalStorage:
+    return LocalStorage(tmp_path / "media", "https://cdn.example.test")
+
+
+@pytest.fixture
+def runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault, clock: SettableClock,
+            fakes, storage) -> Runtime:
+    x, linkedin = fakes
+    publishers = {
+        "twitter": XPublisher(x.base_url, "x-client-id", timeout=TIMEOUT, clock=clock, sleep=lambda s: None),
+        "linkedin": LinkedInPublisher(linkedin.base_url, linkedin.base_url, "202510", "li-client-id",
+                                      "li-client-secret", timeout=TIMEOUT, clock=clock, sleep=lambda s: None),
+    }
+    providers = Providers(research=None, generation=None, publishers=publishers)  # type: ignore[arg-type]
+    return Runtime(settings=settings, session_factory=sessions, providers=providers, vault=vault,
+                   clock=clock, media=storage)
+
+
+@pytest.fixture
+def user_id(sessions, vault, now, fakes) -> int:
+    x, linkedin = fakes
+    with sessions.begin() as session:
+        user = create_user(session, "ada@example.com", {"timezone": "UTC"})
+        connect_account(session, vault, "ada@example.com", "twitter",
+                        TokenSet(x.access_token, x.refresh_token, now + timedelta(hours=2)), external_id=x.user_id)
+        connect_account(session, vault, "ada@example.com", "linkedin",
+                        TokenSet(linkedin.access_token, linkedin.refresh_token, now + timedelta(days=30)),
+                        external_id=linkedin.member_urn)
+        return user.id
+
+
+def _image(sessions, storage, user_id, fmt="PNG", **kwargs) -> int:
+    with sessions.begin() as session:
+        return add_image(session, storage, user_id, image_bytes(fmt, **kwargs), alt_text="A teal square").id
+
+
+def _post(sessions, user_id, at, platform="twitter", media_id=None, text="Shipping beats perfect.") -> int:
+    with sessions.begin() as session:
+        post = Post(user_id=user_id, platform=platform, text=text, status=PostStatus.SCHEDULED,
+                    scheduled_at=at, media_id=media_id)
+        session.add(post)
+        session.flush()
+        return post.id
+
+
+def _dispatch(runtime: Runtime, now: datetime) -> tuple[list[PublishPosts], list[UploadMedia]]:
+    tick = Tick(runtime, dispatch.DISPATCH_DUE_POSTS, now, now, {})
+    intents = dispatch.CLAIM_DUE_POSTS.run(tick)
+    return ([i for i in intents if isinstance(i, PublishPosts)], [i for i in intents if isinstance(i, UploadMedia)])
+
+
+def _uploads(sessions) -> list[MediaUpload]:
+    with sessions() as session:
+        return list(session.scalars(select(MediaUpload).order_by(MediaUpload.id)))
+
+
+def _initializes(x: FakeX) -> int:
+    return len(x.requests_to("/2/media/upload/initialize"))
+
+
+def test_images_are_uploaded_when_queued_and_the_publish_only_names_them(runtime, sessions, storage, user_id,
+                                                                         fakes, now):
+    x, linkedin = fakes
+    image = _image(sessions, storage, user_id)
+    due = now + timedelta(seconds=90)
+    tweet, li_post = _post(sessions, user_id, due, media_id=image), _post(sessions, user_id, due, "linkedin", image)
+    plain = _post(sessions, user_id, due, text="No picture today.")
+    batches, uploads = _dispatch(runtime, now)
+    assert uploads == [UploadMedia((tweet, li_post))]  # the text-only post needs none
+    assert upload_ahead(runtime, uploads[0].post_ids) == 2
+    assert {u.platform for u in _uploads(sessions)} == {"twitter", "linkedin"}
+    before_publish = len(x.requests) + len(linkedin.requests)
+    for batch in batches:
+        publish_posts(runtime, batch.post_ids, batch.claim_token, due)
+    # At the second: no media call at all, only the creates.
+    media_calls = [r for r in x.requests[before_publish:] if r.path.startswith("/2/media")]
+    assert media_calls == [] and _initializes(x) == 1 and len(linkedin.images) == 1
+    with sessions() as session:
+        assert {p.id: p.status for p in session.scalars(select(Post))} == {
+            tweet: PostStatus.PUBLISHED, li_post: PostStatus.PUBLISHED, plain: PostStatus.PUBLISHED}
+    by_text = {p.text: p for p in x.posts}
+    x_upload = next(u for u in _uploads(sessions) if u.platform == "twitter")
+    assert by_text["Shipping beats perfect."].media_ids == [x_upload.platform_media_id]
+    assert by_text["No picture today."].media_ids == []
+    (li,) = linkedin.posts
+    assert li.content["media"]["id"].startswith("urn:li:image:") and li.content["media"]["altText"] == "A teal square"
+
+
+def test_without_the_upload_ahead_the_publish_uploads_inline_once(runtime, sessions, storage, user_id, fakes, now):
+    x, _ = fakes
+    image = _image(sessions, storage, user_id)
+    post_id = _post(sessions, user_id, now + timedelta(seconds=30), media_id=image)
+    batches, _ = _dispatch(runtime, now)
+    (batch,) = batches
+    assert publish_posts(runtime, batch.post_ids, batch.claim_token, now).outcomes[post_id].kind == "published"
+    assert _initializes(x) == 1 and len(_uploads(sessions)) == 1 and x.posts[0].media_ids
+
+
+def test_a_retried_publish_reuses_the_upload(runtime, sessions, storage, user_id, fakes, now):
+    x, _ = fakes
+    image = _image(sessions, storage, user_id)
+    post_id = _post(sessions, user_id, now + timedelta(seconds=30), media_id=image)
+    (batch,), uploads = _dispatch(runtime, now)
+    upload_ahead(runtime, uploads[0].post_ids)
+    x.respond_next(503, {"title": "Service Unavailable"}, method="POST", path="/2/tweets")
+    outcome = publish_posts(runtime, batch.post_ids, batch.claim_token, now).outcomes[post_id]
+    assert outcome.kind == "retry"
+    again = publish_posts(runtime, [post_id], outcome.claim_token, outcome.retry_at).outcomes[post_id]
+    assert again.kind == "published"
+    assert _initializes(x) == 1 and len(x.posts) == 1
+    assert x.posts[0].media_ids == [_uploads(sessions)[0].platform_media_id]
+
+
+def test_a_crash_between_upload_and_create_never_makes_two_posts(runtime, sessions, storage, user_id, fakes, now):
+    """The worker dies after the create reached X (the tweet exists) but before it was recorded:
+    recovery finds the tweet; the image was uploaded once and the post published once."""
+    x, _ = fakes
+    image = _image(sessions, storage, user_id)
+    post_id = _post(sessions, user_id, now + timedelta(seconds=30), media_id=image)
+    (batch,), uploads = _dispatch(runtime, now)
+    upload_ahead(runtime, uploads[0].post_ids)
+    x.drop_next(method="POST", path="/2/tweets")  # created, then the connection dies: unknown
+    first = publish_posts(runtime, batch.post_ids, batch.claim_token, now).outcomes[post_id]
+    assert first.kind == "published"  # reconciled at once: found on X
+    recover_posts(runtime, now + timedelta(minutes=5), None, everything_lost=True)
+    assert len(x.posts) == 1 and _initializes(x) == 1 and len(_uploads(sessions)) == 1
+
+
+def test_a_worker_killed_after_the_upload_leaves_one_upload_and_no_second_post(
+        runtime, sessions, storage, user_id, fakes, now):
+    """Killed after the upload was recorded, before the create: recovery looks (nothing on X),
+    sends the post to review; approved again, it reuses the recorded upload."""
+    x, _ = fakes
+    image = _image(sessions, storage, user_id)
+    post_id = _post(sessions, user_id, now + timedelta(seconds=30), media_id=image)
+    (batch,), uploads = _dispatch(runtime, now)
+    upload_ahead(runtime, uploads[0].post_ids)
+    with sessions.begin() as session:  # the claim the dead worker committed
+        session.execute(update(Post).where(Post.id == post_id).values(
+            status=PostStatus.PUBLISHING, publish_started_at=now + timedelta(seconds=30), attempts=1))
+    recover_posts(runtime, now + timedelta(minutes=3), None, everything_lost=True)
+    with sessions() as session:
+        post = session.get(Post, post_id)
+        assert post.status == PostStatus.NEEDS_REVIEW and post.review_reason == ReviewReason.OUTCOME_UNKNOWN
+    assert x.posts == []
+    with sessions.begin() as session:  # approved for a later second
+        session.execute(update(Post).where(Post.id == post_id).values(
+            status=PostStatus.SCHEDULED, scheduled_at=now + timedelta(minutes=10), review_reason=None))
+    later = now + timedelta(minutes=9)
+    (batch,), _ = _dispatch(runtime, later)
+    publish_posts(runtime, batch.post_ids, batch.claim_token, later + timedelta(minutes=1))
+    assert len(x.posts) == 1 and _initializes(x) == 1
+    assert x.posts[0].media_ids == [_uploads(sessions)[0].platform_media_id]
+
+
+def test_an_upload_near_its_expiry_is_made_again_and_recorded_once(runtime, sessions, storage, user_id,
+                                                                    fakes, now):
+    x, _ = fakes
+    image = _image(sessions, storage, user_id)
+    _post(sessions, user_id, now + timedelta(seconds=30), media_id=image, text="First")
+    (batch,), uploads = _dispatch(runtime, now)
+    upload_ahead(runtime, uploads[0].post_ids)
+    with sessions.begin() as session:
+        session.execute(update(MediaUpload).values(expires_at=now + timedelta(minutes=5)))
+    upload_ahead(runtime, uploads[0].post_ids)
+    assert _initializes(x) == 2
+    (upload,) = _uploads(sessions)
+    assert upload.expires_at > now + timedelta(hours=1)
+
+
+def test_linkedin_gets_a_webp_re_encoded_as_a_format_it_takes(runtime, sessions, storage, user_id, fakes, now):
+    _, linkedin = fakes
+    image = _image(sessions, storage, user_id, "WEBP")
+    post_id = _post(sessions, user_id, now + timedelta(seconds=30), "linkedin", image)
+    (batch,), _ = _dispatch(runtime, now)
+    assert publish_posts(runtime, batch.post_ids, batch.claim_token, now).outcomes[post_id].kind == "published"
+    (stored,) = linkedin.images.values()
+    assert stored.data[:3] == b"\xff\xd8\xff" and stored.status == "AVAILABLE"
+
+
+def test_an_image_a_platform_refuses_sends_the_post_to_review_with_the_reason(
+        runtime, sessions, storage, user_id, fakes, now, monkeypatch):
+    x, _ = fakes
+    strict = dataclasses.replace(platforms.PLATFORMS["twitter"].images, max_pixels=100)
+    monkeypatch.setitem(platforms.PLATFORMS, "twitter",
+                        dataclasses.replace(platforms.PLATFORMS["twitter"], images=strict))
+    image = _image(sessions, storage, user_id, "GIF", size=(40, 40), mode="P", frames=3)
+    post_id = _post(sessions, user_id, now + timedelta(seconds=30), media_id=image)
+    (batch,), _ = _dispatch(runtime, now)
+    outcome = publish_posts(runtime, batch.post_ids, batch.claim_token, now).outcomes[post_id]
+    assert outcome.kind == "review"
+    with sessions() as session:
+        post = session.get(Post, post_id)
+        assert "animated" in post.last_error and "X does not take" in post.last_error
+    assert x.posts == [] and x.requests == []
