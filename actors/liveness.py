@@ -30,18 +30,17 @@ from dramatiq.brokers.stub import StubBroker
 
 from app.broker import MessagesInFlight
 from app.intents import MessageProbe
+from app.queues import Queue
 
 __all__ = ["RedisMessageProbe", "probe_for"]
 
-#: The queue publish messages travel on.
-POSTING_QUEUE = "posting"
 
 
 class RedisMessageProbe:
     """Which message ids are alive in a Redis broker's ``queue`` (see the module docstring)."""
 
     def __init__(self, client, *, namespace: str = "dramatiq",  # type: ignore[no-untyped-def]
-                 queue: str = POSTING_QUEUE, silence_seconds: float) -> None:
+                 queue: str = Queue.POSTING, silence_seconds: float) -> None:
         self.client = client
         self.namespace = namespace
         self.queue = queue

@@ -18,7 +18,6 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.cli.common import EXIT_BAD_INPUT, console, emit, json_option, session, settings
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
@@ -29,6 +28,7 @@ from app.ops.deadletters import dead_letters
 from app.ops.queues import queue_depths
 from app.ops.stats import job_stats, publishing_stats, queue_stats, scheduler_state
 from app.ops.workers import census
+from app.queues import QUEUES
 
 #: Exit status of ``autopilot check`` when a threshold is crossed.
 EXIT_UNHEALTHY = 1

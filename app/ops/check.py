@@ -14,7 +14,6 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.config import Settings
 from app.ops.queues import QueueDepth, queue_depths
 from app.ops.stats import (
@@ -26,6 +25,7 @@ from app.ops.stats import (
     stuck_posts,
 )
 from app.ops.workers import WorkerCensus, census
+from app.queues import QUEUES
 
 #: The window of the success-rate threshold.
 SUCCESS_WINDOW = timedelta(hours=24)

@@ -21,11 +21,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.config import Settings
 from app.models import QueueSample
 from app.ops.queues import queue_depths
 from app.ops.workers import census
+from app.queues import QUEUES
 
 logger = logging.getLogger(__name__)
 
