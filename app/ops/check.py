@@ -80,7 +80,7 @@ def take_snapshot(client: redis.Redis, session: Session, settings: Settings, now
     return Snapshot(
         now=now,
         queues=queue_depths(client, queues),
-        workers=census(client, heartbeat_timeout_ms=settings.redis_heartbeat_timeout_ms),
+        workers=census(client, silence_seconds=settings.worker_silence_seconds),
         scheduler=scheduler_state(session, now),
         jobs=job_stats(session, now - SUCCESS_WINDOW, now),
         stuck_post_ids=stuck_posts(session, now),

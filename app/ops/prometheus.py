@@ -55,7 +55,7 @@ class OperationsCollector(Collector):
             return
         try:
             depths = queue_depths(client, QUEUES)
-            workers = census(client, heartbeat_timeout_ms=self.settings.redis_heartbeat_timeout_ms)
+            workers = census(client, silence_seconds=self.settings.worker_silence_seconds)
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
