@@ -1,8 +1,13 @@
-"""Turning a workflow's intents into messages: the one place actor names and arguments are built."""
+"""Turning a workflow's intents into messages: the one place actor names and arguments are built.
+
+The names and positional parameters of every actor are listed here (:data:`ACTOR_PARAMETERS`)
+for whoever reads messages back, such as the dead-letter list, which masks a secret argument by
+its parameter's name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import dramatiq
@@ -24,6 +29,15 @@ PUBLISH_ONE_ACTOR = "publish_post"
 PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
 MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", Queue.LEGACY
+#: Each actor's positional parameters, by actor name: the arguments :func:`message_for` builds.
+#: A periodic actor is named after its job and takes ``(slot, trigger)``.
+ACTOR_PARAMETERS: Mapping[str, tuple[str, ...]] = {
+    PUBLISH_ACTOR: ("post_ids", "claim_token", "due_at"),
+    PUBLISH_ONE_ACTOR: ("post_id", "claim_token", "due_at"),
+    MANUAL_ACTOR: ("job", "slot"),
+    **{actor: ("execution_id",) for actor in PER_USER_ACTORS.values()},
+    **{job: ("slot", "trigger") for job in JOBS},
+}
 
 
 def current_message_id() -> str | None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
-from actors.messages import send_manual_run
+from actors.messages import ACTOR_PARAMETERS, send_manual_run
 from admin.auth import OperatorRequired, current_actor
 from admin.charts import chart
 from admin.ext import database
@@ -104,7 +104,7 @@ class OperationsView(OperatorRequired, BaseView):
         now = utcnow()
         with ops().read_sessions() as session:
             failed = failed_slots(session, now - RANGES["7d"].span, now)
-        letters = {q: dead_letters(client, q, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
+        letters = {q: dead_letters(client, q, parameters=ACTOR_PARAMETERS, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
         return self.render("autopilot/operations.html", unavailable=False, data=data, failed=failed,
                            letters=letters, charts=_render_charts(range_name), range_name=range_name,
                            ranges=list(RANGES), refresh_seconds=REFRESH_SECONDS, rerun_form=RerunForm,
