@@ -74,6 +74,16 @@ def send_manual_run(broker: dramatiq.Broker, job: str, slot: datetime, *,
                                            args=(job, slot.isoformat()), kwargs={}, options=options))
 
 
+def send_tick(broker: dramatiq.Broker, job: str, slot: datetime) -> dramatiq.Message:
+    """Enqueue ``job``'s periodic message for ``slot``, as Periodiq sends it (benches, tests).
+
+    Built as a plain message, so a process that registered no actors can send it.
+    """
+    actor_name, args, _, _ = message_for(RunSlot(job, slot, "periodic"))
+    return broker.enqueue(dramatiq.Message(queue_name=JOBS[job].queue, actor_name=actor_name, args=args,
+                                           kwargs={}, options={}))
+
+
 def send(intents: Sequence[Intent], now: datetime, *, broker: dramatiq.Broker | None = None) -> int:
     """Send each intent to its actor on ``broker`` (default: the process's); returns how many.
 
