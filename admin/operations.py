@@ -21,12 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
-from actors.messages import send_manual_run
+from actors.messages import ACTOR_PARAMETERS, send_manual_run
 from admin.auth import OperatorRequired, current_actor
 from admin.charts import chart
 from admin.ext import database
 from admin.opsctx import ops
-from app.broker import QUEUES
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.ops.actions import act_on_dead_letters, rerun_slot
@@ -35,6 +34,7 @@ from app.ops.deadletters import dead_letters
 from app.ops.history import RANGES, charts
 from app.ops.sampling import record_sample
 from app.ops.stats import failed_slots, last_and_next_runs, publishing_stats
+from app.queues import QUEUES
 
 #: Seconds between two refreshes of the figures (the charts refresh every minute).
 REFRESH_SECONDS = 5
@@ -104,7 +104,7 @@ class OperationsView(OperatorRequired, BaseView):
         now = utcnow()
         with ops().read_sessions() as session:
             failed = failed_slots(session, now - RANGES["7d"].span, now)
-        letters = {q: dead_letters(client, q, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
+        letters = {q: dead_letters(client, q, parameters=ACTOR_PARAMETERS, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
         return self.render("autopilot/operations.html", unavailable=False, data=data, failed=failed,
                            letters=letters, charts=_render_charts(range_name), range_name=range_name,
                            ranges=list(RANGES), refresh_seconds=REFRESH_SECONDS, rerun_form=RerunForm,
