@@ -15,6 +15,10 @@ Scenarios (each on fresh state; ``--scenario`` runs one):
 * ``flushdb-and-worker``: the same, 15 s before the first post's time, with the posting worker
   SIGKILLed at once (a live worker keeps the delayed messages it fetched in memory and
   re-enqueues them at their time, so a flush alone loses only those no worker had fetched).
+* ``sigkill-media``: 6 posts, each with the same library image, due within a minute; the posting
+  worker is SIGKILLed right after the image's upload was recorded (before any create), and
+  again while a create is held by X: one tweet per post, each carrying the image, and the image
+  uploaded and recorded once.
 * ``claim-no-send``: a tick claims 5 posts and dies before sending (its intents are dropped).
 * ``schedulers``: two schedulers at once, then both down 3 minutes while posts fall due, then
   one back; and SIGTERM of the posting worker while a message waits for its second.
@@ -164,7 +168,7 @@ def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Ca
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("X_", "LINKEDIN_", "OPENAI_", "SERPER_", "SENTRY_", "REDIS_", "MESSAGE_",
                                    "WORKER_"))}
-    env.update({"DATABASE_URL": db_url, "REDIS_URL": redis_url, "TOKEN_ENCRYPTION_KEYS": generate_key(),
+    env.update({"MEDIA_DIR": str(logs / "media"), "DATABASE_URL": db_url, "REDIS_URL": redis_url, "TOKEN_ENCRYPTION_KEYS": generate_key(),
                 "X_CLIENT_ID": fx.client_id, "X_API_BASE_URL": fx.base_url,
                 "LINKEDIN_CLIENT_ID": fl.client_id, "LINKEDIN_CLIENT_SECRET": fl.client_secret,
                 "LINKEDIN_API_BASE_URL": fl.base_url, "LINKEDIN_OAUTH_BASE_URL": fl.base_url,
@@ -341,7 +345,48 @@ def scenario_schedulers(stack: Stack) -> None:
     print(f"    slots claimed more than once: {len(per_slot)}", flush=True)
 
 
-SCENARIOS = {"sigkill": scenario_sigkill, "flushdb": scenario_flushdb,
+def scenario_sigkill_media(stack: Stack) -> None:
+    from sqlalchemy import func, select, update
+
+    from app.media.library import add_image
+    from app.models import MediaUpload, Post
+    from tests.media.images import image_bytes
+
+    def uploads() -> int:
+        with stack.runtime.session_factory() as session:
+            return session.scalar(select(func.count()).select_from(MediaUpload)) or 0
+
+    with stack.runtime.session_factory() as session, session.begin():
+        image = add_image(session, stack.runtime.media_storage, stack.user_id,
+                          image_bytes("JPEG", (1200, 800), color="orange"), alt_text="An orange card").id
+    now = stack.runtime.now()
+    start = next_minute(now) + timedelta(seconds=40)
+    ids = [stack.schedule(start + timedelta(seconds=5 * i), f"bench sigkill media post {i}") for i in range(6)]
+    with stack.runtime.session_factory() as session, session.begin():
+        session.execute(update(Post).where(Post.id.in_(ids)).values(media_id=image))
+    for _ in range(20):
+        stack.fx.hang_next(path="/2/tweets", seconds=HOLD)
+    worker = stack.start_worker()
+    stack.start_scheduler()
+    wait_for(lambda: uploads() >= 1, 240, interval=0.1)
+    stop(worker, signal.SIGKILL, group=True)  # between the upload and the create
+    kills = [f"after the upload ({len(stack.fx.posts)} tweets)"]
+    worker = stack.start_worker()
+    wait_for(lambda: len(stack.fx.posts) >= 3, 240, interval=0.1)
+    time.sleep(0.5)  # X holds the answer: a create is in flight
+    stop(worker, signal.SIGKILL, group=True)
+    kills.append(f"mid-create ({len(stack.fx.posts)} tweets)")
+    stack.start_worker()
+    wait_for(lambda: stack.done(ids), 240, interval=0.5)
+    mine = [t for t in stack.fx.posts if t.text.startswith("bench sigkill media")]
+    initializes = len(stack.fx.requests_to("/2/media/upload/initialize"))
+    with_image = sum(1 for t in mine if len(t.media_ids) == 1)
+    report("sigkill between upload and create", stack, ids,
+           extra=f"kills {kills}; X uploads {initializes}, recorded {uploads()}, "
+                 f"tweets with the image {with_image}/{len(mine)}")
+
+
+SCENARIOS = {"sigkill": scenario_sigkill, "sigkill-media": scenario_sigkill_media, "flushdb": scenario_flushdb,
              "flushdb-and-worker": scenario_flushdb_and_worker, "claim-no-send": scenario_claim_no_send,
              "schedulers": scenario_schedulers}
 

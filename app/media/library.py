@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from app.media.images import (
 from app.media.storage import MediaStorage, StorageError
 from app.models import MediaItem, Post, PostStatus
 
-__all__ = ["MAX_ALT_TEXT", "MAX_TAGS", "ImageInUse", "add_image", "attach_image", "delete_image",
+__all__ = ["MAX_ALT_TEXT", "MAX_TAGS", "ImageInUse", "add_image", "attach_image", "choose_image", "delete_image",
            "matching_images", "normalise_tags", "owned_image", "update_image", "user_images"]
 
 logger = logging.getLogger(__name__)
@@ -193,3 +193,21 @@ def matching_images(session: Session, user_id: int, topic: str | None, *, limit:
     candidates = user_images(session, user_id)
     scored = [(len(words & set(item.tags or [])), item) for item in candidates]
     return [item for score, item in sorted(scored, key=lambda pair: -pair[0]) if score > 0][:limit]
+
+
+def choose_image(library: Sequence[tuple[int, Sequence[str]]], topic: str | None,
+                 used: Mapping[int, int]) -> int | None:
+    """The image for a post about ``topic``: among ``(id, tags)`` the one sharing most tags with
+    the topic's words, the least ``used`` so far on ties (so a day's posts do not all carry the
+    same picture); None when no tag matches. Pure: generation loads the library once per user."""
+    words = set(normalise_tags(topic or ""))
+    best: tuple[int, int, int] | None = None  # (-score, uses, position)
+    chosen = None
+    for position, (media_id, tags) in enumerate(library):
+        score = len(words & set(tags))
+        if score == 0:
+            continue
+        key = (-score, used.get(media_id, 0), position)
+        if best is None or key < best:
+            best, chosen = key, media_id
+    return chosen

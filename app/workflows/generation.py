@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from app.audit import record
 from app.db import insert_skipping_conflicts
 from app.jobs.spec import PeriodicJob
+from app.media.library import choose_image
 from app.models import (
+    MediaItem,
     MemoryEntry,
     Post,
     PostStatus,
@@ -180,13 +182,22 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
     draft. Ids and audit rows follow the drafts' order.
     """
     rows: list[dict[str, Any]] = []
+    # The user's images with tags, read once: a post gets the one its topic matches best (the
+    # tags and alt texts decide, never the pixels). No match: the post stays text only.
+    library = [(row.id, list(row.tags or [])) for row in session.execute(
+        select(MediaItem.id, MediaItem.tags).where(MediaItem.user_id == user_id)
+        .order_by(MediaItem.created_at.desc(), MediaItem.id.desc()))]
+    used: dict[int, int] = {}
     for draft in drafts:
         key = (draft.platform, draft.slot_at)
         text = normalize_newlines(draft.text).strip()
         if key not in todo_keys or not text or limit_error(draft.platform, text):
             continue  # never a blank, broken or off-schedule post
         todo_keys.discard(key)
-        rows.append({"user_id": user_id, "platform": draft.platform, "text": text,
+        media_id = choose_image(library, f"{draft.topic or ''} {text}", used) if library else None
+        if media_id is not None:
+            used[media_id] = used.get(media_id, 0) + 1
+        rows.append({"user_id": user_id, "platform": draft.platform, "text": text, "media_id": media_id,
                      "topic": (draft.topic or "").strip()[:MAX_TOPIC_CHARS] or None, "created_at": now,
                      "scheduled_at": draft.slot_at, "slot_at": draft.slot_at, "execution_id": execution_id,
                      "status": PostStatus.NEEDS_REVIEW if require_approval else PostStatus.SCHEDULED,
@@ -203,6 +214,8 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
             continue  # the slot was filled meanwhile: unique per user, platform and slot
         stored.append(post_id)
         details = {"platform": row["platform"], "at": row["scheduled_at"].isoformat(), "topic": row["topic"]}
+        if row["media_id"] is not None:
+            details["media_id"] = row["media_id"]
         record(session, "post.generated", user_id=user_id, post_id=post_id, details=details)
         record(session, "post.reviewed" if require_approval else "post.scheduled", user_id=user_id,
                post_id=post_id, details={**details, "reason": row["review_reason"]} if require_approval else details)

@@ -481,3 +481,32 @@ def test_recent_posts_follow_the_runtime_clock(runtime, clock):
     run_day(runtime, later + DAY)
     yesterday = {p.text for p in posts_of(runtime) if p.slot_at < later + DAY}
     assert yesterday and yesterday <= set(generation.briefs[1].recent_posts)
+
+
+# -- images -------------------------------------------------------------------------------------
+
+
+def test_a_post_gets_a_library_image_whose_tags_match_its_topic(runtime, tmp_path):
+    from app.media.library import add_image
+    from app.media.storage import LocalStorage
+    from tests.media.images import image_bytes
+
+    storage = LocalStorage(tmp_path, "https://cdn.example.test")
+    ada = add_user(runtime, "ada@example.com")
+    bob = add_user(runtime, "bob@example.com", topics=["gardening"])
+    with runtime.session_factory() as session, session.begin():
+        snake = add_image(session, storage, ada, image_bytes(), alt_text="A python on a branch", tags="python").id
+        add_image(session, storage, ada, image_bytes(), alt_text="Tomatoes", tags="gardening")
+    run_day(runtime)
+    adas, bobs = posts_of(runtime, ada), posts_of(runtime, bob)
+    assert len(adas) == 4 and {p.media_id for p in adas} == {snake}
+    assert bobs and all(p.media_id is None for p in bobs)  # no library: text only
+
+
+def test_choosing_an_image_prefers_more_matching_tags_then_the_least_used():
+    from app.media.library import choose_image
+
+    library = [(1, ["python"]), (2, ["python", "testing"]), (3, ["python"])]
+    assert choose_image(library, "Testing Python code", {}) == 2
+    assert choose_image(library, "Python tips", {1: 2, 3: 1, 2: 5}) == 3
+    assert choose_image(library, "Gardening", {}) is None
