@@ -25,6 +25,8 @@ from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import TokenVault
 from app.intents import RunSlot
+from app.media.library import add_image
+from app.media.samples import sample_images
 from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
 from app.providers.base import TokenSet
 from app.report_math import engagement_rate, published_on_time
@@ -77,6 +79,14 @@ def create_demo_users(runtime: Runtime) -> None:
                                       TokenSet("sandbox-token", "sandbox-refresh",
                                                DEMO_START + timedelta(days=60)),
                                       handle=f"@{spec['email'].split('@')[0]}", external_id="1", actor="demo")
+    # A small library per user, tagged with their topics: generation attaches the matching one.
+    with runtime.session_factory() as session, session.begin():
+        for spec in DEMO_USERS:
+            user = session.scalar(select(User).where(User.email == spec["email"]))
+            assert user is not None
+            for topic in spec["topics"]:
+                for data, alt, tags in sample_images(topic):
+                    add_image(session, runtime.media_storage, user.id, data, alt_text=alt, tags=tags)
 
 
 def timeline(start: datetime, days: int) -> list[tuple[datetime, str]]:
@@ -93,7 +103,8 @@ def run_demo(database: Path, *, on_progress: Callable[[int, int, str], None] | N
     clock = SettableClock(DEMO_START)
     # The demo's world begins on Monday: last Sunday's report is not a missed slot to catch up.
     # No REDIS_URL: the demo is embedded, an in-process broker whatever the shell says.
-    settings = Settings(database_url=url, weekly_catch_up_hours=6)
+    settings = Settings(database_url=url, weekly_catch_up_hours=6,
+                        media_dir=str(database.with_name(f"{database.stem}-media")))
     runtime = Runtime.from_settings(settings, clock=clock)
     set_runtime(runtime)
     create_demo_users(runtime)
@@ -153,8 +164,9 @@ def _summarise(runtime: Runtime, url: str) -> DemoResult:
         for email, post in found:
             row = rows.setdefault((email, post.platform), {
                 "user": email, "platform": post.platform, "posts": 0, "published": 0, "on_time": 0,
-                "review": 0, "impressions": 0, "interactions": 0})
+                "review": 0, "impressions": 0, "interactions": 0, "with_image": 0})
             row["posts"] += 1
+            row["with_image"] += post.media_id is not None and post.status == PostStatus.PUBLISHED
             if post.status == PostStatus.PUBLISHED and post.published_at is not None:
                 row["published"] += 1
                 row["on_time"] += published_on_time(post.scheduled_at, post.published_at)

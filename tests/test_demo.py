@@ -23,5 +23,9 @@ def test_demo_runs_a_simulated_week_with_no_services(tmp_path):
     for row in rows.values():
         assert row["published"] == row["on_time"] == row["posts"]
         assert row["impressions"] > 0
+        # Every demo user has sample images tagged with their topics: each post went out with one.
+        assert row["with_image"] == row["posts"]
+    media = list((tmp_path / "demo-media").rglob("*.png"))
+    assert len(media) >= 2 * len({r[0] for r in rows})  # each sample and its thumbnail, on disk
     assert "offline" in data["providers"]["generation"]
     assert set(data["highlights"]) == {r[0] for r in rows}
