@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 BLUEPRINTS: tuple[str, ...] = (
     "portal.home",
     "portal.auth",
+    "portal.posts",
+    "portal.settings",
 )
 
 #: The portal's session cookie: its own name (the admin's is ``autopilot_admin``) and path.

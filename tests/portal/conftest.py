@@ -95,7 +95,7 @@ def make_user(portal_app: Flask) -> Callable[..., TestUser]:
 
 def csrf_token(client: FlaskClient, url: str = "/signin") -> str:
     """The CSRF token of the client's session, as a form on ``url`` renders it."""
-    match = _CSRF.search(client.get(url).get_data(as_text=True))
+    match = _CSRF.search(client.get(url, follow_redirects=True).get_data(as_text=True))
     assert match, f"no CSRF token on {url}"
     return match.group(1)
 
