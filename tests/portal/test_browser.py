@@ -16,7 +16,13 @@ from sqlalchemy import select
 from app.clock import utcnow
 from app.models import Post, PostStatus, ReviewReason, UserSettings
 from app.users import create_user
-from tests.browser import BROWSER_OPERATOR, BROWSER_PASSWORD, csp_violations, horizontal_overflow, shoot
+from tests.browser import (
+    BROWSER_OPERATOR,
+    BROWSER_PASSWORD,
+    csp_violations,
+    horizontal_overflow,
+    shoot,
+)
 from tests.portal.conftest import OPTED_IN, LivePortal
 
 PHONE = {"width": 375, "height": 740}
