@@ -300,11 +300,15 @@ def main(argv: list[str] | None = None) -> int:
         process = start_web(url, port)
         print(f"web: {web_command()}  (PORT={port})", flush=True)
         page_list = pages(url, user_id)
+        load_before = os.getloadavg()[0]
         timings = load(f"http://127.0.0.1:{port}", url, page_list, args.clients, args.rounds)
+        load_after = os.getloadavg()[0]
         stop(process)
         process = None
 
-        print(f"\n{args.clients} clients x {args.rounds} rounds; milliseconds per request")
+        # The machine's load matters: the figures are wall-clock times, queueing included.
+        print(f"\n{args.clients} clients x {args.rounds} rounds on {os.cpu_count()} CPUs, load average "
+              f"{load_before:.1f} before / {load_after:.1f} after; milliseconds per request")
         print(f"{'page':<28} {'requests':>8} {'median':>8} {'p95':>8} {'max':>8}  target p95 <= {args.target_ms:g}")
         worst = ("", 0.0)
         failed = False
