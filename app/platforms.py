@@ -72,6 +72,9 @@ class Platform:
     publisher_factory: str
     #: The images a post may carry there (types, bytes, pixels, how many), from its docs.
     images: ImageLimits
+    #: The public page of a published post from its id on the platform (``Post.external_id``),
+    #: for the portal's links; None when the platform has no such page.
+    post_url: Callable[[str], str] | None = None
 
 
 PLATFORMS: dict[str, Platform] = {
@@ -88,7 +91,8 @@ PLATFORMS: dict[str, Platform] = {
             # (X downsizes large photos itself): 8192 px square is ours, to keep uploads sane.
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}),
                                max_bytes=5 * _MB, max_pixels=8192 * 8192, max_per_post=4,
-                               max_animated_bytes=15 * _MB)),
+                               max_animated_bytes=15 * _MB),
+            post_url="https://x.com/i/web/status/{}".format),
         Platform(
             key="linkedin", display_name="LinkedIn",
             length=code_points, max_length=3000, length_unit="characters",
@@ -100,7 +104,8 @@ PLATFORMS: dict[str, Platform] = {
             # multi-image post takes 2 to 20. No byte limit is documented for images: 10 MB is
             # ours (a larger still is re-encoded, which LinkedIn would do anyway).
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/gif"}),
-                               max_bytes=10 * _MB, max_pixels=36_152_320, max_per_post=20)),
+                               max_bytes=10 * _MB, max_pixels=36_152_320, max_per_post=20),
+            post_url="https://www.linkedin.com/feed/update/{}".format),
     )
 }
 #: Platform keys, in the order they are listed everywhere.
