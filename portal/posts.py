@@ -11,13 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from app import posts as post_service
+from app.audit import record
 from app.clock import utcnow
-from app.errors import FieldError, ValidationError
+from app.errors import FieldError, NotFound, ValidationError
 from app.lifecycle import CANCELLABLE, RESCHEDULABLE
-from app.models import Post, PostStatus
+from app.media import library
+from app.models import MediaItem, Post, PostStatus
 from app.platforms import PLATFORMS, display_name
 from app.scheduling import local_to_utc
 from app.text_limits import normalize_newlines
@@ -31,6 +33,8 @@ NAV = ("Posts", "posts.index")
 
 #: Posts listed per section of the posts page (the rest: "older" / "later" pages).
 PAGE_SIZE = 50
+#: The statuses in which a post's image may change (not yet handed to a worker).
+IMAGE_EDITABLE = (PostStatus.SCHEDULED, PostStatus.NEEDS_REVIEW)
 #: How far ahead "approve and publish now" schedules a post (approve() wants a future time).
 APPROVE_NOW_DELAY = timedelta(seconds=1)
 #: The ``<input type="datetime-local">`` format, minutes only.
@@ -95,8 +99,14 @@ def _local_input(value: datetime) -> str:
 
 
 def _render_detail(post: Post, *, text: str, at: str, errors: dict[str, list[str]]) -> str:
+    images = db_session().scalars(user_query(MediaItem).order_by(MediaItem.created_at.desc(), MediaItem.id.desc())
+                                  .limit(200)).all()
+    image = next((i for i in images if i.id == post.media_id), None) if post.media_id else None
+    if post.media_id and image is None:
+        image = db_session().scalar(user_query(MediaItem).where(MediaItem.id == post.media_id))
     return render_template("portal/post.html", post=post, text=text, at=at, errors=errors,
-                           zone=g.user.settings.timezone)
+                           zone=g.user.settings.timezone, images=images, image=image,
+                           image_editable=post.status in IMAGE_EDITABLE)
 
 
 def _parse_local(value: str) -> datetime | None:
@@ -163,6 +173,27 @@ def edit(post_id: int) -> Any:
     except ValidationError as exc:
         return _refused(post, exc, text=submitted_text, at=submitted_at)
     return _done(post, f"Saved: it goes out on {local(post.scheduled_at)}.")
+
+
+@bp.route("/<int:post_id>/image", methods=["POST"])
+@login_required
+def image(post_id: int) -> Any:
+    """Add, change or (empty choice) remove the post's image, from the user's own library."""
+    post = owned_or_404(Post, post_id)
+    raw = request.form.get("media_id", "").strip()
+    try:
+        media_id = int(raw) if raw else None
+    except ValueError:
+        abort(404)
+    try:
+        library.attach_image(db_session(), post, media_id)
+    except NotFound:
+        abort(404)  # another user's image answers as one that does not exist
+    except ValidationError as exc:
+        return _refused(post, exc)
+    record(db_session(), "post.image_changed", user_id=post.user_id, post_id=post.id, actor=current_actor(),
+           details={"media_id": media_id})
+    return _done(post, "Image removed." if media_id is None else "Image attached.")
 
 
 @bp.route("/<int:post_id>/cancel", methods=["POST"])

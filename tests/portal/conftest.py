@@ -60,7 +60,7 @@ class TestUser:
 @pytest.fixture
 def portal_settings(tmp_path) -> Settings:  # type: ignore[no-untyped-def]
     return Settings(database_url=f"sqlite:///{tmp_path / 'portal.db'}", secret_key=SECRET_KEY,
-                    session_cookie_secure=False, portal_base_url=BASE_URL)
+                    session_cookie_secure=False, portal_base_url=BASE_URL, media_dir=str(tmp_path / "media"))
 
 
 @pytest.fixture

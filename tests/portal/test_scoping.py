@@ -29,6 +29,7 @@ from werkzeug.routing import IntegerConverter, Rule
 from app.clock import utcnow
 from app.models import (
     Base,
+    MediaItem,
     Notification,
     PlatformAccount,
     Post,
@@ -87,12 +88,22 @@ def _session(session: Session, user_id: int) -> int:
     return row.id
 
 
+def _media(session: Session, user_id: int) -> int:
+    row = MediaItem(user_id=user_id, storage_key=f"u{user_id}/other.png", thumbnail_key=f"u{user_id}/other.thumb.png",
+                    alt_text=secret_of(user_id), tags=[], content_type="image/png", width_px=1, height_px=1,
+                    size_bytes=1)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
 #: Path argument -> how to make another user's row and get its id.
 OTHER_USERS_ROWS: dict[str, Callable[[Session, int], int]] = {
     "post_id": _post,
     "account_id": _account,
     "notification_id": _notification,
     "session_id": _session,
+    "media_id": _media,
     "user_id": lambda session, user_id: user_id,
 }
 
@@ -101,10 +112,11 @@ SAMPLE_VALUES: dict[str, str] = {
     "filename": "portal.css",
     "token": "not-a-link",
     "platform": "twitter",
+    "name": "other.png",
 }
 
 #: Query and form fields carrying ids, sent to every route with the other user's ids.
-ID_FIELDS = ("id", "post_id", "account_id", "notification_id", "user_id", "session_id")
+ID_FIELDS = ("id", "post_id", "account_id", "notification_id", "user_id", "session_id", "media_id")
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
