@@ -10,11 +10,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import users as user_service
-from app.cli.common import console, emit, json_option, parse_instant, session, settings
+from app.cli.common import (
+    PlatformChoice,
+    console,
+    emit,
+    json_option,
+    parse_instant,
+    session,
+    settings,
+)
 from app.clock import utcnow
 from app.crypto import TokenVault, generate_key
 from app.errors import FieldError, ValidationError
 from app.models import PlatformAccount, User
+from app.platforms import PLATFORMS
 from app.providers.base import TokenSet
 
 
@@ -168,13 +177,14 @@ def accounts() -> None:
 
 @accounts.command()
 @click.option("--user", "email", required=True, help="The user's email.")
-@click.option("--platform", required=True, help="twitter or linkedin.")
+@click.option("--platform", required=True, type=PlatformChoice(), help="The platform's key.")
 @click.option("--access-token", required=True, envvar="AUTOPILOT_ACCESS_TOKEN",
               help="OAuth access token (or set AUTOPILOT_ACCESS_TOKEN to keep it out of shell history).")
 @click.option("--refresh-token", envvar="AUTOPILOT_REFRESH_TOKEN", help="OAuth refresh token.")
 @click.option("--expires-at", help="Access token expiry, ISO 8601 with offset.")
 @click.option("--handle", help="The account's handle, for display.")
-@click.option("--external-id", help="X user id or LinkedIn author URN (urn:li:person:...).")
+@click.option("--external-id", help="The account's id on the platform: "
+              + "; ".join(f"{p.display_name}: {p.external_id_help}" for p in PLATFORMS.values()) + ".")
 @json_option
 def connect(email: str, platform: str, access_token: str, refresh_token: str | None,
             expires_at: str | None, handle: str | None, external_id: str | None, as_json: bool) -> None:
