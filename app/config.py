@@ -116,7 +116,8 @@ class Settings:
     linkedin_posts_per_day: int = 150
     #: Bluesky counts 3 points per created record against 5,000 points an hour per account.
     bluesky_posts_per_hour: int = 100
-    #: Mastodon's own limit is 300 statuses per 3 hours per account.
+    #: Mastodon limits new statuses to 300 per 3 hours per account (its rate_limiter.rb), on
+    #: top of 300 calls per 5 minutes for any endpoint.
     mastodon_posts_per_3_hours: int = 150
     #: Send the admin's session cookie over HTTPS only. Unset: on, except in Flask's debug
     #: mode (``flask run --debug``, development on http://localhost).
