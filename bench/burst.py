@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
+    from app.providers.x import XPublisher
     from app.runtime import Runtime
     from app.workflows.dispatch import DISPATCH_DUE_POSTS
     from tests.fakes.x import FakeX
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
 
         due = (datetime.now(UTC) + LEAD).replace(microsecond=0)
         with runtime.session_factory() as session, session.begin():
-            rows = [Post(user_id=users[n % len(users)], platform="twitter", text="", origin="manual",
+            rows = [Post(user_id=users[n % len(users)], platform=XPublisher.platform, text="", origin="manual",
                          status=PostStatus.SCHEDULED, scheduled_at=due) for n in range(args.posts)]
             session.add_all(rows)
             session.flush()

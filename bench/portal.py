@@ -18,6 +18,7 @@ too), plus one post's page. The p95 of each page is printed against the target (
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -37,6 +38,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from sqlalchemy import Connection, text  # noqa: E402
 
+from app.platforms import KNOWN_PLATFORMS  # noqa: E402
 from bench.dispatch_scaling import fast_load  # noqa: E402
 from bench.history import insert_future, insert_past, insert_users  # noqa: E402
 from bench.plans import explained  # noqa: E402
@@ -62,7 +64,7 @@ PROCFILE = ROOT / "Procfile"
 _USER_POSTS = """
 INSERT INTO posts (user_id, platform, text, origin, status, scheduled_at, published_at, external_id,
                    attempts, review_reason, created_at, updated_at)
-SELECT :user_id, CASE WHEN g % 2 = 0 THEN 'twitter' ELSE 'linkedin' END, 'bench post ' || g, 'autonomous',
+SELECT :user_id, CASE WHEN g % 2 = 0 THEN :first ELSE :second END, 'bench post ' || g, 'autonomous',
        s.status, s.at, CASE WHEN s.status = 'published' THEN s.at + interval '2 seconds' END,
        CASE WHEN s.status = 'published' THEN 'ext-u' || g END, 0,
        CASE WHEN s.status = 'needs_review' THEN 'approval' END, :now, :now
@@ -77,8 +79,8 @@ _SETTINGS = """
 INSERT INTO user_settings (user_id, enable_autonomous_mode, timezone, preferred_platforms, content_frequency,
                            posting_times, brand_voice, creativity_level, topics, language, country,
                            require_approval, updated_at)
-SELECT id, true, 'Europe/Paris', '["twitter", "linkedin"]', 5,
-       '{"twitter": ["09:00"], "linkedin": ["10:00"]}', 'professional', 0.7, '["python"]', 'en', 'us',
+SELECT id, true, 'Europe/Paris', :platforms, 5,
+       :times, 'professional', 0.7, '["python"]', 'en', 'us',
        id = :user_id, :now
 FROM users
 """
@@ -96,12 +98,16 @@ def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime) -
             insert_users(conn, users, now)
             conn.execute(text("INSERT INTO users (email, created_at) VALUES ('bench@example.com', :now)"),
                          {"now": now})
-            conn.execute(text(_SETTINGS), {"user_id": user_id, "now": now})
+            first, second = KNOWN_PLATFORMS[0], KNOWN_PLATFORMS[1]  # the registry's first two
+            conn.execute(text(_SETTINGS), {"user_id": user_id, "now": now,
+                                           "platforms": json.dumps([first, second]),
+                                           "times": json.dumps({first: ["09:00"], second: ["10:00"]})})
 
             def load(c: Connection) -> None:
                 insert_future(c, rest // 2, now, users)
                 insert_past(c, rest - rest // 2, "mixed", now, users)
-                c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now})
+                c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now,
+                                              "first": KNOWN_PLATFORMS[0], "second": KNOWN_PLATFORMS[1]})
 
             fast_load(conn, load)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -105,10 +105,11 @@ class Stack:
     def schedule(self, at: datetime, text: str) -> int:
         from app import posts
         from app.models import User
+        from app.providers.x import XPublisher
 
         with self.runtime.session_factory() as session, session.begin():
             user = session.get(User, self.user_id)
-            return posts.create_one_off(session, user, "twitter", at, text, now=self.runtime.now()).id
+            return posts.create_one_off(session, user, XPublisher.platform, at, text, now=self.runtime.now()).id
 
     def rows(self, ids: list[int]) -> list[Any]:
         from sqlalchemy import select
@@ -155,6 +156,7 @@ def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Ca
     from app.config import Settings
     from app.crypto import generate_key
     from app.providers.base import TokenSet
+    from app.providers.x import XPublisher
     from app.runtime import Runtime
     from app.users import connect_account, create_user
     from tests.services import create_pg_database, drop_pg_database
@@ -176,7 +178,7 @@ def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Ca
     runtime = Runtime.from_settings(Settings.from_env(env))
     with runtime.session_factory() as session, session.begin():
         user = create_user(session, "bench@example.com", {"timezone": "UTC"})
-        connect_account(session, runtime.vault, "bench@example.com", "twitter",
+        connect_account(session, runtime.vault, "bench@example.com", XPublisher.platform,
                         TokenSet(fx.access_token, fx.refresh_token, expires_at=runtime.now() + timedelta(hours=2)),
                         external_id=fx.user_id)
         user_id = user.id

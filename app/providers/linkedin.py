@@ -36,6 +36,7 @@ from app.providers.base import (
     AccountCredentials,
     MediaFile,
     PostMetrics,
+    PostRef,
     PublishResult,
     TokenSet,
     UploadedMedia,
@@ -131,6 +132,23 @@ def version_age_months(version: str, now: datetime) -> int:
     return (utc.year * 12 + utc.month) - (int(match["year"]) * 12 + int(match["month"]))
 
 
+#: LINKEDIN_VERSION older than this many months is warned about: LinkedIn sunsets a version
+#: about a year after its release, and then every call answers 426.
+DEFAULT_VERSION_WARN_MONTHS = 10
+
+
+def doctor_checks(settings: Settings, now: datetime) -> list[tuple[str, str, str]]:
+    """``autopilot doctor``'s LinkedIn check (named by the registry entry): is
+    LINKEDIN_VERSION near its sunset? (check, status, detail) triples."""
+    version = settings.linkedin_version
+    age = version_age_months(version, now)
+    if age > DEFAULT_VERSION_WARN_MONTHS:
+        return [("linkedin version", "warning",
+                 f"LINKEDIN_VERSION {version} is {age} months old; LinkedIn sunsets versions about "
+                 "a year after release (then every call answers 426): set a recent YYYYMM")]
+    return [("linkedin version", "ok", f"LINKEDIN_VERSION {version} ({age} months old)")]
+
+
 def next_midnight_utc(now: datetime) -> datetime:
     """The next 00:00 UTC after ``now``: when LinkedIn's daily limits reset."""
     utc = now.astimezone(UTC)
@@ -205,7 +223,7 @@ class LinkedInPublisher(http.PlatformClient):
 
     # -- Publisher protocol -------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str,
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None,
                 media: Sequence[UploadedMedia] = ()) -> PublishResult:
         """Create a public feed post (with its image's URN in ``content.media`` when it has
         one); the new post's URN comes back in ``x-restli-id``."""
@@ -278,7 +296,7 @@ class LinkedInPublisher(http.PlatformClient):
             waited += DEFAULT_IMAGE_POLL_SECONDS
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef | None = None
     ) -> PublishResult | None:
         """The author's post created since ``since`` with this text, from their latest posts.
 

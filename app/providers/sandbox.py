@@ -17,6 +17,7 @@ from app.providers.base import (
     AccountCredentials,
     MediaFile,
     PostMetrics,
+    PostRef,
     PublishResult,
     TokenSet,
     UploadedMedia,
@@ -52,7 +53,7 @@ class SandboxPublisher:
     def __init__(self, platform: str) -> None:
         self.platform = platform
 
-    def publish(self, account: AccountCredentials, text: str,
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None,
                 media: Sequence[UploadedMedia] = ()) -> PublishResult:
         """Pretend to post: a deterministic fake id, refused like the platform if too long."""
         error = limit_error(self.platform, text)
@@ -67,7 +68,7 @@ class SandboxPublisher:
         return UploadedMedia(f"{SANDBOX_ID_PREFIX}media-{digest}", media.alt_text, None)
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef | None = None
     ) -> PublishResult | None:
         """Nothing is ever in doubt in the sandbox, so there is never anything to find."""
         return None

@@ -27,6 +27,7 @@ from app.providers.base import (
     AccountCredentials,
     MediaFile,
     PostMetrics,
+    PostRef,
     PublishResult,
     TokenSet,
     UploadedMedia,
@@ -178,7 +179,7 @@ class XPublisher(http.PlatformClient):
 
     # -- Publisher protocol -------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str,
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None,
                 media: Sequence[UploadedMedia] = ()) -> PublishResult:
         """Create a tweet, with ``media.media_ids`` when images were uploaded. Any failure after
         sending raises :class:`OutcomeUnknown`."""
@@ -258,7 +259,7 @@ class XPublisher(http.PlatformClient):
         return data if isinstance(data, dict) else {}
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef | None = None
     ) -> PublishResult | None:
         """The account's tweet created since ``since`` whose text matches ``text``, if any.
 

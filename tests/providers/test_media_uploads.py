@@ -42,7 +42,7 @@ def test_x_uploads_in_the_documented_order_and_the_tweet_carries_the_media(fake_
     with test_x.make_client(fake_x.base_url, sleep=sleeps.append) as client:
         account = test_x.account_for(fake_x)
         uploaded = client.upload_media(account, _file(image_bytes("PNG")))
-        result = client.publish(account, "Now with a picture", [uploaded])
+        result = client.publish(account, "Now with a picture", media=[uploaded])
     calls = [(r.method, r.path) for r in fake_x.requests]
     media_id = uploaded.media_id
     assert calls == [
@@ -72,7 +72,7 @@ def test_x_refuses_a_tweet_naming_media_it_never_finished(fake_x):
         account = test_x.account_for(fake_x)
         unknown = UploadedMedia("1880028106020515999", "alt")
         with pytest.raises(PermanentError, match="media IDs are invalid"):
-            client.publish(account, "Ghost picture", [unknown])
+            client.publish(account, "Ghost picture", media=[unknown])
     assert fake_x.posts == []
 
 
@@ -89,7 +89,7 @@ def test_linkedin_uploads_through_the_images_api_and_posts_the_urn(fake_li):
     with test_linkedin.make_client(fake_li.base_url, sleep=sleeps.append) as client:
         account = test_linkedin.account_for(fake_li)
         uploaded = client.upload_media(account, _file(image_bytes("JPEG"), "image/jpeg", "A bridge"))
-        result = client.publish(account, "Bridges and APIs", [uploaded])
+        result = client.publish(account, "Bridges and APIs", media=[uploaded])
     assert uploaded.media_id.startswith("urn:li:image:") and uploaded.expires_at is None
     calls = [(r.method, r.path.split("/")[1] + "/" + r.path.split("/")[2]) for r in fake_li.requests]
     assert calls[:2] == [("POST", "rest/images"), ("PUT", f"dms-uploads/{fake_li.images[uploaded.media_id].upload_token}")]
@@ -102,7 +102,7 @@ def test_linkedin_refuses_a_post_naming_an_image_whose_bytes_never_came(fake_li)
     with test_linkedin.make_client(fake_li.base_url) as client:
         account = test_linkedin.account_for(fake_li)
         with pytest.raises(PermanentError, match="unknown image"):
-            client.publish(account, "No bytes", [UploadedMedia("urn:li:image:nothing", "alt")])
+            client.publish(account, "No bytes", media=[UploadedMedia("urn:li:image:nothing", "alt")])
     assert fake_li.posts == []
 
 
