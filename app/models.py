@@ -282,14 +282,18 @@ class MediaItem(Base):
 class MediaUpload(Base):
     """An image as uploaded to one platform account: the platform's media id and until when it
     may be used. A retried or reconciled publish reuses it instead of uploading again; the
-    unique key records each (image, account) upload once."""
+    unique key records each (image, account, post key) upload once."""
 
     __tablename__ = "media_uploads"
-    __table_args__ = (UniqueConstraint("media_id", "account_id", name="uq_media_uploads_media_id_account_id"),)
+    __table_args__ = (UniqueConstraint("media_id", "account_id", "post_key",
+                                       name="uq_media_uploads_media_id_account_id_post_key"),)
 
     id: Mapped[IntPK]
     media_id: Mapped[int] = mapped_column(ForeignKey("media_items.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("platform_accounts.id", ondelete="CASCADE"), index=True)
+    #: 0: the upload serves every post of the account; else the id of the one post it was made
+    #: for, where the platform ties an upload to one post (``ImageLimits.upload_per_post``).
+    post_key: Mapped[int] = mapped_column(Integer, default=0)
     platform: Mapped[str] = mapped_column(String(20))
     #: X's media id, LinkedIn's image URN, Bluesky's blob (as JSON), Mastodon's attachment id.
     platform_media_id: Mapped[str] = mapped_column(Text)

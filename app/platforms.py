@@ -47,6 +47,9 @@ class ImageLimits:
     may_reencode: bool = True
     #: The largest animated GIF, in bytes, where the platform allows more than for stills.
     max_animated_bytes: int | None = None
+    #: An upload belongs to the one post that uses it (Mastodon attaches it to one status), so
+    #: each post uploads its own; otherwise one upload serves every post of the account.
+    upload_per_post: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,8 @@ PLATFORMS: dict[str, Platform] = {
             # image_size_limit 16 MB and image_matrix_limit 33,177,600 pixels by default;
             # JPEG, PNG, GIF, WebP; 4 attachments per status.
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
-                               max_bytes=16 * _MB, max_pixels=33_177_600, max_per_post=4),
+                               max_bytes=16 * _MB, max_pixels=33_177_600, max_per_post=4,
+                               upload_per_post=True),
             repeat_create_safe_for=timedelta(minutes=50)),
     )
 }

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -33,7 +33,15 @@ import httpx
 
 from app.config import Settings
 from app.providers import http
-from app.providers.base import AccountCredentials, PostMetrics, PostRef, PublishResult, TokenSet
+from app.providers.base import (
+    AccountCredentials,
+    MediaFile,
+    PostMetrics,
+    PostRef,
+    PublishResult,
+    TokenSet,
+    UploadedMedia,
+)
 from app.providers.errors import (
     AuthError,
     OutcomeUnknown,
@@ -54,6 +62,13 @@ TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 #: XRPC error names meaning the session is no good: refresh, or re-authorise.
 AUTH_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AccountTakedown",
                          "AuthMissing", "InvalidEmail"})
+
+
+#: The embed of a post with images (lexicon app.bsky.embed.images: up to 4, each with alt text).
+IMAGES_EMBED = "app.bsky.embed.images"
+#: How long a PDS keeps an uploaded blob that no record names yet (atproto's blob lifecycle: a
+#: temporary blob is removed after about an hour): past it, an upload is made again.
+BLOB_UNREFERENCED_LIFETIME = timedelta(hours=1)
 
 
 def record_key(ref: PostRef) -> str:
@@ -173,9 +188,25 @@ class BlueskyPublisher(http.PlatformClient):
 
     # -- Publisher protocol -----------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None) -> PublishResult:
-        """Create the post under its derived record key; a refused or doubtful create is read
-        back by that key (already published) before any error is raised."""
+    def upload_media(self, account: AccountCredentials, media: MediaFile) -> UploadedMedia:
+        """``com.atproto.repo.uploadBlob``: the bytes as the body, their type as Content-Type.
+        The blob reference (with the image's aspect ratio) is what the post's embed names, kept
+        as JSON; the PDS drops a blob no record names within :data:`BLOB_UNREFERENCED_LIFETIME`.
+        Creates no post, so every failure is a plain provider error."""
+        response = self._send("POST", self._host(account), "com.atproto.repo.uploadBlob", account=account,
+                              content=media.data, headers={"Content-Type": media.content_type})
+        blob = self._body(response, "uploadBlob", creates=False).get("blob")
+        if not (isinstance(blob, dict) and isinstance(blob.get("ref"), dict) and blob["ref"].get("$link")):
+            raise TemporaryError("Bluesky uploadBlob answered without a blob reference")
+        kept = {"blob": blob, "aspectRatio": {"width": media.width_px, "height": media.height_px}}
+        return UploadedMedia(json.dumps(kept, sort_keys=True), media.alt_text,
+                             self._clock() + BLOB_UNREFERENCED_LIFETIME)
+
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None,
+                media: Sequence[UploadedMedia] = ()) -> PublishResult:
+        """Create the post under its derived record key (with an ``app.bsky.embed.images``
+        embed carrying each image's blob and alt text, when it has images); a refused or
+        doubtful create is read back by that key (already published) before any error is raised."""
         if ref is None:
             raise PermanentError("a Bluesky post needs its PostRef: the record key is derived from it")
         too_long = limit_error(self.platform, text)
@@ -191,6 +222,12 @@ class BlueskyPublisher(http.PlatformClient):
         facets = facet_records(bluesky_facets(text, dids))
         if facets:
             record["facets"] = facets
+        if media:
+            images = []
+            for item in media:
+                kept = json.loads(item.media_id)
+                images.append({"image": kept["blob"], "alt": item.alt_text, "aspectRatio": kept["aspectRatio"]})
+            record["embed"] = {"$type": IMAGES_EMBED, "images": images}
         body = {"repo": did, "collection": POST_COLLECTION, "rkey": rkey, "record": record}
         try:
             response = self._send("POST", self._host(account), "com.atproto.repo.createRecord",

@@ -27,10 +27,11 @@ import hashlib
 import html
 import re
 import threading
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlencode, urlparse
 
@@ -39,7 +40,15 @@ import httpx
 from app.config import Settings
 from app.platforms import get_platform
 from app.providers import http
-from app.providers.base import AccountCredentials, PostMetrics, PostRef, PublishResult, TokenSet
+from app.providers.base import (
+    AccountCredentials,
+    MediaFile,
+    PostMetrics,
+    PostRef,
+    PublishResult,
+    TokenSet,
+    UploadedMedia,
+)
 from app.providers.errors import (
     AuthError,
     OutcomeUnknown,
@@ -49,10 +58,15 @@ from app.providers.errors import (
 )
 from app.richtext import DEFAULT_RESERVED_PER_URL, mastodon_length
 
-#: The scopes asked for: read and write statuses, and who the account is.
-SCOPES = "read:statuses write:statuses profile"
+#: The scopes asked for: read and write statuses, upload their images, and who the account is.
+SCOPES = "read:statuses write:statuses write:media profile"
 #: Where the instance shows the code when there is no redirect (a terminal's connect).
 OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
+#: How long to wait for an uploaded image to be processed, and between two looks (seconds).
+DEFAULT_MEDIA_PROCESSING_SECONDS = 60.0
+DEFAULT_MEDIA_POLL_SECONDS = 1.0
+#: An instance removes an attachment no status uses after a day (its media cleanup).
+UNATTACHED_MEDIA_LIFETIME = timedelta(days=1)
 #: Statuses of the account read when reconciling (Mastodon allows 40 per page).
 DEFAULT_TIMELINE_PAGE = 40
 #: The most ids ``GET /api/v1/statuses`` takes at once.
@@ -137,7 +151,9 @@ class MastodonPublisher(http.PlatformClient):
 
     def __init__(self, *, client_name: str = "Content Autopilot", timeout: httpx.Timeout | None = None,
                  transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._sleep = sleep
         self.client_name = client_name
         self._limits: dict[str, Limits] = {}
         self._limits_lock = threading.Lock()
@@ -219,8 +235,36 @@ class MastodonPublisher(http.PlatformClient):
 
     # -- Publisher protocol -----------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None) -> PublishResult:
-        """Post a status with the post's Idempotency-Key: a repeat returns the first status."""
+    def upload_media(self, account: AccountCredentials, media: MediaFile) -> UploadedMedia:
+        """``POST /api/v2/media`` with the alt text as ``description``. 200: ready; 202: still
+        processing, so ``GET /api/v1/media/:id`` is polled until it answers 200 (206 while
+        processing), within :data:`DEFAULT_MEDIA_PROCESSING_SECONDS`. An attachment no status
+        uses is removed by the instance after a day. Creates no status."""
+        instance = self._instance(account)
+        response = self._send("POST", f"{instance}/api/v2/media", account=account,
+                              data={"description": media.alt_text},
+                              files={"file": ("image", media.data, media.content_type)})
+        if response.status_code not in (200, 202):
+            self._raise_for(response, creates=False)
+        attachment = http.json_object("Mastodon", response, "media")
+        media_id = str(attachment.get("id") or "")
+        if not media_id:
+            raise TemporaryError("Mastodon answered the upload without an attachment id")
+        waited = 0.0
+        while response.status_code != 200:
+            if waited >= DEFAULT_MEDIA_PROCESSING_SECONDS:
+                raise TemporaryError(f"{instance} still processing attachment {media_id} after {waited:.0f} s")
+            self._sleep(DEFAULT_MEDIA_POLL_SECONDS)
+            waited += DEFAULT_MEDIA_POLL_SECONDS
+            response = self._send("GET", f"{instance}/api/v1/media/{media_id}", account=account)
+            if response.status_code not in (200, 206):
+                self._raise_for(response, creates=False)
+        return UploadedMedia(media_id, media.alt_text, self._clock() + UNATTACHED_MEDIA_LIFETIME)
+
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None,
+                media: Sequence[UploadedMedia] = ()) -> PublishResult:
+        """Post a status with the post's Idempotency-Key (a repeat returns the first status),
+        and its attachments' ids in ``media_ids[]`` when it has images."""
         if ref is None:
             raise PermanentError("a Mastodon status needs its PostRef: the Idempotency-Key is derived from it")
         instance = self._instance(account)
@@ -231,7 +275,8 @@ class MastodonPublisher(http.PlatformClient):
                                  f"it allows {limits.max_characters}")
         response = self._send("POST", f"{instance}/api/v1/statuses", account=account, creates=True,
                               headers={"Idempotency-Key": idempotency_key(ref)},
-                              data={"status": text, "visibility": ref.visibility, "language": ref.language})
+                              data={"status": text, "visibility": ref.visibility, "language": ref.language,
+                                    **({"media_ids[]": [item.media_id for item in media]} if media else {})})
         if response.status_code != 200:
             self._raise_for(response, creates=True)
         try:

@@ -51,6 +51,8 @@ class MediaNeed:
 
     media_id: int
     account_id: int
+    #: 0, or the post's id where the platform ties an upload to one post (Mastodon).
+    post_key: int
     storage_key: str
     content_type: str
     alt_text: str
@@ -74,22 +76,33 @@ def media_needs(session: Session, posts: Sequence[tuple[int, int]], now: datetim
         return {}
     account_of = dict(posts)
     rows = session.execute(
-        select(Post.id, MediaItem).join(MediaItem, MediaItem.id == Post.media_id)
+        select(Post.id, Post.platform, MediaItem).join(MediaItem, MediaItem.id == Post.media_id)
         .where(Post.id.in_(account_of))).all()
     if not rows:
         return {}
-    pairs = sorted({(item.id, account_of[post_id]) for post_id, item in rows})
-    known = {(u.media_id, u.account_id): u for u in session.scalars(
-        select(MediaUpload).where(tuple_(MediaUpload.media_id, MediaUpload.account_id).in_(pairs)))}
+    keys = {post_id: (item.id, account_of[post_id], post_key(platform, post_id))
+            for post_id, platform, item in rows}
+    known = {(u.media_id, u.account_id, u.post_key): u for u in session.scalars(
+        select(MediaUpload).where(tuple_(MediaUpload.media_id, MediaUpload.account_id, MediaUpload.post_key)
+                                  .in_(sorted(set(keys.values())))))}
     needs = {}
-    for post_id, item in rows:
-        account_id = account_of[post_id]
-        upload = known.get((item.id, account_id))
+    for post_id, _platform, item in rows:
+        media_id, account_id, key = keys[post_id]
+        upload = known.get(keys[post_id])
         reuse = (UploadedMedia(upload.platform_media_id, item.alt_text, upload.expires_at)
                  if upload is not None and usable(upload, now) else None)
-        needs[post_id] = MediaNeed(item.id, account_id, item.storage_key, item.content_type, item.alt_text,
+        needs[post_id] = MediaNeed(media_id, account_id, key, item.storage_key, item.content_type, item.alt_text,
                                    item.width_px, item.height_px, item.frames, reuse)
     return needs
+
+
+def post_key(platform: str, post_id: int) -> int:
+    """0 where one upload serves every post of an account, else the post's own id."""
+    try:
+        per_post = get_platform(platform).images.upload_per_post
+    except ValueError:
+        per_post = False
+    return post_id if per_post else 0
 
 
 def ensure_uploaded(runtime: Runtime, publisher: Publisher, creds: AccountCredentials, platform: str,
@@ -136,17 +149,18 @@ def record_upload(runtime: Runtime, need: MediaNeed, platform: str, uploaded: Up
     worker recorded a usable one first, that one is used (ours is left unused on the platform)."""
     now = runtime.now()
     with runtime.session_factory() as session, session.begin():
+        same = (MediaUpload.media_id == need.media_id, MediaUpload.account_id == need.account_id,
+                MediaUpload.post_key == need.post_key)
         session.execute(delete(MediaUpload).where(
-            MediaUpload.media_id == need.media_id, MediaUpload.account_id == need.account_id,
-            MediaUpload.expires_at.is_not(None), MediaUpload.expires_at <= now + DEFAULT_REUSE_MARGIN))
+            *same, MediaUpload.expires_at.is_not(None), MediaUpload.expires_at <= now + DEFAULT_REUSE_MARGIN))
         try:
             with session.begin_nested():
-                session.add(MediaUpload(media_id=need.media_id, account_id=need.account_id, platform=platform,
+                session.add(MediaUpload(media_id=need.media_id, account_id=need.account_id,
+                                        post_key=need.post_key, platform=platform,
                                         platform_media_id=uploaded.media_id, expires_at=uploaded.expires_at,
                                         size_bytes=size_bytes, uploaded_at=now))
         except IntegrityError:
-            first = session.scalar(select(MediaUpload).where(MediaUpload.media_id == need.media_id,
-                                                             MediaUpload.account_id == need.account_id))
+            first = session.scalar(select(MediaUpload).where(*same))
             if first is not None:
                 logger.info("image %s was uploaded to account %s concurrently; using the first upload",
                             need.media_id, need.account_id)
@@ -180,12 +194,12 @@ def upload_ahead(runtime: Runtime, post_ids: Sequence[int]) -> int:
                    if (row.user_id, row.platform) in accounts]
         needs = media_needs(session, [(post_id, account.id) for post_id, _, account in targets], now)
     uploaded = 0
-    done: set[tuple[int, int]] = set()
+    done: set[tuple[int, int, int]] = set()
     for post_id, platform, account in targets:
         need = needs.get(post_id)
-        if need is None or need.known is not None or (need.media_id, account.id) in done:
+        if need is None or need.known is not None or (need.media_id, account.id, need.post_key) in done:
             continue
-        done.add((need.media_id, account.id))
+        done.add((need.media_id, account.id, need.post_key))
         try:
             publisher = runtime.providers.publisher(platform)
             creds = runtime.vault.credentials(account)

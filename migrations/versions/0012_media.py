@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("media_id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("post_key", sa.Integer(), nullable=False),
         sa.Column("platform", sa.String(length=20), nullable=False),
         sa.Column("platform_media_id", sa.Text(), nullable=False),
         sa.Column("expires_at", _TS, nullable=True),
@@ -55,7 +56,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["account_id"], ["platform_accounts.id"],
                                 name="fk_media_uploads_account_id_platform_accounts", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_media_uploads"),
-        sa.UniqueConstraint("media_id", "account_id", name="uq_media_uploads_media_id_account_id"),
+        sa.UniqueConstraint("media_id", "account_id", "post_key",
+                            name="uq_media_uploads_media_id_account_id_post_key"),
     )
     op.create_index("ix_media_uploads_account_id", "media_uploads", ["account_id"])
     # Plain ALTER TABLE (see 0006): batch mode on SQLite would lose 0005's expression indexes;

@@ -19,6 +19,7 @@ the PDS does and a little more where leniency would hide a bug:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -66,6 +67,13 @@ class Account:
     records: dict[str, Record] = field(default_factory=dict)
 
 
+#: The images embed and its per-image limit (bluesky-social/atproto lexicons,
+#: app/bsky/embed/images.json: ``"maxLength": 4`` images, ``accept: ["image/*"]``,
+#: ``"maxSize": 1000000``; com/atproto/repo/uploadBlob.json: the body is the blob).
+IMAGES = "app.bsky.embed.images"
+IMAGE_MAX_BYTES = 1_000_000
+
+
 class FakeBluesky(FakePlatform):
     """One PDS holding any number of accounts; sessions per account."""
 
@@ -76,6 +84,8 @@ class FakeBluesky(FakePlatform):
         self._access: dict[str, str] = {}  # token -> did
         self._refresh: dict[str, str] = {}
         self._serial = 0
+        #: Uploaded blobs by CID: (owner DID, bytes, mime type).
+        self.blobs: dict[str, tuple[str, bytes, str]] = {}
         self.add_account("alice.test", "app-pass-1111")
 
     def __enter__(self) -> FakeBluesky:
@@ -170,6 +180,8 @@ class FakeBluesky(FakePlatform):
             return json_response(200, {"handle": account.handle, "did": did, "active": True})
         if nsid == "com.atproto.repo.createRecord" and request.method == "POST":
             return self._create_record(request, did)
+        if nsid == "com.atproto.repo.uploadBlob" and request.method == "POST":
+            return self._upload_blob(request, did)
         if nsid == "app.bsky.feed.getPosts":
             return self._get_posts(request)
         return _error(501, "MethodNotImplemented", f"Method Not Implemented: {nsid}")
@@ -211,7 +223,7 @@ class FakeBluesky(FakePlatform):
         if not isinstance(rkey, str) or not TID_RE.fullmatch(rkey):
             return _error(400, "InvalidRequest", f"Invalid record key for {POST}: must be a TID")
         record = body.get("record")
-        problem = _invalid_post(record)
+        problem = _invalid_post(record) or self._invalid_embed(record, did)
         if problem:
             return _error(400, "InvalidRequest", f"Invalid {POST} record: {problem}")
         account = self.accounts[did]
@@ -223,6 +235,42 @@ class FakeBluesky(FakePlatform):
         account.records[rkey] = Record(uri, cid, record, datetime.now(UTC))
         return json_response(200, {"uri": uri, "cid": cid, "commit": {"cid": cid, "rev": rkey},
                                    "validationStatus": "valid"})
+
+    def _upload_blob(self, request: Recorded, did: str) -> Response:
+        mime = request.headers.get("content-type", "")
+        if not request.body:
+            return _error(400, "InvalidRequest", "request body is empty")
+        if not mime or mime.startswith(("application/x-www-form-urlencoded", "multipart/")):
+            return _error(400, "InvalidRequest", "the blob's Content-Type is required")
+        cid = "bafkrei" + hashlib.sha256(request.body).hexdigest()[:52]
+        self.blobs[cid] = (did, request.body, mime)
+        return json_response(200, {"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime,
+                                            "size": len(request.body)}})
+
+    def _invalid_embed(self, record: Any, did: str) -> str | None:
+        """app.bsky.embed.images: 1-4 images, each a blob this account uploaded, an image type
+        of at most 1,000,000 bytes, with alt text (required, may be empty)."""
+        embed = record.get("embed") if isinstance(record, dict) else None
+        if embed is None:
+            return None
+        if not isinstance(embed, dict) or embed.get("$type") != IMAGES:
+            return f"Record/embed must be {IMAGES} here"
+        images = embed.get("images")
+        if not isinstance(images, list) or not 1 <= len(images) <= 4:
+            return "Record/embed/images must have 1 to 4 elements"
+        for number, image in enumerate(images):
+            blob = image.get("image") if isinstance(image, dict) else None
+            link = ((blob or {}).get("ref") or {}).get("$link") if isinstance(blob, dict) else None
+            if not isinstance(image, dict) or not isinstance(image.get("alt"), str):
+                return f"Record/embed/images/{number} must have the property \"alt\""
+            if link not in self.blobs or self.blobs[link][0] != did:
+                return f"Record/embed/images/{number}/image: blob {link} not found"
+            _, data, mime = self.blobs[link]
+            if not mime.startswith("image/") or blob.get("mimeType") != mime:
+                return f"Record/embed/images/{number}/image: mime type {mime} not accepted"
+            if len(data) > IMAGE_MAX_BYTES or blob.get("size") != len(data):
+                return f"Record/embed/images/{number}/image: file too large ({len(data)} > {IMAGE_MAX_BYTES})"
+        return None
 
     def _get_record(self, request: Recorded) -> Response:
         query = {k: v[0] for k, v in request.query.items()}

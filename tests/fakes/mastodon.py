@@ -18,6 +18,7 @@ It enforces what the instance does:
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import html
 import re
@@ -25,6 +26,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -57,6 +59,39 @@ class Status:
     language: str | None
     created_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
+
+
+#: Media limits of a default instance (docs.joinmastodon.org, entities/Instance:
+#: configuration.media_attachments: image_size_limit 16 MB (16777216), supported_mime_types;
+#: methods/media: POST /api/v2/media answers 202 while processing, GET /api/v1/media/:id 206).
+MEDIA_IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
+MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/avif"}
+
+
+@dataclass
+class Attachment:
+    id: str
+    account_id: str
+    data: bytes
+    mime: str
+    description: str
+    processing_left: int = 0
+    status_id: str | None = None
+
+
+def multipart_fields(request: Recorded) -> dict[str, tuple[bytes, str]]:
+    """The parts of a multipart/form-data body: name -> (bytes, the part's content type)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ValueError("multipart/form-data required")
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + request.body)
+    fields: dict[str, tuple[bytes, str]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = (part.get_payload(decode=True) or b"", part.get_content_type())
+    return fields
 
 
 @dataclass
@@ -94,6 +129,10 @@ class FakeMastodon(FakePlatform):
         self._grants: dict[str, Grant] = {}
         self._keys: dict[tuple[str, str], tuple[str, float]] = {}  # (account, key) -> (status id, when)
         self._next_id = 113_000_000_000_000_001
+        self.media: dict[str, Attachment] = {}
+        self._next_media_id = 114_000_000_000_000_001
+        #: GETs of a new attachment answering 206 (processing) before 200.
+        self.media_processing_polls = 0
         self.account_id, self.access_token = self.add_account("ada")
 
     def __enter__(self) -> FakeMastodon:
@@ -158,7 +197,8 @@ class FakeMastodon(FakePlatform):
                 "token_endpoint": f"{self.base_url}/oauth/token", "response_types_supported": ["code"],
                 "grant_types_supported": ["authorization_code", "client_credentials"],
                 "code_challenge_methods_supported": ["S256"],
-                "scopes_supported": ["read", "write", "read:statuses", "write:statuses", "profile"]})
+                "scopes_supported": ["read", "write", "read:statuses", "write:statuses", "write:media",
+                                     "profile"]})
         if path == "/oauth/authorize":
             return self._authorize_page(request)
         if (method, path) == ("POST", "/oauth/token"):
@@ -177,6 +217,11 @@ class FakeMastodon(FakePlatform):
             return json_response(200, self._account(account_id))
         if (method, path) == ("POST", "/api/v1/statuses"):
             return self._create(request, account_id)
+        if (method, path) == ("POST", "/api/v2/media"):
+            return self._upload(request, account_id)
+        match = re.fullmatch(r"/api/v1/media/(\d+)", path)
+        if method == "GET" and match:
+            return self._media_status(match.group(1), account_id)
         if (method, path) == ("GET", "/api/v1/statuses"):
             wanted = request.query.get("id[]", [])
             if len(wanted) > 20:
@@ -296,6 +341,12 @@ class FakeMastodon(FakePlatform):
             if seen is not None and now - seen[1] < self.idempotency_ttl_seconds:
                 first = next(s for s in self.statuses if s.id == seen[0])
                 return json_response(200, self._status(first))
+        media_ids = parse_qs(request.body.decode(), keep_blank_values=True).get("media_ids[]", []) \
+            if not request.headers.get("content-type", "").startswith("application/json") \
+            else list(params.get("media_ids") or [])
+        refused = self._check_attachments(media_ids, account_id)
+        if refused is not None:
+            return refused
         text = str(params.get("status") or "")
         if not text.strip():
             return _error(422, "Validation failed: Text can't be blank")
@@ -310,10 +361,64 @@ class FakeMastodon(FakePlatform):
         status = Status(str(self._next_id), account_id, text, visibility, language, datetime.now(UTC))
         self._next_id += 1
         self.statuses.append(status)
+        for media_id in media_ids:
+            self.media[media_id].status_id = status.id
+        status.media_ids = list(media_ids)
         if key:
             self._keys[(account_id, key)] = (status.id, now)
         reset = datetime.fromtimestamp(now + 3 * 3600, tz=UTC)
         return json_response(200, self._status(status), self._rate_headers(299, reset))
+
+    # -- media (POST /api/v2/media, GET /api/v1/media/:id) ----------------------------------
+
+    def _upload(self, request: Recorded, account_id: str) -> Response:
+        try:
+            fields = multipart_fields(request)
+        except ValueError as exc:
+            return _error(422, f"Validation failed: {exc}")
+        if "file" not in fields:
+            return _error(422, "Validation failed: File can't be blank")
+        data, mime = fields["file"]
+        if mime not in MEDIA_TYPES:
+            return _error(422, f"Validation failed: File content type is invalid ({mime})")
+        if len(data) > MEDIA_IMAGE_SIZE_LIMIT:
+            return _error(422, f"Validation failed: File file size must be less than {MEDIA_IMAGE_SIZE_LIMIT} bytes")
+        description = fields.get("description", (b"", ""))[0].decode()
+        if len(description) > 1500:
+            return _error(422, "Validation failed: Description is too long (maximum is 1500 characters)")
+        attachment = Attachment(str(self._next_media_id), account_id, data, mime, description,
+                                processing_left=self.media_processing_polls)
+        self._next_media_id += 1
+        self.media[attachment.id] = attachment
+        return json_response(202 if attachment.processing_left else 200, self._attachment(attachment))
+
+    def _media_status(self, media_id: str, account_id: str) -> Response:
+        attachment = self.media.get(media_id)
+        if attachment is None or attachment.account_id != account_id:
+            return _error(404, "Record not found")
+        if attachment.processing_left:
+            attachment.processing_left -= 1
+            return json_response(206, self._attachment(attachment))
+        return json_response(200, self._attachment(attachment))
+
+    def _attachment(self, attachment: Attachment) -> dict[str, Any]:
+        ready = attachment.processing_left == 0
+        return {"id": attachment.id, "type": "image", "description": attachment.description or None,
+                "url": f"https://{self.domain}/media/{attachment.id}" if ready else None,
+                "preview_url": f"https://{self.domain}/media/{attachment.id}/small"}
+
+    def _check_attachments(self, media_ids: list[str], account_id: str) -> Response | None:
+        """What Mastodon's PostStatusService refuses: more than 4, another account's or an
+        unknown id, one still processing, one already attached to a status."""
+        if len(media_ids) > 4:
+            return _error(422, "Validation failed: You cannot attach more than 4 files")
+        for media_id in media_ids:
+            attachment = self.media.get(media_id)
+            if attachment is None or attachment.account_id != account_id or attachment.status_id is not None:
+                return _error(422, f"Validation failed: media {media_id} not found or already attached")
+            if attachment.processing_left:
+                return _error(422, "Cannot attach files that have not finished processing. Try again in a moment!")
+        return None
 
     def _account(self, account_id: str) -> dict[str, Any]:
         username = self.accounts[account_id]

@@ -57,7 +57,7 @@ def test_register_then_authorization_code_flow_with_pkce_where_offered(pkce, cli
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
         url = client.authorize_url(fake.base_url, app, OUT_OF_BAND, "state-1", challenge)
         assert ("code_challenge" in parse_qs(urlsplit(url).query)) is pkce
-        assert parse_qs(urlsplit(url).query)["scope"] == ["read:statuses write:statuses profile"]
+        assert parse_qs(urlsplit(url).query)["scope"] == ["read:statuses write:statuses write:media profile"]
         code = fake.approve(url)
         if pkce:
             with pytest.raises(AuthError, match="refused the authorization code"):

@@ -110,3 +110,73 @@ def test_linkedin_reports_an_image_it_could_not_process(fake_li):
     with test_linkedin.make_client(fake_li.base_url) as client, \
             pytest.raises(PermanentError, match="could not process"):
         client.upload_media(test_linkedin.account_for(fake_li), _file(image_bytes("WEBP"), "image/webp"))
+
+
+# -- Bluesky: com.atproto.repo.uploadBlob, then app.bsky.embed.images ----------------------------
+
+
+def test_bluesky_uploads_a_blob_and_embeds_it_with_alt_text_and_aspect_ratio():
+    from tests.fakes.bluesky import FakeBluesky
+    from tests.providers import test_bluesky
+
+    with FakeBluesky() as fake, test_bluesky.BlueskyPublisher(fake.base_url) as client:
+        creds = test_bluesky.connect(client, fake)
+        uploaded = client.upload_media(creds, _file(image_bytes("PNG"), alt="A teal square"))
+        client.publish(creds, "With a picture", test_bluesky.ref(), media=[uploaded])
+        (post,) = fake.posts()
+    (image,) = post.value["embed"]["images"]
+    assert post.value["embed"]["$type"] == "app.bsky.embed.images"
+    assert image["alt"] == "A teal square" and image["aspectRatio"] == {"width": 64, "height": 48}
+    assert fake.blobs[image["image"]["ref"]["$link"]][1] == image_bytes("PNG")
+    assert uploaded.expires_at is not None  # an unreferenced blob is dropped: reuse is bounded
+
+
+def test_bluesky_refuses_an_embed_naming_a_blob_never_uploaded():
+    import json
+
+    from tests.fakes.bluesky import FakeBluesky
+    from tests.providers import test_bluesky
+
+    with FakeBluesky() as fake, test_bluesky.BlueskyPublisher(fake.base_url) as client:
+        creds = test_bluesky.connect(client, fake)
+        ghost = {"blob": {"$type": "blob", "ref": {"$link": "bafkreinothing"}, "mimeType": "image/png", "size": 3},
+                 "aspectRatio": {"width": 1, "height": 1}}
+        with pytest.raises(PermanentError, match="not found"):
+            client.publish(creds, "Ghost", test_bluesky.ref(), media=[UploadedMedia(json.dumps(ghost), "alt")])
+        assert fake.posts() == []
+
+
+# -- Mastodon: POST /api/v2/media (202: poll), then media_ids[] ----------------------------------
+
+
+def test_mastodon_uploads_polls_while_processing_and_attaches_the_media():
+    from tests.fakes.mastodon import FakeMastodon
+    from tests.providers import test_mastodon
+
+    sleeps: list[float] = []
+    with FakeMastodon() as fake, test_mastodon.MastodonPublisher(sleep=sleeps.append) as client:
+        fake.media_processing_polls = 2
+        creds = test_mastodon.creds_for(fake)
+        uploaded = client.upload_media(creds, _file(image_bytes("JPEG"), "image/jpeg", "A bridge at dusk"))
+        client.publish(creds, "Bridges", test_mastodon.ref(), media=[uploaded])
+    assert [r.path for r in fake.requests] == [
+        "/api/v2/media", f"/api/v1/media/{uploaded.media_id}", f"/api/v1/media/{uploaded.media_id}",
+        f"/api/v1/media/{uploaded.media_id}", "/api/v2/instance", "/api/v1/statuses"]
+    assert len(sleeps) == 3
+    (status,) = fake.statuses
+    assert status.media_ids == [uploaded.media_id]
+    assert fake.media[uploaded.media_id].description == "A bridge at dusk"
+
+
+def test_mastodon_refuses_an_attachment_still_processing_or_already_used():
+    from app.providers.errors import PermanentError as Refused
+    from tests.fakes.mastodon import FakeMastodon
+    from tests.providers import test_mastodon
+
+    with FakeMastodon() as fake, test_mastodon.MastodonPublisher(sleep=lambda s: None) as client:
+        creds = test_mastodon.creds_for(fake)
+        uploaded = client.upload_media(creds, _file(image_bytes("PNG")))
+        client.publish(creds, "First", test_mastodon.ref(1), media=[uploaded])
+        with pytest.raises(Refused, match="already attached"):
+            client.publish(creds, "Second", test_mastodon.ref(2), media=[uploaded])
+    assert len(fake.statuses) == 1

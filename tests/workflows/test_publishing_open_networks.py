@@ -197,3 +197,34 @@ def test_user_settings_validate_the_visibility() -> None:
 
     with pytest.raises(ValidationError, match="post_visibility"):
         validate_settings({"post_visibility": "everyone"})
+
+
+def test_images_go_to_bluesky_as_an_embed_and_to_mastodon_as_one_attachment_per_status(world, tmp_path):
+    from app.media.library import add_image
+    from app.media.storage import LocalStorage
+    from app.models import MediaUpload
+    from app.workflows.media_uploads import upload_ahead, uploads_to_send
+    from tests.media.images import image_bytes
+
+    world.runtime.media = LocalStorage(tmp_path, "https://cdn.example.test")
+    with world.runtime.session_factory() as session, session.begin():
+        image = add_image(session, world.runtime.media, world.user_id, image_bytes("JPEG", (900, 600)),
+                          alt_text="Sunrise over a harbour").id
+    ids = [world.schedule(BLUESKY, "Morning light"), world.schedule(MASTODON, "Guten Morgen"),
+           world.schedule(MASTODON, "Noch ein Morgen")]
+    with world.runtime.session_factory() as session, session.begin():
+        for post in session.scalars(select(Post).where(Post.id.in_(ids))):
+            post.media_id = image
+    batches = world.due()
+    for intent in uploads_to_send(world.runtime, [i for b in batches for i in b.post_ids]):
+        assert upload_ahead(world.runtime, intent.post_ids) == 3  # Mastodon: one per status
+    for message in batches:
+        publish_posts(world.runtime, message.post_ids, message.claim_token, world.clock.now)
+    assert all(world.post(i).status == PostStatus.PUBLISHED for i in ids)
+    (record,) = world.bluesky.posts()
+    assert record.value["embed"]["images"][0]["alt"] == "Sunrise over a harbour"
+    attached = [s.media_ids for s in world.mastodon.statuses]
+    assert len(attached) == 2 and all(len(m) == 1 for m in attached) and attached[0] != attached[1]
+    with world.runtime.session_factory() as session:
+        keys = sorted((u.platform, u.post_key != 0) for u in session.scalars(select(MediaUpload)))
+    assert keys == [(BLUESKY, False), (MASTODON, True), (MASTODON, True)]
