@@ -143,7 +143,10 @@ def upload_post_media(post_ids: list[int]) -> None:
     """Upload the images of just-queued posts ahead of their second
     (:func:`app.workflows.media_uploads.upload_ahead`). Not retried: what fails here the
     publish uploads inline."""
-    upload_ahead(get_runtime(), [int(post_id) for post_id in post_ids])
+    runtime = get_runtime()
+    pool = _shared_pool(runtime.settings.publish_concurrency)
+    upload_ahead(runtime, [int(post_id) for post_id in post_ids],
+                 run_calls=lambda call, items: list(pool.map(call, items)))
 
 
 def register(broker: Broker) -> None:

@@ -10,7 +10,13 @@ lateness of the posts' arrival at X (p50, p99, the last), posts/s, and how many 
 twice, or never.
 
     python -m bench.burst --posts 2000 --accounts 400 --latency-ms 150
+    python -m bench.burst --images        # every post carries its account's library image
     BENCH_REDIS_URL=redis://127.0.0.1:6379/3 python -m bench.burst --posts 200   # another db (flushed)
+
+With ``--images`` each account has an image in its library (local directory) and every post
+carries it: the minute tick uploads them ahead (X's v2 media upload on the fake, once per
+image and account), and the bench also prints when the last upload finished against the
+burst's second, and how many creates named their media.
 
 The platform calls alone bound the burst at N x latency / (P x PUBLISH_CONCURRENCY) seconds
 (2,000 x 0.15 / (2 x 128) = 1.2 s); before posts travelled in batches, it was the threads: N x
@@ -78,7 +84,8 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     runtime = None
     try:
         upgrade(db_url)
-        env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
+        media_dir = Path(tempfile.mkdtemp(prefix="bench-burst-media-"))
+        env = {**os.environ, "MEDIA_DIR": str(media_dir), "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
                "X_CLIENT_ID": "bench", "X_API_BASE_URL": fake.base_url,
                "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
                # The Procfile line's variables, so Settings here sees its PUBLISH_CONCURRENCY too.
@@ -90,6 +97,16 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         runtime = Runtime.from_settings(settings)
         now = datetime.now(UTC)
         users = connect_x_accounts(runtime, fake, args.accounts, "burst", now)
+        images: dict[int, int] = {}
+        if args.images:
+            from app.media.library import add_image
+            from tests.media.images import image_bytes
+
+            with runtime.session_factory() as session, session.begin():
+                for n, user_id in enumerate(users):
+                    images[user_id] = add_image(session, runtime.media_storage, user_id,
+                                                image_bytes("JPEG", (1200, 675), color=f"#{n * 2654435761 % 0xFFFFFF:06x}"),
+                                                alt_text=f"Bench card {n}").id
 
         proc = start_posting_workers(env, args.processes, args.threads, log_path, prefetch=args.prefetch)
         if not wait_for_workers(client, args.processes, 60):
@@ -98,7 +115,8 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         due = (datetime.now(UTC) + LEAD).replace(microsecond=0)
         with runtime.session_factory() as session, session.begin():
             rows = [Post(user_id=users[n % len(users)], platform=XPublisher.platform, text="", origin="manual",
-                         status=PostStatus.SCHEDULED, scheduled_at=due) for n in range(args.posts)]
+                         status=PostStatus.SCHEDULED, scheduled_at=due, media_id=images.get(users[n % len(users)]))
+                    for n in range(args.posts)]
             session.add_all(rows)
             session.flush()
             for post in rows:
@@ -133,6 +151,8 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                 first.setdefault(pid, request.received_at)
         lateness = [(first[pid] - due.timestamp()) * 1000 for pid in first]
         last_s = max(lateness) / 1000 if lateness else None
+        media_calls = [r for r in list(fake.requests) if r.path.startswith("/2/media")]
+        with_media = sum(1 for r in creates if (r.json or {}).get("media", {}).get("media_ids"))
         return {
             "posts": args.posts, "accounts": args.accounts, "latency_ms": args.latency_ms,
             "processes": args.processes, "threads": args.threads,
@@ -143,7 +163,10 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             "early": sum(1 for x in lateness if x < 0), "duplicates": sum(1 for c in sends.values() if c > 1),
             "missing": len(ids - set(first)), "statuses": {str(k): v for k, v in statuses.items()},
             "call_bound_s": args.posts * args.latency_ms / 1000 / (args.processes * concurrency),
-            "log": str(log_path),
+            "log": str(log_path), "images": args.images,
+            "uploads": sum(1 for r in media_calls if r.path == "/2/media/upload/initialize"),
+            "last_upload_vs_due_s": (max(r.received_at for r in media_calls) - due.timestamp()) if media_calls else None,
+            "creates_with_media": with_media,
         }
     finally:
         tear_down(proc, fake, runtime, db_url)
@@ -154,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--latency-ms", type=float, default=150.0, help="the fake X's time per create")
+    parser.add_argument("--images", action="store_true", help="every post carries its account's library image")
     add_worker_arguments(parser)
     args = parser.parse_args(argv)
     if min(args.posts, args.accounts, args.processes, args.threads) < 1:
@@ -167,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(the calls alone bound it at {r['call_bound_s']:.1f} s)")
     print(f"throughput: {fmt(r['posts_per_s'])} posts/s; early {r['early']}, twice {r['duplicates']}, "
           f"missing {r['missing']}; statuses {r['statuses']}")
+    if r["images"]:
+        when = r["last_upload_vs_due_s"]
+        print(f"images: {r['uploads']} uploads to X, the last media call {fmt(abs(when) if when is not None else None)} s "
+              f"{'after' if when is not None and when > 0 else 'before'} the second; "
+              f"{r['creates_with_media']} creates named their media")
     print(f"worker log: {r['log']}")
     return 0 if r["missing"] == 0 and r["duplicates"] == 0 and r["early"] == 0 else 1
 

@@ -18,14 +18,16 @@ classifies the failure like any other that created nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.chunks import chunks
 from app.errors import AutopilotError
 from app.intents import UploadMedia
 from app.media.images import ImageRefused, fit_to_limits
@@ -39,6 +41,12 @@ __all__ = ["DEFAULT_REUSE_MARGIN", "MediaNeed", "ensure_uploaded", "media_needs"
            "uploads_to_send"]
 
 logger = logging.getLogger(__name__)
+
+#: Posts per upload-ahead message: a burst's uploads spread over the posting workers.
+POSTS_PER_UPLOAD_MESSAGE = 100
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: A recorded upload is reused only while it stays valid this much longer: a publish that
 #: reuses it must still be able to name it when its create reaches the platform.
@@ -169,19 +177,26 @@ def record_upload(runtime: Runtime, need: MediaNeed, platform: str, uploaded: Up
 
 
 def uploads_to_send(runtime: Runtime, post_ids: Sequence[int]) -> list[UploadMedia]:
-    """The upload-ahead intent for those of ``post_ids`` (just queued) that carry an image."""
+    """The upload-ahead intents for those of ``post_ids`` (just queued) that carry an image,
+    :data:`POSTS_PER_UPLOAD_MESSAGE` each, so a burst's uploads are shared by the workers."""
     if not post_ids:
         return []
     with runtime.session_factory() as session:
         with_media = session.scalars(select(Post.id).where(
             Post.id.in_(post_ids), Post.media_id.is_not(None)).order_by(Post.id)).all()
-    return [UploadMedia(tuple(with_media))] if with_media else []
+    return [UploadMedia(tuple(piece)) for piece in chunks(with_media, POSTS_PER_UPLOAD_MESSAGE)]
 
 
-def upload_ahead(runtime: Runtime, post_ids: Sequence[int]) -> int:
+def serially(call: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    return [call(item) for item in items]
+
+
+def upload_ahead(runtime: Runtime, post_ids: Sequence[int], *,
+                 run_calls: Callable[[Callable[[T], R], Sequence[T]], list[R]] = serially) -> int:
     """Upload the images of these queued posts that their accounts do not have yet; returns
-    how many uploads were made. A failure is logged and left to the publish, which uploads
-    inline and classifies it; nothing here changes a post."""
+    how many uploads were made. ``run_calls`` runs the uploads (serially here, on the posting
+    actor's shared thread pool in a worker). A failure is logged and left to the publish,
+    which uploads inline and classifies it; nothing here changes a post."""
     now = runtime.now()
     with runtime.session_factory() as session:
         rows = session.execute(select(Post.id, Post.user_id, Post.platform).where(
@@ -193,21 +208,27 @@ def upload_ahead(runtime: Runtime, post_ids: Sequence[int]) -> int:
         targets = [(row.id, row.platform, accounts[(row.user_id, row.platform)]) for row in rows
                    if (row.user_id, row.platform) in accounts]
         needs = media_needs(session, [(post_id, account.id) for post_id, _, account in targets], now)
-    uploaded = 0
+    work: list[tuple[int, str, PlatformAccount, MediaNeed]] = []
     done: set[tuple[int, int, int]] = set()
     for post_id, platform, account in targets:
         need = needs.get(post_id)
         if need is None or need.known is not None or (need.media_id, account.id, need.post_key) in done:
             continue
         done.add((need.media_id, account.id, need.post_key))
+        work.append((post_id, platform, account, need))
+
+    def upload(item: tuple[int, str, PlatformAccount, MediaNeed]) -> bool:
+        post_id, platform, account, need = item
         try:
             publisher = runtime.providers.publisher(platform)
             creds = runtime.vault.credentials(account)
             if creds.expires_at is not None and creds.expires_at <= now:
-                continue  # the publish refreshes the token, then uploads inline
+                return False  # the publish refreshes the token, then uploads inline
             ensure_uploaded(runtime, publisher, creds, platform, need)
-            uploaded += 1
+            return True
         except Exception as exc:  # noqa: BLE001 - the publish retries and classifies it
             logger.warning("uploading image %s ahead for post %s failed (%s); the publish will retry",
                            need.media_id, post_id, exc)
-    return uploaded
+            return False
+
+    return sum(run_calls(upload, work))
