@@ -21,13 +21,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import TypeVar
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.chunks import chunks
 from app.errors import AutopilotError
 from app.intents import UploadMedia
 from app.media.images import ImageRefused, fit_to_limits
@@ -178,13 +178,26 @@ def record_upload(runtime: Runtime, need: MediaNeed, platform: str, uploaded: Up
 
 def uploads_to_send(runtime: Runtime, post_ids: Sequence[int]) -> list[UploadMedia]:
     """The upload-ahead intents for those of ``post_ids`` (just queued) that carry an image,
-    :data:`POSTS_PER_UPLOAD_MESSAGE` each, so a burst's uploads are shared by the workers."""
+    about :data:`POSTS_PER_UPLOAD_MESSAGE` each so a burst's uploads are shared by the workers,
+    with every post of one account on one platform in the same message: two messages would
+    each upload the image the account's posts share."""
     if not post_ids:
         return []
     with runtime.session_factory() as session:
-        with_media = session.scalars(select(Post.id).where(
-            Post.id.in_(post_ids), Post.media_id.is_not(None)).order_by(Post.id)).all()
-    return [UploadMedia(tuple(piece)) for piece in chunks(with_media, POSTS_PER_UPLOAD_MESSAGE)]
+        rows = session.execute(select(Post.id, Post.user_id, Post.platform).where(
+            Post.id.in_(post_ids), Post.media_id.is_not(None))
+            .order_by(Post.user_id, Post.platform, Post.id)).all()
+    messages: list[UploadMedia] = []
+    current: list[int] = []
+    for _, group in groupby(rows, key=lambda row: (row.user_id, row.platform)):
+        ids = [row.id for row in group]
+        if current and len(current) + len(ids) > POSTS_PER_UPLOAD_MESSAGE:
+            messages.append(UploadMedia(tuple(current)))
+            current = []
+        current.extend(ids)
+    if current:
+        messages.append(UploadMedia(tuple(current)))
+    return messages
 
 
 def serially(call: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -113,7 +113,7 @@ def test_images_are_uploaded_when_queued_and_the_publish_only_names_them(runtime
     tweet, li_post = _post(sessions, user_id, due, media_id=image), _post(sessions, user_id, due, "linkedin", image)
     plain = _post(sessions, user_id, due, text="No picture today.")
     batches, uploads = _dispatch(runtime, now)
-    assert uploads == [UploadMedia((tweet, li_post))]  # the text-only post needs none
+    assert [sorted(u.post_ids) for u in uploads] == [[tweet, li_post]]  # the text-only post needs none
     assert upload_ahead(runtime, uploads[0].post_ids) == 2
     assert {u.platform for u in _uploads(sessions)} == {"twitter", "linkedin"}
     before_publish = len(x.requests) + len(linkedin.requests)
@@ -240,3 +240,15 @@ def test_an_image_a_platform_refuses_sends_the_post_to_review_with_the_reason(
         post = session.get(Post, post_id)
         assert "animated" in post.last_error and "X does not take" in post.last_error
     assert x.posts == [] and x.requests == []
+
+
+def test_an_accounts_posts_share_one_upload_message_so_their_image_is_uploaded_once(
+        runtime, sessions, storage, user_id, now, monkeypatch):
+    from app.workflows import media_uploads
+
+    monkeypatch.setattr(media_uploads, "POSTS_PER_UPLOAD_MESSAGE", 3)
+    image = _image(sessions, storage, user_id)
+    due = now + timedelta(seconds=60)
+    ids = [_post(sessions, user_id, due, media_id=image, text=f"post {n}") for n in range(5)]
+    messages = media_uploads.uploads_to_send(runtime, ids)
+    assert [sorted(m.post_ids) for m in messages] == [ids]  # five posts, one account: not split
