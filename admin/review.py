@@ -16,16 +16,19 @@ from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.form import SecureForm
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from wtforms import DateTimeLocalField, TextAreaField
+from wtforms import DateTimeLocalField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from admin.auth import current_actor
 from admin.base import SecuredModelView, format_utc, post_time, truncate, user_link
 from app import posts
+from app.audit import record
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
-from app.models import Post, PostStatus
+from app.media.library import attach_image
+from app.models import MediaItem, Post, PostStatus
 from app.text_limits import normalize_newlines
 
 #: How far ahead "approve now" schedules a post (approve() refuses a time not in the future).
@@ -41,10 +44,16 @@ class RescheduleForm(SecureForm):
         validators=[Optional()],
         description="Leave empty to keep the original time if still ahead, else publish now.",
     )
+    image = SelectField(
+        # Ownership is checked when the image is attached (another user's image is refused).
+        "Image", choices=[("", "No image")], validate_choice=False,
+        description="An image from the user's own library (alt text shown), or none.",
+    )
 
 
 class ReviewQueueView(SecuredModelView):
-    """``/admin/review/``: approve, approve now, edit & reschedule, or cancel reviewed posts."""
+    """``/admin/review/``: approve, approve now, edit & reschedule (and change the image), or
+    cancel reviewed posts."""
 
     can_create = False
     can_delete = False
@@ -75,16 +84,40 @@ class ReviewQueueView(SecuredModelView):
         post = super().get_one(id)
         return post if post is not None and post.status == PostStatus.NEEDS_REVIEW else None
 
+    def edit_form(self, obj: Post | None = None) -> Any:
+        """The form, its image choices being the post's owner's library (never another's)."""
+        form = super().edit_form(obj)
+        if obj is not None:
+            images = self.session.scalars(select(MediaItem).where(MediaItem.user_id == obj.user_id)
+                                          .order_by(MediaItem.created_at.desc(), MediaItem.id.desc())
+                                          .limit(200)).all()
+            form.image.choices = [("", "No image")] + [(str(i.id), f"{i.id}: {i.alt_text[:80]}") for i in images]
+            if request.method != "POST":
+                form.image.data = str(obj.media_id or "")
+        return form
+
     def update_model(self, form: RescheduleForm, model: Post) -> bool:
         at = form.at.data.replace(tzinfo=UTC) if form.at.data else None
         # Browsers send a textarea's line breaks as \r\n: compare (and store) with \n only, so
         # changing only the time of a multi-line post is not an edit.
         submitted = normalize_newlines(form.text.data or "").strip()
         text = submitted if submitted != model.text.strip() else None
-        done = self._apply(
-            [model.id], "rescheduled",
-            lambda s, pid: posts.approve(s, pid, now=utcnow(), at=at, text=text, actor=current_actor()),
-        )
+        chosen = request.form.get("image")  # absent (an older form): the image stays as it is
+        try:
+            image = model.media_id if chosen is None else (int(chosen) if chosen else None)
+        except ValueError:
+            flash(f"Post {model.id} not rescheduled: image: not an image id ({chosen!r})", "error")
+            return False
+
+        def change(session: Session, post_id: int) -> Post:
+            post = session.get(Post, post_id)
+            if post is not None and post.media_id != image:
+                attach_image(session, post, image)
+                record(session, "post.image_changed", user_id=post.user_id, post_id=post.id,
+                       actor=current_actor(), details={"media_id": image})
+            return posts.approve(session, post_id, now=utcnow(), at=at, text=text, actor=current_actor())
+
+        done = self._apply([model.id], "rescheduled", change)
         if done:
             g.review_saved_post = model.id
         return bool(done)

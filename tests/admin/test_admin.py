@@ -570,3 +570,32 @@ def test_create_app_reads_secret_and_database_from_settings(monkeypatch, tmp_pat
     assert app.config["SECRET_KEY"] == "from-the-environment"
     assert app.config["DATABASE_URL"] == url
     assert str(app.extensions["autopilot"].engine.url) == url
+
+
+def test_an_operator_changes_or_removes_a_reviewed_posts_image_from_the_users_library(
+        app: Flask, operator: FlaskClient, tmp_path) -> None:
+    from app.media.library import add_image
+    from app.media.storage import LocalStorage
+    from app.models import MediaItem
+    from tests.media.images import image_bytes
+
+    storage = LocalStorage(tmp_path, "https://cdn.example.test")
+    owner, other = add_user(app), add_user(app, "other@example.com")
+    with db(app) as session:
+        mine = add_image(session, storage, owner, image_bytes(), alt_text="Owner's chart").id
+        theirs = add_image(session, storage, other, image_bytes(), alt_text="Someone else's").id
+    post_id = add_post(app, owner, text="with a chart")
+    page = text_of(operator.get(f"/admin/review/edit/?id={post_id}"))
+    assert "Owner's chart" in page and "Someone else's" not in page
+    data = {"text": "with a chart", "at": "", "image": str(mine), "csrf_token": csrf_token(operator)}
+    assert operator.post(f"/admin/review/edit/?id={post_id}", data=data).status_code == 302
+    assert get_post(app, post_id).media_id == mine
+    [row] = audit_rows(app, "post.image_changed")
+    assert row.actor == f"operator:{OPERATOR}" and row.details == {"media_id": mine}
+    # Another user's image is not a choice: refused, nothing changes.
+    other_post = add_post(app, owner, text="second")
+    data = {"text": "second", "at": "", "image": str(theirs), "csrf_token": csrf_token(operator)}
+    operator.post(f"/admin/review/edit/?id={other_post}", data=data)
+    assert get_post(app, other_post).media_id is None
+    with db(app) as session:
+        assert session.get(MediaItem, theirs) is not None
