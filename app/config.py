@@ -163,8 +163,6 @@ class Settings:
     #: The largest image accepted into the library, in bytes, and the most pixels it may have.
     media_max_upload_bytes: int = DEFAULT_MEDIA_MAX_UPLOAD_BYTES
     media_max_upload_pixels: int = DEFAULT_MEDIA_MAX_UPLOAD_PIXELS
-    #: An OpenAI-compatible image model generation may use to create a post's image; unset: off.
-    openai_image_model: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

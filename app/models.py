@@ -264,7 +264,8 @@ class MediaItem(Base):
     alt_text: Mapped[str] = mapped_column(Text)
     #: Lower-case words matched against a post's topic when generation picks an image.
     tags: Mapped[list[Any]] = mapped_column(default=list)
-    #: Made by the image model (OPENAI_IMAGE_MODEL) rather than uploaded by the user.
+    #: Made by an image model rather than uploaded by the user (none is wired yet: always False
+    #: for now; the column is kept so a generated image is marked from its first day).
     generated: Mapped[bool] = mapped_column(Boolean, default=False)
     content_type: Mapped[str] = mapped_column(String(40))
     width_px: Mapped[int] = mapped_column(Integer)
