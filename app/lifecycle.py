@@ -85,6 +85,8 @@ class Claim:
     attempts: int
     started_at: datetime
     token: str
+    #: The post's image, if it has one (its upload is looked up only then).
+    media_id: int | None = None
 
 
 # -- pure helpers ---------------------------------------------------------------------------
@@ -178,12 +180,14 @@ def claim_for_publishing(session: Session, post_ids: Sequence[int], token: str, 
         .where(Post.id.in_(post_ids), Post.status == S.QUEUED, Post.claim_token == token)
         .values(status=S.PUBLISHING, publish_started_at=now, attempts=Post.attempts + 1,
                 late_reason=None, late_since=None)
-        .returning(Post.id, Post.user_id, Post.platform, Post.text, Post.scheduled_at, Post.attempts)
+        .returning(Post.id, Post.user_id, Post.platform, Post.text, Post.scheduled_at, Post.attempts,
+                   Post.media_id)
         .execution_options(synchronize_session=False)
     ).all()
     order = {post_id: n for n, post_id in enumerate(post_ids)}
     return [Claim(post_id=row.id, user_id=row.user_id, platform=row.platform, text=row.text,
-                  scheduled_at=row.scheduled_at, attempts=row.attempts, started_at=now, token=token)
+                  scheduled_at=row.scheduled_at, attempts=row.attempts, started_at=now, token=token,
+                  media_id=row.media_id)
             for row in sorted(rows, key=lambda row: order[row.id])]
 
 

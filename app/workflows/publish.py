@@ -259,7 +259,9 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, creds, now)
             continue
         ready.append(Ready(claim, publisher, creds, post_ref(claim, language, visibility)))
-    needs = media_needs(session, [(item.claim.post_id, item.creds.account_id) for item in ready], now)
+    # Only posts with an image cost a query (a text-only batch none: the claim returned it).
+    needs = media_needs(session, [(item.claim.post_id, item.creds.account_id) for item in ready
+                                  if item.claim.media_id is not None], now)
     if needs:
         ready = [replace(item, media=needs.get(item.claim.post_id)) for item in ready]
     return ready
