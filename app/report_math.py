@@ -90,6 +90,8 @@ class PostRecord:
     timezone: str = "UTC"
     post_id: int | None = None
     text: str = ""
+    #: The post's id on its platform (for a link to it), None before it is published.
+    external_id: str | None = None
 
     @property
     def interactions(self) -> int:

@@ -24,12 +24,12 @@ from app.models import (
     AuditLog,
     MemoryEntry,
     PlatformAccount,
-    Post,
     User,
     WorkflowExecution,
 )
 from app.notifications import send_email
-from app.report_math import ExecutionRecord, PostRecord, WeeklyReport, build_report
+from app.performance import post_records
+from app.report_math import ExecutionRecord, WeeklyReport, build_report
 from app.runtime import Runtime
 from app.users import opted_in_user_ids
 from app.workflows.executions import fan_out_step, run_execution
@@ -65,7 +65,7 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
             raise NotFound(f"no user with id {user_id}")
         timezone = user.settings.timezone if user.settings else "UTC"
         frequency = user.settings.content_frequency if user.settings else 3
-        posts = _post_records(reads, user_id, previous_start, week_end, timezone)
+        posts = post_records(reads, user_id, previous_start, week_end, timezone)
         runs = reads.execute(
             select(WorkflowExecution.status, WorkflowExecution.workflow)
             .where(WorkflowExecution.user_id == user_id, WorkflowExecution.created_at >= start,
@@ -118,24 +118,6 @@ def latest_insights(session: Session, user_id: int, limit: int = DEFAULT_INSIGHT
         for sentence in (content or {}).get("recommendations") or []:
             sentences.setdefault(str(sentence), None)
     return list(sentences)
-
-
-def _post_records(session: Session, user_id: int, since: datetime, until: datetime,
-                  timezone: str) -> list[PostRecord]:
-    posts = session.scalars(
-        select(Post)
-        .where(Post.user_id == user_id, Post.scheduled_at >= since, Post.scheduled_at < until)
-        .order_by(Post.scheduled_at, Post.id)
-    ).all()
-    return [
-        PostRecord(
-            platform=p.platform, status=p.status, scheduled_at=p.scheduled_at, published_at=p.published_at,
-            review_reason=p.review_reason, impressions=p.impressions or 0, likes=p.likes or 0,
-            shares=p.shares or 0, comments=p.comments or 0, topic=p.topic, timezone=timezone,
-            post_id=p.id, text=p.text,
-        )
-        for p in posts
-    ]
 
 
 def _store(session: Session, user_id: int, key: str, content: dict[str, Any], *, now: datetime) -> MemoryEntry:
