@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from admin import auth, operations, security
 from admin.ext import EXTENSION_KEY, AdminDatabase
 from admin.views import init_admin
+from app.charts import assets_blueprint
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
 
@@ -62,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def _remove_session(exc: BaseException | None) -> None:
         db.remove()
 
+    app.register_blueprint(assets_blueprint())
     auth.init_app(app)
     security.init_app(app)
     panel = init_admin(app, db)

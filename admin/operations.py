@@ -23,10 +23,10 @@ from wtforms.validators import InputRequired
 
 from actors.messages import send_manual_run
 from admin.auth import OperatorRequired, current_actor
-from admin.charts import chart
 from admin.ext import database
 from admin.opsctx import ops
 from app.broker import QUEUES
+from app.charts import time_chart
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.ops.actions import act_on_dead_letters, rerun_slot
@@ -72,15 +72,21 @@ def _snapshot() -> dict[str, Any]:
 
 
 def _render_charts(range_name: str) -> list[Any]:
+    now = utcnow()
     with ops().read_sessions() as session:
-        data = charts(session, utcnow(), range_name)
+        data = charts(session, now, range_name)
     r = data["range"]
-    return [
-        chart(f"Posts published per hour ({r})", data["published"], kind="bar", chart_id=f"chart-published-{r}"),
-        chart(f"Publish lateness ({r})", data["lateness"], unit="ms", chart_id=f"chart-lateness-{r}"),
-        chart(f"Job success rate ({r})", data["success_rate"], unit="%", y_max=100, chart_id=f"chart-success-{r}"),
-        chart(f"Queue depth ({r})", data["queue_depth"], chart_id=f"chart-depth-{r}"),
+    # One axis for every chart of the range: the same UTC span, whatever each chart's buckets.
+    span = {"start": now - RANGES[r].span, "end": now}
+    views = [
+        time_chart(f"chart-published-{r}", f"Posts published per hour ({r})", data["published"],
+                   kind="bar", unit="count", **span),
+        time_chart(f"chart-lateness-{r}", f"Publish lateness ({r})", data["lateness"], unit="ms", **span),
+        time_chart(f"chart-success-{r}", f"Job success rate ({r})", data["success_rate"], unit="percent",
+                   y_max=100, **span),
+        time_chart(f"chart-depth-{r}", f"Queue depth ({r})", data["queue_depth"], unit="count", **span),
     ]
+    return [view.render(table="details") for view in views]
 
 
 def _json_default(value: Any) -> Any:

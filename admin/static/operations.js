@@ -77,8 +77,10 @@
     fetch(chartsUrl, {credentials: "same-origin"})
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.text(); })
       .then(function (html) {
-        // Server-rendered SVG from our own endpoint (escaped by the server), same origin.
-        document.getElementById("ops-charts").innerHTML = html;
+        // Chart specs and tables from our own endpoint (escaped by the server), same origin.
+        var box = document.getElementById("ops-charts");
+        box.innerHTML = html;
+        if (window.autopilotCharts) { window.autopilotCharts.drawAll(box); }
       })
       .catch(function () { /* keep the last charts */ });
   }
