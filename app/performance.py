@@ -230,11 +230,11 @@ def weekly_by_platform(records: Sequence[PostRecord], week_starts: Sequence[date
 
 
 def post_url(platform: str, external_id: str | None) -> str | None:
-    """The post on its platform (from the registry's URL pattern), None without an id."""
+    """The post on its platform (the registry's ``post_url``), None without an id."""
     entry = PLATFORMS.get(platform)
-    if external_id is None or entry is None or not entry.post_url:
+    if external_id is None or entry is None or entry.post_url is None:
         return None
-    return entry.post_url.format(external_id=external_id)
+    return entry.post_url(external_id)
 
 
 def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT_PERIOD_DAYS, *,

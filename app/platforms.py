@@ -50,8 +50,9 @@ class Platform:
     #: ``module:function`` building its real Publisher from Settings, or None without credentials
     #: (the sandbox publisher is used then). Named, not imported: this module stays pure.
     publisher_factory: str
-    #: A published post's address on the platform, ``{external_id}`` standing for its id there.
-    post_url: str = ""
+    #: The public page of a published post from its id on the platform (``Post.external_id``),
+    #: for the portal's links; None when the platform has no such page.
+    post_url: Callable[[str], str] | None = None
 
 
 PLATFORMS: dict[str, Platform] = {
@@ -63,7 +64,7 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a URL counts 23, CJK characters and emoji count 2. Use 1-3 relevant hashtags.",
             posting_limit_setting="x_posts_per_15_min", posting_window=timedelta(minutes=15),
             settings_prefix="X", publisher_factory="app.providers.x:from_settings",
-            post_url="https://x.com/i/web/status/{external_id}"),
+            post_url="https://x.com/i/web/status/{}".format),
         Platform(
             key="linkedin", display_name="LinkedIn",
             length=code_points, max_length=3000, length_unit="characters",
@@ -71,7 +72,7 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a few short paragraphs, a hook in the first line, no more than 3 hashtags at the end.",
             posting_limit_setting="linkedin_posts_per_day", posting_window=timedelta(days=1),
             settings_prefix="LINKEDIN", publisher_factory="app.providers.linkedin:from_settings",
-            post_url="https://www.linkedin.com/feed/update/{external_id}/"),
+            post_url="https://www.linkedin.com/feed/update/{}".format),
     )
 }
 #: Platform keys, in the order they are listed everywhere.
