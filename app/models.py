@@ -331,8 +331,28 @@ class Notification(Base):
     created_at: Mapped[CreatedAt]
     emailed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    #: How it is emailed, decided from the user's preference when it is created: "now",
+    #: "digest" (in the next daily digest) or "off" (never; it stays in the portal).
+    email_delivery: Mapped[str] = mapped_column(String(10), default="now", server_default="now")
 
     user: Mapped[User] = relationship(viewonly=True)
+
+
+class NotificationPreferences(Base):
+    """How a user wants to hear about each kind of notification, and the weekly report.
+
+    No row means the defaults: every kind emailed at once, the weekly report emailed.
+    """
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    #: kind -> "now", "digest" or "off"; a kind not listed is emailed at once.
+    email_by_kind: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    weekly_report_email: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    #: When the last daily digest went out: the next waits a day after it.
+    digest_sent_at: Mapped[datetime | None]
+    updated_at: Mapped[UpdatedAt]
 
 
 class Operator(Base):

@@ -27,7 +27,7 @@ from app.models import (
     User,
     WorkflowExecution,
 )
-from app.notifications import send_email
+from app.notifications import send_email, weekly_report_by_email
 from app.performance import post_records
 from app.report_math import ExecutionRecord, WeeklyReport, build_report
 from app.runtime import Runtime
@@ -94,7 +94,8 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
             reauth_platforms=reauth,
         )
         entry = _store(session, user_id, key, report.as_content(), now=runtime.now())
-        send = runtime.settings.smtp_host is not None and not _already_sent(session, user_id, key)
+        send = (runtime.settings.smtp_host is not None and weekly_report_by_email(session, user_id)
+                and not _already_sent(session, user_id, key))
 
     if send:
         _email(runtime, user_id, email, key, report)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import PRUNE_OLD_CLAIMS
-from app.notifications import send_pending_emails
+from app.notifications import send_daily_digests, send_pending_emails
 from app.runtime import Runtime
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.executions import REQUEUE_STALE_EXECUTIONS
@@ -47,6 +47,7 @@ def _recover_posts(tick: Tick) -> Sequence[Intent]:
 def _send_emails(tick: Tick) -> Sequence[Intent]:
     if tick.runtime.settings.smtp_host:
         send_pending_emails(tick.runtime.session_factory, tick.runtime.settings, tick.now)
+        send_daily_digests(tick.runtime.session_factory, tick.runtime.settings, tick.now)
     return []
 
 
@@ -58,7 +59,7 @@ RECOVER_STUCK_POSTS = Step(
 
 SEND_PENDING_EMAILS = Step(
     "send_pending_emails",
-    "Email notifications not emailed yet (when SMTP is configured)",
+    "Email notifications not emailed yet, and the day's digests (when SMTP is configured)",
     _send_emails)
 
 SWEEP_STUCK_POSTS = PeriodicJob(
