@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.advice import applied_since
 from app.audit import record
 from app.errors import NotFound
 from app.jobs.spec import PeriodicJob
@@ -72,6 +73,7 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
                    WorkflowExecution.created_at < week_end)
             .order_by(WorkflowExecution.id)
         ).all()
+        applied = applied_since(reads, user_id, start, week_end)
         reauth = reads.scalars(
             select(PlatformAccount.platform)
             .where(PlatformAccount.user_id == user_id, PlatformAccount.status != AccountStatus.ACTIVE)
@@ -92,6 +94,7 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
             previous_posts=[p for p in posts if p.scheduled_at < start],
             frequency=frequency,
             reauth_platforms=reauth,
+            applied=applied,
         )
         entry = _store(session, user_id, key, report.as_content(), now=runtime.now())
         send = (runtime.settings.smtp_host is not None and weekly_report_by_email(session, user_id)
@@ -160,6 +163,10 @@ def render_email(report: WeeklyReport) -> str:
     if report.recommendations:
         lines.append("Recommendations:")
         lines += [f"- {sentence}" for sentence in report.recommendations]
+        lines.append("")
+    if report.applied_advice:
+        lines.append("Advice you applied:")
+        lines += [f"- {sentence}" for sentence in report.applied_advice]
         lines.append("")
     if report.top:
         lines.append("Best posts:")

@@ -218,3 +218,41 @@ def test_no_email_without_smtp(sessions, vault, settings, outbox) -> None:  # ty
 
     assert outbox[0] == []
     assert "report.sent" not in audit_actions(sessions)
+
+
+def test_applying_advice_changes_the_setting_once_and_the_next_report_judges_it(
+        settings: Settings, sessions: sessionmaker[Session], vault: TokenVault) -> None:
+    from app.advice import apply_change
+    from app.errors import ValidationError
+    from app.models import UserSettings
+
+    runtime = make_runtime(settings, sessions, vault)
+    user_id = make_user(sessions, vault)
+    seed_week(sessions, user_id)
+    entry = weekly_report_for_user(runtime, user_id, WEEK_END)
+    [change] = [c for c in entry.content["changes"] if c["setting"] == "posting_time"]
+    assert change["sentence"] == MOVE_SENTENCE
+    index = entry.content["changes"].index(change)
+    applied_at = WEEK_END + timedelta(hours=1)
+    with sessions.begin() as session:
+        apply_change(session, user_id, entry.key, index, now=applied_at, actor="user:ada")
+    with sessions() as session:
+        row = session.scalars(select(UserSettings).where(UserSettings.user_id == user_id)).one()
+        assert row.posting_times["twitter"] == ["17:00"]
+        actions = session.scalars(select(AuditLog.action).where(AuditLog.user_id == user_id)).all()
+        assert {"user.updated", "advice.applied"} <= set(actions)
+    with sessions.begin() as session, pytest.raises(ValidationError, match="applied already"):
+        apply_change(session, user_id, entry.key, index, now=applied_at, actor="user:ada")
+    with sessions.begin() as session, pytest.raises(NotFound):
+        apply_change(session, user_id + 1, entry.key, index, now=applied_at, actor="user:eve")
+
+    # The week after: posts at the new time engage 4 %; the report says the change helped.
+    with sessions.begin() as session:
+        for day in (23, 24):
+            add_post(session, user_id, datetime(2026, 11, day, 16, 0, tzinfo=UTC), rate=0.04)
+        session.execute(AuditLog.__table__.update().where(AuditLog.action == "advice.applied")
+                        .values(created_at=applied_at))
+    following = weekly_report_for_user(runtime, user_id, WEEK_END + timedelta(days=7))
+    [sentence] = following.content["applied_advice"]
+    assert sentence.startswith("You applied the advice of 22 Nov (moving your X posting time from 09:00 to 17:00)")
+    assert "it helped" in sentence
