@@ -26,6 +26,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.charts import assets_blueprint
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
 from app.websecurity import csp_nonce
@@ -40,7 +41,11 @@ BLUEPRINTS: tuple[str, ...] = (
     "portal.home",
     "portal.auth",
     "portal.posts",
+    "portal.reports",
+    "portal.notifications",
     "portal.settings",
+    "portal.data",
+    "portal.dashboard",
 )
 
 #: The portal's session cookie: its own name (the admin's is ``autopilot_admin``) and path.
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
                                message="There is nothing here, or it is not yours."), 404
 
     init_security_headers(app, inline_styles=False)
+    app.register_blueprint(assets_blueprint())
     nav: list[tuple[str, str]] = []
     for name in BLUEPRINTS:
         module = importlib.import_module(name)
