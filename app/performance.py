@@ -113,6 +113,8 @@ class Figure:
     counts: PostFilter
     #: "count", "rate" (a fraction shown as a percentage) or "number".
     kind: str = "count"
+    #: A fall is good news (posts sent to review).
+    lower_is_better: bool = False
 
     @property
     def change_pct(self) -> float | None:
@@ -202,7 +204,7 @@ def period_figures(records: Sequence[PostRecord], previous: Sequence[PostRecord]
         Figure("on_time", "Published on time", on_time, on_time_before,
                PostFilter(since, until, status=PostStatus.PUBLISHED, only="on_time")),
         Figure("reviewed", "Sent to review", counts.reviewed, before.reviewed,
-               PostFilter(since, until, status=PostStatus.NEEDS_REVIEW)),
+               PostFilter(since, until, status=PostStatus.NEEDS_REVIEW), lower_is_better=True),
         Figure("impressions", "Impressions", stats.impressions, stats_before.impressions,
                PostFilter(since, until, status=PostStatus.PUBLISHED, only="measured"), kind="number"),
         Figure("engagement_rate", "Engagement rate", stats.engagement_rate, stats_before.engagement_rate,

@@ -8,69 +8,21 @@ none of the second user's posts may move any of the first user's figures.
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.crypto import TokenVault
 from app.models import PlatformAccount, Post, ProviderHold
 from app.performance import PERIODS_DAYS, Dashboard, dashboard, post_url
-from app.statuses import AccountStatus, PostStatus, ReviewReason
+from app.statuses import AccountStatus, PostStatus
 from tests.factories import make_user
+from tests.history import LOCAL_HOURS, ZONE, seed_history
 
-ZONE = "America/New_York"
 #: Thursday 26 November 2026, 15:00 UTC: the 90-day period includes 1 November's DST change.
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-HISTORY_DAYS = 730
-LOCAL_HOURS = (8, 9, 12, 17, 20)
-
-
-def seed_history(sessions: sessionmaker[Session], user_id: int, seed: int, *, zone: str = ZONE) -> int:
-    """Two years of daily posts on X and LinkedIn ending at NOW (plus a week ahead), by bulk insert.
-
-    Mostly published (a few late, a few never seen), some sent to review, failed or cancelled;
-    engagement varies by hour so the heatmap has a shape. Returns the rows inserted.
-    """
-    rng = random.Random(seed)
-    tz = ZoneInfo(zone)
-    rows = []
-    first = (NOW - timedelta(days=HISTORY_DAYS)).astimezone(tz).date()
-    for offset in range(HISTORY_DAYS + 7):
-        day = first + timedelta(days=offset)
-        for platform in ("twitter", "linkedin"):
-            hour = rng.choice(LOCAL_HOURS)
-            at = datetime.combine(day, time(hour, rng.choice((0, 30))), tz).astimezone(UTC)
-            row = {"user_id": user_id, "platform": platform, "text": f"{platform} post of {day}",
-                   "topic": rng.choice(("python", "postgres", "ops")), "scheduled_at": at, "slot_at": at,
-                   "status": PostStatus.SCHEDULED, "published_at": None, "external_id": None,
-                   "impressions": None, "likes": None, "shares": None, "comments": None,
-                   "review_reason": None}
-            if at < NOW:
-                roll = rng.random()
-                if roll < 0.06:
-                    row.update(status=PostStatus.NEEDS_REVIEW, review_reason=ReviewReason.OUTCOME_UNKNOWN)
-                elif roll < 0.09:
-                    row.update(status=PostStatus.FAILED)
-                elif roll < 0.11:
-                    row.update(status=PostStatus.CANCELLED)
-                else:
-                    delay = timedelta(seconds=rng.choice((2, 5, 30, 60, 61, 300)))
-                    impressions = 0 if rng.random() < 0.05 else rng.randint(100, 5000)
-                    rate = (0.01 + 0.004 * LOCAL_HOURS.index(hour)) * rng.uniform(0.5, 1.5)
-                    interactions = round(impressions * rate)
-                    likes = interactions // 2
-                    row.update(status=PostStatus.PUBLISHED, published_at=at + delay,
-                               external_id=f"{user_id}-{platform}-{offset}", impressions=impressions,
-                               likes=likes, shares=(interactions - likes) // 2,
-                               comments=interactions - likes - (interactions - likes) // 2)
-            rows.append(row)
-    with sessions.begin() as session:
-        session.execute(insert(Post), rows)
-    return len(rows)
 
 
 @pytest.fixture
@@ -79,8 +31,8 @@ def history(sessions: sessionmaker[Session], vault: TokenVault) -> dict[str, int
                 "posting_times": {"twitter": ["09:00"], "linkedin": ["17:00"]}}
     ada = make_user(sessions, vault, "ada@example.com", settings=settings, connect=("twitter", "linkedin"))
     bob = make_user(sessions, vault, "bob@example.com", settings=settings, connect=("twitter",))
-    seed_history(sessions, ada, seed=1)
-    seed_history(sessions, bob, seed=2)
+    seed_history(sessions, ada, NOW, seed=1)
+    seed_history(sessions, bob, NOW, seed=2)
     return {"ada": ada, "bob": bob}
 
 

@@ -78,12 +78,17 @@
       }), backgroundColor: s.cells.map(function (c) {
         return "rgba(0, 114, 178, " + (0.25 + 0.75 * c.share).toFixed(2) + ")";
       }), borderColor: s.color}];
+      // Half a step of room around the grid; one tick per row and column, on the whole numbers.
+      var wholeTicks = function (labels) {
+        return function (axis) { axis.ticks = labels.map(function (_, i) { return {value: i}; }); };
+      };
       options.scales.x = {type: "linear", min: -0.5, max: x.labels.length - 0.5,
-        title: {display: !!x.title, text: x.title},
-        ticks: {stepSize: 1, autoSkip: true, maxRotation: 0,
+        title: {display: !!x.title, text: x.title}, afterBuildTicks: wholeTicks(x.labels),
+        ticks: {autoSkip: true, maxRotation: 0,
                 callback: function (v) { return x.labels[v] === undefined ? "" : x.labels[v]; }}};
       options.scales.y = {type: "linear", min: -0.5, max: spec.y.labels.length - 0.5, reverse: true,
-        ticks: {stepSize: 1, callback: function (v) { return spec.y.labels[v] === undefined ? "" : spec.y.labels[v]; }}};
+        afterBuildTicks: wholeTicks(spec.y.labels), grid: {display: false},
+        ticks: {autoSkip: false, callback: function (v) { return spec.y.labels[v] === undefined ? "" : spec.y.labels[v]; }}};
       options.plugins.legend.display = false;
       options.plugins.tooltip.callbacks.label = function (item) {
         var c = item.raw;
