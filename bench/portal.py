@@ -13,6 +13,11 @@ too), plus one post's page. The p95 of each page is printed against the target (
 
     python -m bench.portal                     # about 2 minutes on a 2-core machine
     python -m bench.portal --posts 200000 --rounds 10
+
+``--dashboard`` measures the dashboard instead, one page per period (``/?days=7``, 30, 90), for a
+user with two years of daily posts on two platforms (30 metric snapshots each) among the
+million, against its own target (150 ms), and prints every query plan of each period with what
+is wrong in it (a sequential scan of a table read by the page, an estimate far off).
 """
 
 from __future__ import annotations
@@ -73,6 +78,55 @@ FROM generate_series(1, :count) g,
                           ELSE CAST(:now AS timestamptz) - g * interval '1 hour' END AS at) s
 """
 
+#: ``--dashboard``: the bench user's history, two posts a day (X at 09:00 and LinkedIn at 17:00
+#: Paris time, give or take) for :data:`DASHBOARD_DAYS` days, published with figures; a week ahead scheduled.
+DASHBOARD_DAYS = 730
+#: ``--dashboard``: metric snapshots per published post.
+DASHBOARD_SNAPSHOTS = 30
+#: ``--dashboard``: the target p95 of each period's page, in milliseconds.
+DASHBOARD_TARGET_P95_MS = 150.0
+#: ``--dashboard``: the periods measured.
+DASHBOARD_PAGES = ("/?days=7", "/?days=30", "/?days=90")
+
+_DASHBOARD_POSTS = """
+INSERT INTO posts (user_id, platform, text, origin, status, scheduled_at, slot_at, published_at, external_id,
+                   attempts, impressions, likes, shares, comments, engagement_rate, metrics_updated_at,
+                   created_at, updated_at)
+SELECT :user_id, p.platform, 'dashboard post ' || d || ' ' || p.platform, 'autonomous',
+       CASE WHEN d > 0 THEN 'published' ELSE 'scheduled' END, s.at, s.at,
+       CASE WHEN d > 0 THEN s.at + (d % 90) * interval '1 second' END,
+       CASE WHEN d > 0 THEN 'dash-' || p.platform || '-' || d END, 0,
+       CASE WHEN d > 0 THEN 200 + (d * 37) % 4000 END, CASE WHEN d > 0 THEN (d * 7) % 60 END,
+       CASE WHEN d > 0 THEN d % 5 END, CASE WHEN d > 0 THEN d % 3 END, NULL,
+       CASE WHEN d > 0 THEN CAST(:now AS timestamptz) END, :now, :now
+FROM generate_series(-6, :days) d,
+     (VALUES ('twitter', interval '8 hours'), ('linkedin', interval '16 hours')) AS p(platform, hour),
+     LATERAL (SELECT date_trunc('day', CAST(:now AS timestamptz)) - d * interval '1 day' + p.hour
+                     + (d % 4) * interval '1 hour' AS at) s
+"""
+
+_DASHBOARD_SNAPSHOTS = """
+INSERT INTO metric_snapshots (post_id, age, taken_at, impressions, likes, shares, comments, engagement_rate,
+                              simulated)
+SELECT p.id, 'd' || lpad(n::text, 2, '0'), p.published_at + n * interval '1 day',
+       p.impressions * n / :snapshots, p.likes * n / :snapshots, p.shares, p.comments, 0.0, false
+FROM posts p, generate_series(1, :snapshots) n
+WHERE p.user_id = :user_id AND p.status = 'published'
+"""
+
+#: ``--dashboard``: every user's two accounts and a month of notifications, so the dashboard's
+#: reads of those tables are planned on tables of a deployment's shape, not on empty ones.
+_DASHBOARD_NEIGHBOURS = ("""
+INSERT INTO platform_accounts (user_id, platform, handle, access_token_encrypted, status, created_at, updated_at)
+SELECT u.id, p.platform, 'h' || u.id, 'not-a-token', 'active', :now, :now
+FROM users u, (VALUES ('twitter'), ('linkedin')) AS p(platform)
+""", """
+INSERT INTO notifications (user_id, kind, severity, subject, body, created_at, email_delivery, read_at)
+SELECT u.id, 'generation_failed', 'warning', 'Nothing generated', 'The writer failed.',
+       CAST(:now AS timestamptz) - g * interval '1 day', 'now', CASE WHEN g > 2 THEN CAST(:now AS timestamptz) END
+FROM users u, generate_series(1, 30) g
+""")
+
 _SETTINGS = """
 INSERT INTO user_settings (user_id, enable_autonomous_mode, timezone, preferred_platforms, content_frequency,
                            posting_times, brand_voice, creativity_level, topics, language, country,
@@ -84,8 +138,11 @@ FROM users
 """
 
 
-def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime) -> int:
-    """Fill a migrated database; the bench user's id."""
+def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime, dashboard: bool = False) -> int:
+    """Fill a migrated database; the bench user's id. With ``dashboard``, the bench user's posts
+    are the dashboard's two years of daily history (``user_posts`` is ignored) with snapshots."""
+    if dashboard:
+        user_posts = 2 * (DASHBOARD_DAYS + 7)
     from app.db import make_engine
 
     engine = make_engine(url)
@@ -101,9 +158,16 @@ def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime) -
             def load(c: Connection) -> None:
                 insert_future(c, rest // 2, now, users)
                 insert_past(c, rest - rest // 2, "mixed", now, users)
-                c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now})
+                if dashboard:
+                    c.execute(text(_DASHBOARD_POSTS), {"user_id": user_id, "days": DASHBOARD_DAYS, "now": now})
+                else:
+                    c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now})
 
             fast_load(conn, load)
+            if dashboard:
+                conn.execute(text(_DASHBOARD_SNAPSHOTS), {"user_id": user_id, "snapshots": DASHBOARD_SNAPSHOTS})
+                for statement in _DASHBOARD_NEIGHBOURS:
+                    conn.execute(text(statement), {"now": now})
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
     finally:
@@ -242,8 +306,9 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
-def print_plans(url: str, page: str) -> None:
-    """``EXPLAIN (ANALYZE)`` of every query ``page`` sends, signed in as the bench user."""
+def print_plans(url: str, page: str, *, tables: tuple[str, ...] = ("posts",)) -> bool:
+    """``EXPLAIN (ANALYZE)`` of every query ``page`` sends, signed in as the bench user, with what
+    is wrong in each; whether every plan read ``tables`` through an index (no sequential scan)."""
     from werkzeug.test import Client
 
     from app.config import Settings
@@ -262,16 +327,20 @@ def print_plans(url: str, page: str) -> None:
     match = _CSRF.search(form)
     assert match
     client.post(f"/signin/{token}", data={"csrf_token": match.group(1)})
-    with explained(app.extensions["portal"].engine, tables=("posts", "users", "user_sessions", "user_settings")) as out:
+    read = tuple(dict.fromkeys(("posts", "users", "user_sessions", "user_settings", *tables)))
+    with explained(app.extensions["portal"].engine, tables=read) as out:
         response = client.get(page)
     assert response.status_code == 200, response.status_code
-    print(f"\nQuery plans of the slowest page, {page} ({len(out.plans)} queries):")
+    print(f"\nQuery plans of {page} ({len(out.plans)} queries):")
+    clean = True
     for plan in out.plans:
         print("  " + " ".join(plan.statement.split())[:160])
         print("\n".join("    " + line for line in plan.render().splitlines()))
-        found = plan.problems(tables=("posts",))
+        found = plan.problems(tables=tables)
+        clean &= not any("no index" in problem for problem in found)
         print("    problems: " + ("; ".join(found) if found else "none"))
     app.extensions["portal"].engine.dispose()
+    return clean
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,8 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="other users")
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
-    parser.add_argument("--target-ms", type=float, default=DEFAULT_TARGET_P95_MS)
+    parser.add_argument("--target-ms", type=float, default=None,
+                        help=f"p95 target (default {DEFAULT_TARGET_P95_MS:g}, {DASHBOARD_TARGET_P95_MS:g} with --dashboard)")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="measure the dashboard's periods for a user with two years of daily posts")
     args = parser.parse_args(argv)
+    if args.target_ms is None:
+        args.target_ms = DASHBOARD_TARGET_P95_MS if args.dashboard else DEFAULT_TARGET_P95_MS
 
     from app.migrate import upgrade
     from tests.services import create_pg_database, drop_pg_database
@@ -293,13 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
         started = time.monotonic()
         user_id = build(url, posts=args.posts, user_posts=args.user_posts, users=args.users,
-                        now=datetime.now(UTC))
-        print(f"built {args.posts:,} posts ({args.user_posts:,} of the bench user) in "
-              f"{time.monotonic() - started:.1f} s", flush=True)
+                        now=datetime.now(UTC), dashboard=args.dashboard)
+        mine = 2 * (DASHBOARD_DAYS + 7) if args.dashboard else args.user_posts
+        print(f"built {args.posts:,} posts ({mine:,} of the bench user"
+              + (f", {DASHBOARD_SNAPSHOTS} metric snapshots of each published one" if args.dashboard else "")
+              + f") in {time.monotonic() - started:.1f} s", flush=True)
         port = free_port()
         process = start_web(url, port)
         print(f"web: {web_command()}  (PORT={port})", flush=True)
-        page_list = pages(url, user_id)
+        page_list = list(DASHBOARD_PAGES) if args.dashboard else pages(url, user_id)
         load_before = os.getloadavg()[0]
         timings = load(f"http://127.0.0.1:{port}", url, page_list, args.clients, args.rounds)
         load_after = os.getloadavg()[0]
@@ -320,7 +396,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{max(values):>8.1f}  {'OK' if ok else 'OVER'}")
             if page_p95 > worst[1]:
                 worst = (page, page_p95)
-        print_plans(url, worst[0])
+        if args.dashboard:
+            # provider_holds has a row per paused provider (a handful): a sequential scan is its plan.
+            tables = ("posts", "platform_accounts", "notifications", "user_settings")
+            for page in page_list:
+                failed |= not print_plans(url, page, tables=tables)
+        else:
+            print_plans(url, worst[0])
         return 1 if failed else 0
     finally:
         if process is not None:
