@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import PlatformAccount, Post, ProviderHold, User
-from app.platforms import PLATFORMS, display_name
+from app.platforms import PLATFORMS, display_name, publisher_provider
 from app.report_math import (
     EngagementStats,
     PostRecord,
@@ -304,11 +304,6 @@ def account_states(session: Session, user_id: int, now: datetime) -> list[Accoun
             state = "connected"
         states.append(AccountState(a.platform, a.handle, state, expires))
     return states
-
-
-def publisher_provider(platform: str) -> str:
-    """The provider name a platform's pauses are recorded under (its publisher's module: "x")."""
-    return PLATFORMS[platform].publisher_factory.split(":")[0].rsplit(".", 1)[-1]
 
 
 def pauses_affecting(session: Session, user_id: int, now: datetime) -> list[Pause]:

@@ -91,3 +91,9 @@ def display_name(key: str) -> str:
     """"X" for twitter, "LinkedIn" for linkedin; an unknown key as it is."""
     platform = PLATFORMS.get(key)
     return platform.display_name if platform is not None else key
+
+
+def publisher_provider(key: str) -> str:
+    """The provider name a platform's pauses are recorded under: its publisher's module ("x",
+    "linkedin"), as the publishers name themselves in an ``OperatorProblem``."""
+    return get_platform(key).publisher_factory.split(":")[0].rsplit(".", 1)[-1]
