@@ -100,14 +100,15 @@ def notify_paused_users(session: Session, provider: str, until: datetime, now: d
     else:
         users = select(UserSettings.user_id).where(UserSettings.enable_autonomous_mode.is_(True))
         what = "Your autopilot's research and writing"
+    name = " and ".join(display_name(key) for key in platforms) if platforms else provider
+    subject = f"{name} is paused until {until:%d %b %H:%M} UTC"
+    # Once a day per provider (the subject names it): a renewed pause is not news.
     already = set(session.scalars(select(Notification.user_id).where(
         Notification.kind == NOTIFY_PROVIDER_PAUSED, Notification.created_at >= now - DEFAULT_OPERATOR_RENOTIFY,
-        Notification.user_id.is_not(None))))
+        Notification.subject.startswith(f"{name} is paused"), Notification.user_id.is_not(None))))
     ids = [user_id for user_id in session.scalars(users) if user_id not in already]
     chosen = dict(session.execute(select(NotificationPreferences.user_id, NotificationPreferences.email_by_kind)
                                   .where(NotificationPreferences.user_id.in_(ids))).all()) if ids else {}
-    name = " and ".join(display_name(key) for key in platforms) if platforms else provider
-    subject = f"{name} is paused until {until:%d %b %H:%M} UTC"
     body = (f"{what} wait: the operator paused {name} after a problem only they can fix, until "
             f"{until:%Y-%m-%d %H:%M} UTC. Nothing is lost; the autopilot tries again then.")
     if ids:
