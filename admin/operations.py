@@ -17,24 +17,22 @@ from typing import Any
 from flask import Flask, Response, abort, flash, jsonify, redirect, request, url_for
 from flask_admin import Admin, BaseView, expose
 from flask_admin.form import SecureForm
-from sqlalchemy.orm import Session, sessionmaker
 from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
-from actors.messages import send_manual_run
+from actors.messages import ACTOR_PARAMETERS, send_manual_run
 from admin.auth import OperatorRequired, current_actor
 from admin.ext import database
-from admin.opsctx import ops
-from app.broker import QUEUES
 from app.charts import time_chart
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.ops.actions import act_on_dead_letters, rerun_slot
 from app.ops.check import SUCCESS_WINDOW, Thresholds, problems, snapshot_dict, take_snapshot
 from app.ops.deadletters import dead_letters
-from app.ops.history import RANGES, charts
+from app.ops.history import RANGES, buckets, charts
 from app.ops.sampling import record_sample
 from app.ops.stats import failed_slots, last_and_next_runs, publishing_stats
+from app.queues import QUEUES
 
 #: Seconds between two refreshes of the figures (the charts refresh every minute).
 REFRESH_SECONDS = 5
@@ -52,7 +50,7 @@ class DeadLetterForm(SecureForm):
 
 
 def _snapshot() -> dict[str, Any]:
-    context = ops()
+    context = database()
     client = context.client()
     now = utcnow()
     assert client is not None, "the views check for a broker first"
@@ -73,11 +71,13 @@ def _snapshot() -> dict[str, Any]:
 
 def _render_charts(range_name: str) -> list[Any]:
     now = utcnow()
-    with ops().read_sessions() as session:
+    with database().read_sessions() as session:
         data = charts(session, now, range_name)
     r = data["range"]
-    # One axis for every chart of the range: the same UTC span, whatever each chart's buckets.
-    span = {"start": now - RANGES[r].span, "end": now}
+    # One axis for every chart of the range: the same UTC span, whatever each chart's buckets,
+    # ending where the current hour's bucket ends (its bar, drawn mid-bucket, stays inside).
+    end = buckets(now, RANGES[r].bucket, RANGES[r].bucket)[0] + RANGES[r].bucket
+    span = {"start": end - RANGES[r].span, "end": end}
     views = [
         time_chart(f"chart-published-{r}", f"Posts published per hour ({r})", data["published"],
                    kind="bar", unit="count", **span),
@@ -100,7 +100,7 @@ class OperationsView(OperatorRequired, BaseView):
 
     @expose("/")
     def index(self) -> Any:
-        client = ops().client()
+        client = database().client()
         range_name = request.args.get("range", "24h")
         if range_name not in RANGES:
             abort(404)
@@ -108,9 +108,9 @@ class OperationsView(OperatorRequired, BaseView):
             return self.render("autopilot/operations.html", unavailable=True)
         data = _snapshot()
         now = utcnow()
-        with ops().read_sessions() as session:
+        with database().read_sessions() as session:
             failed = failed_slots(session, now - RANGES["7d"].span, now)
-        letters = {q: dead_letters(client, q, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
+        letters = {q: dead_letters(client, q, parameters=ACTOR_PARAMETERS, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
         return self.render("autopilot/operations.html", unavailable=False, data=data, failed=failed,
                            letters=letters, charts=_render_charts(range_name), range_name=range_name,
                            ranges=list(RANGES), refresh_seconds=REFRESH_SECONDS, rerun_form=RerunForm,
@@ -118,7 +118,7 @@ class OperationsView(OperatorRequired, BaseView):
 
     @expose("/data.json")
     def data(self) -> Response:
-        if ops().client() is None:
+        if database().client() is None:
             return jsonify(error="REDIS_URL not set: the in-process broker has no state to show"), 503
         import json
 
@@ -137,7 +137,7 @@ class OperationsView(OperatorRequired, BaseView):
         if not form.validate():
             flash("Re-run refused: the form was stale or incomplete, reload and try again.", "error")
             return redirect(url_for(".index"))
-        context = ops()
+        context = database()
         try:
             slot = datetime.fromisoformat(form.slot.data or "").astimezone(UTC)
             broker = context.broker()
@@ -158,7 +158,7 @@ class OperationsView(OperatorRequired, BaseView):
         if not form.validate():
             flash("Refused: the form was stale, reload and try again.", "error")
             return redirect(url_for(".index"))
-        client = ops().client()
+        client = database().client()
         if client is None or queue not in QUEUES or verb not in ("requeue", "purge"):
             abort(404)
         ids = request.form.getlist("id") or None
@@ -168,10 +168,9 @@ class OperationsView(OperatorRequired, BaseView):
         return redirect(url_for(".index"))
 
 
-def init_app(app: Flask, panel: Admin, write_sessions: sessionmaker[Session]) -> None:
-    """Register the Operations page, its settings and the health/metrics endpoints on ``app``."""
-    from admin import health, opsctx
+def init_app(app: Flask, panel: Admin) -> None:
+    """Register the Operations page and the health/metrics endpoints on ``app``."""
+    from admin import health
 
-    opsctx.init_app(app, write_sessions)
     app.register_blueprint(health.bp)
     panel.add_view(OperationsView(name="Operations", endpoint="operations", url="/admin/operations"))

@@ -48,7 +48,6 @@ from admin.review import ReviewQueueView
 from admin.users import UserView
 from app.clock import utcnow
 from app.errors import ValidationError
-from app.lifecycle import why_late
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -63,6 +62,7 @@ from app.models import (
     WorkflowExecution,
 )
 from app.platforms import KNOWN_PLATFORMS
+from app.posts import why_late
 from app.providers.sandbox import is_sandbox_id
 from app.users import set_account_status
 from app.websecurity import csp_nonce

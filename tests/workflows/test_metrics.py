@@ -18,12 +18,13 @@ from app.providers.errors import AuthError, ProviderError, RateLimited
 from app.providers.sandbox import SandboxPublisher, simulated_metrics
 from app.runtime import Runtime
 from app.workflows.metrics import (
-    DEFAULT_METRICS_BATCH,
+    POSTS_PER_METRICS_CALL,
     collect_metrics_for_user,
     snapshot_age,
     users_with_metrics_due,
 )
 from tests import factories
+from tests.factories import make_user
 
 #: What the recording publisher reports for every post: 50 interactions on 1000 impressions.
 FIGURES = PostMetrics(impressions=1000, likes=30, shares=12, comments=8)
@@ -67,15 +68,6 @@ class RecordingPublisher:
 def make_runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault, now: datetime,
                  **publishers: Publisher) -> Runtime:
     return factories.make_runtime(settings, sessions, vault, clock=lambda: now, publishers=publishers)
-
-
-def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com",
-              platforms: tuple[str, ...] = ("twitter", "linkedin")) -> int:
-    """A Berlin user posting at 09:00, with an account on each of ``platforms``."""
-    return factories.make_user(sessions, vault, email, connect=platforms, settings={
-        "timezone": "Europe/Berlin", "preferred_platforms": list(platforms),
-        "posting_times": {p: ["09:00"] for p in platforms}, "topics": ["postgres"],
-        "enable_autonomous_mode": True})
 
 
 def add_posts(sessions: sessionmaker[Session], user_id: int, published_at: list[datetime], *,
@@ -136,7 +128,7 @@ def test_250_posts_are_fetched_in_three_calls_of_at_most_100_ids(sessions, vault
     counts = collect_metrics_for_user(runtime, user, now)
 
     assert [len(call) for call in twitter.calls] == [100, 100, 50]
-    assert all(len(call) <= DEFAULT_METRICS_BATCH for call in twitter.calls)
+    assert all(len(call) <= POSTS_PER_METRICS_CALL for call in twitter.calls)
     asked = [i for call in twitter.calls for i in call]
     assert len(asked) == len(set(asked)) == 250
     assert counts == {"due": 250, "calls": 3, "snapshots": 250, "by_age": {"24h": 250, "7d": 0},
@@ -228,7 +220,7 @@ def test_one_platform_failing_does_not_stop_the_other(sessions, vault, settings,
 
 
 def test_auth_error_changes_nothing(sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault, platforms=("twitter",))
+    user = make_user(sessions, vault, connect=("twitter",))
     [tweet] = add_posts(sessions, user, [now - timedelta(hours=1)])
     runtime = make_runtime(settings, sessions, vault, now, twitter=RecordingPublisher("twitter", error=AuthError("401")))
 
@@ -277,7 +269,7 @@ def test_posts_the_platform_no_longer_has_are_counted_missing(sessions, vault, s
 
 
 def test_sandbox_figures_are_stored_as_simulated(sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault, platforms=("twitter",))
+    user = make_user(sessions, vault, connect=("twitter",))
     [tweet] = add_posts(sessions, user, [now - timedelta(hours=4)])
     runtime = make_runtime(settings, sessions, vault, now, twitter=SandboxPublisher("twitter"))
 
@@ -297,7 +289,7 @@ def test_sandbox_figures_are_stored_as_simulated(sessions, vault, settings, now)
 def test_collection_is_idempotent_on_sqlite_too(engine, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
     # The embedded database runs the same upsert path as PostgreSQL (ON CONFLICT DO NOTHING).
     sessions = make_session_factory(engine)
-    user = make_user(sessions, vault, platforms=("twitter",))
+    user = make_user(sessions, vault, connect=("twitter",))
     add_posts(sessions, user, [now - timedelta(hours=1), now - timedelta(days=7, hours=1)])
     runtime = make_runtime(settings, sessions, vault, now, twitter=SandboxPublisher("twitter"))
 

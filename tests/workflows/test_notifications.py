@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.errors import ConfigError, ValidationError
-from app.lifecycle import NOTIFY_REVIEW_QUEUE
+from app.workflows.publish_outcomes import NOTIFY_REVIEW_QUEUE
 from app.models import AuditLog, Notification
 from app.notifications import (
     USER_KINDS,
