@@ -117,8 +117,8 @@ class OperationsCollector(Collector):
             runs.add_metric([j.name, j.queue], j.runs)
             failures.add_metric([j.name, j.queue], j.failed)
             over.add_metric([j.name, j.queue], j.over_time_limit)
-            if j.success_rate is not None:
-                rate.add_metric([j.name, j.queue], j.success_rate / 100)
+            if j.success_ratio is not None:
+                rate.add_metric([j.name, j.queue], j.success_ratio)
         yield from (runs, failures, over, rate)
         lateness = HistogramMetricFamily("autopilot_publish_lateness_seconds",
                                          "How late posts published in the last 24 h went out", labels=["platform"])
