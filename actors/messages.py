@@ -9,6 +9,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from app.intents import Intent, PublishPosts, RunSlot, RunUserStep
+from app.queues import Queue
 from app.workflows.jobs import JOBS
 
 #: Publish messages are sent this many ms before their second: Dramatiq's delayed messages
@@ -22,7 +23,7 @@ PUBLISH_ONE_ACTOR = "publish_post"
 #: The per-user actor of each fanning-out job, ``actor(execution_id)``, named as its job declares.
 PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
-MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", "legacy"
+MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", Queue.LEGACY
 
 
 def current_message_id() -> str | None:

@@ -26,7 +26,6 @@ from admin.auth import OperatorRequired, current_actor
 from admin.charts import chart
 from admin.ext import database
 from admin.opsctx import ops
-from app.broker import QUEUES
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.ops.actions import act_on_dead_letters, rerun_slot
@@ -35,6 +34,7 @@ from app.ops.deadletters import dead_letters
 from app.ops.history import RANGES, charts
 from app.ops.sampling import record_sample
 from app.ops.stats import failed_slots, last_and_next_runs, publishing_stats
+from app.queues import QUEUES
 
 #: Seconds between two refreshes of the figures (the charts refresh every minute).
 REFRESH_SECONDS = 5

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.broker import DEFAULT_TIME_LIMIT
+from app.broker import DEFAULT_TIME_LIMIT_MS
 from app.jobs import PeriodicJob
 from app.models import (
     AuditLog,
@@ -33,6 +33,7 @@ from app.models import (
     ReviewReason,
     WorkflowExecution,
 )
+from app.queues import Queue
 from app.workflows.jobs import JOBS
 
 #: The row of the posting queue's own unit of work, shown beside the jobs (one name on every page).
@@ -135,7 +136,7 @@ def _classify(name: str, queue: str, status: str, at: datetime, started: datetim
 
 
 def outcomes(session: Session, since: datetime, now: datetime, *, jobs: dict[str, PeriodicJob] = JOBS,
-             time_limit_ms: int = DEFAULT_TIME_LIMIT) -> list[Outcome]:
+             time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[Outcome]:
     """Every outcome in ``[since, now]``: the one definition behind the table, the chart,
     ``autopilot check`` and ``/metrics``. Publishing counts published posts as successes and
     posts handed to review for a failure (:data:`FAILURE_REVIEW_REASONS`) as failures."""
@@ -160,9 +161,9 @@ def outcomes(session: Session, since: datetime, now: datetime, *, jobs: dict[str
             select(Post.published_at, Post.publish_started_at)
             .where(Post.status == PostStatus.PUBLISHED, Post.published_at >= since, Post.published_at <= now)):
         duration = max(0.0, (published - started).total_seconds() * 1000) if started is not None else None
-        found.append(Outcome(PUBLISHING, "posting", published, ExecutionStatus.SUCCEEDED.value, duration))
+        found.append(Outcome(PUBLISHING, Queue.POSTING, published, ExecutionStatus.SUCCEEDED.value, duration))
     for (at,) in session.execute(_failures_to_publish(since, now, AuditLog.created_at)):
-        found.append(Outcome(PUBLISHING, "posting", at, ExecutionStatus.FAILED.value))
+        found.append(Outcome(PUBLISHING, Queue.POSTING, at, ExecutionStatus.FAILED.value))
     return found
 
 
@@ -189,13 +190,13 @@ def tally(stats: RunStats, outcome: Outcome) -> None:
 
 
 def job_stats(session: Session, since: datetime, now: datetime, *,
-              jobs: dict[str, PeriodicJob] = JOBS, time_limit_ms: int = DEFAULT_TIME_LIMIT) -> list[RunStats]:
+              jobs: dict[str, PeriodicJob] = JOBS, time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[RunStats]:
     """Per job: periodic slots claimed in the window, then per-user runs, then publishing."""
     table: dict[str, RunStats] = {name: RunStats(name, job.queue) for name, job in jobs.items()}
     for name, job in jobs.items():
         if job.per_user_name is not None:
             table[per_user_row(name)] = RunStats(per_user_row(name), job.queue)
-    table[PUBLISHING] = RunStats(PUBLISHING, "posting")
+    table[PUBLISHING] = RunStats(PUBLISHING, Queue.POSTING)
     for outcome in outcomes(session, since, now, jobs=jobs, time_limit_ms=time_limit_ms):
         tally(table.setdefault(outcome.name, RunStats(outcome.name, outcome.queue)), outcome)
     return list(table.values())
@@ -346,14 +347,14 @@ def last_and_next_runs(session: Session, now: datetime, jobs: dict[str, Periodic
     return result
 
 
-def _run_status(run: JobRun, now: datetime, time_limit_ms: int = DEFAULT_TIME_LIMIT) -> str:
+def _run_status(run: JobRun, now: datetime, time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> str:
     if run.status == ExecutionStatus.RUNNING and now - run.claimed_at > timedelta(milliseconds=time_limit_ms):
         return "stuck"
     return run.status
 
 
 def failed_slots(session: Session, since: datetime, now: datetime,
-                 time_limit_ms: int = DEFAULT_TIME_LIMIT) -> list[JobRun]:
+                 time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[JobRun]:
     """Slots in the window that failed, or still "running" past the time limit (message lost)."""
     stuck_before = now - timedelta(milliseconds=time_limit_ms)
     return list(session.scalars(select(JobRun).where(

@@ -25,6 +25,7 @@ from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
 from app.lifecycle import alert_review_queue, move_many, queue_in_batches
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
+from app.queues import Queue
 from app.runtime import Runtime
 from app.workflows.recovery import RECOVER_LOST_POSTS
 
@@ -91,7 +92,7 @@ CLAIM_DUE_POSTS = Step(
     _claim_due)
 
 DISPATCH_DUE_POSTS = PeriodicJob(
-    "dispatch_due_posts", "* * * * *", "posting",
+    "dispatch_due_posts", "* * * * *", Queue.POSTING,
     "Recover lost messages and interrupted publishes; hand the posts due in the next two minutes "
     "to the workers; catch up missed daily slots",
     steps=(RECOVER_LOST_POSTS, CLAIM_DUE_POSTS, CATCH_UP_MISSED_SLOTS),

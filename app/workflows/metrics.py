@@ -40,6 +40,7 @@ from app.models import (
 )
 from app.providers.base import PostMetrics
 from app.providers.errors import ProviderError
+from app.queues import Queue
 from app.runtime import Runtime
 from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS
 from app.workflows.executions import fan_out_step, run_execution
@@ -230,7 +231,7 @@ def collect_metrics(runtime: Runtime, execution_id: int, message_id: str | None 
 
 
 METRICS_COLLECTION = PeriodicJob(
-    WORKFLOW, "0 2 * * *", "metrics",
+    WORKFLOW, "0 2 * * *", Queue.METRICS,
     "Collect engagement for posts published in the last 24 hours and 7 days ago",
     steps=(fan_out_step("One metrics run per user with snapshots due", users_with_metrics_due),
            WARN_EXPIRING_ACCOUNTS),
