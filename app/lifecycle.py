@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
 from app.batches import keep_moved, tokens_by_post
+from app.error_tracking import report_publish_failure
 from app.intents import PublishPosts
 from app.models import LateReason, Post, PostStatus, ReviewReason
 from app.notifications import notify
@@ -273,6 +274,9 @@ def review(session: Session, claim: Claim, reason: ReviewReason, error: str, now
     record(session, "post.reviewed", user_id=claim.user_id, post_id=claim.post_id,
            details={"reason": reason, "error": error})
     alert_review_queue(session, claim.user_id, now)
+    # Final: the post will not be published without an operator (one Sentry event per post).
+    report_publish_failure(post_id=claim.post_id, user_id=claim.user_id, platform=claim.platform,
+                           reason=reason, error=error)
     return PublishOutcome("review", detail=f"{reason}: {error}")
 
 
