@@ -72,11 +72,18 @@ def observers(settings: Settings) -> tuple[list[dramatiq.Middleware], list[drama
     """What a worker on Redis adds for the operators: (listed first, listed last).
 
     The worker registry (``autopilot workers``), the minute's queue samples, why a message died
-    and, when enabled, Prometheus; none of it means anything on the in-process broker. Handed to
+    and, when enabled, Prometheus (none of it means anything on the in-process broker), and with
+    ``SENTRY_DSN`` the error tracking of every message. Handed to
     :func:`app.broker.build_broker` from here, so the broker does not import the ops figures.
     """
+    tracking: list[dramatiq.Middleware] = []
+    if settings.sentry_dsn:
+        from actors.tracking import ErrorTracking
+
+        # Last: its "after" hook runs before Retries re-sends the message (see actors.tracking).
+        tracking.append(ErrorTracking())
     if not settings.redis_url:
-        return [], []
+        return [], tracking
     from app.ops.failures import FailureNotes
     from app.ops.sampling import QueueSampler
     from app.ops.workers import WorkerRegistry
@@ -88,7 +95,7 @@ def observers(settings: Settings) -> tuple[list[dramatiq.Middleware], list[drama
 
         # Per-actor counters and durations, served by each worker on dramatiq_prom_port.
         last.append(Prometheus())
-    return [FailureNotes()], last
+    return [FailureNotes()], [*last, *tracking]
 
 
 def register(broker: Broker, settings: Settings) -> None:

@@ -41,6 +41,8 @@ DEFAULT_STALE_GRACE_MINUTES = 60
 DEFAULT_PORTAL_BASE_URL = "http://localhost:5000"
 #: Hours a portal sign-in lasts when ``PORTAL_SESSION_HOURS`` is unset (two weeks).
 DEFAULT_PORTAL_SESSION_HOURS = 14 * 24
+#: The shortest METRICS_BEARER_TOKEN accepted: a guessable token is no boundary.
+MIN_METRICS_TOKEN_CHARS = 24
 #: ``autopilot check`` fails when a queue holds at least this many messages (waiting + delayed).
 DEFAULT_OPS_QUEUE_DEPTH_MAX = 100
 #: ``autopilot check`` fails when a job's or queue's success rate over 24 h is below this (percent).
@@ -125,6 +127,10 @@ class Settings:
     ops_scheduler_silence_seconds: int = DEFAULT_OPS_SCHEDULER_SILENCE_SECONDS
     #: Add Dramatiq's own Prometheus middleware to workers (per-actor figures on port 9191).
     dramatiq_prometheus: bool = False
+    #: When set, ``/metrics`` answers only requests carrying ``Authorization: Bearer <this>``
+    #: (Prometheus: ``authorization: {credentials_file: ...}``), so the admin's public port
+    #: can serve it; unset, keep ``/metrics`` on the internal network.
+    metrics_bearer_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +172,9 @@ class Settings:
             _require_url(name, getattr(self, name.lower()), {"http", "https"})
         if self.sentry_dsn is not None:
             _require_url("SENTRY_DSN", self.sentry_dsn, {"http", "https"})
+        if self.metrics_bearer_token is not None and len(self.metrics_bearer_token) < MIN_METRICS_TOKEN_CHARS:
+            raise ConfigError("METRICS_BEARER_TOKEN", "(hidden)",
+                              f"at least {MIN_METRICS_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)")
         for key in self.token_encryption_keys:
             _require_fernet_key(key)
         if self.database_url.startswith("postgres") and not self.token_encryption_keys:

@@ -257,6 +257,21 @@ class JobRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class CatchUpSend(Base):
+    """A missed slot's catch-up message, sent: the minute tick sends each once, not every minute.
+
+    While no worker consumes a job's queue, the slot stays unclaimed, so without this row every
+    tick would send its catch-up again and the queue would grow by one message a minute. The
+    row is deleted once the slot's catch-up window is over (:mod:`app.jobs.upkeep`).
+    """
+
+    __tablename__ = "catch_up_sends"
+
+    job: Mapped[str] = mapped_column(String(60), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(primary_key=True)
+    sent_at: Mapped[datetime]
+
+
 class WorkflowExecution(Base):
     """One run of one workflow for one user (or for everyone, user_id NULL)."""
 

@@ -92,8 +92,8 @@ def test_metrics_parse_with_prometheus_client_and_carry_every_series(app: Flask,
     assert samples[("autopilot_posts", (("status", "published"),))] == 2
     assert samples[("autopilot_posts", (("status", "needs_review"),))] == 1
     assert samples[("autopilot_posts", (("status", "failed"),))] == 0
-    assert samples[("autopilot_job_failures_24h", (("job", "daily_generation"), ("queue", "autonomous")))] == 1
-    assert samples[("autopilot_job_success_ratio_24h", (("job", "daily_generation"), ("queue", "autonomous")))] == 0
+    assert samples[("autopilot_job_failures_24h", (("autopilot_job", "daily_generation"), ("queue", "autonomous")))] == 1
+    assert samples[("autopilot_job_success_ratio_24h", (("autopilot_job", "daily_generation"), ("queue", "autonomous")))] == 0
     lateness = families["autopilot_publish_lateness_seconds"]
     assert lateness.type == "histogram"
     buckets = {s.labels["le"]: s.value for s in lateness.samples
