@@ -23,6 +23,7 @@ from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
+from app.error_tracking import report_publish_failure
 from app.lifecycle import Claim, move, new_claim_token, stale_at
 from app.models import Post, PostStatus, ReviewReason
 from app.notifications import notify
@@ -100,6 +101,9 @@ def review(session: Session, claim: Claim, reason: ReviewReason, error: str, now
     record(session, "post.reviewed", user_id=claim.user_id, post_id=claim.post_id,
            details={"reason": reason, "error": error})
     alert_review_queue(session, claim.user_id, now)
+    # Final: the post will not be published without an operator (one Sentry event per post).
+    report_publish_failure(post_id=claim.post_id, user_id=claim.user_id, platform=claim.platform,
+                           reason=reason, error=error)
     return PublishOutcome("review", detail=f"{reason}: {error}")
 
 

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.errors import ConfigError, ValidationError
-from app.workflows.publish_outcomes import NOTIFY_REVIEW_QUEUE
 from app.models import AuditLog, Notification
 from app.notifications import (
     USER_KINDS,
@@ -28,6 +27,7 @@ from app.notifications import (
 )
 from app.users import create_user
 from app.workflows.accounts import NOTIFY_REAUTH
+from app.workflows.publish_outcomes import NOTIFY_REVIEW_QUEUE
 from tests.fakes.smtp import SmtpState, running_smtp
 
 
