@@ -165,6 +165,8 @@ class Pause:
     provider: str
     kind: str
     until: datetime
+    #: What the user calls it: the platform's display name for a publisher ("X"), else the provider.
+    label: str = ""
 
 
 @dataclass
@@ -315,7 +317,9 @@ def pauses_affecting(session: Session, user_id: int, now: datetime) -> list[Paus
         select(ProviderHold.provider, ProviderHold.kind, ProviderHold.until)
         .where(ProviderHold.until > now).order_by(ProviderHold.provider)
     ).all()
-    return [Pause(h.provider, h.kind, h.until) for h in holds if h.provider not in not_theirs]
+    names = {publisher_provider(key): display_name(key) for key in PLATFORMS}
+    return [Pause(h.provider, h.kind, h.until, names.get(h.provider, h.provider)) for h in holds
+            if h.provider not in not_theirs]
 
 
 def _ranked(post: PostRecord) -> RankedPost:

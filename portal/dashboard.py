@@ -72,8 +72,17 @@ def page() -> str:
         Post.user_id == g.user.id, Post.status == PostStatus.NEEDS_REVIEW)) or 0
     return render_template("portal/dashboard.html", board=board, periods=PERIODS_DAYS, waiting=waiting,
                            settings=g.user.settings, charts=_charts(board), posts_link=posts_link,
+                           reconnect_url=reconnect_url,
                            format_value=format_value, describe_account=describe_account,
                            platform_name=display_name, local=_local)
+
+
+def reconnect_url(platform: str) -> str:
+    """Where "Reconnect" goes: the platform's consent screen when the accounts area is
+    installed (``accounts.connect``), else the settings page."""
+    if "accounts.connect" in current_app.view_functions:
+        return url_for("accounts.connect", platform=platform)
+    return url_for("settings.index")
 
 
 def posts_link(counts: PostFilter) -> str:
