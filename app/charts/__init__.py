@@ -102,8 +102,7 @@ def time_chart(chart_id: str, title: str, series: Mapping[str, Sequence[tuple[da
     instants = sorted({at for points in series.values() for at, _ in points})
     names = list(series)
     lookup = {name: dict(points) for name, points in series.items()}
-    label_format = "%Y-%m-%d %H:%M" if step < timedelta(days=1) else "%Y-%m-%d %H:%M"
-    rows = [[f"{at:{label_format}} UTC", *(_format(lookup[n].get(at), unit) for n in names)] for at in instants]
+    rows = [[f"{at:%Y-%m-%d %H:%M} UTC", *(_format(lookup[n].get(at), unit) for n in names)] for at in instants]
     spec = {"kind": kind, "unit": unit, "yMax": y_max,
             "x": {"type": "time", "min": _ms(start), "max": _ms(end), "step": _ms_delta(step),
                   "title": "Time (UTC)"},

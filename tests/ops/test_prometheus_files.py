@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -96,9 +97,9 @@ def test_promtool_finds_nothing_in_a_scrape(app: Flask, ops: Ops) -> None:
 
 
 def test_a_metrics_token_is_required_when_configured(ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METRICS_BEARER_TOKEN", TOKEN)
-    app = create_app({"TESTING": True, "SECRET_KEY": "prom-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+    # The admin takes its settings once, handed over (AUTOPILOT_SETTINGS), not from the environment.
+    app = create_app({"TESTING": True, "SECRET_KEY": "prom-test",
+                      "AUTOPILOT_SETTINGS": replace(ops.settings, metrics_bearer_token=TOKEN)})
     try:
         client = app.test_client()
         refused = client.get("/metrics")
