@@ -242,16 +242,16 @@ def post_url(platform: str, external_id: str | None) -> str | None:
 
 
 def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT_PERIOD_DAYS, *,
-              weeks: int = DEFAULT_CHART_WEEKS) -> Dashboard:
+              weeks: int = DEFAULT_CHART_WEEKS, timezone: str | None = None) -> Dashboard:
     """The dashboard of ``user_id`` for the ``days`` before ``now`` (one of :data:`PERIODS_DAYS`).
 
-    Five queries, each on an index of the user's rows: the posts of the longest window needed
-    (two periods, or the chart's weeks), the next scheduled posts, the accounts, the pauses
-    in force and the user's zone.
+    Four queries, each on an index of the user's rows: the posts of the longest window needed
+    (two periods, or the chart's weeks), the next scheduled posts, the accounts and the pauses
+    in force; a fifth for the user's zone unless ``timezone`` is given (the portal has it).
     """
     if days not in PERIODS_DAYS:
         raise ValueError(f"period must be one of {', '.join(map(str, PERIODS_DAYS))} days, not {days}")
-    timezone = user_timezone(session, user_id)
+    timezone = timezone or user_timezone(session, user_id)
     zone = ZoneInfo(timezone)
     since, previous_since = now - timedelta(days=days), now - timedelta(days=2 * days)
     this_week = local_week_start(now, zone)
@@ -261,6 +261,7 @@ def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT
     current = [p for p in records if p.scheduled_at >= since]
     previous = [p for p in records if previous_since <= p.scheduled_at < since]
     top, bottom = ranked(current, DEFAULT_RANKED)
+    accounts = account_states(session, user_id, now)
     return Dashboard(
         now=now, days=days, timezone=timezone,
         figures=period_figures(current, previous, since, now),
@@ -269,8 +270,8 @@ def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT
         heatmap=by_weekday_and_hour(current),
         top=[_ranked(p) for p in top], bottom=[_ranked(p) for p in bottom],
         next_posts=next_posts(session, user_id, now),
-        accounts=account_states(session, user_id, now),
-        pauses=pauses_affecting(session, user_id, now),
+        accounts=accounts,
+        pauses=pauses_affecting(session, user_id, now, platforms={a.platform for a in accounts}),
     )
 
 
@@ -308,10 +309,13 @@ def account_states(session: Session, user_id: int, now: datetime) -> list[Accoun
     return states
 
 
-def pauses_affecting(session: Session, user_id: int, now: datetime) -> list[Pause]:
+def pauses_affecting(session: Session, user_id: int, now: datetime, *, platforms: set[str] | None = None
+                     ) -> list[Pause]:
     """Provider pauses in force that hold the user's work: their platforms' publishers, and the
-    providers every user depends on (research, generation). Other platforms' pauses are not theirs."""
-    theirs = set(session.scalars(select(PlatformAccount.platform).where(PlatformAccount.user_id == user_id)))
+    providers every user depends on (research, generation). Other platforms' pauses are not theirs.
+    ``platforms``: the user's connected platforms when the caller has them already."""
+    theirs = platforms if platforms is not None else set(
+        session.scalars(select(PlatformAccount.platform).where(PlatformAccount.user_id == user_id)))
     not_theirs = {publisher_provider(key) for key in PLATFORMS if key not in theirs}
     holds = session.execute(
         select(ProviderHold.provider, ProviderHold.kind, ProviderHold.until)

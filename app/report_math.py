@@ -39,7 +39,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from statistics import fmean
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -107,12 +107,12 @@ class PostRecord:
         """Interactions per impression; 0.0 before anyone saw the post."""
         return engagement_rate(self.interactions, self.impressions)
 
-    @property
+    @cached_property
     def local_time(self) -> datetime:
         """When the post went out (else was due), in the user's zone."""
         return (self.published_at or self.scheduled_at).astimezone(_zone(self.timezone))
 
-    @property
+    @cached_property
     def posting_time(self) -> str:
         """The local "HH:MM" it was scheduled for: the setting a recommendation can change."""
         return self.scheduled_at.astimezone(_zone(self.timezone)).strftime("%H:%M")

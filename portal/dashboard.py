@@ -67,7 +67,7 @@ def page() -> str:
     if days not in PERIODS_DAYS:
         days = DEFAULT_PERIOD_DAYS
     with read_session() as session:
-        board = build_dashboard(session, g.user.id, utcnow(), days)
+        board = build_dashboard(session, g.user.id, utcnow(), days, timezone=g.user.settings.timezone or "UTC")
     waiting = db_session().scalar(select(func.count()).select_from(Post).where(
         Post.user_id == g.user.id, Post.status == PostStatus.NEEDS_REVIEW)) or 0
     return render_template("portal/dashboard.html", board=board, periods=PERIODS_DAYS, waiting=waiting,
