@@ -240,7 +240,9 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
             try:
                 credentials[account.id] = runtime.vault.credentials(account)
             except TokenDecryptionError as exc:
+                # Only reconnecting the account can help: flag it (the user is told once).
                 credentials[account.id] = describe(exc)
+                flag_reauth(session, account.id, claim.user_id, claim.platform, str(exc), now)
         creds = credentials[account.id]
         if isinstance(creds, str):
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, creds, now)
