@@ -12,8 +12,9 @@ is alive: whose heartbeat is fresher than ``WORKER_SILENCE_SECONDS`` (:mod:`app.
 names the keys and states that rule). A live worker refreshes its heartbeat at least once a
 second (its delay-queue consumer polls Redis even while every thread is busy), so a busy
 worker's messages are alive and are left alone, however long its platform call takes; a
-SIGKILLed worker's fall silent within seconds, and a FLUSHDB takes the data itself. Dramatiq would return a dead worker's messages only after its own heartbeat timeout
-and a random maintenance pass (minutes); we do not wait for that.
+SIGKILLed worker's fall silent within seconds, and a FLUSHDB takes the data itself. Dramatiq
+would return a dead worker's messages only after its own heartbeat timeout and a random
+maintenance pass (minutes); we do not wait for that.
 
 Every minute (the ``recover_lost_posts`` step of the minute job, before it claims new posts):
 
