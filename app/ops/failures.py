@@ -1,7 +1,7 @@
 """Why a message was dead-lettered, kept beside it for ``autopilot queues dead``.
 
 Dramatiq moves the message as it was *enqueued* to the dead-letter set, so a message that fails
-on its first attempt (``max_retries=0``, like ``publish_post``) carries no traceback there: the
+on its first attempt (``max_retries=0``, like the publish actors) carries no traceback there: the
 Retries middleware wrote it on the in-memory copy only. :class:`FailureNotes` records the
 exception of every message that fails for good under ``autopilot:dead:<redis message id>``, with
 secrets masked and the dead-letter TTL, and :func:`failure_notes` reads them back.
