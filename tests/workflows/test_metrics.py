@@ -10,9 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.crypto import TokenVault
+from app.crypto import TokenVault, generate_key
 from app.db import make_session_factory
-from app.models import AccountStatus, MetricSnapshot, PlatformAccount, Post, PostStatus
+from app.models import (
+    AccountStatus,
+    MetricSnapshot,
+    Notification,
+    PlatformAccount,
+    Post,
+    PostStatus,
+)
 from app.providers.base import AccountCredentials, PostMetrics, Publisher, PublishResult, TokenSet
 from app.providers.errors import AuthError, ProviderError, RateLimited
 from app.providers.sandbox import SandboxPublisher, simulated_metrics
@@ -296,3 +303,27 @@ def test_collection_is_idempotent_on_sqlite_too(engine, vault, settings, now) ->
     assert collect_metrics_for_user(runtime, user, now)["by_age"] == {"24h": 1, "7d": 1}
     assert collect_metrics_for_user(runtime, user, now)["snapshots"] == 0
     assert [(s.age, s.simulated) for s in snapshots(sessions)] == [("24h", True), ("7d", True)]
+
+
+def test_an_account_whose_token_cannot_be_decrypted_is_flagged_and_the_others_are_measured(
+        sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    add_posts(sessions, user, [now - timedelta(hours=3)])
+    [lost] = add_posts(sessions, user, [now - timedelta(hours=2)], platform="linkedin")
+    with sessions() as session, session.begin():
+        account = session.scalars(select(PlatformAccount).where(PlatformAccount.platform == "linkedin")).one()
+        # Encrypted under a key this deployment no longer has (a key rotated away too early).
+        account.access_token_encrypted = TokenVault([generate_key()]).encrypt("tok")
+    twitter, linkedin = RecordingPublisher("twitter"), RecordingPublisher("linkedin")
+    runtime = make_runtime(settings, sessions, vault, now, twitter=twitter, linkedin=linkedin)
+
+    counts = collect_metrics_for_user(runtime, user, now)
+
+    assert counts["snapshots"] == 1 and len(twitter.calls) == 1 and linkedin.calls == []
+    assert "cannot be decrypted" in counts["skipped"]["linkedin"]
+    assert lost not in {s.post_id for s in snapshots(sessions)}
+    with sessions() as session:
+        statuses = dict(session.execute(select(PlatformAccount.platform, PlatformAccount.status)).all())
+        assert statuses == {"twitter": AccountStatus.ACTIVE, "linkedin": AccountStatus.NEEDS_REAUTH}
+        notices = session.scalars(select(Notification.subject).where(Notification.user_id == user)).all()
+        assert notices == ["Reconnect your LinkedIn account"]

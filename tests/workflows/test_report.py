@@ -253,3 +253,19 @@ def test_applying_advice_changes_the_setting_once_and_the_next_report_judges_it(
     [sentence] = following.content["applied_advice"]
     assert sentence.startswith("You applied the advice of 22 Nov (moving your X posting time from 09:00 to 17:00)")
     assert "it helped" in sentence
+
+
+def test_the_emails_best_posts_are_named_by_the_platforms_display_name(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    mails, port = outbox
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
+    seed_week(sessions, user)
+    runtime = make_runtime(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=port,
+                                               smtp_starttls=False), sessions, vault)
+
+    weekly_report_for_user(runtime, user, WEEK_END)
+
+    [mail] = mails
+    body = mail.message.get_payload(decode=True).decode()
+    lines = body.splitlines()
+    best = lines[lines.index("Best posts:") + 1:]
+    assert best and all(line.startswith(("- X 2026-", "- LinkedIn 2026-")) for line in best), best
