@@ -25,9 +25,9 @@ from werkzeug.serving import make_server
 from admin import create_app
 from admin.ext import EXTENSION_KEY
 from app.models import Operator
+from app.operators import create_operator
 from app.ops.failures import NOTE_KEY
 from app.ops.workers import REGISTRY_KEY
-from app.operators import create_operator
 from app.redis_layout import dead_key, dead_messages_key, messages_key, now_ms, queue_key
 from tests.browser import BROWSER_OPERATOR, BROWSER_PASSWORD, horizontal_overflow, login, shoot
 from tests.ops.seed import seed
