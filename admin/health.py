@@ -19,7 +19,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from admin.ext import database
-from admin.opsctx import ops
 from app.models import utcnow
 from app.ops.prometheus import OperationsCollector
 
@@ -51,7 +50,7 @@ def readyz() -> tuple[Response, int]:
             conn.execute(text("SELECT 1"))
 
     def broker() -> dict[str, Any] | None:
-        client = ops().client()
+        client = database().client()
         if client is None:
             return {"detail": "REDIS_URL not set: in-process broker"}
         client.ping()
@@ -64,7 +63,7 @@ def readyz() -> tuple[Response, int]:
 
 @bp.route("/metrics")
 def metrics() -> Response:
-    context = ops()
+    context = database()
     expected = context.settings.metrics_bearer_token
     if expected is not None:
         given = request.headers.get("Authorization", "")

@@ -36,15 +36,13 @@ from flask import (
 )
 from flask_admin import Admin, BaseView, expose
 from flask_admin.form import SecureForm
-from sqlalchemy.orm import Session, sessionmaker
 from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
-from actors.messages import send_manual_run, work_of
+from actors.messages import ACTOR_PARAMETERS, send_manual_run, work_of
 from admin.auth import OperatorRequired, current_actor
 from admin.charts import chart
 from admin.ext import database
-from admin.opsctx import ops
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.ops.actions import act_on_dead_letters, rerun_slot
@@ -75,7 +73,7 @@ class DeadLetterForm(SecureForm):
 
 
 def _snapshot() -> dict[str, Any]:
-    context = ops()
+    context = database()
     client = context.client()
     now = utcnow()
     assert client is not None, "the views check for a broker first"
@@ -95,7 +93,7 @@ def _snapshot() -> dict[str, Any]:
 
 
 def _render_charts(range_name: str) -> list[Any]:
-    with ops().read_sessions() as session:
+    with database().read_sessions() as session:
         data = charts(session, utcnow(), range_name)
     r = data["range"]
     return [
@@ -114,16 +112,16 @@ def _json_default(value: Any) -> Any:
 
 def _live_context() -> dict[str, Any]:
     """Everything the live part of the page shows, read once."""
-    client = ops().client()
+    client = database().client()
     assert client is not None, "the views check for a broker first"
     data = _snapshot()
     now = utcnow()
-    with ops().read_sessions() as session:
+    with database().read_sessions() as session:
         failed = failed_slots(session, now - RANGES["7d"].span, now)
-    letters = {q: dead_letters(client, q, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
+    letters = {q: dead_letters(client, q, parameters=ACTOR_PARAMETERS, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
     work = {d.id: work_of(d.actor, d.args)["job"] for rows in letters.values() for d in rows}
     return {"data": data, "failed": failed, "letters": letters, "work": work, "rerun_form": RerunForm,
-            "dead_form": DeadLetterForm, "now": now, "silence_seconds": ops().settings.worker_silence_seconds}
+            "dead_form": DeadLetterForm, "now": now, "silence_seconds": database().settings.worker_silence_seconds}
 
 
 class OperationsView(OperatorRequired, BaseView):
@@ -131,7 +129,7 @@ class OperationsView(OperatorRequired, BaseView):
 
     @expose("/")
     def index(self) -> Any:
-        client = ops().client()
+        client = database().client()
         range_name = request.args.get("range", "24h")
         if range_name not in RANGES:
             abort(404)
@@ -144,7 +142,7 @@ class OperationsView(OperatorRequired, BaseView):
     @expose("/live")
     def live(self) -> Any:
         """The live part of the page, as HTML: what the script swaps in every few seconds."""
-        if ops().client() is None:
+        if database().client() is None:
             abort(503)
         response = make_response(self.render("autopilot/_operations_live.html", **_live_context()))
         response.headers[LIVE_HEADER] = "1"
@@ -153,7 +151,7 @@ class OperationsView(OperatorRequired, BaseView):
 
     @expose("/data.json")
     def data(self) -> Response:
-        if ops().client() is None:
+        if database().client() is None:
             return jsonify(error="REDIS_URL not set: the in-process broker has no state to show"), 503
         import json
 
@@ -172,7 +170,7 @@ class OperationsView(OperatorRequired, BaseView):
         if not form.validate():
             flash("Re-run refused: the form was stale or incomplete, reload and try again.", "error")
             return redirect(url_for(".index"))
-        context = ops()
+        context = database()
         try:
             slot = datetime.fromisoformat(form.slot.data or "").astimezone(UTC)
             broker = context.broker()
@@ -193,7 +191,7 @@ class OperationsView(OperatorRequired, BaseView):
         if not form.validate():
             flash("Refused: the form was stale, reload and try again.", "error")
             return redirect(url_for(".index"))
-        client = ops().client()
+        client = database().client()
         if client is None or queue not in QUEUES or verb not in ("requeue", "purge"):
             abort(404)
         ids = request.form.getlist("id") or None
@@ -203,11 +201,10 @@ class OperationsView(OperatorRequired, BaseView):
         return redirect(url_for(".index"))
 
 
-def init_app(app: Flask, panel: Admin, write_sessions: sessionmaker[Session]) -> None:
-    """Register the Operations page, its settings and the health/metrics endpoints on ``app``."""
-    from admin import health, opsctx
+def init_app(app: Flask, panel: Admin) -> None:
+    """Register the Operations page and the health/metrics endpoints on ``app``."""
+    from admin import health
 
-    opsctx.init_app(app, write_sessions)
     app.register_blueprint(health.bp)
     app.context_processor(lambda: {"ops_problem_count": problem_count})
     panel.add_view(OperationsView(name="Operations", endpoint="operations", url="/admin/operations"))
@@ -221,7 +218,7 @@ def problem_count() -> int | None:
     """
     if getattr(g, "operator", None) is None:
         return None
-    context = ops()
+    context = database()
     client = context.client()
     if client is None:
         return None

@@ -18,6 +18,7 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from actors.messages import ACTOR_PARAMETERS
 from app.cli.common import EXIT_BAD_INPUT, console, emit, json_option, session, settings
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
@@ -106,7 +107,7 @@ def dead(queue: str, do_requeue: bool, do_purge: bool, yes: bool, limit: int, as
     except Exception as exc:  # UnknownQueue: bad input, exit 2 like every refused value
         raise ValidationError([FieldError("queue", queue, str(exc))]) from None
     client = broker_client(settings())
-    letters = dead_letters(client, queue, limit=limit)
+    letters = dead_letters(client, queue, parameters=ACTOR_PARAMETERS, limit=limit)
     if not (do_requeue or do_purge):
         def render(rows: list[dict[str, Any]]) -> None:
             if not rows:

@@ -10,6 +10,7 @@ Lua script, atomic per message, so two operators acting at once move each messag
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,17 +45,6 @@ end
 return 0
 """
 
-#: Parameter names of our actors' positional arguments, so a secret is masked by its name.
-ACTOR_PARAMETERS: dict[str, list[str]] = {
-    "publish_posts": ["post_ids", "claim_token", "due_at"],
-    "publish_post": ["post_id", "claim_token", "due_at"],
-    "run_job_manually": ["job", "slot"],
-    "generate_for_user": ["execution_id"],
-    "collect_metrics_for_user": ["execution_id"],
-    "weekly_report_for_user": ["execution_id"],
-}
-
-
 @dataclass(frozen=True)
 class DeadLetter:
     """One dead-lettered message as an operator may see it (arguments masked)."""
@@ -83,9 +73,13 @@ def _failure(options: dict[str, Any], note: str | None) -> str:
     return mask_text("\n".join(lines[-DEFAULT_FAILURE_LINES:]))
 
 
-def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
-                 namespace: str = DEFAULT_NAMESPACE) -> list[DeadLetter]:
-    """The queue's dead letters, most recent first, with secrets masked."""
+def dead_letters(client: redis.Redis, queue: str, *, parameters: Mapping[str, Sequence[str]],
+                 limit: int = DEFAULT_LIMIT, namespace: str = DEFAULT_NAMESPACE) -> list[DeadLetter]:
+    """The queue's dead letters, most recent first, with secrets masked.
+
+    ``parameters``: each actor's positional parameter names (:data:`actors.messages.ACTOR_PARAMETERS`),
+    so an argument is masked by its name as well as by its shape.
+    """
     entries: Any = client.zrevrange(dead_key(queue, namespace=namespace), 0, limit - 1, withscores=True)
     if not entries:
         return []
@@ -98,7 +92,7 @@ def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
             continue
         message = json.loads(data)
         args, kwargs = mask_arguments(message.get("args", []), message.get("kwargs", {}),
-                                      ACTOR_PARAMETERS.get(message.get("actor_name", "")))
+                                      list(parameters.get(message.get("actor_name", ""), ())))
         options = message.get("options", {})
         letters.append(DeadLetter(
             id=redis_id, queue=queue, actor=message.get("actor_name", "?"), args=args, kwargs=kwargs,

@@ -24,10 +24,11 @@ from app.error_tracking import report_publish_failure
 from app.intents import Intent, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
-from app.lifecycle import alert_review_queue, move_many, queue_in_batches
+from app.lifecycle import move_many, queue_in_batches
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
 from app.queues import Queue
 from app.runtime import Runtime
+from app.workflows.publish_outcomes import alert_review_queue
 from app.workflows.recovery import RECOVER_LOST_POSTS
 
 __all__ = ["DEFAULT_DISPATCH_HORIZON", "DISPATCH_DUE_POSTS", "dispatch_due_posts"]
@@ -43,7 +44,7 @@ def dispatch_due_posts(runtime: Runtime, now: datetime,
     Posts due at the same second are claimed in batches under one token each
     (:mod:`app.batches`). Posts more than the stale grace overdue go to review instead. Rows
     claimed by a concurrent dispatcher are skipped. One SELECT, one UPDATE and one audit INSERT
-    per :data:`~app.lifecycle.DEFAULT_CLAIM_BATCH` posts, whatever their number.
+    per :data:`~app.lifecycle.ROWS_PER_UPDATE` posts, whatever their number.
     """
     grace = runtime.settings.stale_grace_minutes
     stale_before = now - timedelta(minutes=grace)

@@ -2,7 +2,7 @@
 
 The 02:00 UTC job (:data:`METRICS_COLLECTION`) fans out one execution per user with posts due
 (:func:`users_with_metrics_due`); each user's run (:func:`collect_metrics_for_user`) asks each
-platform for the figures of the due posts, at most :data:`DEFAULT_METRICS_BATCH` ids per call,
+platform for the figures of the due posts, at most :data:`POSTS_PER_METRICS_CALL` ids per call,
 stores one :class:`~app.models.MetricSnapshot` per post and age, and copies the figures onto
 the post as its latest ones.
 
@@ -19,7 +19,7 @@ re-run racing this one) and inserts with ``ON CONFLICT DO NOTHING`` on (post_id,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -28,7 +28,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.chunks import chunks
 from app.db import insert_skipping_conflicts
+from app.errors import TokenDecryptionError
 from app.jobs.spec import PeriodicJob
 from app.models import (
     MEASURABLE_AT,
@@ -42,14 +44,14 @@ from app.providers.base import PostMetrics
 from app.providers.errors import ProviderError
 from app.queues import Queue
 from app.runtime import Runtime
-from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS
+from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS, flag_reauth
 from app.workflows.executions import fan_out_step, run_execution
 
 logger = logging.getLogger(__name__)
 
 WORKFLOW = "metrics_collection"
 #: Most post ids sent in one ``fetch_metrics`` call (X's lookup allows 100 per request).
-DEFAULT_METRICS_BATCH = 100
+POSTS_PER_METRICS_CALL = 100
 #: A post published this long before the run, or less, is due for its first snapshot.
 WINDOW_24H = timedelta(hours=24)
 #: A post published between these two ages before the run is due for its week-old snapshot.
@@ -105,7 +107,9 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
     ``by_age``), ids the platform did not return (``missing``: deleted posts), platforms
     ``skipped`` (no active account or publisher) and provider ``errors`` per platform. One
     platform failing does not stop the others; an AuthError changes nothing (publishing owns
-    re-authorisation) and its posts are simply not measured this run.
+    re-authorisation) and its posts are simply not measured this run. An account whose stored
+    tokens cannot be decrypted is flagged for re-authorisation (the user is told once) and
+    skipped: only reconnecting it can help.
     """
     # The scan of due posts reads the replica when one is configured (a post published a
     # moment ago is measured 24 hours later: lag does not matter); tokens come from the
@@ -118,9 +122,16 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
             select(PlatformAccount).where(PlatformAccount.user_id == user_id,
                                           PlatformAccount.platform.in_(platforms))
         )) if platforms else []
-        credentials = {a.platform: runtime.vault.credentials(a) for a in accounts
-                       if a.status == AccountStatus.ACTIVE}
+        credentials = {}
         account_status = {a.platform: a.status for a in accounts}
+        for account in accounts:
+            if account.status != AccountStatus.ACTIVE:
+                continue
+            try:
+                credentials[account.platform] = runtime.vault.credentials(account)
+            except TokenDecryptionError as exc:
+                flag_reauth(session, account.id, user_id, account.platform, str(exc), now)
+                account_status[account.platform] = f"{AccountStatus.NEEDS_REAUTH}: {exc}"
 
     counts: dict[str, Any] = {"due": len(due), "calls": 0, "snapshots": 0,
                               "by_age": {AGE_24H: 0, AGE_7D: 0}, "missing": 0, "skipped": {}, "errors": {}}
@@ -138,18 +149,18 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
             counts["skipped"][platform] = "no publisher configured"
             continue
         simulated = bool(getattr(publisher, "offline", False))
-        for batch in _batches(posts, DEFAULT_METRICS_BATCH):
+        for chunk in chunks(posts, POSTS_PER_METRICS_CALL):
             try:
-                figures = publisher.fetch_metrics(creds, list(dict.fromkeys(d.external_id for d in batch)))
+                figures = publisher.fetch_metrics(creds, list(dict.fromkeys(d.external_id for d in chunk)))
             except ProviderError as exc:
-                # The rest of this platform's batches would meet the same refusal; other
+                # The rest of this platform's chunks would meet the same refusal; other
                 # platforms are unaffected. Nothing is marked, so a re-run within the window retries.
                 logger.warning("metrics for user %s on %s failed: %s", user_id, platform, exc)
                 counts["errors"][platform] = f"{type(exc).__name__}: {exc}"
                 break
             finally:
                 counts["calls"] += 1
-            for item in batch:
+            for item in chunk:
                 metrics = figures.get(item.external_id)
                 if metrics is None:
                     counts["missing"] += 1
@@ -212,12 +223,6 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, 
     statement = insert_skipping_conflicts(session, MetricSnapshot, keys=keys)
     returned = session.execute(statement.returning(MetricSnapshot.post_id, MetricSnapshot.age), rows)
     return {(post_id, age) for post_id, age in returned}
-
-
-def _batches(items: Sequence[DuePost], size: int) -> Iterator[Sequence[DuePost]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
 
 
 def collect_metrics(runtime: Runtime, execution_id: int, message_id: str | None = None) -> WorkflowExecution | None:

@@ -50,11 +50,13 @@ from app.batches import plan_batches
 from app.errors import TokenDecryptionError
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import Step, Tick
-from app.lifecycle import Claim, queue_in_batches, record_published, review
+from app.lifecycle import Claim, queue_in_batches
 from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason
 from app.providers.base import AccountCredentials, Publisher, PublishResult
 from app.runtime import Runtime
+from app.workflows.accounts import flag_reauth
 from app.workflows.publish import look_for
+from app.workflows.publish_outcomes import record_published, review
 
 __all__ = [
     "DEFAULT_PUBLISHING_BACKSTOP", "DEFAULT_UNPROBED_LEASE", "DEFAULT_UNPROBED_QUEUED_GRACE",
@@ -215,7 +217,9 @@ def _interrupted(runtime: Runtime, session: Session, now: datetime, started_befo
         if account is not None:
             try:
                 creds = runtime.vault.credentials(account)
-            except TokenDecryptionError:
+            except TokenDecryptionError as exc:
+                # Only reconnecting the account can help: flag it (the user is told once).
+                flag_reauth(session, account.id, post.user_id, post.platform, str(exc), now)
                 creds = None
         work.append((claim, creds))
     if work:

@@ -47,7 +47,7 @@ ONE_REFRESH_MS = 9_000
 @pytest.fixture
 def server(ops: Ops) -> Iterator[tuple[str, Flask]]:
     app = create_app({"SECRET_KEY": "ops-browser-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url, "SESSION_COOKIE_SECURE": False})
+                      "AUTOPILOT_SETTINGS": ops.settings, "SESSION_COOKIE_SECURE": False})
     with app.extensions[EXTENSION_KEY].session_factory() as session, session.begin():
         create_operator(session, BROWSER_OPERATOR, BROWSER_PASSWORD, actor="test")
     httpd = make_server("127.0.0.1", 0, app, threaded=True)

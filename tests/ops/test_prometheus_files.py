@@ -7,6 +7,7 @@ target go down), and stores a scraped ``job`` label as ``exported_job``: both ar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -59,7 +60,7 @@ def run_promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def app(ops: Ops) -> Iterator[Flask]:
     app = create_app({"TESTING": True, "SECRET_KEY": "prom-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": ops.settings})
     yield app
     app.extensions[EXTENSION_KEY].engine.dispose()
 
@@ -95,10 +96,10 @@ def test_promtool_finds_nothing_in_a_scrape(app: Flask, ops: Ops) -> None:
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked.stdout + checked.stderr
 
 
-def test_a_metrics_token_is_required_when_configured(ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METRICS_BEARER_TOKEN", TOKEN)
+def test_a_metrics_token_is_required_when_configured(ops: Ops) -> None:
+    settings = dataclasses.replace(ops.settings, metrics_bearer_token=TOKEN)
     app = create_app({"TESTING": True, "SECRET_KEY": "prom-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": settings})
     try:
         client = app.test_client()
         refused = client.get("/metrics")

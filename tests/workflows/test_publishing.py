@@ -17,12 +17,11 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import lifecycle, posts
+from app import posts
 from app.clock import SettableClock
 from app.config import Settings
-from app.crypto import TokenVault
+from app.crypto import TokenVault, generate_key
 from app.intents import PublishPosts
-from app.lifecycle import review_queue_size
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -43,9 +42,14 @@ from app.providers.errors import (
 from app.providers.registry import Providers
 from app.runtime import Runtime
 from app.users import connect_account, create_user
+from app.workflows import publish_outcomes
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.publish import publish_post, publish_posts
-from app.workflows.publish_failures import DEFAULT_MAX_PUBLISH_ATTEMPTS, retry_backoff
+from app.workflows.publish_outcomes import (
+    DEFAULT_MAX_PUBLISH_ATTEMPTS,
+    retry_backoff,
+    review_queue_size,
+)
 from app.workflows.sweep import sweep_stuck_posts
 
 Step = BaseException | PublishResult | TokenSet | Callable[[], Any] | None
@@ -339,6 +343,26 @@ def test_a_post_without_an_active_account_waits_for_review(
     assert len(notifications(sessions, "account_needs_reauth")) == expected_notifications
 
 
+def test_a_token_that_cannot_be_decrypted_flags_the_account_and_the_post_waits_for_review(
+        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
+        fake: ScriptedPublisher) -> None:
+    with sessions.begin() as session:
+        row = session.scalar(select(PlatformAccount))
+        assert row is not None
+        # Encrypted under a key this deployment no longer has (a key rotated away too early).
+        row.access_token_encrypted = TokenVault([generate_key()]).encrypt("access-1")
+    post_id = queued(sessions, user_id, now)
+
+    outcome = publish_post(runtime, post_id, "t0", now)
+
+    assert outcome.kind == "review" and fake.publish_calls == []
+    post = load(sessions, post_id)
+    assert (post.status, post.review_reason) == (PostStatus.NEEDS_REVIEW, ReviewReason.NEEDS_REAUTH)
+    assert "cannot be decrypted" in (post.last_error or "")
+    assert account(sessions, user_id).status == AccountStatus.NEEDS_REAUTH
+    assert [n.subject for n in notifications(sessions, "account_needs_reauth")] == ["Reconnect your X account"]
+
+
 # -- publish: errors known to have created nothing --------------------------------------------
 
 
@@ -623,7 +647,7 @@ def test_sweep_also_dispatches_due_scheduled_posts(
 def test_a_growing_review_queue_notifies_the_user_once_a_day(
         runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
         fake: ScriptedPublisher) -> None:
-    threshold = lifecycle.DEFAULT_REVIEW_ALERT_THRESHOLD
+    threshold = publish_outcomes.DEFAULT_REVIEW_ALERT_THRESHOLD
     for i in range(threshold + 1):
         fake.publish_script.append(PermanentError("400 bad request"))
         post_id = queued(sessions, user_id, now, token=f"t{i}", text=f"post {i}")
