@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.errors import InvalidValue
 from app.x_weighted import invalid_characters, x_weighted_length
 
 __all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "Platform", "display_name", "get_platform"]
@@ -79,7 +80,7 @@ def get_platform(key: str) -> Platform:
     try:
         return PLATFORMS[key]
     except KeyError:
-        raise ValueError(f"unknown platform {key!r}; expected one of {', '.join(KNOWN_PLATFORMS)}") from None
+        raise InvalidValue(f"unknown platform {key!r}; expected one of {', '.join(KNOWN_PLATFORMS)}") from None
 
 
 def display_name(key: str) -> str:

@@ -32,6 +32,7 @@ from app.errors import TokenDecryptionError
 from app.intents import PublishPosts
 from app.lifecycle import Claim, claim_for_publishing, move_many, new_claim_token, stale_at
 from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ProviderHold, ReviewReason
+from app.platforms import display_name
 from app.provider_holds import active_hold
 from app.providers.base import AccountCredentials, Publisher, PublishResult
 from app.providers.errors import AuthError
@@ -221,7 +222,7 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
         account = accounts.get((claim.user_id, claim.platform))
         if account is None:
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH,
-                                             f"no {claim.platform} account is connected", now)
+                                             f"no {display_name(claim.platform)} account is connected", now)
             continue
         if publisher.name not in holds:
             holds[publisher.name] = active_hold(session, publisher.name, now)
@@ -231,7 +232,8 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
                                             now, grace)
             continue
         if account.status != AccountStatus.ACTIVE:
-            error = f"the {claim.platform} account is {account.status}"
+            # Shown to the user (the review queue, the re-authorisation notice): display names.
+            error = f"the {display_name(claim.platform)} account is {account.status}"
             if account.status == AccountStatus.NEEDS_REAUTH:
                 flag_reauth(session, account.id, claim.user_id, claim.platform, error, now)
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)

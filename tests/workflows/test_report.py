@@ -215,3 +215,19 @@ def test_no_email_without_smtp(sessions, vault, settings, outbox) -> None:  # ty
 
     assert outbox[0] == []
     assert "report.sent" not in audit_actions(sessions)
+
+
+def test_the_emails_best_posts_are_named_by_the_platforms_display_name(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    mails, port = outbox
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
+    seed_week(sessions, user)
+    runtime = make_runtime(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=port,
+                                               smtp_starttls=False), sessions, vault)
+
+    weekly_report_for_user(runtime, user, WEEK_END)
+
+    [mail] = mails
+    body = mail.message.get_payload(decode=True).decode()
+    lines = body.splitlines()
+    best = lines[lines.index("Best posts:") + 1:]
+    assert best and all(line.startswith(("- X 2026-", "- LinkedIn 2026-")) for line in best), best
