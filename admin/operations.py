@@ -99,7 +99,7 @@ def _render_charts(range_name: str) -> list[Any]:
     return [
         chart(f"Posts published per hour ({r})", data["published"], kind="bar", chart_id=f"chart-published-{r}"),
         chart(f"Publish lateness ({r})", data["lateness"], unit="ms", chart_id=f"chart-lateness-{r}"),
-        chart(f"Job success rate ({r})", data["success_rate"], unit="%", y_max=100, chart_id=f"chart-success-{r}"),
+        chart(f"Success rate, all work ({r})", data["success_rate"], unit="%", y_max=100, chart_id=f"chart-success-{r}"),
         chart(f"Queue depth ({r})", data["queue_depth"], chart_id=f"chart-depth-{r}"),
     ]
 
