@@ -15,6 +15,7 @@ from typing import Any
 
 import dramatiq
 import sentry_sdk
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware.retries import Retries
 
 from actors.messages import work_of
@@ -30,13 +31,13 @@ DEFAULT_ATTEMPTS_KEPT = 10
 DEFAULT_ATTEMPT_LINE_CHARS = 300
 
 
-def _max_retries(broker: dramatiq.Broker, message: dramatiq.Message) -> int | None:
+def _max_retries(broker: dramatiq.Broker, message: dramatiq.Message | MessageProxy) -> int | None:
     actor = broker.get_actor(message.actor_name)
     default = next((m.max_retries for m in broker.middleware if isinstance(m, Retries)), None)
     return message.options.get("max_retries", actor.options.get("max_retries", default))
 
 
-def is_final(broker: dramatiq.Broker, message: dramatiq.Message, exception: BaseException) -> bool:
+def is_final(broker: dramatiq.Broker, message: dramatiq.Message | MessageProxy, exception: BaseException) -> bool:
     """Whether Retries will give this message up after ``exception`` (its own rule, read early)."""
     actor = broker.get_actor(message.actor_name)
     throws = message.options.get("throws") or actor.options.get("throws")
@@ -49,7 +50,7 @@ def is_final(broker: dramatiq.Broker, message: dramatiq.Message, exception: Base
 class ErrorTracking(dramatiq.Middleware):
     """A Sentry isolation scope per message; one event per message that fails for good."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if not sentry_sdk.get_client().is_active():
             return
         manager = sentry_sdk.isolation_scope()
@@ -67,7 +68,7 @@ class ErrorTracking(dramatiq.Middleware):
             sentry_sdk.add_breadcrumb(category="retry", level="warning",
                                       message=f"attempt {number} failed: {line}")
 
-    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message, *,
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,
                               result: Any = None, exception: BaseException | None = None) -> None:
         manager = getattr(message, "_autopilot_scope", None)
         if manager is None:
@@ -79,13 +80,13 @@ class ErrorTracking(dramatiq.Middleware):
             del message._autopilot_scope  # type: ignore[attr-defined]
             manager.__exit__(None, None, None)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         manager = getattr(message, "_autopilot_scope", None)
         if manager is not None:
             del message._autopilot_scope  # type: ignore[attr-defined]
             manager.__exit__(None, None, None)
 
-    def _report(self, broker: dramatiq.Broker, message: dramatiq.Message, exception: BaseException) -> None:
+    def _report(self, broker: dramatiq.Broker, message: MessageProxy, exception: BaseException) -> None:
         # A Retry raised for a provider's temporary failure: the provider's error is the story.
         cause = exception
         while isinstance(cause, dramatiq.Retry | RetryLater) and cause.__cause__ is not None:

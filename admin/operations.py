@@ -105,7 +105,7 @@ def _render_charts(range_name: str) -> list[Any]:
         time_chart(f"chart-published-{r}", f"Posts published per hour ({r})", data["published"],
                    kind="bar", unit="count", **span),
         time_chart(f"chart-lateness-{r}", f"Publish lateness ({r})", data["lateness"], unit="ms", **span),
-        time_chart(f"chart-success-{r}", f"Job success rate ({r})", data["success_rate"], unit="percent",
+        time_chart(f"chart-success-{r}", f"Success rate, all work ({r})", data["success_rate"], unit="percent",
                    y_max=100, **span),
         time_chart(f"chart-depth-{r}", f"Queue depth ({r})", data["queue_depth"], unit="count", **span),
     ]

@@ -25,6 +25,7 @@ from typing import Any
 import sentry_sdk
 
 from app.config import Settings
+from app.errors import InvalidValue
 
 __all__ = ["WORK_TAGS", "init_error_tracking", "report_publish_failure", "tag_work"]
 
@@ -69,7 +70,7 @@ def tag_work(**ids: Any) -> None:
     """
     unknown = set(ids) - set(WORK_TAGS)
     if unknown:
-        raise ValueError(f"not a work tag: {', '.join(sorted(unknown))} (allowed: {', '.join(WORK_TAGS)})")
+        raise InvalidValue(f"not a work tag: {', '.join(sorted(unknown))} (allowed: {', '.join(WORK_TAGS)})")
     scope = sentry_sdk.get_isolation_scope()
     for name, value in ids.items():
         if value is not None:

@@ -160,6 +160,8 @@ def outcomes(session: Session, since: datetime, now: datetime, *, jobs: dict[str
     for published, started in session.execute(
             select(Post.published_at, Post.publish_started_at)
             .where(Post.status == PostStatus.PUBLISHED, Post.published_at >= since, Post.published_at <= now)):
+        if published is None:  # excluded by the WHERE clause; says so to the type checker
+            continue
         duration = max(0.0, (published - started).total_seconds() * 1000) if started is not None else None
         found.append(Outcome(PUBLISHING, Queue.POSTING, published, ExecutionStatus.SUCCEEDED.value, duration))
     for (at,) in session.execute(_failures_to_publish(since, now, AuditLog.created_at)):

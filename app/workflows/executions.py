@@ -141,7 +141,8 @@ def run_execution(session_factory: Callable[[], Session], execution_id: int, *, 
         claimed = claim_execution(session, execution_id, message_id=message_id, now=clock())
         if claimed is None:
             return None
-        tag_work(user_id=claimed.user_id, execution_id=claimed.id, slot=claimed.slot.isoformat())
+        tag_work(user_id=claimed.user_id, execution_id=claimed.id,
+                 slot=claimed.slot.isoformat() if claimed.slot else None)
     started = clock()
     try:
         with session_factory() as session, session.begin():

@@ -166,3 +166,32 @@ def test_posts_that_cannot_be_published_are_one_event_each_grouped_by_platform_a
     paths = {r.path.split("?")[0] for r in x.requests}
     assert {"/2/tweets", "/2/oauth2/token"} <= paths and any(p.startswith("/2/users/") for p in paths), paths
     assert [r.path for r in x.requests if set(TRACE_HEADERS) & {k.lower() for k in r.headers}] == []
+
+
+def test_an_unexpected_error_retried_then_given_up_is_one_event_not_one_per_attempt(sentry: FakeSentry) -> None:
+    """Dramatiq logs every failed attempt at ERROR: those records stay breadcrumbs."""
+    broker = actors.setup(Settings(sentry_dsn=sentry.dsn))
+    attempts: list[int] = []
+
+    def explodes(post_id: int) -> None:
+        attempts.append(post_id)
+        raise RuntimeError(f"boom {len(attempts)}")
+
+    actor = dramatiq.actor(broker=broker, actor_name="explodes", queue_name="legacy", max_retries=2,
+                           min_backoff=1, max_backoff=10)(explodes)
+    worker = Worker(broker, worker_timeout=100)
+    worker.start()
+    try:
+        actor.send(7)
+        broker.join(actor.queue_name, fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+        dramatiq.set_broker(actors.setup(Settings()))
+    assert attempts == [7, 7, 7]
+    [event] = flushed(sentry)
+    assert event["exception"]["values"][-1]["value"] == "boom 3"
+    assert (event["tags"]["actor"], event["tags"]["attempt"], event["tags"]["final"]) == ("explodes", "3",
+                                                                                          "retries_exhausted")
+    retries = [b["message"] for b in event["breadcrumbs"]["values"] if b.get("category") == "retry"]
+    assert [r.split(": ", 1)[1].startswith("RuntimeError: boom") for r in retries] == [True, True]

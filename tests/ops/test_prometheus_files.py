@@ -7,12 +7,12 @@ target go down), and stores a scraped ``job`` label as ``exported_job``: both ar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -60,7 +60,7 @@ def run_promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def app(ops: Ops) -> Iterator[Flask]:
     app = create_app({"TESTING": True, "SECRET_KEY": "prom-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": ops.settings})
     yield app
     app.extensions[EXTENSION_KEY].engine.dispose()
 
@@ -96,10 +96,10 @@ def test_promtool_finds_nothing_in_a_scrape(app: Flask, ops: Ops) -> None:
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked.stdout + checked.stderr
 
 
-def test_a_metrics_token_is_required_when_configured(ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The admin takes its settings once, handed over (AUTOPILOT_SETTINGS), not from the environment.
-    app = create_app({"TESTING": True, "SECRET_KEY": "prom-test",
-                      "AUTOPILOT_SETTINGS": replace(ops.settings, metrics_bearer_token=TOKEN)})
+def test_a_metrics_token_is_required_when_configured(ops: Ops) -> None:
+    settings = dataclasses.replace(ops.settings, metrics_bearer_token=TOKEN)
+    app = create_app({"TESTING": True, "SECRET_KEY": "prom-test", "DATABASE_URL": ops.settings.database_url,
+                      "AUTOPILOT_SETTINGS": settings})
     try:
         client = app.test_client()
         refused = client.get("/metrics")
