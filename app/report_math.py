@@ -423,7 +423,7 @@ def posting_time_changes(posts: Iterable[PostRecord]) -> list[SettingChange]:
         best = min(rates, key=lambda at: (-rates[at], at))
         worst = min(rates, key=lambda at: (rates[at], at))
         if rates[best] > rates[worst] and _at_least(rates[best], rates[worst] * HOUR_IMPROVEMENT):
-            sentence = (f"Move your {platform} posting time from {worst} to {best}: "
+            sentence = (f"Move your {_platform_name(platform)} posting time from {worst} to {best}: "
                         f"posts at {best} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}")
             changes.append(SettingChange("posting_time", platform, worst, best, sentence))
     return changes
@@ -447,11 +447,11 @@ def frequency_changes(
         rate, previous_rate = now_stats.engagement_rate or 0.0, before.engagement_rate or 0.0
         if rate > 0 and _at_least(rate, previous_rate * FREQUENCY_HOLD_RATIO) and frequency < MAX_FREQUENCY:
             target = min(MAX_FREQUENCY, frequency + FREQUENCY_STEP)
-            sentence = (f"Increase frequency on {platform} from {frequency} to {target} posts a week: "
+            sentence = (f"Increase frequency on {_platform_name(platform)} from {frequency} to {target} posts a week: "
                         f"engagement held up at {_pct(rate)} (previous week {_pct(previous_rate)})")
         elif not _at_least(rate, previous_rate * FREQUENCY_DROP_RATIO) and frequency > MIN_FREQUENCY:
             target = max(MIN_FREQUENCY, frequency - FREQUENCY_STEP)
-            sentence = (f"Reduce frequency on {platform} from {frequency} to {target} posts a week: "
+            sentence = (f"Reduce frequency on {_platform_name(platform)} from {frequency} to {target} posts a week: "
                         f"engagement fell from {_pct(previous_rate)} to {_pct(rate)}")
         else:
             continue

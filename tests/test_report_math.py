@@ -271,7 +271,7 @@ def test_move_posting_time_to_a_clearly_better_hour() -> None:
     posts = [post(0.02, at=at_hour(0, 9)), post(0.02, at=at_hour(1, 9)),
              post(0.041, at=at_hour(0, 17)), post(0.041, at=at_hour(1, 17))]
     assert posting_time_recommendations(posts) == [
-        "Move your twitter posting time from 09:00 to 17:00: posts at 17:00 had 4.1% engagement vs 2.0%"]
+        "Move your X posting time from 09:00 to 17:00: posts at 17:00 had 4.1% engagement vs 2.0%"]
 
 
 def test_posting_time_hours_are_the_users_local_ones() -> None:
@@ -279,7 +279,7 @@ def test_posting_time_hours_are_the_users_local_ones() -> None:
     posts = [post(0.02, at=at_hour(0, 14), **zone), post(0.02, at=at_hour(1, 14), **zone),
              post(0.05, at=at_hour(0, 22), **zone), post(0.05, at=at_hour(1, 22), **zone)]
     assert posting_time_recommendations(posts) == [
-        "Move your twitter posting time from 09:00 to 17:00: posts at 17:00 had 5.0% engagement vs 2.0%"]
+        "Move your X posting time from 09:00 to 17:00: posts at 17:00 had 5.0% engagement vs 2.0%"]
 
 
 def test_exactly_25_percent_better_is_enough() -> None:
@@ -310,7 +310,7 @@ def test_posting_time_is_recommended_per_platform_in_name_order() -> None:
     posts = [post(r, at=at_hour(d, h), platform=p) for p in ("twitter", "linkedin")
              for d in range(2) for h, r in ((8, 0.01), (12, 0.03))]
     assert [s.split(" posting")[0] for s in posting_time_recommendations(posts)] == [
-        "Move your linkedin", "Move your twitter"]
+        "Move your LinkedIn", "Move your X"]
 
 
 # -- rule 4: frequency ---------------------------------------------------------------------
@@ -322,23 +322,23 @@ def week(rate: float, n: int = 2, platform: str = "linkedin", weeks_ago: int = 0
 
 def test_increase_frequency_when_engagement_held_up() -> None:
     assert frequency_recommendations(week(0.042), week(0.040, weeks_ago=1), 3) == [
-        "Increase frequency on linkedin from 3 to 5 posts a week: engagement held up at 4.2% "
+        "Increase frequency on LinkedIn from 3 to 5 posts a week: engagement held up at 4.2% "
         "(previous week 4.0%)"]
 
 
 def test_increase_frequency_when_engagement_dipped_by_at_most_10_percent() -> None:
     assert frequency_recommendations(week(0.036), week(0.040, weeks_ago=1), 3)[0].startswith(
-        "Increase frequency on linkedin from 3 to 5")
+        "Increase frequency on LinkedIn from 3 to 5")
 
 
 def test_reduce_frequency_when_engagement_fell_by_more_than_25_percent() -> None:
     assert frequency_recommendations(week(0.02), week(0.04, weeks_ago=1), 7) == [
-        "Reduce frequency on linkedin from 7 to 5 posts a week: engagement fell from 4.0% to 2.0%"]
+        "Reduce frequency on LinkedIn from 7 to 5 posts a week: engagement fell from 4.0% to 2.0%"]
 
 
 @pytest.mark.parametrize(("frequency", "current", "expected"), [
-    (13, 0.04, "Increase frequency on linkedin from 13 to 14 "),
-    (2, 0.01, "Reduce frequency on linkedin from 2 to 1 "),
+    (13, 0.04, "Increase frequency on LinkedIn from 13 to 14 "),
+    (2, 0.01, "Reduce frequency on LinkedIn from 2 to 1 "),
 ])
 def test_frequency_stays_between_1_and_14(frequency: int, current: float, expected: str) -> None:
     assert frequency_recommendations(week(current), week(0.04, weeks_ago=1), frequency)[0].startswith(expected)

@@ -25,7 +25,7 @@ from app.notifications import notify
 from tests.portal.conftest import TestUser, csrf_token, portal_db, signed_in
 
 CHANGE = {"setting": "posting_time", "platform": "twitter", "current": "09:00", "proposed": "17:00",
-          "sentence": "Move your twitter posting time from 09:00 to 17:00: posts at 17:00 had 5.0% engagement vs 2.0%"}
+          "sentence": "Move your X posting time from 09:00 to 17:00: posts at 17:00 had 5.0% engagement vs 2.0%"}
 
 
 def add_report(app: Flask, user_id: int, day: str, summary: str) -> None:

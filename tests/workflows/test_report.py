@@ -33,7 +33,7 @@ from tests.fakes.smtp import Mail, running_smtp
 
 #: Sunday 22 November 2026, 08:00 UTC: the report covers [15 Nov 08:00, 22 Nov 08:00).
 WEEK_END = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-MOVE_SENTENCE = ("Move your twitter posting time from 09:00 to 17:00: "
+MOVE_SENTENCE = ("Move your X posting time from 09:00 to 17:00: "
                  "posts at 17:00 had 5.0% engagement vs 2.0%")
 
 
