@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.orm import load_only
 
 from app import posts as post_service
 from app.clock import utcnow
@@ -104,18 +105,23 @@ def _page(name: str) -> int:
     return int(value) if value.isdigit() and 0 < int(value) < 10_000 else 1
 
 
+#: The columns a list row shows: a list loads only these (a post has thirty).
+_LISTED = load_only(Post.id, Post.user_id, Post.platform, Post.text, Post.status, Post.scheduled_at,
+                    Post.published_at, Post.external_id)
+
+
 @bp.route("/")
 @login_required
 def index() -> str:
     db = db_session()
     upcoming_page, published_page = _page("upcoming"), _page("published")
-    waiting = db.scalars(user_query(Post).where(Post.status == PostStatus.NEEDS_REVIEW)
+    waiting = db.scalars(user_query(Post).options(_LISTED).where(Post.status == PostStatus.NEEDS_REVIEW)
                          .order_by(Post.scheduled_at, Post.id).limit(WAITING_SHOWN)).all()
     # One more than a page: tells whether there is a next page without counting them all.
-    upcoming = db.scalars(user_query(Post).where(Post.status.in_(
+    upcoming = db.scalars(user_query(Post).options(_LISTED).where(Post.status.in_(
         (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PUBLISHING)))
         .order_by(Post.scheduled_at, Post.id).offset((upcoming_page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
-    published = db.scalars(user_query(Post).where(Post.status == PostStatus.PUBLISHED)
+    published = db.scalars(user_query(Post).options(_LISTED).where(Post.status == PostStatus.PUBLISHED)
                            .order_by(Post.published_at.desc(), Post.id.desc())
                            .offset((published_page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
     return render_template(
