@@ -163,6 +163,7 @@ def test_security_headers_and_cookie_flags(portal_settings: Settings, user: Test
     csp = response.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "'nonce-" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
