@@ -20,11 +20,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
 from app.charts import assets_blueprint
 from app.config import Settings, get_settings
@@ -111,6 +112,14 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     init_security_headers(app, inline_styles=False)
     app.register_blueprint(assets_blueprint())
+
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        # Pages hold a user's data or a one-time link: no shared or back-button cache keeps them.
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
     nav: list[tuple[str, str]] = []
     for name in BLUEPRINTS:
         module = importlib.import_module(name)
