@@ -12,6 +12,7 @@ gone; if not, the pause is renewed without a second notification that day.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -107,7 +108,7 @@ def notify_paused_users(session: Session, provider: str, until: datetime, now: d
         Notification.kind == NOTIFY_PROVIDER_PAUSED, Notification.created_at >= now - DEFAULT_OPERATOR_RENOTIFY,
         Notification.subject.startswith(f"{name} is paused"), Notification.user_id.is_not(None))))
     ids = [user_id for user_id in session.scalars(users) if user_id not in already]
-    chosen = dict(session.execute(select(NotificationPreferences.user_id, NotificationPreferences.email_by_kind)
+    chosen: dict[int, dict[str, Any]] = dict(session.execute(select(NotificationPreferences.user_id, NotificationPreferences.email_by_kind)
                                   .where(NotificationPreferences.user_id.in_(ids))).all()) if ids else {}
     body = (f"{what} wait: the operator paused {name} after a problem only they can fix, until "
             f"{until:%Y-%m-%d %H:%M} UTC. Nothing is lost; the autopilot tries again then.")
