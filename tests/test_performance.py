@@ -26,14 +26,21 @@ NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def history(sessions: sessionmaker[Session], vault: TokenVault) -> dict[str, int]:
+def users(sessions: sessionmaker[Session], vault: TokenVault) -> dict[str, int]:
+    """Ada (X and LinkedIn) and Bob (X), both in New York, without posts."""
     settings = {"timezone": ZONE, "preferred_platforms": ["twitter", "linkedin"],
                 "posting_times": {"twitter": ["09:00"], "linkedin": ["17:00"]}}
     ada = make_user(sessions, vault, "ada@example.com", settings=settings, connect=("twitter", "linkedin"))
     bob = make_user(sessions, vault, "bob@example.com", settings=settings, connect=("twitter",))
-    seed_history(sessions, ada, NOW, seed=1)
-    seed_history(sessions, bob, NOW, seed=2)
     return {"ada": ada, "bob": bob}
+
+
+@pytest.fixture
+def history(sessions: sessionmaker[Session], users: dict[str, int]) -> dict[str, int]:
+    """Both users with two years of daily posts, Bob's numbers drawn differently from Ada's."""
+    seed_history(sessions, users["ada"], NOW, seed=1)
+    seed_history(sessions, users["bob"], NOW, seed=2)
+    return users
 
 
 MEASURED = "status = 'published' AND impressions > 0"
@@ -147,7 +154,8 @@ def test_a_second_users_data_never_appears(sessions: sessionmaker[Session], hist
     assert owners == {history["ada"]}
 
 
-def test_accounts_and_pauses(sessions: sessionmaker[Session], history: dict[str, int]) -> None:
+def test_accounts_and_pauses(sessions: sessionmaker[Session], users: dict[str, int]) -> None:
+    history = users
     with sessions.begin() as session:
         session.execute(update(PlatformAccount)
                         .where(PlatformAccount.user_id == history["ada"], PlatformAccount.platform == "linkedin")
@@ -171,6 +179,7 @@ def test_accounts_and_pauses(sessions: sessionmaker[Session], history: dict[str,
     assert [p.provider for p in bob.pauses] == ["openai"]
 
 
-def test_unknown_period_is_refused(sessions: sessionmaker[Session], history: dict[str, int]) -> None:
+def test_unknown_period_is_refused(sessions: sessionmaker[Session], users: dict[str, int]) -> None:
+    history = users
     with sessions() as session, pytest.raises(ValueError, match="7, 30, 90"):
         dashboard(session, history["ada"], NOW, 14)
