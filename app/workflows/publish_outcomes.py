@@ -86,9 +86,14 @@ def alert_review_queue(session: Session, user_id: int, now: datetime) -> None:
     """Tell the user, at most daily, when their review queue reaches the threshold."""
     size = review_queue_size(session, user_id=user_id)
     if size >= DEFAULT_REVIEW_ALERT_THRESHOLD:
+        # Why they wait, most frequent reason first: what the user needs to decide about them.
+        reasons = session.execute(
+            select(Post.review_reason, func.count()).where(Post.user_id == user_id, Post.status == S.NEEDS_REVIEW)
+            .group_by(Post.review_reason).order_by(func.count().desc(), Post.review_reason)).all()
+        why = ", ".join(f"{count} {(reason or 'unspecified').replace('_', ' ')}" for reason, count in reasons)
         notify(session, user_id, NOTIFY_REVIEW_QUEUE, f"{size} posts are waiting for your review",
                f"{size} posts could not be published automatically and wait for your decision "
-               "(approve, edit, reschedule or cancel) in the review queue.",
+               f"(approve, edit, reschedule or cancel) in the review queue. Why: {why}.",
                dedupe_since=now - DEFAULT_REVIEW_ALERT_INTERVAL, now=now)
 
 

@@ -657,6 +657,9 @@ def test_a_growing_review_queue_notifies_the_user_once_a_day(
     with sessions() as session:
         assert review_queue_size(session, user_id=user_id) == threshold + 1
         assert review_queue_size(session) == threshold + 1
+    # The notification says why they wait (the platform refused them: a permanent error).
+    [first] = notifications(sessions, "review_queue_growing")
+    assert first.body.endswith(f"Why: {threshold} permanent error.")
     fake.publish_script.append(PermanentError("400 bad request"))
     post_id = queued(sessions, user_id, now, token="next-day", text="tomorrow")
     publish_post(runtime, post_id, "next-day", now + timedelta(days=1, seconds=1))
