@@ -14,11 +14,12 @@ from flask import Flask
 from sqlalchemy.orm import scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from admin import auth, operations, security
+from admin import auth, operations
 from admin.ext import EXTENSION_KEY, AdminDatabase
 from admin.views import init_admin
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
+from app.websecurity import init_app as init_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db.remove()
 
     auth.init_app(app)
-    security.init_app(app)
+    init_security_headers(app)
     panel = init_admin(app, db)
     operations.init_app(app, panel, factory)
     return app

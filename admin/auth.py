@@ -10,7 +10,7 @@ it was issued under and the login time. Every request checks all three against t
   cleared cookie in one browser);
 - a session older than ``ADMIN_SESSION_HOURS`` is refused whatever the cookie says.
 
-Failed logins are throttled per account and per client address (:mod:`admin.throttle`) and
+Failed logins are throttled per account and per client address (:mod:`app.throttle`) and
 each failure is logged (never the password). Every form here, login and logout included,
 carries a CSRF token (Flask-Admin's SecureForm).
 """
@@ -41,8 +41,8 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from admin import throttle
 from admin.ext import db_session
+from app import throttle
 from app.clock import utcnow
 from app.errors import ValidationError
 from app.models import Operator
@@ -58,7 +58,7 @@ SESSION_KEY = "operator_id"
 GENERATION_KEY = "operator_generation"
 #: The session key holding the login instant (POSIX seconds).
 LOGIN_AT_KEY = "login_at"
-#: The app config key holding the :class:`admin.throttle.ThrottleLimits` in force.
+#: The app config key holding the :class:`app.throttle.ThrottleLimits` in force.
 THROTTLE_CONFIG_KEY = "LOGIN_THROTTLE"
 
 #: Shown when a form's CSRF token has outlived its time limit (wtforms' SessionCSRF: 30 min).

@@ -45,7 +45,6 @@ from admin.dashboard import DashboardView, needs_reauth
 from admin.filters import utc_time_filters
 from admin.reports import WeeklyReportView
 from admin.review import ReviewQueueView
-from admin.security import csp_nonce
 from admin.users import UserView
 from app.clock import utcnow
 from app.errors import ValidationError
@@ -66,6 +65,7 @@ from app.models import (
 from app.platforms import KNOWN_PLATFORMS
 from app.providers.sandbox import is_sandbox_id
 from app.users import set_account_status
+from app.websecurity import csp_nonce
 
 #: Columns of PlatformAccount no view may list, show, edit, search, filter or export.
 SECRET_COLUMNS = frozenset({"access_token_encrypted", "refresh_token_encrypted"})

@@ -39,6 +39,10 @@ _LINKEDIN_VERSION_RE = re.compile(r"20\d\d(?:0[1-9]|1[0-2])(?:\.\d\d)?")
 DEFAULT_DAILY_CATCH_UP_HOURS = 6
 #: Minutes past its scheduled time after which a post is not published stale but reviewed.
 DEFAULT_STALE_GRACE_MINUTES = 60
+#: Where the users' portal is reached when ``PORTAL_BASE_URL`` is unset (``flask run``'s default).
+DEFAULT_PORTAL_BASE_URL = "http://localhost:5000"
+#: Hours a portal sign-in lasts when ``PORTAL_SESSION_HOURS`` is unset (two weeks).
+DEFAULT_PORTAL_SESSION_HOURS = 14 * 24
 #: ``autopilot check`` fails when a queue holds at least this many messages (waiting + delayed).
 DEFAULT_OPS_QUEUE_DEPTH_MAX = 100
 #: ``autopilot check`` fails when a job's or queue's success rate over 24 h is below this (percent).
@@ -110,6 +114,13 @@ class Settings:
     #: Reverse proxies in front of the admin whose X-Forwarded-For is trusted (0: none), so
     #: the login throttle counts the client's address rather than the proxy's.
     admin_proxy_count: int = 0
+    #: The users' portal's public address (scheme, host, optional path; no trailing slash): sign-in
+    #: links and the OAuth redirect URIs (``PORTAL_BASE_URL + /connect/<platform>/callback``) use it.
+    portal_base_url: str = DEFAULT_PORTAL_BASE_URL
+    #: Hours a portal sign-in lasts, from the sign-in (ended earlier by signing out).
+    portal_session_hours: int = DEFAULT_PORTAL_SESSION_HOURS
+    #: Let anyone with an email address sign up from the portal's sign-in page (off: operators invite).
+    portal_open_signup: bool = False
     #: A streaming replica of DATABASE_URL for read-only reports and metrics queries.
     database_replica_url: str | None = None
     #: Operations thresholds (``autopilot check``, the admin's Operations page, alert rules).
@@ -155,7 +166,7 @@ class Settings:
             raise ConfigError("OPS_MIN_SUCCESS_RATE", str(self.ops_min_success_rate),
                               "a percentage from 0 to 100")
         for name in ("OPENAI_BASE_URL", "SERPER_BASE_URL", "X_API_BASE_URL", "X_AUTHORIZE_URL",
-                     "LINKEDIN_API_BASE_URL", "LINKEDIN_OAUTH_BASE_URL"):
+                     "LINKEDIN_API_BASE_URL", "LINKEDIN_OAUTH_BASE_URL", "PORTAL_BASE_URL"):
             _require_url(name, getattr(self, name.lower()), {"http", "https"})
         if self.sentry_dsn is not None:
             _require_url("SENTRY_DSN", self.sentry_dsn, {"http", "https"})
@@ -174,9 +185,12 @@ class Settings:
                      "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
                      "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS", "OPS_QUEUE_DEPTH_MAX",
                      "OPS_SCHEDULER_SILENCE_SECONDS", "MESSAGE_GRACE_SECONDS", "WORKER_SILENCE_SECONDS",
-                     "REDIS_MAINTENANCE_CHANCE", "PUBLISH_CONCURRENCY"):
+                     "REDIS_MAINTENANCE_CHANCE", "PUBLISH_CONCURRENCY", "PORTAL_SESSION_HOURS"):
             if getattr(self, name.lower()) <= 0:
                 raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
+        if self.portal_base_url.endswith("/"):
+            raise ConfigError("PORTAL_BASE_URL", self.portal_base_url,
+                              "no trailing slash: paths such as /connect/twitter/callback are appended")
         if self.admin_proxy_count < 0:
             raise ConfigError("ADMIN_PROXY_COUNT", str(self.admin_proxy_count), "must be 0 or more")
 

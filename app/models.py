@@ -35,6 +35,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[CreatedAt]
+    #: A disabled user cannot sign in to the portal, and their open portal sessions are ended.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     settings: Mapped[UserSettings] = relationship(
         back_populates="user", uselist=False, cascade="all, delete-orphan", lazy="joined"
@@ -382,6 +384,51 @@ class Operator(Base):
 
     def __repr__(self) -> str:
         return f"<Operator {self.username}>"
+
+
+class UserSession(Base):
+    """One signed-in browser of a user in the portal (server-side: deleting the row signs it out).
+
+    The browser's cookie holds a random token; only its SHA-256 is stored, so a database dump
+    signs nobody in. Rows are deleted on sign-out, "sign out everywhere" and when the user is
+    disabled; a row past ``expires_at`` is refused and pruned.
+    """
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user_id", "user_id"),)
+
+    id: Mapped[IntPK]
+    user_id: Mapped[UserFK]
+    #: SHA-256 (hex) of the token in the browser's cookie.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[CreatedAt]
+    expires_at: Mapped[datetime]
+    #: The browser's User-Agent at sign-in, truncated: lets the user tell their sessions apart.
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship(viewonly=True)
+
+
+class SignInLink(Base):
+    """A one-time portal sign-in link, emailed or printed by ``autopilot users invite``.
+
+    The link carries a random token signed with ``SECRET_KEY`` (a forged or altered link is
+    refused before any lookup); only the token's SHA-256 is stored. ``used_at`` is set by a
+    conditional UPDATE, so a link signs in once even when clicked twice at the same instant.
+    ``user_id`` is NULL for an open sign-up link: the user is created when it is used.
+    """
+
+    __tablename__ = "sign_in_links"
+
+    id: Mapped[IntPK]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[CreatedAt]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    #: Who made it: "portal" (asked for on the sign-in page), "cli", "operator:<name>".
+    created_by: Mapped[str] = mapped_column(String(100), default="portal")
 
 
 class LoginThrottle(Base):

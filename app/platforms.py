@@ -50,6 +50,9 @@ class Platform:
     #: ``module:function`` building its real Publisher from Settings, or None without credentials
     #: (the sandbox publisher is used then). Named, not imported: this module stays pure.
     publisher_factory: str
+    #: The public page of a published post from its id on the platform (``Post.external_id``),
+    #: for the portal's links; None when the platform has no such page.
+    post_url: Callable[[str], str] | None = None
     #: ``module:function`` building the OAuth connector (:mod:`app.connect`) that lets a user
     #: connect an account through the platform's own consent screen, or None when the platform
     #: is not connected that way. The portal offers "Connect" for the platforms that name one.
@@ -65,6 +68,7 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a URL counts 23, CJK characters and emoji count 2. Use 1-3 relevant hashtags.",
             posting_limit_setting="x_posts_per_15_min", posting_window=timedelta(minutes=15),
             settings_prefix="X", publisher_factory="app.providers.x:from_settings",
+            post_url="https://x.com/i/web/status/{}".format,
             connector_factory="app.connect.clients:x_from_settings"),
         Platform(
             key="linkedin", display_name="LinkedIn",
@@ -73,6 +77,7 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a few short paragraphs, a hook in the first line, no more than 3 hashtags at the end.",
             posting_limit_setting="linkedin_posts_per_day", posting_window=timedelta(days=1),
             settings_prefix="LINKEDIN", publisher_factory="app.providers.linkedin:from_settings",
+            post_url="https://www.linkedin.com/feed/update/{}".format,
             connector_factory="app.connect.clients:linkedin_from_settings"),
     )
 }

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import record
+from app.audit import AuditEntry, record, record_many
 from app.clock import utcnow
 from app.errors import FieldError, NotFound, ValidationError
-from app.lifecycle import CANCELLABLE, RESCHEDULABLE, move
+from app.lifecycle import CANCELLABLE, RESCHEDULABLE, move, move_many
 from app.models import Post, PostStatus, User
 from app.platforms import KNOWN_PLATFORMS
 from app.text_limits import limit_error, normalize_newlines
@@ -94,3 +95,30 @@ def cancel(session: Session, post_id: int, *, actor: str = "cli") -> Post:
         raise ValidationError([FieldError("status", post.status, "a post being published or already published cannot be cancelled")])
     record(session, "post.cancelled", user_id=post.user_id, post_id=post.id, actor=actor)
     return post
+
+
+#: The statuses of a post still to go out, which "cancel the scheduled posts" cancels.
+UPCOMING = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.NEEDS_REVIEW)
+
+
+def cancel_upcoming(session: Session, user_id: int, *, reason: str, actor: str, origin: str | None = None,
+                    platform: str | None = None) -> list[int]:
+    """Cancel every post of the user still to go out (of one origin or platform if given).
+
+    One UPDATE per status (each a guarded move, so a post a worker claims meanwhile is left
+    to it) and one audit INSERT, whatever the number of posts; the ids cancelled.
+    """
+    where = [Post.user_id == user_id]
+    if origin is not None:
+        where.append(Post.origin == origin)
+    if platform is not None:
+        where.append(Post.platform == platform)
+    cancelled: list[int] = []
+    for status in UPCOMING:
+        ids = list(session.scalars(select(Post.id).where(Post.status == status, *where)))
+        moved = move_many(session, ids, source=status, target=PostStatus.CANCELLED, claim_token=None,
+                          updated_at=utcnow(), returning=(Post.id,))
+        cancelled.extend(row.id for row in moved)
+    record_many(session, [AuditEntry("post.cancelled", user_id=user_id, post_id=post_id, actor=actor,
+                                     details={"reason": reason}) for post_id in cancelled])
+    return cancelled

@@ -149,6 +149,11 @@ def _iana_zones() -> set[str]:
     return _ZONES
 
 
+def known_time_zones() -> list[str]:
+    """Every time zone name the validation accepts, sorted: the lists users pick from."""
+    return sorted(_iana_zones())
+
+
 def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]

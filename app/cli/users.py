@@ -13,9 +13,10 @@ from app import users as user_service
 from app.cli.common import console, emit, json_option, parse_instant, session, settings
 from app.clock import utcnow
 from app.crypto import TokenVault, generate_key
-from app.errors import FieldError, ValidationError
+from app.errors import FieldError, NotFound, ValidationError
 from app.models import PlatformAccount, User
 from app.providers.base import TokenSet
+from app.signin import create_link, disable_user, link_url
 
 
 def settings_options(command: Any) -> Any:
@@ -139,6 +140,31 @@ def show(email: str, as_json: bool) -> None:
     with session() as s:
         data = describe(user_service.get_user(s, email))
     emit(data, as_json, _print_user)
+
+
+@users.command()
+@click.argument("email")
+def invite(email: str) -> None:
+    """Print a one-time portal sign-in link for EMAIL (valid 15 minutes; nothing is emailed).
+
+    For deployments without SMTP and for onboarding: send the link to the user yourself.
+    """
+    config = settings()
+    with session() as s:
+        token = create_link(s, config, email, now=utcnow(), created_by="cli")
+        if token is None:
+            raise NotFound(f"no active user with email {email.strip()!r} (create it with `autopilot users create`)")
+    click.echo(link_url(config, token))
+
+
+@users.command()
+@click.argument("email")
+@click.option("--enable", is_flag=True, help="Let a disabled user sign in again.")
+def disable(email: str, enable: bool) -> None:
+    """Disable a user: no portal sign-in, and every open portal session ends at once."""
+    with session() as s:
+        disable_user(s, email, disabled=not enable, actor="cli")
+    click.echo(f"user {email.strip().lower()} {'enabled' if enable else 'disabled'}")
 
 
 @users.command(name="list")

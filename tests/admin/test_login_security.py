@@ -15,7 +15,10 @@ from sqlalchemy.orm import sessionmaker
 
 from admin import create_app
 from admin.auth import LOGIN_AT_KEY
-from admin.throttle import (
+from app.clock import utcnow
+from app.models import LoginThrottle, PlatformAccount
+from app.operators import create_operator, set_password
+from app.throttle import (
     DEFAULT_ACCOUNT_FAILURES,
     DEFAULT_ADDRESS_FAILURES,
     ThrottleLimits,
@@ -23,9 +26,6 @@ from admin.throttle import (
     locked_until,
     register_failure,
 )
-from app.clock import utcnow
-from app.models import LoginThrottle, PlatformAccount
-from app.operators import create_operator, set_password
 from tests.admin.conftest import OPERATOR, PASSWORD, AuthActions, db
 from tests.admin.test_admin import add_user, text_of
 

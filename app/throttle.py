@@ -1,4 +1,8 @@
-"""Failed-login throttling: per account and per client address, with a temporary lockout.
+"""Login throttling: per account and per client address, with a temporary lockout.
+
+Shared by the admin (failed operator logins) and the users' portal (sign-in link requests,
+every one counted: a link request has no "wrong password" to wait for). Each app uses its own
+key prefixes, so an operator's lockout never locks a user out, nor the reverse.
 
 Counts live in the database (:class:`app.models.LoginThrottle`), not in Redis or in process
 memory: the admin runs without Redis on a laptop and as several gunicorn workers in

@@ -1,0 +1,177 @@
+"""The user's own posts: what is coming (in their local time), what waits for them, what went out.
+
+Approve, edit, reschedule and cancel are :mod:`app.posts`' operator actions (the admin's review
+queue calls the same ones) with the user as the actor: the same guarded moves, the same rules,
+the same audit rows. Every post is fetched through :func:`portal.scoping.owned_or_404`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from app import posts as post_service
+from app.clock import utcnow
+from app.errors import FieldError, ValidationError
+from app.lifecycle import CANCELLABLE, RESCHEDULABLE
+from app.models import Post, PostStatus
+from app.platforms import PLATFORMS, display_name
+from app.scheduling import local_to_utc
+from app.text_limits import normalize_newlines
+from portal.auth import current_actor, login_required
+from portal.ext import db_session
+from portal.scoping import owned_or_404, user_query
+
+bp = Blueprint("posts", __name__, url_prefix="/posts")
+
+NAV = ("Posts", "posts.index")
+
+#: Posts listed per section of the posts page (the rest: "older" / "later" pages).
+PAGE_SIZE = 50
+#: How far ahead "approve and publish now" schedules a post (approve() wants a future time).
+APPROVE_NOW_DELAY = timedelta(seconds=1)
+#: The ``<input type="datetime-local">`` format, minutes only.
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def user_zone() -> ZoneInfo:
+    return ZoneInfo(g.user.settings.timezone or "UTC")
+
+
+def local(value: datetime | None) -> str:
+    """A UTC instant as the user's wall-clock time, e.g. ``Mon 7 Dec 2026, 09:00 CET``."""
+    if value is None:
+        return ""
+    moment = value.astimezone(user_zone())
+    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"
+
+
+def post_url(post: Post) -> str | None:
+    """The published post's page on its platform (the registry knows how), or None."""
+    platform = PLATFORMS.get(post.platform)
+    if post.external_id is None or platform is None or platform.post_url is None:
+        return None
+    return platform.post_url(post.external_id)
+
+
+@bp.app_template_filter("local_time")
+def _local_time_filter(value: datetime | None) -> str:
+    return local(value)
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"post_url": post_url, "platform_name": display_name, "PostStatus": PostStatus,
+            "RESCHEDULABLE": RESCHEDULABLE, "CANCELLABLE": CANCELLABLE}
+
+
+@bp.route("/")
+@login_required
+def index() -> str:
+    db = db_session()
+    waiting = db.scalars(user_query(Post).where(Post.status == PostStatus.NEEDS_REVIEW)
+                         .order_by(Post.scheduled_at, Post.id).limit(PAGE_SIZE)).all()
+    upcoming = db.scalars(user_query(Post).where(Post.status.in_(
+        (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PUBLISHING)))
+        .order_by(Post.scheduled_at, Post.id).limit(PAGE_SIZE)).all()
+    published = db.scalars(user_query(Post).where(Post.status == PostStatus.PUBLISHED)
+                           .order_by(Post.published_at.desc(), Post.id.desc()).limit(PAGE_SIZE)).all()
+    return render_template("portal/posts.html", waiting=waiting, upcoming=upcoming, published=published,
+                           zone=g.user.settings.timezone, approval=g.user.settings.require_approval)
+
+
+@bp.route("/<int:post_id>")
+@login_required
+def detail(post_id: int) -> str:
+    post = owned_or_404(Post, post_id)
+    return _render_detail(post, text=post.text, at=_local_input(post.scheduled_at), errors={})
+
+
+def _local_input(value: datetime) -> str:
+    return value.astimezone(user_zone()).strftime(LOCAL_INPUT_FORMAT)
+
+
+def _render_detail(post: Post, *, text: str, at: str, errors: dict[str, list[str]]) -> str:
+    return render_template("portal/post.html", post=post, text=text, at=at, errors=errors,
+                           zone=g.user.settings.timezone)
+
+
+def _parse_local(value: str) -> datetime | None:
+    """The form's local date-time in the user's zone, as UTC; None when left empty."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        wall = datetime.strptime(value[:16], LOCAL_INPUT_FORMAT)
+    except ValueError:
+        raise ValidationError([FieldError("at", value, "not a date and time such as 2026-12-24T09:00")]) from None
+    return local_to_utc(wall.date(), wall.time(), user_zone())
+
+
+def _done(post: Post, message: str) -> Any:
+    db_session().commit()
+    flash(message, "success")
+    return redirect(url_for("posts.detail", post_id=post.id))
+
+
+def _refused(post: Post, exc: ValidationError, *, text: str | None = None, at: str | None = None) -> Any:
+    db_session().rollback()
+    db_session().refresh(post)
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors:
+        errors.setdefault(error.field, []).append(error.reason)
+    flash("Not done: " + "; ".join(f"{e.field}: {e.reason}" for e in exc.errors), "error")
+    return _render_detail(post, text=post.text if text is None else text,
+                          at=_local_input(post.scheduled_at) if at is None else at, errors=errors), 400
+
+
+@bp.route("/<int:post_id>/approve", methods=["POST"])
+@login_required
+def approve(post_id: int) -> Any:
+    """Approve as it is: at its time if still ahead, else now (``now=1``: publish now)."""
+    post = owned_or_404(Post, post_id)
+    now = utcnow()
+    at = now + APPROVE_NOW_DELAY if request.form.get("now") else None
+    try:
+        post_service.approve(db_session(), post.id, now=now, at=at, actor=current_actor())
+    except ValidationError as exc:
+        return _refused(post, exc)
+    return _done(post, "Approved: it goes out " + ("now." if at else f"on {local(post.scheduled_at)}."))
+
+
+@bp.route("/<int:post_id>/edit", methods=["POST"])
+@login_required
+def edit(post_id: int) -> Any:
+    """Edit the text and/or the time (local), which also approves a post waiting for review."""
+    post = owned_or_404(Post, post_id)
+    submitted_text = request.form.get("text", "")
+    submitted_at = request.form.get("at", "")
+    now = utcnow()
+    try:
+        at = _parse_local(submitted_at)
+        if at is not None and at == post.scheduled_at.replace(second=0, microsecond=0):
+            at = None  # the time shown was left as it was: keep the post's own second
+        text = normalize_newlines(submitted_text).strip()
+        new_text = text if text != post.text.strip() else None
+        if at is None and new_text is None and post.status == PostStatus.SCHEDULED:
+            flash("Nothing changed.", "info")
+            return redirect(url_for("posts.detail", post_id=post.id))
+        post_service.approve(db_session(), post.id, now=now, at=at, text=new_text, actor=current_actor())
+    except ValidationError as exc:
+        return _refused(post, exc, text=submitted_text, at=submitted_at)
+    return _done(post, f"Saved: it goes out on {local(post.scheduled_at)}.")
+
+
+@bp.route("/<int:post_id>/cancel", methods=["POST"])
+@login_required
+def cancel(post_id: int) -> Any:
+    post = owned_or_404(Post, post_id)
+    try:
+        post_service.cancel(db_session(), post.id, actor=current_actor())
+    except ValidationError as exc:
+        return _refused(post, exc)
+    return _done(post, "Cancelled: it will not be published.")
+

@@ -1,0 +1,111 @@
+"""The user's own posts: local times, and approve / edit / reschedule / cancel as the review queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.clock import utcnow
+from app.models import AuditLog, Post, PostStatus, ReviewReason
+from tests.portal.conftest import TestUser, csrf_token, portal_db
+
+
+def _post(portal_app: Flask, user: TestUser, status: PostStatus = PostStatus.NEEDS_REVIEW, **values: object) -> int:
+    with portal_db(portal_app) as session:
+        post = Post(user_id=user.id, platform="twitter", text="Hello from the autopilot", status=status,
+                    review_reason=ReviewReason.APPROVAL if status == PostStatus.NEEDS_REVIEW else None,
+                    scheduled_at=utcnow() + timedelta(days=2), **values)
+        session.add(post)
+        session.flush()
+        return post.id
+
+
+def _audit(portal_app: Flask, post_id: int) -> list[AuditLog]:
+    with portal_db(portal_app) as session:
+        rows = session.scalars(select(AuditLog).where(AuditLog.post_id == post_id)).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def test_upcoming_posts_show_in_the_users_local_time(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    post_id = _post(portal_app, user, PostStatus.SCHEDULED)
+    with portal_db(portal_app) as session:
+        at = session.get(Post, post_id).scheduled_at
+    local = at.astimezone(ZoneInfo("Europe/Paris"))
+    page = user_client.get("/posts/").get_data(as_text=True)
+    assert f"{local:%H:%M} {local.tzname()}" in page and "Hello from the autopilot" in page
+
+
+def test_the_user_approves_a_post_waiting_for_them(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    post_id = _post(portal_app, user)
+    url = f"/posts/{post_id}"
+    response = user_client.post(f"{url}/approve", data={"csrf_token": csrf_token(user_client, url)})
+    assert response.status_code == 302
+    with portal_db(portal_app) as session:
+        assert session.get(Post, post_id).status == PostStatus.SCHEDULED
+    [audit] = _audit(portal_app, post_id)
+    assert audit.action == "post.approved" and audit.actor == f"user:{user.id}"
+
+
+def test_edit_and_reschedule_in_local_time(user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    post_id = _post(portal_app, user)
+    url = f"/posts/{post_id}"
+    wall = (utcnow() + timedelta(days=3)).astimezone(ZoneInfo("Europe/Paris")).replace(
+        hour=9, minute=15, second=0, microsecond=0, tzinfo=None)
+    response = user_client.post(f"{url}/edit", data={
+        "csrf_token": csrf_token(user_client, url), "text": "Edited\r\ntext", "at": f"{wall:%Y-%m-%dT%H:%M}"})
+    assert response.status_code == 302
+    with portal_db(portal_app) as session:
+        post = session.get(Post, post_id)
+        assert post.text == "Edited\ntext" and post.status == PostStatus.SCHEDULED
+        assert post.scheduled_at == wall.replace(tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)
+    [audit] = _audit(portal_app, post_id)
+    assert audit.details["edited"] is True and audit.actor == f"user:{user.id}"
+
+
+def test_a_refused_edit_says_why_and_changes_nothing(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    post_id = _post(portal_app, user)
+    url = f"/posts/{post_id}"
+    response = user_client.post(f"{url}/edit", data={
+        "csrf_token": csrf_token(user_client, url), "text": "x" * 300, "at": ""})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "280" in page and "x" * 300 in page  # the limit named, the input kept
+    response = user_client.post(f"{url}/edit", data={
+        "csrf_token": csrf_token(user_client, url), "text": "Fine text", "at": "2001-01-01T09:00"})
+    assert response.status_code == 400 and "must be in the future" in response.get_data(as_text=True)
+    with portal_db(portal_app) as session:
+        post = session.get(Post, post_id)
+        assert post.text == "Hello from the autopilot" and post.status == PostStatus.NEEDS_REVIEW
+
+
+def test_cancel_and_a_published_post_cannot_be_cancelled(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    post_id = _post(portal_app, user)
+    user_client.post(f"/posts/{post_id}/cancel", data={"csrf_token": csrf_token(user_client, f"/posts/{post_id}")})
+    published = _post(portal_app, user, PostStatus.PUBLISHED, external_id="1790000000000000001",
+                      published_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    response = user_client.post(f"/posts/{published}/cancel",
+                                data={"csrf_token": csrf_token(user_client, f"/posts/{published}")})
+    assert response.status_code == 400
+    with portal_db(portal_app) as session:
+        assert session.get(Post, post_id).status == PostStatus.CANCELLED
+        assert session.get(Post, published).status == PostStatus.PUBLISHED
+    page = user_client.get("/posts/").get_data(as_text=True)
+    assert 'href="https://x.com/i/web/status/1790000000000000001"' in page
+
+
+def test_forms_without_the_csrf_token_are_refused(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    post_id = _post(portal_app, user)
+    response = user_client.post(f"/posts/{post_id}/cancel")
+    assert response.status_code == 400 and "Form expired" in response.get_data(as_text=True)
+    with portal_db(portal_app) as session:
+        assert session.get(Post, post_id).status == PostStatus.NEEDS_REVIEW
