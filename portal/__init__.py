@@ -40,6 +40,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "portal.home",
     "portal.auth",
     "portal.posts",
+    "portal.accounts",
     "portal.settings",
 )
 

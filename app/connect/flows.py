@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from authlib.common.security import generate_token
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import AuditEntry, record, record_many
+from app.config import Settings
 from app.connect.clients import Grant, OAuthCallFailed, OAuthConnector, connector_for
 from app.connect.errors import ConnectError, ConnectFailure
-from app.errors import NotFound
+from app.crypto import TokenVault
+from app.errors import NotFound, TokenDecryptionError
 from app.lifecycle import move_many
 from app.models import AccountStatus, ConnectFlow, PlatformAccount, Post, PostStatus
 from app.platforms import display_name
-from app.runtime import Runtime
 
 #: How long a user has to answer the platform's consent screen before the flow is refused.
 DEFAULT_FLOW_LIFETIME = timedelta(minutes=10)
@@ -39,6 +41,30 @@ DENIED_ERRORS = frozenset({"access_denied", "user_cancelled_authorize", "user_ca
 FUTURE_STATUSES = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.NEEDS_REVIEW)
 #: PKCE verifier length (RFC 7636 allows 43 to 128 characters).
 VERIFIER_LENGTH = 64
+
+
+class FlowRuntime(Protocol):
+    """What the flows need of a :class:`app.runtime.Runtime` (which is one): the portal, which
+    runs no providers, builds a :class:`ConnectRuntime` instead."""
+
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    vault: TokenVault
+
+    def now(self) -> datetime: ...
+
+
+@dataclass
+class ConnectRuntime:
+    """Settings, sessions, the token vault and a clock: all the flows use."""
+
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    vault: TokenVault
+    clock: Callable[[], datetime]
+
+    def now(self) -> datetime:
+        return self.clock()
 
 
 @dataclass(frozen=True)
@@ -66,7 +92,7 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _connector(runtime: Runtime, platform: str) -> OAuthConnector:
+def _connector(runtime: FlowRuntime, platform: str) -> OAuthConnector:
     try:
         connector = connector_for(runtime.settings, platform)
     except ValueError as exc:
@@ -79,7 +105,7 @@ def _connector(runtime: Runtime, platform: str) -> OAuthConnector:
     return connector
 
 
-def start(runtime: Runtime, *, user_id: int, platform: str, session_key: str, redirect_uri: str,
+def start(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, redirect_uri: str,
           connector: OAuthConnector | None = None) -> str:
     """Record a new consent for ``user_id`` and return the platform's consent page URL.
 
@@ -100,7 +126,7 @@ def start(runtime: Runtime, *, user_id: int, platform: str, session_key: str, re
     return connector.authorization_url(redirect_uri, state, verifier)
 
 
-def finish(runtime: Runtime, *, user_id: int, platform: str, session_key: str, params: Mapping[str, str],
+def finish(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, params: Mapping[str, str],
            actor: str, connector: OAuthConnector | None = None) -> Connected:
     """Check the platform's answer (``params``: the callback's query), exchange the code, store.
 
@@ -137,7 +163,7 @@ class _Flow:
     code_verifier_encrypted: str | None
 
 
-def _claim_flow(runtime: Runtime, *, user_id: int, platform: str, session_key: str, state: str,
+def _claim_flow(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, state: str,
                 name: str) -> _Flow:
     """The flow ``state`` names, used up now; ConnectError if it is not this browser's to finish."""
     now = runtime.now()
@@ -173,7 +199,7 @@ def _claim_flow(runtime: Runtime, *, user_id: int, platform: str, session_key: s
     return result
 
 
-def _store(runtime: Runtime, *, user_id: int, platform: str, grant: Grant, actor: str, name: str) -> Connected:
+def _store(runtime: FlowRuntime, *, user_id: int, platform: str, grant: Grant, actor: str, name: str) -> Connected:
     """Store the grant's tokens on the user's account for ``platform`` (replacing any), audited."""
     identity = grant.identity
     with runtime.session_factory.begin() as session:
@@ -194,7 +220,7 @@ def _store(runtime: Runtime, *, user_id: int, platform: str, grant: Grant, actor
     return connected
 
 
-def _replace_tokens(runtime: Runtime, session: Session, *, user_id: int, platform: str, grant: Grant,
+def _replace_tokens(runtime: FlowRuntime, session: Session, *, user_id: int, platform: str, grant: Grant,
                     actor: str) -> Connected:
     identity = grant.identity
     account = session.scalar(select(PlatformAccount).where(
@@ -222,7 +248,7 @@ def _replace_tokens(runtime: Runtime, session: Session, *, user_id: int, platfor
     return Connected(account.id, platform, identity.handle, reconnected)
 
 
-def disconnect(runtime: Runtime, *, user_id: int, account_id: int, actor: str,
+def disconnect(runtime: FlowRuntime, *, user_id: int, account_id: int, actor: str,
                connector: OAuthConnector | None = None) -> Disconnected:
     """Revoke the account's tokens where the platform allows, cancel its future posts, delete it.
 
@@ -236,16 +262,22 @@ def disconnect(runtime: Runtime, *, user_id: int, account_id: int, actor: str,
         if account is None:
             raise NotFound(f"no account {account_id}")
         platform, handle = account.platform, account.handle
-        credentials = runtime.vault.credentials(account)
+        try:
+            credentials = runtime.vault.credentials(account)
+        except TokenDecryptionError as exc:  # a key rotated away: nothing to revoke with, delete all the same
+            credentials, unreadable = None, str(exc)
     connector = connector or connector_for_optional(runtime, platform)
     revoked: bool | None = None
     revoke_error = None
     if connector is not None and connector.revokes:
-        try:
-            connector.revoke(credentials.access_token, credentials.refresh_token)
-            revoked = True
-        except OAuthCallFailed as exc:
-            revoked, revoke_error = False, str(exc)
+        if credentials is None:
+            revoked, revoke_error = False, unreadable
+        else:
+            try:
+                connector.revoke(credentials.access_token, credentials.refresh_token)
+                revoked = True
+            except OAuthCallFailed as exc:
+                revoked, revoke_error = False, str(exc)
     reason = f"{display_name(platform)} account disconnected by its owner"
     with runtime.session_factory.begin() as session:
         gone = session.execute(delete(PlatformAccount).where(
@@ -271,7 +303,7 @@ def disconnect(runtime: Runtime, *, user_id: int, account_id: int, actor: str,
     return Disconnected(platform, handle, revoked, len(cancelled))
 
 
-def connector_for_optional(runtime: Runtime, platform: str) -> OAuthConnector | None:
+def connector_for_optional(runtime: FlowRuntime, platform: str) -> OAuthConnector | None:
     """The platform's connector, or None (not configured, or not an OAuth platform)."""
     try:
         return connector_for(runtime.settings, platform)
