@@ -8,18 +8,25 @@ is flashed as ``field: reason (got value)`` and nothing is written.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flask import flash, request
+from flask import abort, flash, redirect, request
+from flask_admin import expose
+from flask_admin.form import SecureForm
 from markupsafe import Markup
+from werkzeug.wrappers import Response
 from wtforms.form import BaseForm
 
 from admin.auth import current_actor
 from admin.base import SecuredModelView
 from admin.settings_form import clean_settings, form_values, settings_fields
 from app import users as user_service
+from app.clock import utcnow
+from app.config import get_settings
 from app.errors import NotFound, ValidationError
 from app.models import User
+from app.signin import create_link, disable_user, link_url
 from app.validation import SETTING_FIELDS, CleanSettings
 
 
@@ -33,8 +40,9 @@ def _setting(name: str) -> Any:
 class UserView(SecuredModelView):
     """``/admin/users/``: search by email, create a user, edit name and settings."""
 
-    column_list = ("id", "email", "name", "autonomous", "timezone", "platforms", "approval", "created_at")
-    column_details_list = ("id", "email", "name", "created_at", "settings")
+    column_list = ("id", "email", "name", "autonomous", "timezone", "platforms", "approval", "disabled",
+                   "created_at")
+    column_details_list = ("id", "email", "name", "disabled", "created_at", "settings")
     column_searchable_list = ("email",)
     column_sortable_list = ("id", "email", "created_at")
     column_default_sort = ("email", False)
@@ -52,6 +60,50 @@ class UserView(SecuredModelView):
     form_extra_fields = settings_fields()
     # Deleting a user deletes their posts, history and accounts: done from the CLI, on purpose.
     can_delete = False
+    details_template = "autopilot/user_details.html"
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        # The portal actions' forms carry the admin's CSRF token like every other form here.
+        return super().render(template, portal_form=PortalActionForm, **kwargs)
+
+    def _user_or_404(self) -> User:
+        user = self.get_one(request.args.get("id", "")) if str(request.args.get("id", "")).isdigit() else None
+        if user is None:
+            abort(404)
+        return user
+
+    @expose("/invite/", methods=("POST",))
+    def invite_view(self) -> Any:
+        """Make a one-time portal sign-in link (as ``autopilot users invite``) and show it once."""
+        user = self._user_or_404()
+        if not PortalActionForm(request.form).validate():
+            flash("Not done: the form was stale, try again.", "error")
+            return redirect(self.get_url(".details_view", id=user.id))
+        app = self.admin.app
+        # Signed with this app's SECRET_KEY: the portal's, in any deployment (both read SECRET_KEY).
+        settings = replace(app.config.get("AUTOPILOT_SETTINGS") or get_settings(), secret_key=app.config["SECRET_KEY"])
+        token = create_link(self.session, settings, user.email, now=utcnow(), created_by=current_actor())
+        self.session.commit()
+        if token is None:
+            flash(f"{user.email} is disabled: enable them first.", "error")
+            return redirect(self.get_url(".details_view", id=user.id))
+        # Rendered on this response only, never flashed (a flash would sit in the cookie).
+        return self.render(self.details_template, model=user, details_columns=self._details_columns,
+                           get_value=self.get_detail_value, return_url=self.get_url(".index_view"),
+                           invite_link=link_url(settings, token))
+
+    @expose("/disable/", methods=("POST",))
+    def disable_view(self) -> Response:
+        """Disable a user (no sign-in, every portal session ended at once), or enable them again."""
+        user = self._user_or_404()
+        if not PortalActionForm(request.form).validate():
+            flash("Not done: the form was stale, try again.", "error")
+        else:
+            enable = bool(request.form.get("enable"))
+            disable_user(self.session, user.email, disabled=not enable, actor=current_actor())
+            self.session.commit()
+            flash(f"{user.email} {'enabled' if enable else 'disabled and signed out everywhere'}.", "success")
+        return redirect(self.get_url(".details_view", id=user.id))
 
     def edit_heading(self, user: User) -> str:
         return f"Editing user {user.email}" + (f" ({user.name})" if user.name else "")
@@ -103,6 +155,10 @@ class UserView(SecuredModelView):
             _refuse(form, exc)
             return False
         return True
+
+
+class PortalActionForm(SecureForm):
+    """Only a CSRF token: the invite and disable buttons are POSTs another site cannot make."""
 
 
 #: Row labels of the settings table, in the form's order.

@@ -8,9 +8,12 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.clock import utcnow
+from app.config import Settings
 from app.crypto import generate_key
 from app.db import make_engine
 from app.models import User
+from app.signin import LinkRefused, consume_link
 from tests.cli import autopilot, autopilot_process
 
 CREATE = ["users", "create", "a@example.com", "--timezone", "America/New_York", "--platform", "twitter=09:00",
@@ -82,3 +85,28 @@ def test_the_console_entry_point_exits_with_the_same_statuses_as_in_process(sqli
     assert missing.returncode == 3 and "ghost@example.com" in missing.stderr
     broken = autopilot_process(sqlite_url, "users", "list", extra_env={"TOKEN_ENCRYPTION_KEYS": "bad"})
     assert broken.returncode == 2 and "TOKEN_ENCRYPTION_KEYS" in broken.stderr
+
+
+def test_invite_prints_a_one_time_link_under_portal_base_url(sqlite_url):
+    assert autopilot(sqlite_url, *CREATE).returncode == 0
+    env = {"PORTAL_BASE_URL": "https://portal.example.com", "SECRET_KEY": "cli-test-secret"}
+    result = autopilot(sqlite_url, "users", "invite", "a@example.com", extra_env=env)
+    assert result.returncode == 0
+    link = result.stdout.strip()
+    assert link.startswith("https://portal.example.com/signin/")
+    engine = make_engine(sqlite_url)
+    settings = Settings(secret_key="cli-test-secret")
+    token = link.rsplit("/", 1)[1]
+    with Session(engine) as session, session.begin():
+        assert consume_link(session, settings, token, now=utcnow()).email == "a@example.com"
+    with Session(engine) as session, session.begin(), pytest.raises(LinkRefused):
+        consume_link(session, settings, token, now=utcnow())
+    engine.dispose()
+
+
+def test_invite_of_an_unknown_or_disabled_user_exits_non_zero(sqlite_url):
+    assert autopilot(sqlite_url, "users", "invite", "ghost@example.com").returncode == 3
+    assert autopilot(sqlite_url, *CREATE).returncode == 0
+    assert autopilot(sqlite_url, "users", "disable", "a@example.com").returncode == 0
+    result = autopilot(sqlite_url, "users", "invite", "a@example.com")
+    assert result.returncode == 3 and "no active user" in result.stderr

@@ -13,6 +13,8 @@ form (``csrf_token``). Other areas' tests (accounts, dashboard, media) use these
 from __future__ import annotations
 
 import re
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,15 +23,22 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.serving import make_server
 
 from app.clock import utcnow
 from app.config import Settings
+from app.db import make_session_factory
 from app.models import Base
+from app.operators import create_operator
 from app.signin import create_link
 from app.users import create_user
 from portal import create_app
 from portal.ext import EXTENSION_KEY
+from portal.web import create_web_app
+from tests.browser import BROWSER_OPERATOR, BROWSER_PASSWORD
+from tests.fakes.smtp import SmtpState, running_smtp
 
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -126,3 +135,50 @@ def user(make_user: Callable[..., TestUser]) -> TestUser:
 def user_client(client: FlaskClient, portal_app: Flask, user: TestUser) -> FlaskClient:
     """A client signed in as ``user``."""
     return signed_in(client, portal_app, user)
+
+
+# -- the real-browser fixtures: the Procfile's web app over real HTTP on PostgreSQL ----------------
+
+
+@dataclass
+class LivePortal:
+    """The web app (portal at ``/``, admin under ``/admin``) served on 127.0.0.1, and its parts."""
+
+    url: str
+    sessions: sessionmaker[Session]
+    settings: Settings
+    mails: SmtpState
+
+
+@pytest.fixture
+def portal_server(pg_engine: Engine) -> Iterator[LivePortal]:
+    """The Procfile's web app over real HTTP on the run's (emptied) PostgreSQL, mail to a fake SMTP,
+    with the operator :data:`tests.browser.BROWSER_OPERATOR`."""
+    url = pg_engine.url.render_as_string(hide_password=False)
+    with running_smtp() as (mails, smtp_port):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        settings = Settings(database_url=url, secret_key=SECRET_KEY, session_cookie_secure=False,
+                            portal_base_url=f"http://127.0.0.1:{port}", smtp_host="127.0.0.1", smtp_port=smtp_port,
+                            smtp_starttls=False, smtp_sender="autopilot@example.com")
+        web = create_web_app(settings, admin_config={"SECRET_KEY": SECRET_KEY, "DATABASE_URL": url,
+                                                     "SESSION_COOKIE_SECURE": False})
+        sessions = make_session_factory(pg_engine)
+        with sessions() as session, session.begin():
+            create_operator(session, BROWSER_OPERATOR, BROWSER_PASSWORD, actor="test")
+        server = make_server("127.0.0.1", port, web, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield LivePortal(url=f"http://127.0.0.1:{port}", sessions=sessions, settings=settings, mails=mails)
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
+            web.app.extensions[EXTENSION_KEY].engine.dispose()
+            web.mounts["/admin"].extensions["autopilot"].engine.dispose()
+
+
+# The session-wide chromium (``browser``) and ``screenshots`` are in tests/conftest.py.
+from tests.browser import browser_context  # noqa: E402, F401

@@ -1,0 +1,328 @@
+"""The portal's pages under load: p95 per page for a user with 5,000 posts among 1,000,000.
+
+A throwaway PostgreSQL database migrated to head is filled inside PostgreSQL (bench/history.py's
+``INSERT ... SELECT generate_series``, indexes rebuilt after the load, ``VACUUM ANALYZE``):
+1,000 users share 995,000 posts (scheduled tomorrow and a mixed history), and the bench user
+has 5,000 of their own (scheduled over the next month, waiting for approval, published,
+cancelled). The Procfile's ``web`` line is started as written (gunicorn, the portal at ``/`` and
+the admin under ``/admin``); ``--clients`` (8) concurrent clients, each signed in through its
+own one-time link, request every page ``--rounds`` times after one discarded warm-up round.
+The pages are the portal's GET routes found in its URL map (so a page added later is measured
+too), plus one post's page. The p95 of each page is printed against the target (100 ms), then
+``EXPLAIN (ANALYZE)`` of every query the slowest page sends.
+
+    python -m bench.portal                     # about 2 minutes on a 2-core machine
+    python -m bench.portal --posts 200000 --rounds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import Connection, text  # noqa: E402
+
+from bench.dispatch_scaling import fast_load  # noqa: E402
+from bench.history import insert_future, insert_past, insert_users  # noqa: E402
+from bench.plans import explained  # noqa: E402
+
+#: Posts in the database, the bench user's included.
+DEFAULT_POSTS = 1_000_000
+#: The bench user's own posts.
+DEFAULT_USER_POSTS = 5_000
+#: Other users sharing the rest.
+DEFAULT_USERS = 1_000
+#: Concurrent clients, each with its own session.
+DEFAULT_CLIENTS = 8
+#: Measured rounds over every page per client (after one warm-up round).
+DEFAULT_ROUNDS = 25
+#: The target: the p95 of every page at most this many milliseconds.
+DEFAULT_TARGET_P95_MS = 100.0
+#: The secret the bench's server signs with (a throwaway database, a throwaway key).
+SECRET_KEY = "bench-portal-secret"
+PROCFILE = ROOT / "Procfile"
+
+#: The bench user's posts, by ``g`` (1..count): a month scheduled ahead, some waiting for
+#: approval, the rest history (published with an id on the platform, or cancelled).
+_USER_POSTS = """
+INSERT INTO posts (user_id, platform, text, origin, status, scheduled_at, published_at, external_id,
+                   attempts, review_reason, created_at, updated_at)
+SELECT :user_id, CASE WHEN g % 2 = 0 THEN 'twitter' ELSE 'linkedin' END, 'bench post ' || g, 'autonomous',
+       s.status, s.at, CASE WHEN s.status = 'published' THEN s.at + interval '2 seconds' END,
+       CASE WHEN s.status = 'published' THEN 'ext-u' || g END, 0,
+       CASE WHEN s.status = 'needs_review' THEN 'approval' END, :now, :now
+FROM generate_series(1, :count) g,
+     LATERAL (SELECT CASE WHEN g <= 300 THEN 'scheduled' WHEN g <= 340 THEN 'needs_review'
+                          WHEN g % 9 = 0 THEN 'cancelled' ELSE 'published' END::varchar AS status,
+                     CASE WHEN g <= 340 THEN CAST(:now AS timestamptz) + g * interval '2 hours'
+                          ELSE CAST(:now AS timestamptz) - g * interval '1 hour' END AS at) s
+"""
+
+_SETTINGS = """
+INSERT INTO user_settings (user_id, enable_autonomous_mode, timezone, preferred_platforms, content_frequency,
+                           posting_times, brand_voice, creativity_level, topics, language, country,
+                           require_approval, updated_at)
+SELECT id, true, 'Europe/Paris', '["twitter", "linkedin"]', 5,
+       '{"twitter": ["09:00"], "linkedin": ["10:00"]}', 'professional', 0.7, '["python"]', 'en', 'us',
+       id = :user_id, :now
+FROM users
+"""
+
+
+def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime) -> int:
+    """Fill a migrated database; the bench user's id."""
+    from app.db import make_engine
+
+    engine = make_engine(url)
+    user_id = users + 1
+    rest = posts - user_posts
+    try:
+        with engine.begin() as conn:
+            insert_users(conn, users, now)
+            conn.execute(text("INSERT INTO users (email, created_at) VALUES ('bench@example.com', :now)"),
+                         {"now": now})
+            conn.execute(text(_SETTINGS), {"user_id": user_id, "now": now})
+
+            def load(c: Connection) -> None:
+                insert_future(c, rest // 2, now, users)
+                insert_past(c, rest - rest // 2, "mixed", now, users)
+                c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now})
+
+            fast_load(conn, load)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    finally:
+        engine.dispose()
+    return user_id
+
+
+def web_command(procfile: Path = PROCFILE) -> str:
+    """The Procfile's ``web`` line, as written."""
+    for line in procfile.read_text().splitlines():
+        if line.startswith("web:"):
+            return line.split(":", 1)[1].strip()
+    raise SystemExit(f"no web line in {procfile}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_web(url: str, port: int) -> subprocess.Popen[bytes]:
+    """The Procfile's web line in its own process group, on ``url``; returns once /healthz answers."""
+    from app.crypto import generate_key
+
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
+           "TOKEN_ENCRYPTION_KEYS": generate_key(), "SESSION_COOKIE_SECURE": "false",
+           "PORTAL_BASE_URL": f"http://127.0.0.1:{port}"}
+    env.pop("REDIS_URL", None)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    process = subprocess.Popen(["bash", "-c", web_command()], env=env, cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the web process exited: " + (process.stderr.read() or b"").decode()[-2000:])
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop(process)
+    raise SystemExit("the web process did not answer /healthz within 60 s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the process group this bench started (gunicorn's master and its workers)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def signed_in_client(base: str, url: str, email: str) -> httpx.Client:
+    """An HTTP client signed in through its own one-time link (as a user would be)."""
+    from app.clock import utcnow
+    from app.config import Settings
+    from app.db import make_engine, make_session_factory
+    from app.signin import create_link
+
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session, session.begin():
+        token = create_link(session, Settings(database_url=url, secret_key=SECRET_KEY), email,
+                            now=utcnow(), created_by="bench")
+    engine.dispose()
+    client = httpx.Client(base_url=base, timeout=30)
+    page = client.get(f"/signin/{token}")
+    match = _CSRF.search(page.text)
+    assert match, "no form on the sign-in link page"
+    response = client.post(f"/signin/{token}", data={"csrf_token": match.group(1)})
+    if response.status_code != 302:
+        raise SystemExit(f"sign-in failed: {response.status_code}")
+    return client
+
+
+def pages(url: str, user_id: int) -> list[str]:
+    """The portal's GET pages without arguments (from its URL map), and one post's page."""
+    from app.config import Settings
+    from portal import create_app
+
+    app = create_app(Settings(database_url=url, secret_key=SECRET_KEY))
+    skip = {"static", "home.healthz", "auth.signin"}
+    found = sorted(rule.rule for rule in app.url_map.iter_rules()
+                   if "GET" in (rule.methods or ()) and not rule.arguments and rule.endpoint not in skip)
+    app.extensions["portal"].engine.dispose()
+    from app.db import make_engine
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        post_id = conn.scalar(text("SELECT id FROM posts WHERE user_id = :u AND status = 'needs_review' LIMIT 1"),
+                              {"u": user_id})
+    engine.dispose()
+    return [*found, f"/posts/{post_id}"]
+
+
+def load(base: str, url: str, page_list: list[str], clients: int, rounds: int) -> dict[str, list[float]]:
+    """``clients`` threads, each signed in, each requesting every page ``rounds`` times."""
+    timings: dict[str, list[float]] = {page: [] for page in page_list}
+    lock = threading.Lock()
+    errors: list[str] = []
+    sessions = [signed_in_client(base, url, "bench@example.com") for _ in range(clients)]
+    start = threading.Barrier(clients)
+
+    def run(client: httpx.Client) -> None:
+        for page in page_list:  # warm-up, discarded
+            client.get(page)
+        start.wait()
+        for _ in range(rounds):
+            for page in page_list:
+                began = time.perf_counter()
+                response = client.get(page)
+                elapsed_ms = (time.perf_counter() - began) * 1000
+                if response.status_code != 200:
+                    errors.append(f"{page}: {response.status_code}")
+                with lock:
+                    timings[page].append(elapsed_ms)
+
+    threads = [threading.Thread(target=run, args=(client,)) for client in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for client in sessions:
+        client.close()
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed, e.g. {errors[:3]}")
+    return timings
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def print_plans(url: str, page: str) -> None:
+    """``EXPLAIN (ANALYZE)`` of every query ``page`` sends, signed in as the bench user."""
+    from werkzeug.test import Client
+
+    from app.config import Settings
+    from portal import create_app
+
+    app = create_app(Settings(database_url=url, secret_key=SECRET_KEY, session_cookie_secure=False))
+    client = Client(app)
+    from app.clock import utcnow
+    from app.signin import create_link
+
+    # The in-process client signs in through the same link path as the HTTP clients.
+    with app.extensions["portal"].session_factory() as session, session.begin():
+        token = create_link(session, app.extensions["portal"].settings, "bench@example.com", now=utcnow(),
+                            created_by="bench")
+    form = client.get(f"/signin/{token}").get_data(as_text=True)
+    match = _CSRF.search(form)
+    assert match
+    client.post(f"/signin/{token}", data={"csrf_token": match.group(1)})
+    with explained(app.extensions["portal"].engine, tables=("posts", "users", "user_sessions", "user_settings")) as out:
+        response = client.get(page)
+    assert response.status_code == 200, response.status_code
+    print(f"\nQuery plans of the slowest page, {page} ({len(out.plans)} queries):")
+    for plan in out.plans:
+        print("  " + " ".join(plan.statement.split())[:160])
+        print("\n".join("    " + line for line in plan.render().splitlines()))
+        found = plan.problems(tables=("posts",))
+        print("    problems: " + ("; ".join(found) if found else "none"))
+    app.extensions["portal"].engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--posts", type=int, default=DEFAULT_POSTS, help="posts in the database")
+    parser.add_argument("--user-posts", type=int, default=DEFAULT_USER_POSTS, help="the bench user's posts")
+    parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="other users")
+    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    parser.add_argument("--target-ms", type=float, default=DEFAULT_TARGET_P95_MS)
+    args = parser.parse_args(argv)
+
+    from app.migrate import upgrade
+    from tests.services import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    process = None
+    try:
+        upgrade(url)
+        started = time.monotonic()
+        user_id = build(url, posts=args.posts, user_posts=args.user_posts, users=args.users,
+                        now=datetime.now(UTC))
+        print(f"built {args.posts:,} posts ({args.user_posts:,} of the bench user) in "
+              f"{time.monotonic() - started:.1f} s", flush=True)
+        port = free_port()
+        process = start_web(url, port)
+        print(f"web: {web_command()}  (PORT={port})", flush=True)
+        page_list = pages(url, user_id)
+        timings = load(f"http://127.0.0.1:{port}", url, page_list, args.clients, args.rounds)
+        stop(process)
+        process = None
+
+        print(f"\n{args.clients} clients x {args.rounds} rounds; milliseconds per request")
+        print(f"{'page':<28} {'requests':>8} {'median':>8} {'p95':>8} {'max':>8}  target p95 <= {args.target_ms:g}")
+        worst = ("", 0.0)
+        failed = False
+        for page, values in timings.items():
+            page_p95 = p95(values)
+            ok = page_p95 <= args.target_ms
+            failed |= not ok
+            print(f"{page:<28} {len(values):>8} {statistics.median(values):>8.1f} {page_p95:>8.1f} "
+                  f"{max(values):>8.1f}  {'OK' if ok else 'OVER'}")
+            if page_p95 > worst[1]:
+                worst = (page, page_p95)
+        print_plans(url, worst[0])
+        return 1 if failed else 0
+    finally:
+        if process is not None:
+            stop(process)
+        drop_pg_database(url)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
