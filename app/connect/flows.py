@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -28,6 +28,8 @@ from app.connect.clients import Grant, OAuthCallFailed, OAuthConnector, connecto
 from app.connect.errors import ConnectError, ConnectFailure
 from app.crypto import TokenVault
 from app.errors import NotFound, TokenDecryptionError
+from app.intents import Intent
+from app.jobs.spec import Step, Tick
 from app.lifecycle import move_many
 from app.models import AccountStatus, ConnectFlow, PlatformAccount, Post, PostStatus
 from app.platforms import display_name
@@ -41,6 +43,8 @@ DENIED_ERRORS = frozenset({"access_denied", "user_cancelled_authorize", "user_ca
 FUTURE_STATUSES = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.NEEDS_REVIEW)
 #: PKCE verifier length (RFC 7636 allows 43 to 128 characters).
 VERIFIER_LENGTH = 64
+#: How long a finished or abandoned consent's row is kept (for an operator looking into a complaint).
+DEFAULT_FLOW_RETENTION = timedelta(days=1)
 
 
 class FlowRuntime(Protocol):
@@ -309,3 +313,21 @@ def connector_for_optional(runtime: FlowRuntime, platform: str) -> OAuthConnecto
         return connector_for(runtime.settings, platform)
     except ValueError:
         return None
+
+
+def prune_flows(session: Session, now: datetime, *, retention: timedelta = DEFAULT_FLOW_RETENTION) -> int:
+    """Delete consents that expired more than ``retention`` ago (used or abandoned); how many."""
+    deleted: int = session.execute(delete(ConnectFlow).where(ConnectFlow.expires_at <= now - retention)).rowcount  # type: ignore[attr-defined]
+    return deleted
+
+
+def _prune(tick: Tick) -> Sequence[Intent]:
+    with tick.runtime.session_factory.begin() as session:
+        prune_flows(session, tick.now)
+    return []
+
+
+PRUNE_CONNECT_FLOWS = Step(
+    "prune_connect_flows",
+    "Delete account-connection consents that expired more than a day ago (finished or abandoned)",
+    _prune)

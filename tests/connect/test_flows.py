@@ -327,3 +327,30 @@ def test_disconnecting_linkedin_deletes_without_a_revocation_call(connect_runtim
 
     assert result.revoked is None and accounts(sessions) == []
     assert len(fake_linkedin.requests) == before
+
+
+def test_disconnect_deletes_an_account_whose_token_no_longer_decrypts(connect_runtime, sessions, two_users,
+                                                                      fake_x):
+    ada, _ = two_users
+    finish_x(connect_runtime, ada, click_through(start_x(connect_runtime, ada)))
+    with sessions.begin() as session:  # encrypted under a key since rotated away
+        session.scalars(select(PlatformAccount)).one().access_token_encrypted = "gAAAAAB-not-decryptable"
+    [account] = accounts(sessions)
+
+    result = flows.disconnect(connect_runtime, user_id=ada, account_id=account.id, actor="user")
+
+    assert result.revoked is False and fake_x.revoked == []
+    assert accounts(sessions) == []
+
+
+def test_consents_expired_over_a_day_ago_are_pruned(connect_runtime, sessions, two_users, clock: SettableClock):
+    ada, _ = two_users
+    start_x(connect_runtime, ada)  # abandoned on X's page
+    clock.now += flows.DEFAULT_FLOW_LIFETIME + timedelta(hours=1)
+    start_x(connect_runtime, ada, session_key="another-browser")  # (prunes only this user's, when they return)
+    with sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(ConnectFlow)) == 1
+    clock.now += flows.DEFAULT_FLOW_LIFETIME + flows.DEFAULT_FLOW_RETENTION
+    with sessions.begin() as session:
+        assert flows.prune_flows(session, clock.now) == 1
+        assert session.scalar(select(func.count()).select_from(ConnectFlow)) == 0
