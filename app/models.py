@@ -149,6 +149,10 @@ MEASURABLE_AT_DDL = ("(\nCASE\n    WHEN status = 'published' AND external_id IS 
                      "    ELSE NULL\nEND)")
 
 
+#: The statuses of a post still on its way out, as the portal's "coming up" list selects them.
+UPCOMING_DDL = "status IN ('scheduled', 'queued', 'publishing')"
+
+
 class Post(Base):
     """One piece of content for one platform, from generation to publication."""
 
@@ -173,6 +177,13 @@ class Post(Base):
         Index("ix_posts_needs_review_user_id", "user_id", "scheduled_at",
               postgresql_where=text("status = 'needs_review'"),
               sqlite_where=text("status = 'needs_review'")),
+        # The portal's lists of one user's posts (migration 0008): what is coming up, in time
+        # order, and what was published, newest first, each read from its own rows only, not
+        # from the user's whole history or from everyone's published posts.
+        Index("ix_posts_upcoming_user_id", "user_id", "scheduled_at",
+              postgresql_where=text(UPCOMING_DDL), sqlite_where=text(UPCOMING_DDL)),
+        Index("ix_posts_published_user_id", "user_id", "published_at",
+              postgresql_where=text("status = 'published'"), sqlite_where=text("status = 'published'")),
     )
 
     id: Mapped[IntPK]

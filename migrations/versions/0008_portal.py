@@ -1,4 +1,4 @@
-"""The users' portal: server-side sessions, one-time sign-in links, users.disabled
+"""The users' portal: server-side sessions, one-time sign-in links, users.disabled, two indexes of one user's posts
 
 Revision ID: 0008
 Revises: 0006
@@ -49,9 +49,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name="uq_sign_in_links_token_hash"),
     )
     op.create_index("ix_sign_in_links_user_id", "sign_in_links", ["user_id"])
+    # The portal's lists of one user's posts: coming up (time order) and published (newest first).
+    upcoming = sa.text("status IN ('scheduled', 'queued', 'publishing')")
+    op.create_index("ix_posts_upcoming_user_id", "posts", ["user_id", "scheduled_at"],
+                    postgresql_where=upcoming, sqlite_where=upcoming)
+    published = sa.text("status = 'published'")
+    op.create_index("ix_posts_published_user_id", "posts", ["user_id", "published_at"],
+                    postgresql_where=published, sqlite_where=published)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_posts_published_user_id", table_name="posts")
+    op.drop_index("ix_posts_upcoming_user_id", table_name="posts")
     op.drop_index("ix_sign_in_links_user_id", table_name="sign_in_links")
     op.drop_table("sign_in_links")
     op.drop_index("ix_user_sessions_user_id", table_name="user_sessions")
