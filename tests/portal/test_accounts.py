@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.config import Settings
-from app.crypto import TokenVault
+from app.crypto import TokenVault, generate_key
 from app.models import AccountStatus, AuditLog, Base, PlatformAccount
 from app.users import create_user
 from portal import create_app
@@ -25,7 +25,7 @@ from tests.portal.conftest import BASE_URL, SECRET_KEY, TestUser, csrf_token, po
 
 X_CALLBACK = f"{BASE_URL}/connect/twitter/callback"
 LINKEDIN_CALLBACK = f"{BASE_URL}/connect/linkedin/callback"
-KEY = "ZGVtby1rZXktbm90LWZvci1wcm9kdWN0aW9uLXVzZSE="
+KEY = generate_key()
 
 
 @pytest.fixture
