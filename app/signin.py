@@ -163,7 +163,7 @@ def end_session(session: Session, session_id: int) -> None:
 
 def end_all_sessions(session: Session, user_id: int, *, actor: str) -> int:
     """Sign every browser of the user out; how many sessions were ended. Audited."""
-    ended = session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount or 0
+    ended = session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount or 0  # type: ignore[attr-defined]
     record(session, "user.signed_out_everywhere", user_id=user_id, actor=actor, details={"sessions": ended})
     return ended
 

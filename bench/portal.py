@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,13 +128,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_web(url: str, port: int) -> subprocess.Popen[bytes]:
-    """The Procfile's web line in its own process group, on ``url``; returns once /healthz answers."""
+def start_web(url: str, port: int, access_log: Path) -> subprocess.Popen[bytes]:
+    """The Procfile's web line in its own process group, on ``url``; returns once /healthz answers.
+
+    Gunicorn's own access log (added through ``GUNICORN_CMD_ARGS``, the line itself unchanged)
+    records each request's time inside a worker, so the report can tell the server's work from
+    the wait for a free worker and for the CPU.
+    """
     from app.crypto import generate_key
 
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
            "TOKEN_ENCRYPTION_KEYS": generate_key(), "SESSION_COOKIE_SECURE": "false",
-           "PORTAL_BASE_URL": f"http://127.0.0.1:{port}"}
+           "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+           "GUNICORN_CMD_ARGS": f"--access-logfile {access_log} --access-logformat '%(U)s %(s)s %(D)s'"}
     env.pop("REDIS_URL", None)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
@@ -245,6 +252,17 @@ def load(base: str, url: str, page_list: list[str], clients: int, rounds: int) -
     return timings
 
 
+def server_times(access_log: Path, page_list: list[str]) -> dict[str, list[float]]:
+    """Milliseconds each page's requests spent inside a gunicorn worker (its access log's %(D)s)."""
+    found: dict[str, list[float]] = {page: [] for page in page_list}
+    for line in access_log.read_text().splitlines():
+        path, status, micros = (line.strip("'").split() + ["", "", ""])[:3]
+        key = path if path in found else path + "/" if path + "/" in found else None
+        if key is not None and status == "200" and micros.isdigit():
+            found[key].append(int(micros) / 1000)
+    return found
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
 
@@ -304,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {args.posts:,} posts ({args.user_posts:,} of the bench user) in "
               f"{time.monotonic() - started:.1f} s", flush=True)
         port = free_port()
-        process = start_web(url, port)
+        access_log = Path(tempfile.mkdtemp(prefix="bench-portal-")) / "access.log"
+        process = start_web(url, port, access_log)
         print(f"web: {web_command()}  (PORT={port})", flush=True)
         page_list = pages(url, user_id)
         load_before = os.getloadavg()[0]
@@ -316,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         # The machine's load matters: the figures are wall-clock times, queueing included.
         print(f"\n{args.clients} clients x {args.rounds} rounds on {os.cpu_count()} CPUs, load average "
               f"{load_before:.1f} before / {load_after:.1f} after; milliseconds per request")
-        print(f"{'page':<28} {'requests':>8} {'median':>8} {'p95':>8} {'max':>8}  target p95 <= {args.target_ms:g}")
+        served = server_times(access_log, page_list)
+        print(f"{'page':<28} {'requests':>8} {'median':>8} {'p95':>8} {'max':>8} {'in worker p95':>14}"
+              f"  target p95 <= {args.target_ms:g}")
         worst = ("", 0.0)
         failed = False
         for page, values in timings.items():
@@ -324,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
             ok = page_p95 <= args.target_ms
             failed |= not ok
             print(f"{page:<28} {len(values):>8} {statistics.median(values):>8.1f} {page_p95:>8.1f} "
-                  f"{max(values):>8.1f}  {'OK' if ok else 'OVER'}")
+                  f"{max(values):>8.1f} {p95(served[page]) if len(served[page]) > 1 else float('nan'):>14.1f}"
+                  f"  {'OK' if ok else 'OVER'}")
             if page_p95 > worst[1]:
                 worst = (page, page_p95)
+        print("(in worker: gunicorn's own time for the request, without the wait for a free worker)")
         print_plans(url, worst[0])
         return 1 if failed else 0
     finally:
