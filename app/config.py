@@ -26,6 +26,8 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_SERPER_BASE_URL = "https://google.serper.dev"
 DEFAULT_X_API_BASE_URL = "https://api.x.com"
+#: X's consent page for OAuth 2.0 (on x.com, not on the API's host).
+DEFAULT_X_AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
 DEFAULT_LINKEDIN_API_BASE_URL = "https://api.linkedin.com"
 DEFAULT_LINKEDIN_OAUTH_BASE_URL = "https://www.linkedin.com"
 #: LinkedIn sunsets API versions about a year after release: keep this configurable, and raise
@@ -67,6 +69,8 @@ class Settings:
     x_api_base_url: str = DEFAULT_X_API_BASE_URL
     x_client_id: str | None = None
     x_client_secret: str | None = field(default=None, repr=False)
+    #: Where the portal sends a user to consent (the token endpoint is ``X_API_BASE_URL``'s).
+    x_authorize_url: str = DEFAULT_X_AUTHORIZE_URL
     linkedin_api_base_url: str = DEFAULT_LINKEDIN_API_BASE_URL
     #: LinkedIn serves OAuth (token refresh) from a different host than its REST API.
     linkedin_oauth_base_url: str = DEFAULT_LINKEDIN_OAUTH_BASE_URL
@@ -167,7 +171,7 @@ class Settings:
         if not 0 <= self.ops_min_success_rate <= 100:
             raise ConfigError("OPS_MIN_SUCCESS_RATE", str(self.ops_min_success_rate),
                               "a percentage from 0 to 100")
-        for name in ("OPENAI_BASE_URL", "SERPER_BASE_URL", "X_API_BASE_URL",
+        for name in ("OPENAI_BASE_URL", "SERPER_BASE_URL", "X_API_BASE_URL", "X_AUTHORIZE_URL",
                      "LINKEDIN_API_BASE_URL", "LINKEDIN_OAUTH_BASE_URL", "PORTAL_BASE_URL"):
             _require_url(name, getattr(self, name.lower()), {"http", "https"})
         if self.sentry_dsn is not None:

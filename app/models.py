@@ -108,6 +108,38 @@ class PlatformAccount(Base):
         return f"<PlatformAccount {self.id} {self.platform} user={self.user_id} {self.status}>"
 
 
+class ConnectFlow(Base):
+    """One OAuth consent under way: the portal sent a user to a platform and awaits the answer.
+
+    Kept server-side so that the PKCE verifier never reaches the browser, and so that the
+    ``state`` the platform hands back can be checked once: it must name a row of the same user,
+    platform and browser session (``session_hash``), not used yet (``used_at`` is set by a
+    conditional UPDATE) and not expired. Only SHA-256 digests of the state and of the session's
+    key are stored; the verifier is encrypted with the token vault.
+    """
+
+    __tablename__ = "connect_flows"
+    __table_args__ = (Index("ix_connect_flows_user_id", "user_id"),)
+
+    id: Mapped[IntPK]
+    user_id: Mapped[UserFK]
+    platform: Mapped[str] = mapped_column(String(20))
+    #: SHA-256 (hex) of the ``state`` sent to the platform.
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: SHA-256 (hex) of the browser session's key: a state from another browser is refused.
+    session_hash: Mapped[str] = mapped_column(String(64))
+    #: The PKCE code verifier, encrypted (None for a platform without PKCE, e.g. LinkedIn).
+    code_verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: The redirect URI the authorisation request named: the code exchange must repeat it.
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[CreatedAt]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<ConnectFlow {self.id} {self.platform} user={self.user_id}>"
+
+
 #: :data:`SCHEDULED_DUE_AT` as DDL, written as PostgreSQL prints it back (its line breaks and
 #: ``ELSE NULL``) so that Alembic's comparison finds no drift; both databases parse it to the
 #: expression the queries build from :data:`SCHEDULED_DUE_AT`, which the planner matches.

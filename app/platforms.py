@@ -54,6 +54,10 @@ class Platform:
     #: The public page of a published post from its id on the platform (``Post.external_id``),
     #: for the portal's links; None when the platform has no such page.
     post_url: Callable[[str], str] | None = None
+    #: ``module:function`` building the OAuth connector (:mod:`app.connect`) that lets a user
+    #: connect an account through the platform's own consent screen, or None when the platform
+    #: is not connected that way. The portal offers "Connect" for the platforms that name one.
+    connector_factory: str | None = None
 
 
 PLATFORMS: dict[str, Platform] = {
@@ -65,7 +69,8 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a URL counts 23, CJK characters and emoji count 2. Use 1-3 relevant hashtags.",
             posting_limit_setting="x_posts_per_15_min", posting_window=timedelta(minutes=15),
             settings_prefix="X", publisher_factory="app.providers.x:from_settings",
-            post_url="https://x.com/i/web/status/{}".format),
+            post_url="https://x.com/i/web/status/{}".format,
+            connector_factory="app.connect.clients:x_from_settings"),
         Platform(
             key="linkedin", display_name="LinkedIn",
             length=code_points, max_length=3000, length_unit="characters",
@@ -73,7 +78,8 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a few short paragraphs, a hook in the first line, no more than 3 hashtags at the end.",
             posting_limit_setting="linkedin_posts_per_day", posting_window=timedelta(days=1),
             settings_prefix="LINKEDIN", publisher_factory="app.providers.linkedin:from_settings",
-            post_url="https://www.linkedin.com/feed/update/{}".format),
+            post_url="https://www.linkedin.com/feed/update/{}".format,
+            connector_factory="app.connect.clients:linkedin_from_settings"),
     )
 }
 #: Platform keys, in the order they are listed everywhere.

@@ -44,6 +44,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "portal.posts",
     "portal.reports",
     "portal.notifications",
+    "portal.accounts",
     "portal.settings",
     "portal.data",
     "portal.dashboard",

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from app.connect import accounts_page_url
 from app.errors import TokenDecryptionError
 from app.intents import PublishPosts
 from app.lifecycle import Claim, claim_for_publishing, move_many, new_claim_token, stale_at
@@ -235,7 +236,8 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
             # Shown to the user (the review queue, the re-authorisation notice): display names.
             error = f"the {display_name(claim.platform)} account is {account.status}"
             if account.status == AccountStatus.NEEDS_REAUTH:
-                flag_reauth(session, account.id, claim.user_id, claim.platform, error, now)
+                flag_reauth(session, account.id, claim.user_id, claim.platform, error, now,
+                            accounts_url=accounts_page_url(runtime.settings))
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
             continue
         if account.id not in credentials:

@@ -23,6 +23,7 @@ from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
+from app.connect import accounts_page_url
 from app.error_tracking import report_publish_failure
 from app.lifecycle import Claim, move, new_claim_token, stale_at
 from app.models import Post, PostStatus, ReviewReason
@@ -235,7 +236,8 @@ def not_sent(runtime: Runtime, session: Session, claim: Claim, account_id: int, 
              now: datetime) -> PublishOutcome:
     """The outcome of an attempt that created nothing (a refresh or a publish refused)."""
     if isinstance(exc, AuthError):
-        return _reauth(session, claim, account_id, describe(exc), now)
+        return _reauth(session, claim, account_id, describe(exc), now,
+                       accounts_page_url(runtime.settings))
     if isinstance(exc, OperatorProblem):  # before PermanentError: it is one
         return _operator_problem(runtime, session, claim, exc, now)
     if isinstance(exc, PermanentError):
@@ -254,8 +256,9 @@ def _operator_problem(runtime: Runtime, session: Session, claim: Claim, exc: Ope
     return retry(session, claim, until, describe(exc), now, runtime.settings.stale_grace_minutes)
 
 
-def _reauth(session: Session, claim: Claim, account_id: int, error: str, now: datetime) -> PublishOutcome:
-    flag_reauth(session, account_id, claim.user_id, claim.platform, error, now)
+def _reauth(session: Session, claim: Claim, account_id: int, error: str, now: datetime,
+            accounts_url: str) -> PublishOutcome:
+    flag_reauth(session, account_id, claim.user_id, claim.platform, error, now, accounts_url=accounts_url)
     return review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
 
 

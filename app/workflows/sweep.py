@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from app.connect.flows import PRUNE_CONNECT_FLOWS
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import PRUNE_OLD_CLAIMS
@@ -66,6 +67,7 @@ SEND_PENDING_EMAILS = Step(
 SWEEP_STUCK_POSTS = PeriodicJob(
     "sweep_stuck_posts", "*/15 * * * *", Queue.POSTING,
     "Safety net: recover stuck posts and per-user runs, send emails, prune old claims",
-    steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS),
+    steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS,
+           PRUNE_CONNECT_FLOWS),
     claim_retention=timedelta(days=7),
 )

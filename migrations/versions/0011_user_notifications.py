@@ -13,7 +13,7 @@ from alembic import op
 revision = "0011"
 # Merges the two heads this branch carries (0008 from the portal, 0007 from the operations
 # work); the lead relinks the chain at merge time.
-down_revision = ("0008", "0007")
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
