@@ -1,7 +1,7 @@
 """Users' notification preferences (email at once, daily digest or off per kind; the weekly report)
 
 Revision ID: 0011
-Revises: 0008, 0007 (both heads on this branch: the portal's 0008 and the catch-up sends' 0007)
+Revises: 0009
 Create Date: 2026-12-07 05:00:00
 """
 
@@ -11,8 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-# Merges the two heads this branch carries (0008 from the portal, 0007 from the operations
-# work); the lead relinks the chain at merge time.
 down_revision = "0009"
 branch_labels = None
 depends_on = None
