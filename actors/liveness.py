@@ -1,28 +1,18 @@
 """Is the message holding a post still alive? The broker's answer, for the recovery workflow.
 
 A publish message's id is its post's claim token (:func:`actors.messages.send`). On Redis the
-answer is read from Dramatiq's own key layout (``dramatiq/brokers/redis/dispatch.lua``):
-
-* ``<ns>:<queue>.msgs`` and ``<ns>:<queue>.DQ.msgs``: hashes of Redis message id -> encoded
-  message, for every message enqueued and not yet acknowledged (waiting, delayed, or held);
-* ``<ns>:__acks__.<worker>.<queue>``: the Redis ids a worker fetched and has not acknowledged
-  (a delayed message sits in ``<queue>.DQ``'s set while the worker holds it until its eta);
-* ``<ns>:__heartbeats__``: a sorted set of worker (broker) ids by last Redis command, in ms.
-
-A message is alive when its data is in one of the two hashes and it is not held by a worker
-whose heartbeat is older than ``WORKER_SILENCE_SECONDS`` (or missing). A live worker's consumer
-threads poll Redis at least every ``dramatiq_worker_timeout`` (1 s) and the delay-queue consumer
-keeps polling while every worker thread is busy, so a heartbeat silent for 15 s means a dead or
-frozen process. Dramatiq itself re-queues such messages only after its own heartbeat timeout
-and a random maintenance pass; recovery re-sends them under a new token instead, and the old
-message, should it run, finds the token changed.
+answer is read from Dramatiq's own bookkeeping (:mod:`app.redis_layout` names the keys): a
+message is alive when its data is in its queue's message hash or delayed-message hash and it is
+not held by a worker that is dead by :func:`app.redis_layout.is_alive` (heartbeat older than
+``WORKER_SILENCE_SECONDS``, or missing). Dramatiq itself re-queues such messages only after its
+own heartbeat timeout and a random maintenance pass; recovery re-sends them under a new token
+instead, and the old message, should it run, finds the token changed.
 
 The in-process broker answers with :class:`app.broker.MessagesInFlight`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection
 
 import dramatiq
@@ -30,36 +20,34 @@ from dramatiq.brokers.stub import StubBroker
 
 from app.broker import MessagesInFlight
 from app.intents import MessageProbe
+from app.queues import Queue
+from app.redis_layout import (
+    DEFAULT_NAMESPACE,
+    acks_keys,
+    delayed_messages_key,
+    live_processes,
+    messages_key,
+)
 
 __all__ = ["RedisMessageProbe", "probe_for"]
 
-#: The queue publish messages travel on.
-POSTING_QUEUE = "posting"
 
 
 class RedisMessageProbe:
     """Which message ids are alive in a Redis broker's ``queue`` (see the module docstring)."""
 
-    def __init__(self, client, *, namespace: str = "dramatiq",  # type: ignore[no-untyped-def]
-                 queue: str = POSTING_QUEUE, silence_seconds: float) -> None:
+    def __init__(self, client, *, namespace: str = DEFAULT_NAMESPACE,  # type: ignore[no-untyped-def]
+                 queue: str = Queue.POSTING, silence_seconds: float) -> None:
         self.client = client
         self.namespace = namespace
         self.queue = queue
-        self.silence_ms = silence_seconds * 1000
+        self.silence_seconds = silence_seconds
 
     def _dead_holdings(self) -> set[bytes]:
-        """Redis message ids held by workers whose heartbeat is stale or gone."""
-        ns = self.namespace
-        live = {w.decode() for w in self.client.zrangebyscore(
-            f"{ns}:__heartbeats__", time.time() * 1000 - self.silence_ms, "+inf")}
-        prefix = f"{ns}:__acks__."
-        dead_keys = []
-        for suffix in (self.queue, f"{self.queue}.DQ"):
-            for key in self.client.scan_iter(match=f"{prefix}*.{suffix}", count=1000):
-                name = key.decode()
-                worker = name[len(prefix):-(len(suffix) + 1)]
-                if worker not in live:
-                    dead_keys.append(key)
+        """Redis message ids held by workers that are not alive (heartbeat stale or gone)."""
+        live = live_processes(self.client, self.silence_seconds, namespace=self.namespace)
+        dead_keys = [key for worker, key in acks_keys(self.client, self.queue, namespace=self.namespace)
+                     if worker not in live]
         held: set[bytes] = set()
         if dead_keys:
             pipe = self.client.pipeline(transaction=False)
@@ -73,10 +61,9 @@ class RedisMessageProbe:
         wanted = set(message_ids)
         if not wanted:
             return set()
-        ns = self.namespace
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(f"{ns}:{self.queue}.msgs")
-        pipe.hgetall(f"{ns}:{self.queue}.DQ.msgs")
+        pipe.hgetall(messages_key(self.queue, namespace=self.namespace))
+        pipe.hgetall(delayed_messages_key(self.queue, namespace=self.namespace))
         stored: list[dict[bytes, bytes]] = pipe.execute()
         dead = self._dead_holdings()
         found: set[str] = set()
@@ -97,7 +84,7 @@ def probe_for(broker: dramatiq.Broker, silence_seconds: float) -> MessageProbe |
     """The probe for ``broker``: Redis keys, or the in-process broker's own count; None if neither."""
     client = getattr(broker, "client", None)
     if client is not None:
-        return RedisMessageProbe(client, namespace=getattr(broker, "namespace", "dramatiq"),
+        return RedisMessageProbe(client, namespace=getattr(broker, "namespace", DEFAULT_NAMESPACE),
                                  silence_seconds=silence_seconds)
     if isinstance(broker, StubBroker):
         for middleware in broker.middleware:

@@ -1,14 +1,20 @@
-"""Turning a workflow's intents into messages: the one place actor names and arguments are built."""
+"""Turning a workflow's intents into messages: the one place actor names and arguments are built.
+
+The names and positional parameters of every actor are listed here (:data:`ACTOR_PARAMETERS`)
+for whoever reads messages back, such as the dead-letter list, which masks a secret argument by
+its parameter's name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from app.intents import Intent, PublishPosts, RunSlot, RunUserStep
+from app.queues import Queue
 from app.workflows.jobs import JOBS
 
 #: Publish messages are sent this many ms before their second: Dramatiq's delayed messages
@@ -22,7 +28,16 @@ PUBLISH_ONE_ACTOR = "publish_post"
 #: The per-user actor of each fanning-out job, ``actor(execution_id)``, named as its job declares.
 PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
-MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", "legacy"
+MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", Queue.LEGACY
+#: Each actor's positional parameters, by actor name: the arguments :func:`message_for` builds.
+#: A periodic actor is named after its job and takes ``(slot, trigger)``.
+ACTOR_PARAMETERS: Mapping[str, tuple[str, ...]] = {
+    PUBLISH_ACTOR: ("post_ids", "claim_token", "due_at"),
+    PUBLISH_ONE_ACTOR: ("post_id", "claim_token", "due_at"),
+    MANUAL_ACTOR: ("job", "slot"),
+    **{actor: ("execution_id",) for actor in PER_USER_ACTORS.values()},
+    **{job: ("slot", "trigger") for job in JOBS},
+}
 
 
 def current_message_id() -> str | None:
@@ -57,6 +72,16 @@ def send_manual_run(broker: dramatiq.Broker, job: str, slot: datetime, *,
     options = {} if max_retries is None else {"max_retries": max_retries}
     return broker.enqueue(dramatiq.Message(queue_name=MANUAL_QUEUE, actor_name=MANUAL_ACTOR,
                                            args=(job, slot.isoformat()), kwargs={}, options=options))
+
+
+def send_tick(broker: dramatiq.Broker, job: str, slot: datetime) -> dramatiq.Message:
+    """Enqueue ``job``'s periodic message for ``slot``, as Periodiq sends it (benches, tests).
+
+    Built as a plain message, so a process that registered no actors can send it.
+    """
+    actor_name, args, _, _ = message_for(RunSlot(job, slot, "periodic"))
+    return broker.enqueue(dramatiq.Message(queue_name=JOBS[job].queue, actor_name=actor_name, args=args,
+                                           kwargs={}, options={}))
 
 
 def send(intents: Sequence[Intent], now: datetime, *, broker: dramatiq.Broker | None = None) -> int:

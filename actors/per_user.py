@@ -13,7 +13,7 @@ from app.jobs.spec import PeriodicJob
 from app.runtime import get_runtime
 
 #: Retries of a per-user run that hit a temporary failure, and the first backoff in ms.
-PER_USER_MAX_RETRIES, PER_USER_MIN_BACKOFF = 5, 30_000
+PER_USER_MAX_RETRIES, PER_USER_MIN_BACKOFF_MS = 5, 30_000
 
 
 def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
@@ -33,4 +33,4 @@ def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
         run.__name__ = actor_name
         run.__doc__ = f"The per-user step of {job_name}."
         dramatiq.actor(broker=broker, actor_name=actor_name, queue_name=job.queue,
-                       max_retries=PER_USER_MAX_RETRIES, min_backoff=PER_USER_MIN_BACKOFF)(run)
+                       max_retries=PER_USER_MAX_RETRIES, min_backoff=PER_USER_MIN_BACKOFF_MS)(run)

@@ -36,6 +36,7 @@ from actors.limits import within_limits
 from actors.messages import PUBLISH_ACTOR, PUBLISH_ONE_ACTOR, send
 from app.config import Settings
 from app.intents import PublishPosts
+from app.queues import Queue
 from app.runtime import get_runtime
 from app.workflows.publish import Attempt, Ready, RunCalls
 from app.workflows.publish import publish_posts as publish
@@ -140,5 +141,5 @@ def publish_post(post_id: int, claim_token: str, due_at: str | None = None) -> N
 def register(broker: Broker) -> None:
     broker.add_middleware(StopWaiting())
     for name, fn in ((PUBLISH_ACTOR, publish_posts), (PUBLISH_ONE_ACTOR, publish_post)):
-        dramatiq.actor(broker=broker, actor_name=name, queue_name="posting",
+        dramatiq.actor(broker=broker, actor_name=name, queue_name=Queue.POSTING,
                        max_retries=0, time_limit=PUBLISH_TIME_LIMIT_MS)(fn)

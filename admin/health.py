@@ -14,7 +14,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from admin.ext import database
-from admin.opsctx import ops
 from app.models import utcnow
 from app.ops.prometheus import OperationsCollector
 
@@ -46,7 +45,7 @@ def readyz() -> tuple[Response, int]:
             conn.execute(text("SELECT 1"))
 
     def broker() -> dict[str, Any] | None:
-        client = ops().client()
+        client = database().client()
         if client is None:
             return {"detail": "REDIS_URL not set: in-process broker"}
         client.ping()
@@ -59,7 +58,7 @@ def readyz() -> tuple[Response, int]:
 
 @bp.route("/metrics")
 def metrics() -> Response:
-    context = ops()
+    context = database()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OperationsCollector(context.settings, context.client, context.read_sessions, utcnow))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

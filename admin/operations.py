@@ -17,16 +17,13 @@ from typing import Any
 from flask import Flask, Response, abort, flash, jsonify, redirect, request, url_for
 from flask_admin import Admin, BaseView, expose
 from flask_admin.form import SecureForm
-from sqlalchemy.orm import Session, sessionmaker
 from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
-from actors.messages import send_manual_run
+from actors.messages import ACTOR_PARAMETERS, send_manual_run
 from admin.auth import OperatorRequired, current_actor
 from admin.charts import chart
 from admin.ext import database
-from admin.opsctx import ops
-from app.broker import QUEUES
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.ops.actions import act_on_dead_letters, rerun_slot
@@ -35,6 +32,7 @@ from app.ops.deadletters import dead_letters
 from app.ops.history import RANGES, charts
 from app.ops.sampling import record_sample
 from app.ops.stats import failed_slots, last_and_next_runs, publishing_stats
+from app.queues import QUEUES
 
 #: Seconds between two refreshes of the figures (the charts refresh every minute).
 REFRESH_SECONDS = 5
@@ -52,7 +50,7 @@ class DeadLetterForm(SecureForm):
 
 
 def _snapshot() -> dict[str, Any]:
-    context = ops()
+    context = database()
     client = context.client()
     now = utcnow()
     assert client is not None, "the views check for a broker first"
@@ -72,7 +70,7 @@ def _snapshot() -> dict[str, Any]:
 
 
 def _render_charts(range_name: str) -> list[Any]:
-    with ops().read_sessions() as session:
+    with database().read_sessions() as session:
         data = charts(session, utcnow(), range_name)
     r = data["range"]
     return [
@@ -94,7 +92,7 @@ class OperationsView(OperatorRequired, BaseView):
 
     @expose("/")
     def index(self) -> Any:
-        client = ops().client()
+        client = database().client()
         range_name = request.args.get("range", "24h")
         if range_name not in RANGES:
             abort(404)
@@ -102,9 +100,9 @@ class OperationsView(OperatorRequired, BaseView):
             return self.render("autopilot/operations.html", unavailable=True)
         data = _snapshot()
         now = utcnow()
-        with ops().read_sessions() as session:
+        with database().read_sessions() as session:
             failed = failed_slots(session, now - RANGES["7d"].span, now)
-        letters = {q: dead_letters(client, q, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
+        letters = {q: dead_letters(client, q, parameters=ACTOR_PARAMETERS, limit=DEAD_LETTERS_SHOWN) for q in QUEUES}
         return self.render("autopilot/operations.html", unavailable=False, data=data, failed=failed,
                            letters=letters, charts=_render_charts(range_name), range_name=range_name,
                            ranges=list(RANGES), refresh_seconds=REFRESH_SECONDS, rerun_form=RerunForm,
@@ -112,7 +110,7 @@ class OperationsView(OperatorRequired, BaseView):
 
     @expose("/data.json")
     def data(self) -> Response:
-        if ops().client() is None:
+        if database().client() is None:
             return jsonify(error="REDIS_URL not set: the in-process broker has no state to show"), 503
         import json
 
@@ -131,7 +129,7 @@ class OperationsView(OperatorRequired, BaseView):
         if not form.validate():
             flash("Re-run refused: the form was stale or incomplete, reload and try again.", "error")
             return redirect(url_for(".index"))
-        context = ops()
+        context = database()
         try:
             slot = datetime.fromisoformat(form.slot.data or "").astimezone(UTC)
             broker = context.broker()
@@ -152,7 +150,7 @@ class OperationsView(OperatorRequired, BaseView):
         if not form.validate():
             flash("Refused: the form was stale, reload and try again.", "error")
             return redirect(url_for(".index"))
-        client = ops().client()
+        client = database().client()
         if client is None or queue not in QUEUES or verb not in ("requeue", "purge"):
             abort(404)
         ids = request.form.getlist("id") or None
@@ -162,10 +160,9 @@ class OperationsView(OperatorRequired, BaseView):
         return redirect(url_for(".index"))
 
 
-def init_app(app: Flask, panel: Admin, write_sessions: sessionmaker[Session]) -> None:
-    """Register the Operations page, its settings and the health/metrics endpoints on ``app``."""
-    from admin import health, opsctx
+def init_app(app: Flask, panel: Admin) -> None:
+    """Register the Operations page and the health/metrics endpoints on ``app``."""
+    from admin import health
 
-    opsctx.init_app(app, write_sessions)
     app.register_blueprint(health.bp)
     panel.add_view(OperationsView(name="Operations", endpoint="operations", url="/admin/operations"))

@@ -49,7 +49,6 @@ from admin.security import csp_nonce
 from admin.users import UserView
 from app.clock import utcnow
 from app.errors import ValidationError
-from app.lifecycle import why_late
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -64,6 +63,7 @@ from app.models import (
     WorkflowExecution,
 )
 from app.platforms import KNOWN_PLATFORMS
+from app.posts import why_late
 from app.providers.sandbox import is_sandbox_id
 from app.users import set_account_status
 

@@ -19,6 +19,8 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from itertools import groupby
 
+from app.chunks import chunks
+from app.errors import InvalidValue
 from app.intents import PublishPosts
 
 __all__ = ["PUBLISH_BATCH_SIZE", "keep_moved", "plan_batches", "tokens_by_post"]
@@ -32,12 +34,11 @@ def plan_batches(posts: Iterable[tuple[int, datetime]], size: int = PUBLISH_BATC
     """Group ``(post id, due at)`` pairs by due instant, ``size`` posts at most per batch, each
     batch under a new claim token; ordered by due instant, then post id."""
     if size < 1:
-        raise ValueError(f"a batch holds at least one post, not {size}")
+        raise InvalidValue(f"a batch holds at least one post, not {size}")
     batches: list[PublishPosts] = []
     for due, group in groupby(sorted(posts, key=lambda p: (p[1], p[0])), key=lambda p: p[1]):
-        ids = [post_id for post_id, _ in group]
-        for start in range(0, len(ids), size):
-            batches.append(PublishPosts(uuid.uuid4().hex, due, tuple(ids[start:start + size])))
+        for ids in chunks([post_id for post_id, _ in group], size):
+            batches.append(PublishPosts(uuid.uuid4().hex, due, tuple(ids)))
     return batches
 
 

@@ -2,7 +2,9 @@
 
 Redis when ``REDIS_URL`` is set, an in-process stub broker otherwise (the embedded
 demo and ``autopilot run``). Middleware is listed explicitly so nobody has to guess
-which defaults apply.
+which defaults apply. What watches a Redis broker for the operators (the worker registry,
+queue samples, failure notes, Prometheus) is handed over by :func:`actors.setup`, so this
+module knows nothing of the ops figures that read it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import dramatiq
 import pendulum
 from dramatiq import Broker
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -29,22 +32,21 @@ from dramatiq.middleware import (
 from periodiq import PeriodiqMiddleware
 
 from app.config import Settings
+from app.queues import QUEUES
 
 logger = logging.getLogger(__name__)
 
-#: Named queues the workers bind to.
-QUEUES = ("autonomous", "reports", "metrics", "posting", "legacy")
 #: The default maximum run time of one message, in milliseconds (generation calls an LLM).
-DEFAULT_TIME_LIMIT = 10 * 60 * 1000
+DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
 #: The default bound on retries of a failed message.
 DEFAULT_MAX_RETRIES = 5
 #: The default minimum backoff between retries, in milliseconds.
-DEFAULT_MIN_BACKOFF = 5_000
+DEFAULT_MIN_BACKOFF_MS = 5_000
 #: The default maximum backoff between retries, in milliseconds.
-DEFAULT_MAX_BACKOFF = 10 * 60 * 1000
+DEFAULT_MAX_BACKOFF_MS = 10 * 60 * 1000
 #: Periodiq drops periodic messages older than this many seconds; our slot claim makes late
-#: runs safe, so a message that waited in a busy queue is never dropped (a week, in seconds).
-PERIODIC_SKIP_DELAY = 7 * 24 * 3600
+#: runs safe, so a message that waited in a busy queue is never dropped (a week).
+PERIODIC_SKIP_DELAY_SECONDS = 7 * 24 * 3600
 
 
 class MessagesInFlight(dramatiq.Middleware):
@@ -85,40 +87,35 @@ def pin_schedule_to_utc() -> None:
     pendulum.set_local_timezone(pendulum.UTC)
 
 
-def middleware(settings: Settings | None = None) -> list[dramatiq.Middleware]:
-    """The middleware every broker gets; the worker registry and Prometheus only on Redis."""
-    extra: list[dramatiq.Middleware] = []
-    first: list[dramatiq.Middleware] = []
-    if settings is not None and settings.redis_url:
-        from app.ops.failures import FailureNotes
-        from app.ops.sampling import QueueSampler
-        from app.ops.workers import WorkerRegistry
+def middleware(*, first: Sequence[dramatiq.Middleware] = (),
+               last: Sequence[dramatiq.Middleware] = ()) -> list[dramatiq.Middleware]:
+    """The middleware every broker gets, between ``first`` and ``last``.
 
-        # Dramatiq runs "after" hooks in reverse order: listed first, FailureNotes runs after
-        # Retries has decided whether the message is given up.
-        first.append(FailureNotes())
-        extra += [WorkerRegistry(), QueueSampler(settings)]
-        if settings.dramatiq_prometheus:
-            from dramatiq.middleware.prometheus import Prometheus
-
-            # Per-actor counters and durations, served by each worker on dramatiq_prom_port.
-            extra.append(Prometheus())
+    Dramatiq runs "after" hooks in reverse order: a middleware in ``first`` sees a message
+    after Retries has decided whether it is given up.
+    """
     return [
         *first,
         AgeLimit(),
-        TimeLimit(time_limit=DEFAULT_TIME_LIMIT),
+        TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=DEFAULT_MIN_BACKOFF, max_backoff=DEFAULT_MAX_BACKOFF),
+        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=DEFAULT_MIN_BACKOFF_MS,
+                max_backoff=DEFAULT_MAX_BACKOFF_MS),
         CurrentMessage(),
-        PeriodiqMiddleware(skip_delay=PERIODIC_SKIP_DELAY),
-        *extra,
+        PeriodiqMiddleware(skip_delay=PERIODIC_SKIP_DELAY_SECONDS),
+        *last,
     ]
 
 
-def build_broker(settings: Settings) -> Broker:
-    """The broker for this configuration, with Sentry wired in when a DSN is set."""
+def build_broker(settings: Settings, *, first: Sequence[dramatiq.Middleware] = (),
+                 last: Sequence[dramatiq.Middleware] = ()) -> Broker:
+    """The broker for this configuration, with Sentry wired in when a DSN is set.
+
+    ``first`` and ``last``: middleware listed before and after the standard ones (see
+    :func:`middleware`); a worker process's observers, given by :func:`actors.setup`.
+    """
     pin_schedule_to_utc()
     if settings.sentry_dsn:
         import sentry_sdk
@@ -135,11 +132,11 @@ def build_broker(settings: Settings) -> Broker:
         from app.redisconn import redis_client
 
         # A client, not a URL: a redis+sentinel:// URL gives the master the Sentinels name.
-        broker = RedisBroker(client=redis_client(settings.redis_url), middleware=middleware(settings),
+        broker = RedisBroker(client=redis_client(settings.redis_url), middleware=middleware(first=first, last=last),
                              heartbeat_timeout=settings.redis_heartbeat_timeout_ms,
                              maintenance_chance=settings.redis_maintenance_chance)
     else:
-        broker = StubBroker(middleware=[*middleware(), MessagesInFlight()])
+        broker = StubBroker(middleware=[*middleware(first=first, last=last), MessagesInFlight()])
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
@@ -154,5 +151,5 @@ def drain(broker: StubBroker) -> None:
     while True:
         for queue in QUEUES:
             broker.join(queue, fail_fast=True)
-        if not any(broker.queues[name].unfinished_tasks for q in QUEUES for name in (q, f"{q}.DQ")):
+        if not any(broker.queues[name].unfinished_tasks for q in QUEUES for name in (q, dq_name(q))):
             return

@@ -13,6 +13,14 @@ class AutopilotError(Exception):
     """Base class for every error this package raises on purpose."""
 
 
+class InvalidValue(AutopilotError, ValueError):
+    """A value outside what a function accepts: a naive instant, an unknown name, a bad size.
+
+    Also a ``ValueError``, so a caller that guards a conversion with ``except ValueError``
+    keeps working; raised for bad arguments, where :class:`ValidationError` reports user input.
+    """
+
+
 class ConfigError(AutopilotError):
     """An environment variable holds a value the process cannot run with."""
 

@@ -1,4 +1,5 @@
-"""User control over posts: one-off posts, the review queue, approve, edit, reschedule, cancel.
+"""User control over posts: one-off posts, the review queue, approve, edit, reschedule, cancel;
+and what an operator is told about a late post (:func:`why_late`).
 
 Every change of status goes through :func:`app.lifecycle.move`, a conditional UPDATE on the
 status it expects, so an operator cancelling a post races safely with a worker claiming it:
@@ -16,7 +17,7 @@ from app.audit import record
 from app.clock import utcnow
 from app.errors import FieldError, NotFound, ValidationError
 from app.lifecycle import CANCELLABLE, RESCHEDULABLE, move
-from app.models import Post, PostStatus, User
+from app.models import LateReason, Post, PostStatus, User
 from app.platforms import KNOWN_PLATFORMS
 from app.text_limits import limit_error, normalize_newlines
 
@@ -94,3 +95,29 @@ def cancel(session: Session, post_id: int, *, actor: str = "cli") -> Post:
         raise ValidationError([FieldError("status", post.status, "a post being published or already published cannot be cancelled")])
     record(session, "post.cancelled", user_id=post.user_id, post_id=post.id, actor=actor)
     return post
+
+
+def why_late(post: Post, now: datetime) -> tuple[str, datetime] | None:
+    """Why a post that should be out by ``now`` is not, and since when; None if it is not late.
+
+    What an operator sees in ``autopilot posts list`` and the admin: a post waiting for the
+    dispatcher (scheduler down), for its message, for its retry, being recovered (its message
+    was lost and re-sent), publishing, or being reconciled with the platform.
+    """
+    status, due = post.status, post.scheduled_at
+    if status == PostStatus.SCHEDULED and now > due:
+        return "waiting for the dispatcher", due
+    if status == PostStatus.QUEUED:
+        if post.late_reason == LateReason.RESENT and post.late_since is not None:
+            return "being recovered: its message was lost and re-sent", post.late_since
+        if now <= due:
+            return None
+        if post.queued_at is not None and post.queued_at > due:
+            return f"waiting for its retry (due {post.queued_at:%H:%M:%S} UTC)", due
+        return "waiting for its message", due
+    if status == PostStatus.PUBLISHING:
+        if post.late_reason == LateReason.RECONCILING and post.late_since is not None:
+            return "reconciling: asking the platform whether it went out", post.late_since
+        if now > due and post.publish_started_at is not None:
+            return "publishing: waiting for the platform's answer", post.publish_started_at
+    return None

@@ -33,8 +33,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.procfile import add_worker_arguments, posting_worker, worker_env  # noqa: E402
-from bench.punctuality import REDIS_URL, percentile, post_id_of, wait_for_workers  # noqa: E402
-from bench.stack import connect_x_accounts, start_posting_workers, tear_down  # noqa: E402
+from bench.stack import (  # noqa: E402
+    REDIS_URL,
+    connect_x_accounts,
+    percentile,
+    post_id_of,
+    start_posting_workers,
+    tear_down,
+    wait_for_workers,
+)
 
 #: How far ahead of now the burst's second is: the tick claims posts due within two minutes.
 LEAD = timedelta(seconds=45)
@@ -45,17 +52,18 @@ POSTS_PER_15_MIN = 10_000
 
 
 def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
-    import dramatiq
     import redis
     from cryptography.fernet import Fernet
     from sqlalchemy import func, select
 
+    from actors.messages import send_tick
     from app.broker import build_broker
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
     from app.providers.x import XPublisher
     from app.runtime import Runtime
+    from app.workflows.dispatch import DISPATCH_DUE_POSTS
     from tests.fakes.x import FakeX
     from tests.services import create_pg_database
 
@@ -101,8 +109,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         # one publish message each, to land at their second.
         broker = build_broker(settings)
         slot = datetime.now(UTC).replace(second=0, microsecond=0)
-        broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="dispatch_due_posts",
-                                        args=(slot.isoformat(), "periodic"), kwargs={}, options={}))
+        send_tick(broker, DISPATCH_DUE_POSTS.name, slot)
         broker.close()
 
         deadline = due + GRACE

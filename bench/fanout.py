@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
+from app.queues import Queue  # noqa: E402
+from bench.stack import REDIS_URL, start_workers, stop_workers, wait_for_workers  # noqa: E402
 
 TIME_ZONES = ["America/New_York", "Europe/London", "Asia/Tokyo", "Australia/Sydney",
               "America/Los_Angeles", "Europe/Berlin", "UTC"]
@@ -191,9 +191,9 @@ def count_succeeded_failed(db: Database, slot: datetime) -> tuple[int, int]:
 
 
 def run_workers(args: argparse.Namespace, key: str, slot: datetime, deadline: Deadline) -> dict:  # type: ignore[type-arg]
-    import dramatiq
     import redis
 
+    from actors.messages import send_tick
     from app.broker import build_broker
     from app.config import Settings
 
@@ -212,10 +212,7 @@ def run_workers(args: argparse.Namespace, key: str, slot: datetime, deadline: De
         print(f"  created {args.users} users in {time.monotonic() - t0:.1f} s", flush=True)
 
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "autonomous", "legacy",
-             "--processes", str(args.processes), "--threads", str(args.threads)],
-            env=db.env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = start_workers(db.env, [Queue.AUTONOMOUS, Queue.LEGACY], args.processes, args.threads, log)
         if not wait_for_workers(rclient, args.processes, min(60.0, max(1.0, deadline.left()))):
             raise RuntimeError(f"workers did not start; see {log_path}")
         time.sleep(1.0)  # every consumer thread is listening
@@ -223,8 +220,7 @@ def run_workers(args: argparse.Namespace, key: str, slot: datetime, deadline: De
 
         broker = build_broker(Settings(database_url=db.url, redis_url=REDIS_URL))
         started = time.monotonic()
-        broker.enqueue(dramatiq.Message(queue_name="autonomous", actor_name=WORKFLOW,
-                                        args=(slot.isoformat(), "periodic"), kwargs={}, options={}))
+        send_tick(broker, WORKFLOW, slot)
         succeeded = failed = 0
         while True:
             succeeded, failed = count_succeeded_failed(db, slot)

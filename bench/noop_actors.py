@@ -9,11 +9,14 @@ import dramatiq
 
 from app.broker import build_broker
 from app.config import get_settings
+from app.queues import Queue
+from bench.stack import NOOP_ACTOR
 
 broker = build_broker(get_settings())
 dramatiq.set_broker(broker)
 
 
-@dramatiq.actor(broker=broker, queue_name="posting", actor_name="noop", max_retries=0)
+
+@dramatiq.actor(broker=broker, queue_name=Queue.POSTING, actor_name=NOOP_ACTOR, max_retries=0)
 def noop(*args: object) -> None:
     """Nothing: what the broker, the middleware and the worker cost by themselves."""

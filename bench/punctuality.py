@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,61 +31,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app.queues import Queue  # noqa: E402
 from bench.procfile import add_worker_arguments, posting_worker, worker_env  # noqa: E402
+from bench.stack import (  # noqa: E402
+    REDIS_URL,
+    percentile,
+    post_id_of,
+    start_workers,
+    tear_down,
+    wait_for_workers,
+)
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DISPATCH_EVERY = 5.0
 FIRST_POST_AFTER = 15.0
 USERS = 10
 EXTRA_WAIT = 30.0
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return ordered[rank - 1]
-
-
-def post_id_of(text: str) -> int | None:
-    marker = "bench post #"
-    if marker not in text:
-        return None
-    digits = text.split(marker, 1)[1].split(" ", 1)[0]
-    return int(digits) if digits.isdigit() else None
-
-
-def wait_for_workers(client, processes: int, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    """Until ``processes`` Dramatiq consumers heartbeat in Redis (or the timeout)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if client.zcard("dramatiq:__heartbeats__") >= processes:
-                return True
-        except Exception:  # noqa: BLE001
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def stop_workers(proc: subprocess.Popen | None) -> None:  # type: ignore[type-arg]
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -142,10 +100,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
                                          expires_at=now + timedelta(days=365)),
                                 handle=f"bench{i}", external_id="1", now=now)
 
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors.entrypoint", "-Q", "posting",
-             "--processes", str(args.processes), "--threads", str(args.threads)],
-            env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = start_workers(env, [Queue.POSTING], args.processes, args.threads, log)
         if not wait_for_workers(rclient, args.processes, 30):
             raise RuntimeError(f"workers did not start; see {log_path}")
         time.sleep(1.0)
@@ -223,8 +178,6 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
         )
         return result
     finally:
-        from bench.stack import tear_down  # not at the top: bench.stack imports this module
-
         tear_down(proc, fake, runtime, db_url)
         log.close()
         try:

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app.queues import Queue  # noqa: E402
+from app.redis_layout import heartbeats  # noqa: E402
 from tests.workers import wait_for  # noqa: E402 - the tests' bounded poll
 
 #: How long the fake X holds each create before answering, in seconds.
@@ -81,10 +83,10 @@ class Stack:
 
     def start_worker(self) -> subprocess.Popen:  # type: ignore[type-arg]
         since = time.time() * 1000
-        worker = self.spawn("dramatiq", "actors.entrypoint", "-Q", "posting", "--processes", "1",
+        worker = self.spawn("dramatiq", "actors.entrypoint", "-Q", Queue.POSTING, "--processes", "1",
                             "--threads", "8")
         self.workers.append(worker)
-        wait_for(lambda: self.client.zcount("dramatiq:__heartbeats__", since, "+inf") >= 1, 30)
+        wait_for(lambda: any(beat >= since for beat in heartbeats(self.client).values()), 30)
         return worker
 
     def start_scheduler(self) -> subprocess.Popen:  # type: ignore[type-arg]

@@ -30,9 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app.queues import Queue  # noqa: E402
 from bench.procfile import add_worker_arguments  # noqa: E402
-from bench.punctuality import REDIS_URL, stop_workers, wait_for_workers  # noqa: E402
-from bench.stack import connect_x_accounts, start_posting_workers, tear_down  # noqa: E402
+from bench.stack import (  # noqa: E402
+    NOOP_ACTOR,
+    REDIS_URL,
+    connect_x_accounts,
+    start_posting_workers,
+    stop_workers,
+    tear_down,
+    wait_for_workers,
+)
 
 #: The most either run may take.
 BUDGET_SECONDS = 300.0
@@ -46,6 +54,7 @@ def run_noop(args: argparse.Namespace, client, logdir: Path) -> float:  # type: 
 
     from app.broker import build_broker
     from app.config import Settings
+    from app.ops.queues import queue_depths
 
     client.flushdb()
     env = {**os.environ, "REDIS_URL": REDIS_URL, "DATABASE_URL": "sqlite://",
@@ -58,11 +67,11 @@ def run_noop(args: argparse.Namespace, client, logdir: Path) -> float:  # type: 
         broker = build_broker(Settings(redis_url=REDIS_URL))
         started = time.monotonic()
         for _ in range(args.noop):
-            broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="noop", args=(), kwargs={},
+            broker.enqueue(dramatiq.Message(queue_name=Queue.POSTING, actor_name=NOOP_ACTOR, args=(), kwargs={},
                                             options={}))
         deadline = started + BUDGET_SECONDS
         while time.monotonic() < deadline:
-            if client.llen("dramatiq:posting") == 0 and client.hlen("dramatiq:posting.msgs") == 0:
+            if queue_depths(client, (Queue.POSTING,))[0].depth == 0:
                 break
             time.sleep(0.01)
         elapsed = time.monotonic() - started
@@ -74,15 +83,16 @@ def run_noop(args: argparse.Namespace, client, logdir: Path) -> float:  # type: 
 
 def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # type: ignore[no-untyped-def]
     """Posts per second through the tick, the publish actor, the X client and the database."""
-    import dramatiq
     from cryptography.fernet import Fernet
 
+    from actors.messages import send_tick
     from app.broker import build_broker
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
     from app.providers.x import XPublisher
     from app.runtime import Runtime
+    from app.workflows.dispatch import DISPATCH_DUE_POSTS
     from tests.fakes.x import FakeX
     from tests.services import create_pg_database
 
@@ -114,9 +124,7 @@ def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # ty
                             for n in range(args.posts))
         broker = build_broker(settings)
         started = time.time()
-        broker.enqueue(dramatiq.Message(queue_name="posting", actor_name="dispatch_due_posts",
-                                        args=(due.replace(second=0, microsecond=0).isoformat(), "periodic"),
-                                        kwargs={}, options={}))
+        send_tick(broker, DISPATCH_DUE_POSTS.name, due.replace(second=0, microsecond=0))
         broker.close()
         deadline = time.monotonic() + BUDGET_SECONDS
         # A cheap poll (the fake's tweet count): filtering its whole request log every 50 ms

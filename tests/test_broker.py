@@ -13,8 +13,9 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries, SkipMessage, TimeLimit
 from periodiq import PeriodiqMiddleware
 
-from app.broker import QUEUES, build_broker
+from app.broker import build_broker
 from app.config import Settings
+from app.queues import QUEUES
 
 
 def test_in_process_broker_without_redis_url():

@@ -1,6 +1,6 @@
 """``autopilot queues``, ``workers``, ``stats`` and ``check``: the operator's view of the engine.
 
-Each reads Redis (Dramatiq's key layout, see :mod:`app.ops.queues`) and the database once and
+Each reads Redis (Dramatiq's key layout, see :mod:`app.redis_layout`) and the database once and
 prints a table, or JSON with ``--json``. ``check`` exits 1 naming each crossed threshold, for
 cron and alerting; 0 when healthy.
 """
@@ -18,7 +18,7 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
+from actors.messages import ACTOR_PARAMETERS
 from app.cli.common import EXIT_BAD_INPUT, console, emit, json_option, session, settings
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
@@ -29,6 +29,7 @@ from app.ops.deadletters import dead_letters
 from app.ops.queues import queue_depths
 from app.ops.stats import job_stats, publishing_stats, queue_stats, scheduler_state
 from app.ops.workers import census
+from app.queues import QUEUES
 
 #: Exit status of ``autopilot check`` when a threshold is crossed.
 EXIT_UNHEALTHY = 1
@@ -106,7 +107,7 @@ def dead(queue: str, do_requeue: bool, do_purge: bool, yes: bool, limit: int, as
     except Exception as exc:  # UnknownQueue: bad input, exit 2 like every refused value
         raise ValidationError([FieldError("queue", queue, str(exc))]) from None
     client = broker_client(settings())
-    letters = dead_letters(client, queue, limit=limit)
+    letters = dead_letters(client, queue, parameters=ACTOR_PARAMETERS, limit=limit)
     if not (do_requeue or do_purge):
         def render(rows: list[dict[str, Any]]) -> None:
             if not rows:
@@ -121,7 +122,7 @@ def dead(queue: str, do_requeue: bool, do_purge: bool, yes: bool, limit: int, as
         emit([letter.as_dict() for letter in letters], as_json, render)
         return
     verb = "requeue" if do_requeue else "purge"
-    count = client.zcard(f"dramatiq:{queue}.XQ")
+    count = queue_depths(client, (queue,))[0].dead
     if count == 0:
         emit({"queue": queue, "action": verb, "ids": []}, as_json,
              lambda d: click.echo(f"no dead letters on {queue}: nothing to {verb}"))
@@ -149,7 +150,7 @@ def _short_args(row: dict[str, Any]) -> str:
 def workers(as_json: bool) -> None:
     """Live worker processes (Dramatiq heartbeats), the queues each consumes, and the scheduler."""
     config = settings()
-    found = census(broker_client(config), heartbeat_timeout_ms=config.redis_heartbeat_timeout_ms)
+    found = census(broker_client(config), silence_seconds=config.worker_silence_seconds)
     now = utcnow()
     with session() as s:
         scheduler = scheduler_state(s, now)

@@ -28,7 +28,6 @@ from app.cli.common import (
 from app.cli.schedule import IN_PROCESS_POLL_MS
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
-from app.lifecycle import why_late
 from app.models import Post, PostStatus, User
 from app.providers.sandbox import is_sandbox_id
 from app.runtime import get_runtime
@@ -39,7 +38,7 @@ from app.workflows.recovery import recover_posts
 def describe(post: Post, user: User, now: datetime | None = None) -> dict[str, Any]:
     """A post as plain data, with its time in UTC and in the user's own zone, and why it is late."""
     zone = user.settings.timezone if user.settings else "UTC"
-    late = why_late(post, now or utcnow())
+    late = post_service.why_late(post, now or utcnow())
     local = post.scheduled_at.astimezone(ZoneInfo(zone))
     external = post.external_id
     return {

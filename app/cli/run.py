@@ -71,7 +71,7 @@ def run(threads: int) -> None:
     from actors.liveness import probe_for
     from actors.messages import send
     from app import migrate
-    from app.broker import QUEUES
+    from app.queues import QUEUES
     from app.runtime import get_runtime
     from app.workflows.ticks import recovery_intents
 

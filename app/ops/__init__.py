@@ -11,6 +11,7 @@ import redis
 
 from app.config import Settings
 from app.ops.errors import BrokerUnavailable, OpsError, UnknownQueue
+from app.queues import QUEUES
 
 __all__ = ["BrokerUnavailable", "OpsError", "UnknownQueue", "broker_client", "require_queue"]
 
@@ -26,8 +27,6 @@ def broker_client(settings: Settings) -> redis.Redis:
 
 
 def require_queue(queue: str) -> str:
-    from app.broker import QUEUES
-
     if queue not in QUEUES:
         raise UnknownQueue(queue, QUEUES)
     return queue

@@ -14,7 +14,6 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.config import Settings
 from app.ops.queues import QueueDepth, queue_depths
 from app.ops.stats import (
@@ -26,6 +25,7 @@ from app.ops.stats import (
     stuck_posts,
 )
 from app.ops.workers import WorkerCensus, census
+from app.queues import QUEUES
 
 #: The window of the success-rate threshold.
 SUCCESS_WINDOW = timedelta(hours=24)
@@ -80,7 +80,7 @@ def take_snapshot(client: redis.Redis, session: Session, settings: Settings, now
     return Snapshot(
         now=now,
         queues=queue_depths(client, queues),
-        workers=census(client, heartbeat_timeout_ms=settings.redis_heartbeat_timeout_ms),
+        workers=census(client, silence_seconds=settings.worker_silence_seconds),
         scheduler=scheduler_state(session, now),
         jobs=job_stats(session, now - SUCCESS_WINDOW, now),
         stuck_post_ids=stuck_posts(session, now),

@@ -1,8 +1,8 @@
 """Dead letters: list them (secrets masked), put them back on their queue, or purge them.
 
 Dramatiq moves a message that failed for good (retries exhausted, or ``max_retries=0``) from
-``dramatiq:Q.msgs`` to the sorted set ``dramatiq:Q.XQ`` and the hash ``dramatiq:Q.XQ.msgs``
-(see :mod:`app.ops.queues`). Requeueing moves a message back the way Dramatiq enqueues one
+its queue's message hash to the queue's dead-letter set and hash (:mod:`app.redis_layout`
+names them). Requeueing moves a message back the way Dramatiq enqueues one
 (hash entry, then list push) with its retry count reset, and purging deletes it; each move is a
 Lua script, atomic per message, so two operators acting at once move each message once.
 """
@@ -10,6 +10,7 @@ Lua script, atomic per message, so two operators acting at once move each messag
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,14 +19,14 @@ import redis
 
 from app.ops.failures import NOTE_KEY, failure_notes
 from app.ops.masking import mask_arguments, mask_text
-from app.ops.queues import DEFAULT_NAMESPACE, key
+from app.redis_layout import DEFAULT_NAMESPACE, dead_key, dead_messages_key, messages_key, queue_key
 
 #: Lines of a traceback kept as a dead letter's failure (the last ones: where and why).
 DEFAULT_FAILURE_LINES = 3
 #: Dead letters listed at most per call.
 DEFAULT_LIMIT = 100
 
-# KEYS: XQ, XQ.msgs, Q.msgs, Q ; ARGV: message id, new message data
+# KEYS: dead set, dead hash, message hash, queue list ; ARGV: message id, new message data
 _REQUEUE = """
 if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
   redis.call('hdel', KEYS[2], ARGV[1])
@@ -35,7 +36,7 @@ if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
 end
 return 0
 """
-# KEYS: XQ, XQ.msgs ; ARGV: message id
+# KEYS: dead set, dead hash ; ARGV: message id
 _PURGE = """
 if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
   redis.call('hdel', KEYS[2], ARGV[1])
@@ -43,17 +44,6 @@ if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
 end
 return 0
 """
-
-#: Parameter names of our actors' positional arguments, so a secret is masked by its name.
-ACTOR_PARAMETERS: dict[str, list[str]] = {
-    "publish_posts": ["post_ids", "claim_token", "due_at"],
-    "publish_post": ["post_id", "claim_token", "due_at"],
-    "run_job_manually": ["job", "slot"],
-    "generate_for_user": ["execution_id"],
-    "collect_metrics_for_user": ["execution_id"],
-    "weekly_report_for_user": ["execution_id"],
-}
-
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -83,14 +73,18 @@ def _failure(options: dict[str, Any], note: str | None) -> str:
     return mask_text("\n".join(lines[-DEFAULT_FAILURE_LINES:]))
 
 
-def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
-                 namespace: str = DEFAULT_NAMESPACE) -> list[DeadLetter]:
-    """The queue's dead letters, most recent first, with secrets masked."""
-    entries: Any = client.zrevrange(key(queue, ".XQ", namespace=namespace), 0, limit - 1, withscores=True)
+def dead_letters(client: redis.Redis, queue: str, *, parameters: Mapping[str, Sequence[str]],
+                 limit: int = DEFAULT_LIMIT, namespace: str = DEFAULT_NAMESPACE) -> list[DeadLetter]:
+    """The queue's dead letters, most recent first, with secrets masked.
+
+    ``parameters``: each actor's positional parameter names (:data:`actors.messages.ACTOR_PARAMETERS`),
+    so an argument is masked by its name as well as by its shape.
+    """
+    entries: Any = client.zrevrange(dead_key(queue, namespace=namespace), 0, limit - 1, withscores=True)
     if not entries:
         return []
     ids = [member.decode() for member, _ in entries]
-    raw: Any = client.hmget(key(queue, ".XQ.msgs", namespace=namespace), ids)
+    raw: Any = client.hmget(dead_messages_key(queue, namespace=namespace), ids)
     notes = failure_notes(client, ids)
     letters = []
     for (redis_id, score), data in zip(zip(ids, (s for _, s in entries), strict=True), raw, strict=True):
@@ -98,7 +92,7 @@ def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
             continue
         message = json.loads(data)
         args, kwargs = mask_arguments(message.get("args", []), message.get("kwargs", {}),
-                                      ACTOR_PARAMETERS.get(message.get("actor_name", "")))
+                                      list(parameters.get(message.get("actor_name", ""), ())))
         options = message.get("options", {})
         letters.append(DeadLetter(
             id=redis_id, queue=queue, actor=message.get("actor_name", "?"), args=args, kwargs=kwargs,
@@ -110,7 +104,7 @@ def dead_letters(client: redis.Redis, queue: str, *, limit: int = DEFAULT_LIMIT,
 def _select(client: redis.Redis, queue: str, ids: list[str] | None, namespace: str) -> list[str]:
     if ids is not None:
         return ids
-    members: Any = client.zrange(key(queue, ".XQ", namespace=namespace), 0, -1)
+    members: Any = client.zrange(dead_key(queue, namespace=namespace), 0, -1)
     return [m.decode() for m in members]
 
 
@@ -122,7 +116,7 @@ def requeue(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
     """
     script = client.register_script(_REQUEUE)
     moved = []
-    xq, xq_msgs = key(queue, ".XQ", namespace=namespace), key(queue, ".XQ.msgs", namespace=namespace)
+    xq, xq_msgs = dead_key(queue, namespace=namespace), dead_messages_key(queue, namespace=namespace)
     for redis_id in _select(client, queue, ids, namespace):
         data = client.hget(xq_msgs, redis_id)
         if data is None:
@@ -132,7 +126,8 @@ def requeue(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
         for stale in ("retries", "traceback", "requeue_timestamp", "eta"):
             options.pop(stale, None)
         message["queue_name"] = queue
-        if script(keys=[xq, xq_msgs, key(queue, ".msgs", namespace=namespace), key(queue, namespace=namespace)],
+        if script(keys=[xq, xq_msgs, messages_key(queue, namespace=namespace),
+                         queue_key(queue, namespace=namespace)],
                   args=[redis_id, json.dumps(message, separators=(",", ":"))]):
             moved.append(redis_id)
     if moved:
@@ -144,7 +139,7 @@ def purge(client: redis.Redis, queue: str, ids: list[str] | None = None, *,
           namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """Delete dead letters (all, or those ``ids``); the ids deleted."""
     script = client.register_script(_PURGE)
-    xq, xq_msgs = key(queue, ".XQ", namespace=namespace), key(queue, ".XQ.msgs", namespace=namespace)
+    xq, xq_msgs = dead_key(queue, namespace=namespace), dead_messages_key(queue, namespace=namespace)
     purged = [i for i in _select(client, queue, ids, namespace) if script(keys=[xq, xq_msgs], args=[i])]
     if purged:
         client.delete(*[NOTE_KEY.format(id=i) for i in purged])

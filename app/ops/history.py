@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.models import ExecutionStatus, JobRun, Post, PostStatus, QueueSample, WorkflowExecution
 from app.ops.stats import percentile
+from app.queues import QUEUES
 
 Series = list[tuple[datetime, float | None]]
 

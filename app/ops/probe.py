@@ -27,7 +27,7 @@ def worker_here() -> str | None:
     from app.ops.workers import census
 
     settings = get_settings()
-    found = census(broker_client(settings), heartbeat_timeout_ms=settings.redis_heartbeat_timeout_ms)
+    found = census(broker_client(settings), silence_seconds=settings.worker_silence_seconds)
     host = socket.gethostname()
     if any(w.host == host for w in found.live):
         return None

@@ -17,12 +17,12 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.config import Settings
 from app.ops.queues import queue_depths
 from app.ops.stats import job_stats, posts_by_status, publishing_stats, scheduler_state, stuck_posts
 from app.ops.workers import census
 from app.platforms import KNOWN_PLATFORMS
+from app.queues import QUEUES
 
 #: Publish lateness histogram buckets, in seconds (punctuality is measured in milliseconds;
 #: anything past a minute is a problem, past the stale grace it goes to review instead).
@@ -55,7 +55,7 @@ class OperationsCollector(Collector):
             return
         try:
             depths = queue_depths(client, QUEUES)
-            workers = census(client, heartbeat_timeout_ms=self.settings.redis_heartbeat_timeout_ms)
+            workers = census(client, silence_seconds=self.settings.worker_silence_seconds)
         except redis.RedisError:
             up.add_metric([], 0)
             yield up

@@ -1,22 +1,7 @@
-"""What Redis holds for each named queue, read in Dramatiq's own key layout.
+"""What Redis holds for each named queue: waiting, in flight, delayed and dead.
 
-Dramatiq's Redis broker (``dramatiq/brokers/redis.py`` and its ``dispatch.lua``) keeps, under
-the namespace ``dramatiq``:
-
-* ``dramatiq:Q``            a list of message ids waiting to be fetched;
-* ``dramatiq:Q.msgs``       a hash id -> message of every unacknowledged message of Q: the
-  waiting ones and those a worker fetched and has not acknowledged yet (prefetched or running);
-* ``dramatiq:Q.DQ`` and ``dramatiq:Q.DQ.msgs`` the same for delayed messages. Workers fetch
-  delayed messages at once and hold them in memory until their eta, so the ``.DQ`` list is
-  empty while the ``.DQ.msgs`` hash still counts every one of them: the hash is the count;
-* ``dramatiq:Q.XQ`` (a sorted set id -> time of death) and ``dramatiq:Q.XQ.msgs``: dead letters,
-  kept for Dramatiq's dead message TTL (7 days);
-* ``dramatiq:__heartbeats__``: a sorted set broker id -> last command time (ms), written by every
-  process that talks to the broker, workers and senders alike (see :mod:`app.ops.workers`);
-* ``dramatiq:__acks__.<broker id>.Q``: the ids a process fetched from Q and has not acknowledged.
-
-Every read here is one MULTI round trip, so a page refreshing every few seconds costs Redis
-a handful of O(1) commands per queue.
+Read in Dramatiq's own key layout (:mod:`app.redis_layout`). Every read here is one MULTI round
+trip, so a page refreshing every few seconds costs Redis a handful of O(1) commands per queue.
 """
 
 from __future__ import annotations
@@ -26,8 +11,13 @@ from typing import Any
 
 import redis
 
-#: Dramatiq's default key namespace (RedisBroker(namespace=...)).
-DEFAULT_NAMESPACE = "dramatiq"
+from app.redis_layout import (
+    DEFAULT_NAMESPACE,
+    dead_key,
+    delayed_messages_key,
+    messages_key,
+    queue_key,
+)
 
 
 @dataclass(frozen=True)
@@ -53,20 +43,15 @@ class QueueDepth:
         return {**asdict(self), "depth": self.depth}
 
 
-def key(queue: str, suffix: str = "", *, namespace: str = DEFAULT_NAMESPACE) -> str:
-    """``dramatiq:posting``, ``dramatiq:posting.DQ.msgs``..."""
-    return f"{namespace}:{queue}{suffix}"
-
-
 def queue_depths(client: redis.Redis, queues: tuple[str, ...], *,
                  namespace: str = DEFAULT_NAMESPACE) -> list[QueueDepth]:
     """Each queue's waiting, in-flight, delayed and dead counts, in one round trip."""
     pipe = client.pipeline(transaction=True)  # one consistent snapshot
     for queue in queues:
-        pipe.llen(key(queue, namespace=namespace))
-        pipe.hlen(key(queue, ".msgs", namespace=namespace))
-        pipe.hlen(key(queue, ".DQ.msgs", namespace=namespace))
-        pipe.zcard(key(queue, ".XQ", namespace=namespace))
+        pipe.llen(queue_key(queue, namespace=namespace))
+        pipe.hlen(messages_key(queue, namespace=namespace))
+        pipe.hlen(delayed_messages_key(queue, namespace=namespace))
+        pipe.zcard(dead_key(queue, namespace=namespace))
     values = pipe.execute()
     depths = []
     for i, queue in enumerate(queues):

@@ -21,11 +21,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.broker import QUEUES
 from app.config import Settings
 from app.models import QueueSample
 from app.ops.queues import queue_depths
 from app.ops.workers import census
+from app.queues import QUEUES
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def record_sample(client: redis.Redis, session_factory: Callable[[], Session], s
     if elect and not client.set(_ELECTION_KEY.format(minute=minute.isoformat()), "1", nx=True, ex=300):
         return False
     depths = queue_depths(client, queues)
-    workers = census(client, heartbeat_timeout_ms=settings.redis_heartbeat_timeout_ms)
+    workers = census(client, silence_seconds=settings.worker_silence_seconds)
     try:
         with session_factory() as session, session.begin():
             for d in depths:

@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.broker import DEFAULT_TIME_LIMIT
+from app.broker import DEFAULT_TIME_LIMIT_MS
 from app.jobs import PeriodicJob
 from app.models import AuditLog, ExecutionStatus, JobRun, Post, PostStatus, WorkflowExecution
+from app.queues import Queue
 from app.workflows.jobs import JOBS
 
 #: Per-user work each fan-out job sends, by job name, named as the job declares it.
@@ -105,12 +106,12 @@ def _count(stats: RunStats, status: str, duration_ms: float | None, started: dat
 
 
 def job_stats(session: Session, since: datetime, now: datetime, *,
-              jobs: dict[str, PeriodicJob] = JOBS, time_limit_ms: int = DEFAULT_TIME_LIMIT) -> list[RunStats]:
+              jobs: dict[str, PeriodicJob] = JOBS, time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[RunStats]:
     """Per job: periodic slots claimed in the window, then per-user runs, then publishing."""
     table: dict[str, RunStats] = {name: RunStats(name, job.queue) for name, job in jobs.items()}
     for job, per_user in PER_USER_ACTORS.items():
         table[per_user] = RunStats(per_user, jobs[job].queue)
-    table[PUBLISH] = RunStats(PUBLISH, "posting")
+    table[PUBLISH] = RunStats(PUBLISH, Queue.POSTING)
 
     for name, status, claimed, finished in session.execute(
             select(JobRun.job, JobRun.status, JobRun.claimed_at, JobRun.finished_at)
@@ -279,14 +280,14 @@ def last_and_next_runs(session: Session, now: datetime, jobs: dict[str, Periodic
     return result
 
 
-def _run_status(run: JobRun, now: datetime, time_limit_ms: int = DEFAULT_TIME_LIMIT) -> str:
+def _run_status(run: JobRun, now: datetime, time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> str:
     if run.status == ExecutionStatus.RUNNING and now - run.claimed_at > timedelta(milliseconds=time_limit_ms):
         return "stuck"
     return run.status
 
 
 def failed_slots(session: Session, since: datetime, now: datetime,
-                 time_limit_ms: int = DEFAULT_TIME_LIMIT) -> list[JobRun]:
+                 time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[JobRun]:
     """Slots in the window that failed, or still "running" past the time limit (message lost)."""
     stuck_before = now - timedelta(milliseconds=time_limit_ms)
     return list(session.scalars(select(JobRun).where(

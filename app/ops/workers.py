@@ -1,13 +1,13 @@
 """Live worker processes, from Dramatiq's heartbeats and our own registry of what each consumes.
 
 Every process that talks to Dramatiq's Redis broker writes its broker id and the time into
-``dramatiq:__heartbeats__`` on each command; consumers poll at least every second while idle,
-so a worker's entry is fresh while it lives. Senders (the scheduler, the admin, the CLI) write
-there too, and the heartbeat says nothing about queues. So each worker process also registers
-itself at boot in ``autopilot:workers`` (broker id -> host, pid, queues, threads) through the
-:class:`WorkerRegistry` middleware, and removes itself at shutdown. A live worker is a
-registered process whose heartbeat is younger than the broker's heartbeat timeout: Dramatiq's
-own definition, after which it hands the process's unacknowledged messages to others.
+Dramatiq's heartbeats on each command (:mod:`app.redis_layout`); consumers poll at least every
+second while idle, so a worker's entry is fresh while it lives. Senders (the scheduler, the
+admin, the CLI) write there too, and the heartbeat says nothing about queues. So each worker
+process also registers itself at boot in ``autopilot:workers`` (broker id -> host, pid, queues,
+threads) through the :class:`WorkerRegistry` middleware, and removes itself at shutdown. A live
+worker is a registered process alive by :func:`app.redis_layout.is_alive`: the same rule
+recovery applies before it re-sends a silent worker's messages.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.common import q_name
 
-from app.ops.queues import DEFAULT_NAMESPACE
+from app.redis_layout import DEFAULT_NAMESPACE, beat, heartbeats, is_alive, now_ms
 
 #: The hash of registered worker processes: broker id -> JSON description.
 REGISTRY_KEY = "autopilot:workers"
@@ -74,7 +74,7 @@ class WorkerRegistry(dramatiq.Middleware):
         client = getattr(broker, "client", None)
         if client is None:
             return
-        named = sorted(q for q in broker.get_declared_queues() if not q.endswith((".DQ", ".XQ")))
+        named = sorted({q_name(q) for q in broker.get_declared_queues()})
         queues = sorted(worker.consumer_whitelist or named)
         entry = {"host": socket.gethostname(), "pid": os.getpid(), "queues": queues,
                  "threads": worker.worker_threads, "started_at": datetime.now(UTC).isoformat()}
@@ -82,7 +82,7 @@ class WorkerRegistry(dramatiq.Middleware):
         prune(client, namespace=namespace, older_than_ms=self.prune_after_ms)
         client.hset(REGISTRY_KEY, broker.broker_id, json.dumps(entry))  # type: ignore[attr-defined]
         # Heartbeat now, so the process counts as live before its consumers' first poll.
-        client.zadd(f"{namespace}:__heartbeats__", {broker.broker_id: int(time.time() * 1000)})  # type: ignore[attr-defined]
+        beat(client, broker.broker_id, namespace=namespace)  # type: ignore[attr-defined]
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         client = getattr(broker, "client", None)
@@ -96,37 +96,37 @@ class WorkerRegistry(dramatiq.Middleware):
 def prune(client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE,
           older_than_ms: int = DEFAULT_PRUNE_AFTER_MS) -> int:
     """Forget registered processes silent for longer than ``older_than_ms``."""
-    now_ms = int(time.time() * 1000)
+    at = now_ms()
     keys: Any = client.hkeys(REGISTRY_KEY)
     ids = [i.decode() for i in keys]
     if not ids:
         return 0
-    beats = client.zmscore(f"{namespace}:__heartbeats__", ids)
-    stale = [i for i, beat in zip(ids, beats, strict=True) if beat is None or now_ms - beat > older_than_ms]
+    beats = heartbeats(client, namespace=namespace)
+    stale = [i for i in ids if not is_alive(beats.get(i), older_than_ms / 1000, at_ms=at)]
     return int(client.hdel(REGISTRY_KEY, *stale)) if stale else 0
 
 
-def census(client: redis.Redis, *, heartbeat_timeout_ms: int, now_ms: int | None = None,
+def census(client: redis.Redis, *, silence_seconds: float, at_ms: int | None = None,
            namespace: str = DEFAULT_NAMESPACE) -> WorkerCensus:
-    """Registered workers (alive or lately dead) and the count of other live processes."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    pipe = client.pipeline(transaction=True)
-    pipe.hgetall(REGISTRY_KEY)
-    pipe.zrangebyscore(f"{namespace}:__heartbeats__", now_ms - heartbeat_timeout_ms, "+inf",
-                       withscores=True)
-    registered, fresh = pipe.execute()
-    beats = {member.decode(): score for member, score in fresh}
+    """Registered workers (alive or lately dead) and the count of other live processes.
+
+    ``silence_seconds``: ``WORKER_SILENCE_SECONDS``, the window of the liveness rule.
+    """
+    at = now_ms() if at_ms is None else at_ms
+    registered: Any = client.hgetall(REGISTRY_KEY)
+    beats = heartbeats(client, namespace=namespace)
     workers: list[WorkerProcess] = []
-    if registered:
-        all_beats = client.zmscore(f"{namespace}:__heartbeats__", [k.decode() for k in registered])
-        for (broker_id, raw), beat in zip(registered.items(), all_beats, strict=True):
-            entry = json.loads(raw)
-            bid = broker_id.decode()
-            workers.append(WorkerProcess(
-                broker_id=bid, host=entry["host"], pid=int(entry["pid"]), queues=tuple(entry["queues"]),
-                threads=int(entry["threads"]), started_at=datetime.fromisoformat(entry["started_at"]),
-                last_seen=datetime.fromtimestamp(beat / 1000, UTC) if beat is not None else None,
-                alive=bid in beats))
+    for broker_id, raw in registered.items():
+        entry = json.loads(raw)
+        bid = broker_id.decode()
+        last = beats.get(bid)
+        workers.append(WorkerProcess(
+            broker_id=bid, host=entry["host"], pid=int(entry["pid"]), queues=tuple(entry["queues"]),
+            threads=int(entry["threads"]), started_at=datetime.fromisoformat(entry["started_at"]),
+            last_seen=datetime.fromtimestamp(last / 1000, UTC) if last is not None else None,
+            alive=is_alive(last, silence_seconds, at_ms=at)))
     workers.sort(key=lambda w: (not w.alive, w.host, w.pid))
-    others = len(set(beats) - {w.broker_id for w in workers})
+    registered_ids = {w.broker_id for w in workers}
+    others = sum(1 for bid, last in beats.items()
+                 if bid not in registered_ids and is_alive(last, silence_seconds, at_ms=at))
     return WorkerCensus(workers, others)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import httpx
 
+from app.chunks import chunks
 from app.config import Settings
 from app.providers import http
 from app.providers.base import AccountCredentials, PostMetrics, PostRef, PublishResult, TokenSet
@@ -31,7 +32,7 @@ from app.providers.errors import (
 )
 
 #: The most ids ``GET /2/tweets`` accepts in one call.
-DEFAULT_LOOKUP_BATCH = 100
+IDS_PER_LOOKUP = 100
 #: Timeline pages (of ``DEFAULT_TIMELINE_PAGE`` tweets) read when reconciling an unknown outcome.
 DEFAULT_TIMELINE_PAGES = 3
 #: Tweets per timeline page when reconciling (X accepts 5 to 100).
@@ -242,15 +243,15 @@ class XPublisher(http.PlatformClient):
     def fetch_metrics(
         self, account: AccountCredentials, external_ids: list[str]
     ) -> dict[str, PostMetrics]:
-        """Public metrics of the given tweets, ``DEFAULT_LOOKUP_BATCH`` ids per call.
+        """Public metrics of the given tweets, ``IDS_PER_LOOKUP`` ids per call.
 
         Deleted or protected tweets come back in ``errors`` instead of ``data``; they are
         simply absent from the result.
         """
         metrics: dict[str, PostMetrics] = {}
-        for batch in _batches(list(dict.fromkeys(external_ids)), DEFAULT_LOOKUP_BATCH):
+        for chunk in chunks(list(dict.fromkeys(external_ids)), IDS_PER_LOOKUP):
             body = self._get_json(
-                "/2/tweets", account, {"ids": ",".join(batch), "tweet.fields": "public_metrics"}
+                "/2/tweets", account, {"ids": ",".join(chunk), "tweet.fields": "public_metrics"}
             )
             for tweet in body.get("data") or []:
                 parsed = _public_metrics(tweet)
@@ -321,11 +322,6 @@ def _public_metrics(tweet: Any) -> PostMetrics | None:
         )
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def from_settings(settings: Settings, timeout: httpx.Timeout) -> XPublisher | None:

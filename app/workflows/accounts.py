@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.errors import AutopilotError
 from app.intents import Intent
 from app.jobs.spec import Step, Tick
 from app.models import AccountStatus, PlatformAccount
@@ -31,7 +32,7 @@ DEFAULT_EXPIRY_NOTICE = timedelta(days=7)
 NOTIFY_REAUTH = "account_needs_reauth"
 
 
-class RefreshFailed(Exception):
+class RefreshFailed(AutopilotError):
     """A token refresh failed for a reason other than refusal: nothing was published."""
 
 

@@ -23,9 +23,11 @@ from app.batches import plan_batches
 from app.intents import Intent, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
-from app.lifecycle import alert_review_queue, move_many, queue_in_batches
+from app.lifecycle import move_many, queue_in_batches
 from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
+from app.queues import Queue
 from app.runtime import Runtime
+from app.workflows.publish_outcomes import alert_review_queue
 from app.workflows.recovery import RECOVER_LOST_POSTS
 
 __all__ = ["DEFAULT_DISPATCH_HORIZON", "DISPATCH_DUE_POSTS", "dispatch_due_posts"]
@@ -41,7 +43,7 @@ def dispatch_due_posts(runtime: Runtime, now: datetime,
     Posts due at the same second are claimed in batches under one token each
     (:mod:`app.batches`). Posts more than the stale grace overdue go to review instead. Rows
     claimed by a concurrent dispatcher are skipped. One SELECT, one UPDATE and one audit INSERT
-    per :data:`~app.lifecycle.DEFAULT_CLAIM_BATCH` posts, whatever their number.
+    per :data:`~app.lifecycle.ROWS_PER_UPDATE` posts, whatever their number.
     """
     grace = runtime.settings.stale_grace_minutes
     stale_before = now - timedelta(minutes=grace)
@@ -91,7 +93,7 @@ CLAIM_DUE_POSTS = Step(
     _claim_due)
 
 DISPATCH_DUE_POSTS = PeriodicJob(
-    "dispatch_due_posts", "* * * * *", "posting",
+    "dispatch_due_posts", "* * * * *", Queue.POSTING,
     "Recover lost messages and interrupted publishes; hand the posts due in the next two minutes "
     "to the workers; catch up missed daily slots",
     steps=(RECOVER_LOST_POSTS, CLAIM_DUE_POSTS, CATCH_UP_MISSED_SLOTS),

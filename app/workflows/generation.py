@@ -30,6 +30,7 @@ from app.notifications import notify
 from app.provider_holds import active_hold, as_problem, report_problem
 from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
 from app.providers.errors import OperatorProblem
+from app.queues import Queue
 from app.runtime import Runtime
 from app.scheduling import posting_slots
 from app.text_limits import limit_error, normalize_newlines
@@ -222,7 +223,7 @@ def _remember(session: Session, user_id: int, topics: list[str], research: list[
 
 
 DAILY_GENERATION = PeriodicJob(
-    WORKFLOW, "0 6 * * *", "autonomous",
+    WORKFLOW, "0 6 * * *", Queue.AUTONOMOUS,
     "Research, write and schedule the next 24 hours of posts for every opted-in user",
     steps=(fan_out_step("One generation run per opted-in user",
                         lambda session, now: opted_in_user_ids(session)),),

@@ -2,7 +2,7 @@
 
 The 02:00 UTC job (:data:`METRICS_COLLECTION`) fans out one execution per user with posts due
 (:func:`users_with_metrics_due`); each user's run (:func:`collect_metrics_for_user`) asks each
-platform for the figures of the due posts, at most :data:`DEFAULT_METRICS_BATCH` ids per call,
+platform for the figures of the due posts, at most :data:`POSTS_PER_METRICS_CALL` ids per call,
 stores one :class:`~app.models.MetricSnapshot` per post and age, and copies the figures onto
 the post as its latest ones.
 
@@ -19,7 +19,7 @@ re-run racing this one) and inserts with ``ON CONFLICT DO NOTHING`` on (post_id,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.chunks import chunks
 from app.db import insert_skipping_conflicts
 from app.jobs.spec import PeriodicJob
 from app.models import (
@@ -40,6 +41,7 @@ from app.models import (
 )
 from app.providers.base import PostMetrics
 from app.providers.errors import ProviderError
+from app.queues import Queue
 from app.runtime import Runtime
 from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS
 from app.workflows.executions import fan_out_step, run_execution
@@ -48,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 WORKFLOW = "metrics_collection"
 #: Most post ids sent in one ``fetch_metrics`` call (X's lookup allows 100 per request).
-DEFAULT_METRICS_BATCH = 100
+POSTS_PER_METRICS_CALL = 100
 #: A post published this long before the run, or less, is due for its first snapshot.
 WINDOW_24H = timedelta(hours=24)
 #: A post published between these two ages before the run is due for its week-old snapshot.
@@ -137,18 +139,18 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
             counts["skipped"][platform] = "no publisher configured"
             continue
         simulated = bool(getattr(publisher, "offline", False))
-        for batch in _batches(posts, DEFAULT_METRICS_BATCH):
+        for chunk in chunks(posts, POSTS_PER_METRICS_CALL):
             try:
-                figures = publisher.fetch_metrics(creds, list(dict.fromkeys(d.external_id for d in batch)))
+                figures = publisher.fetch_metrics(creds, list(dict.fromkeys(d.external_id for d in chunk)))
             except ProviderError as exc:
-                # The rest of this platform's batches would meet the same refusal; other
+                # The rest of this platform's chunks would meet the same refusal; other
                 # platforms are unaffected. Nothing is marked, so a re-run within the window retries.
                 logger.warning("metrics for user %s on %s failed: %s", user_id, platform, exc)
                 counts["errors"][platform] = f"{type(exc).__name__}: {exc}"
                 break
             finally:
                 counts["calls"] += 1
-            for item in batch:
+            for item in chunk:
                 metrics = figures.get(item.external_id)
                 if metrics is None:
                     counts["missing"] += 1
@@ -213,12 +215,6 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, 
     return {(post_id, age) for post_id, age in returned}
 
 
-def _batches(items: Sequence[DuePost], size: int) -> Iterator[Sequence[DuePost]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-
 def collect_metrics(runtime: Runtime, execution_id: int, message_id: str | None = None) -> WorkflowExecution | None:
     """The per-user step: one user's snapshots for the execution's slot, once."""
     def body(session: Session, execution: WorkflowExecution) -> dict[str, Any]:
@@ -230,7 +226,7 @@ def collect_metrics(runtime: Runtime, execution_id: int, message_id: str | None 
 
 
 METRICS_COLLECTION = PeriodicJob(
-    WORKFLOW, "0 2 * * *", "metrics",
+    WORKFLOW, "0 2 * * *", Queue.METRICS,
     "Collect engagement for posts published in the last 24 hours and 7 days ago",
     steps=(fan_out_step("One metrics run per user with snapshots due", users_with_metrics_due),
            WARN_EXPIRING_ACCOUNTS),

@@ -14,8 +14,8 @@ are recorded together. Each post keeps the guarantees below on its own:
   waits for review instead (a morning post published at midnight does more harm than good).
 
 The states and moves are :mod:`app.lifecycle`'s; token refresh and re-authorisation are
-:mod:`app.workflows.accounts`'; what a failure known to have created nothing leads to is
-:mod:`app.workflows.publish_failures`'.
+:mod:`app.workflows.accounts`'; what each attempt leads to (published, retried, reviewed)
+is recorded by :mod:`app.workflows.publish_outcomes`.
 """
 
 from __future__ import annotations
@@ -30,19 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import TokenDecryptionError
 from app.intents import PublishPosts
-from app.lifecycle import (
-    Claim,
-    PublishOutcome,
-    claim_for_publishing,
-    describe,
-    move_many,
-    new_claim_token,
-    record_published,
-    record_published_many,
-    retry,
-    review,
-    stale_at,
-)
+from app.lifecycle import Claim, claim_for_publishing, move_many, new_claim_token, stale_at
 from app.models import (
     AccountStatus,
     PlatformAccount,
@@ -58,7 +46,16 @@ from app.providers.base import AccountCredentials, PostRef, Publisher, PublishRe
 from app.providers.errors import AuthError
 from app.runtime import Runtime
 from app.workflows.accounts import flag_reauth, refresh_tokens
-from app.workflows.publish_failures import NOT_SENT, not_sent
+from app.workflows.publish_outcomes import (
+    NOT_SENT,
+    PublishOutcome,
+    describe,
+    not_sent,
+    record_published,
+    record_published_many,
+    retry,
+    review,
+)
 
 __all__ = [
     "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "RATE_LIMITED_RETRY", "Allow", "Attempt", "Batch",

@@ -50,11 +50,12 @@ from app.batches import plan_batches
 from app.errors import TokenDecryptionError
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import Step, Tick
-from app.lifecycle import Claim, queue_in_batches, record_published, review
+from app.lifecycle import Claim, queue_in_batches
 from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason, UserSettings
 from app.providers.base import AccountCredentials, PostRef, Publisher, PublishResult
 from app.runtime import Runtime
 from app.workflows.publish import look_for, post_ref
+from app.workflows.publish_outcomes import record_published, review
 
 __all__ = [
     "DEFAULT_PUBLISHING_BACKSTOP", "DEFAULT_UNPROBED_LEASE", "DEFAULT_UNPROBED_QUEUED_GRACE",

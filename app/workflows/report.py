@@ -29,6 +29,7 @@ from app.models import (
     WorkflowExecution,
 )
 from app.notifications import send_email
+from app.queues import Queue
 from app.report_math import ExecutionRecord, PostRecord, WeeklyReport, build_report
 from app.runtime import Runtime
 from app.users import opted_in_user_ids
@@ -199,7 +200,7 @@ def weekly_report(runtime: Runtime, execution_id: int, message_id: str | None = 
 WEEKLY_REPORT = PeriodicJob(
     # Sunday is written "0,7": Periodiq's validate() compares isoweekday() (Sunday = 7)
     # while next_valid_date() uses Sunday = 0, so a plain "0" would never fire.
-    WORKFLOW, "0 8 * * 0,7", "reports",
+    WORKFLOW, "0 8 * * 0,7", Queue.REPORTS,
     "Write each user's weekly performance report with recommendations",
     steps=(fan_out_step("One report per opted-in user", lambda session, now: opted_in_user_ids(session)),),
     catch_up_setting="weekly_catch_up_hours",

@@ -18,6 +18,7 @@ from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import PRUNE_OLD_CLAIMS
 from app.notifications import send_pending_emails
+from app.queues import Queue
 from app.runtime import Runtime
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.executions import REQUEUE_STALE_EXECUTIONS
@@ -62,7 +63,7 @@ SEND_PENDING_EMAILS = Step(
     _send_emails)
 
 SWEEP_STUCK_POSTS = PeriodicJob(
-    "sweep_stuck_posts", "*/15 * * * *", "posting",
+    "sweep_stuck_posts", "*/15 * * * *", Queue.POSTING,
     "Safety net: recover stuck posts and per-user runs, send emails, prune old claims",
     steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS),
     claim_retention=timedelta(days=7),

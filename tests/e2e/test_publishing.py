@@ -49,7 +49,7 @@ from app.runtime import Runtime
 from app.users import connect_account
 from app.workflows.accounts import NOTIFY_REAUTH
 from app.workflows.dispatch import dispatch_due_posts
-from app.workflows.publish_failures import DEFAULT_MAX_PUBLISH_ATTEMPTS
+from app.workflows.publish_outcomes import DEFAULT_MAX_PUBLISH_ATTEMPTS
 from app.workflows.sweep import sweep_stuck_posts
 from tests import services
 from tests.factories import make_users

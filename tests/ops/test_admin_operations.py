@@ -27,7 +27,7 @@ _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 @pytest.fixture
 def app(ops: Ops) -> Iterator[Flask]:
     app = create_app({"TESTING": True, "SECRET_KEY": "ops-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": ops.settings})
     with app.extensions[EXTENSION_KEY].session_factory() as session, session.begin():
         create_operator(session, "olga", PASSWORD)
     yield app

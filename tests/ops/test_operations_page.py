@@ -34,7 +34,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def server(ops: Ops) -> Iterator[tuple[str, Flask]]:
     app = create_app({"SECRET_KEY": "browser-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": ops.settings})
     with app.extensions[EXTENSION_KEY].session_factory() as session, session.begin():
         create_operator(session, "olga", PASSWORD)
     httpd = make_server("127.0.0.1", 0, app, threaded=True)

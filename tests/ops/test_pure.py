@@ -110,12 +110,17 @@ def test_probe_process_and_http_and_usage(tmp_path):
 def test_dramatiq_prometheus_middleware_is_opt_in(redis_url):
     from dramatiq.middleware.prometheus import Prometheus
 
+    from actors import observers
     from app.broker import build_broker
     from app.ops.failures import FailureNotes
     from app.ops.workers import WorkerRegistry
 
-    plain = build_broker(Settings(redis_url=redis_url))
-    opted = build_broker(Settings(redis_url=redis_url, dramatiq_prometheus=True))
+    def worker_broker(settings: Settings):
+        first, last = observers(settings)
+        return build_broker(settings, first=first, last=last)
+
+    plain = worker_broker(Settings(redis_url=redis_url))
+    opted = worker_broker(Settings(redis_url=redis_url, dramatiq_prometheus=True))
     try:
         assert not any(isinstance(m, Prometheus) for m in plain.middleware)
         assert any(isinstance(m, Prometheus) for m in opted.middleware)
@@ -125,3 +130,9 @@ def test_dramatiq_prometheus_middleware_is_opt_in(redis_url):
     finally:
         plain.close()
         opted.close()
+
+
+def test_the_in_process_broker_gets_no_redis_observers():
+    from actors import observers
+
+    assert observers(Settings()) == ([], [])

@@ -18,7 +18,7 @@ from app.providers.errors import AuthError, ProviderError, RateLimited
 from app.providers.sandbox import SandboxPublisher, simulated_metrics
 from app.runtime import Runtime
 from app.workflows.metrics import (
-    DEFAULT_METRICS_BATCH,
+    POSTS_PER_METRICS_CALL,
     collect_metrics_for_user,
     snapshot_age,
     users_with_metrics_due,
@@ -137,7 +137,7 @@ def test_250_posts_are_fetched_in_three_calls_of_at_most_100_ids(sessions, vault
     counts = collect_metrics_for_user(runtime, user, now)
 
     assert [len(call) for call in twitter.calls] == [100, 100, 50]
-    assert all(len(call) <= DEFAULT_METRICS_BATCH for call in twitter.calls)
+    assert all(len(call) <= POSTS_PER_METRICS_CALL for call in twitter.calls)
     asked = [i for call in twitter.calls for i in call]
     assert len(asked) == len(set(asked)) == 250
     assert counts == {"due": 250, "calls": 3, "snapshots": 250, "by_age": {"24h": 250, "7d": 0},

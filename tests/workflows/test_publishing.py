@@ -17,12 +17,11 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import lifecycle, posts
+from app import posts
 from app.clock import SettableClock
 from app.config import Settings
 from app.crypto import TokenVault
 from app.intents import PublishPosts
-from app.lifecycle import review_queue_size
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -43,9 +42,14 @@ from app.providers.errors import (
 from app.providers.registry import Providers
 from app.runtime import Runtime
 from app.users import connect_account, create_user
+from app.workflows import publish_outcomes
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.publish import publish_post, publish_posts
-from app.workflows.publish_failures import DEFAULT_MAX_PUBLISH_ATTEMPTS, retry_backoff
+from app.workflows.publish_outcomes import (
+    DEFAULT_MAX_PUBLISH_ATTEMPTS,
+    retry_backoff,
+    review_queue_size,
+)
 from app.workflows.sweep import sweep_stuck_posts
 
 Step = BaseException | PublishResult | TokenSet | Callable[[], Any] | None
@@ -624,7 +628,7 @@ def test_sweep_also_dispatches_due_scheduled_posts(
 def test_a_growing_review_queue_notifies_the_user_once_a_day(
         runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
         fake: ScriptedPublisher) -> None:
-    threshold = lifecycle.DEFAULT_REVIEW_ALERT_THRESHOLD
+    threshold = publish_outcomes.DEFAULT_REVIEW_ALERT_THRESHOLD
     for i in range(threshold + 1):
         fake.publish_script.append(PermanentError("400 bad request"))
         post_id = queued(sessions, user_id, now, token=f"t{i}", text=f"post {i}")

@@ -18,11 +18,11 @@ from sqlalchemy import Engine, select, text
 
 from app.config import Settings
 from app.crypto import generate_key
-from app.lifecycle import review_queue_size
 from app.models import Post, PostStatus
 from app.runtime import Runtime
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.metrics import collect_metrics_for_user, users_with_metrics_due
+from app.workflows.publish_outcomes import review_queue_size
 from app.workflows.report import weekly_report_for_user
 from app.workflows.sweep import sweep_stuck_posts
 from bench.history import insert_future, insert_live, insert_past, insert_users
