@@ -185,7 +185,9 @@ class BlueskyPublisher(http.PlatformClient):
         rkey = record_key(ref)
         dids = {handle: found for handle in mention_handles(text)
                 if (found := self._resolve_handle(account, handle)) is not None}
-        created_at = self._clock()
+        # The record keeps milliseconds: what we record is what the PDS holds.
+        now = self._clock()
+        created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
         record: dict[str, Any] = {"$type": POST_COLLECTION, "text": text, "createdAt": _timestamp(created_at),
                                   "langs": [ref.language]}
         facets = facet_records(bluesky_facets(text, dids))
