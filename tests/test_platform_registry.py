@@ -150,3 +150,19 @@ def test_doctor_lists_every_registered_platform(sqlite_url):
     checks = {c["check"]: c for c in diagnose(Settings(database_url=sqlite_url), datetime.now(UTC))}
     assert [key for key in KNOWN_PLATFORMS if f"publish:{key}" in checks] == list(KNOWN_PLATFORMS)
     assert len(KNOWN_PLATFORMS) >= 4
+
+
+def test_the_operators_figures_list_every_platform_even_before_it_published(sqlite_url):
+    from app import migrate
+    from app.db import get_engine, make_session_factory
+    from app.ops.stats import publishing_stats
+
+    migrate.upgrade(sqlite_url)
+    now = datetime.now(UTC)
+    with make_session_factory(get_engine(sqlite_url))() as session:
+        stats = publishing_stats(session, now - timedelta(days=1), now)
+    assert [p.platform for p in stats.platforms] == list(KNOWN_PLATFORMS)
+    assert [p.label for p in stats.platforms] == [PLATFORMS[k].display_name for k in KNOWN_PLATFORMS]
+    with fifth_platform():
+        with make_session_factory(get_engine(sqlite_url))() as session:
+            assert FIFTH in [p.platform for p in publishing_stats(session, now - timedelta(days=1), now).platforms]
