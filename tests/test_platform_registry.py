@@ -166,3 +166,22 @@ def test_the_operators_figures_list_every_platform_even_before_it_published(sqli
     with fifth_platform():
         with make_session_factory(get_engine(sqlite_url))() as session:
             assert FIFTH in [p.platform for p in publishing_stats(session, now - timedelta(days=1), now).platforms]
+
+
+@pytest.mark.parametrize("key", list(KNOWN_PLATFORMS))
+def test_generation_writes_for_each_platform_within_its_rule(key):
+    from app.providers.base import ContentBrief, PostSlot
+    from app.providers.offline import OfflineResearch, TemplateGeneration
+    from app.providers.openai_prompt import platform_rules
+    from app.text_limits import limit_error
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    slots = [PostSlot(key, now + timedelta(hours=h)) for h in range(1, 8)]
+    brief = ContentBrief(slots=slots, brand_voice="professional", creativity_level=0.7,
+                         topics=["open source maintainers and their very long weekly release notes"],
+                         research=OfflineResearch().search("open source", language="en", country="us", now=now))
+    drafts = TemplateGeneration().generate(brief)
+    assert len(drafts) == len(slots)
+    assert [limit_error(key, d.text) for d in drafts] == [None] * len(slots)
+    entry = PLATFORMS[key]
+    assert entry.writing_guide in platform_rules(key) and str(entry.max_length) in platform_rules(key)
