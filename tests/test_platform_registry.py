@@ -61,15 +61,12 @@ def test_no_code_names_a_platform_outside_its_registry_entry_and_provider_module
     assert found == [], "platform keys outside the registry:\n" + "\n".join(found)
 
 
-def test_the_walk_catches_a_key_in_a_string():
-    sample = ROOT / "tests" / "fixtures"
-    source = 'HELP = "twitter or linkedin"\n# twitter in a comment is fine\n'
-    path = sample / "registry_walk_sample.py"
-    path.write_text(source, encoding="utf-8")
-    try:
-        assert [line for line, _ in key_literals(path)] == [1]
-    finally:
-        path.unlink()
+def test_the_walk_catches_a_key_in_a_string_but_not_a_host_a_library_or_a_comment(tmp_path):
+    path = tmp_path / "sample.py"
+    path.write_text('HELP = "twitter or linkedin"\n# twitter in a comment is fine\n'
+                    'URL = "https://api.linkedin.com"\nLIB = "twitter-text"\nDOC = f"{x} mastodon"\n',
+                    encoding="utf-8")
+    assert [line for line, _ in key_literals(path)] == [1, 5]
 
 
 # -- a fifth, throwaway platform through the registry alone ---------------------------------
