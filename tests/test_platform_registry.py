@@ -29,11 +29,13 @@ KEY_RE = re.compile(r"(?<![\w.-])(" + "|".join(KEYS) + r")(?![\w.-])")
 
 
 def exempt_files() -> set[Path]:
-    """The registry itself and each platform's provider module (named by its entry)."""
+    """The registry itself and the modules its entries name (``module:function`` fields: the
+    provider module's factory, extra doctor checks, and any such field added later)."""
     files = {ROOT / "app" / "platforms.py"}
     for platform in PLATFORMS.values():
-        module = platform.publisher_factory.split(":")[0]
-        files.add(ROOT / (module.replace(".", "/") + ".py"))
+        for value in vars(platform).values():
+            if isinstance(value, str) and re.fullmatch(r"[\w.]+:\w+", value):
+                files.add(ROOT / (value.split(":")[0].replace(".", "/") + ".py"))
     return files
 
 
