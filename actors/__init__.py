@@ -10,15 +10,53 @@ actor on it, like Flask's ``create_app``. Worker and scheduler processes import
 
 from __future__ import annotations
 
-import dramatiq
-from dramatiq import Broker
+import os
+import sys
 
-from actors import per_user, periodic, posting
-from app.broker import build_broker
-from app.config import Settings
-from app.workflows.jobs import catalogue
+#: The module ``dramatiq`` and ``periodiq`` load: it builds the broker and registers the actors.
+ENTRY_POINT = "actors.entrypoint"
 
-__all__ = ["observers", "register", "setup"]
+
+def _named_on_the_command_line() -> str | None:
+    """``dramatiq`` or ``periodiq`` when that command was told to load this package itself.
+
+    Both read their broker module from their first positional argument and fall back to a
+    default broker when it defines none, so ``dramatiq actors`` would start a worker with no
+    actor that consumes nothing, and ``periodiq actors`` would find nothing to schedule.
+    """
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if program == "__main__.py":  # python -m dramatiq
+        program = os.path.basename(os.path.dirname(sys.argv[0]))
+    if program not in ("dramatiq", "periodiq"):
+        return None
+    if program == "dramatiq":
+        from dramatiq.cli import make_argument_parser
+    else:
+        from periodiq import make_argument_parser
+    try:
+        args, _ = make_argument_parser().parse_known_args(sys.argv[1:])
+    except SystemExit:  # not a command line we understand: let the command itself say so
+        return None
+    return program if getattr(args, "broker", None) == __name__ else None
+
+
+if (_command := _named_on_the_command_line()) is not None:
+    # Not an ImportError: periodiq would log it as its own bug and ask for an issue report.
+    raise SystemExit(
+        f"`{_command} {__name__}` loads no actor (this package builds nothing at import) and would "
+        f"{'consume nothing' if _command == 'dramatiq' else 'schedule nothing'}. Run "
+        f"`{_command} {ENTRY_POINT}`{' -Q <queues>' if _command == 'dramatiq' else ''} instead, "
+        "as the Procfile does.")
+
+import dramatiq  # noqa: E402 - after the check above, which must run before anything is built
+from dramatiq import Broker  # noqa: E402
+
+from actors import per_user, periodic, posting  # noqa: E402
+from app.broker import build_broker  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.workflows.jobs import catalogue  # noqa: E402
+
+__all__ = ["ENTRY_POINT", "observers", "register", "setup"]
 
 
 def setup(settings: Settings) -> Broker:

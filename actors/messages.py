@@ -13,6 +13,7 @@ from datetime import datetime
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from app.errors import InvalidValue
 from app.intents import Intent, PublishPosts, RunSlot, RunUserStep
 from app.queues import Queue
 from app.workflows.jobs import JOBS
@@ -60,7 +61,7 @@ def message_for(intent: Intent) -> tuple[str, tuple[object, ...], datetime | Non
         return PER_USER_ACTORS[intent.job], (intent.execution_id,), None, 0
     if isinstance(intent, RunSlot):
         return intent.job, (intent.slot.isoformat(), intent.trigger), None, 0
-    raise TypeError(f"no message for {intent!r}")
+    raise InvalidValue(f"no message for {intent!r}")
 
 
 def send_manual_run(broker: dramatiq.Broker, job: str, slot: datetime, *,

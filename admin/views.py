@@ -48,7 +48,7 @@ from admin.review import ReviewQueueView
 from admin.security import csp_nonce
 from admin.users import UserView
 from app.clock import utcnow
-from app.errors import ValidationError
+from app.errors import AutopilotError, ValidationError
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -156,7 +156,7 @@ class PlatformAccountView(SecuredModelView):
                      "column_searchable_list", "form_columns"):
             leaked = SECRET_COLUMNS.intersection(getattr(self, name) or ())
             if leaked:
-                raise RuntimeError(f"{type(self).__name__}.{name} exposes {sorted(leaked)}")
+                raise AutopilotError(f"{type(self).__name__}.{name} exposes {sorted(leaked)}")
 
     def update_model(self, form: BaseForm, model: PlatformAccount) -> bool:
         """Only the status, through app.users: audited with the old status, and only if it changed."""

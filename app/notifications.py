@@ -25,7 +25,7 @@ from app.models import Notification, User
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for the SMTP server to connect or answer one command.
-DEFAULT_SMTP_TIMEOUT = 30
+DEFAULT_SMTP_TIMEOUT_SECONDS = 30
 #: Unsent notifications emailed per run at most; the rest wait for the next run.
 DEFAULT_EMAIL_BATCH_SIZE = 100
 
@@ -77,7 +77,7 @@ def _smtp(settings: Settings) -> Iterator[smtplib.SMTP]:
     it, rather than sending in clear), then login when a username is set."""
     if not settings.smtp_host:
         raise ConfigError("SMTP_HOST", "", "set it to send email")
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=DEFAULT_SMTP_TIMEOUT) as smtp:
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=DEFAULT_SMTP_TIMEOUT_SECONDS) as smtp:
         smtp.ehlo()
         if settings.smtp_starttls:
             smtp.starttls(context=ssl.create_default_context())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import overload
 
+from app.errors import InvalidValue
 from app.richtext import graphemes, mastodon_length
 from app.x_weighted import invalid_characters, x_weighted_length
 
@@ -160,7 +161,7 @@ def get_platform(key: str) -> Platform:
     try:
         return PLATFORMS[key]
     except KeyError:
-        raise ValueError(f"unknown platform {key!r}; expected one of {', '.join(KNOWN_PLATFORMS)}") from None
+        raise InvalidValue(f"unknown platform {key!r}; expected one of {', '.join(KNOWN_PLATFORMS)}") from None
 
 
 def display_name(key: str) -> str:

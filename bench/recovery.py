@@ -55,7 +55,7 @@ from tests.workers import wait_for  # noqa: E402 - the tests' bounded poll
 
 #: How long the fake X holds each create before answering, in seconds.
 HOLD = 2.0
-#: The bound the issue sets on lateness after any crash or Redis loss, in seconds.
+#: The most a post may be late after any crash or Redis loss, in seconds.
 BOUND = 90.0
 
 

@@ -29,6 +29,7 @@ from app.models import (
     WorkflowExecution,
 )
 from app.notifications import send_email
+from app.platforms import display_name
 from app.queues import Queue
 from app.report_math import ExecutionRecord, PostRecord, WeeklyReport, build_report
 from app.runtime import Runtime
@@ -173,7 +174,8 @@ def _email(runtime: Runtime, user_id: int, to: str, key: str, report: WeeklyRepo
 
 
 def render_email(report: WeeklyReport) -> str:
-    """The plain-text email body: summary, recommendations, best posts."""
+    """The plain-text email body: summary, recommendations, best posts (platforms by their
+    display name: the stored report keeps the registry's keys, the user reads "X")."""
     lines = [report.summary, ""]
     if report.recommendations:
         lines.append("Recommendations:")
@@ -181,7 +183,7 @@ def render_email(report: WeeklyReport) -> str:
         lines.append("")
     if report.top:
         lines.append("Best posts:")
-        lines += [f"- {p['platform']} {p['published_at'][:10]}: {p['engagement_rate']:.1%} "
+        lines += [f"- {display_name(p['platform'])} {p['published_at'][:10]}: {p['engagement_rate']:.1%} "
                   f"of {p['impressions']:,} impressions. {p['excerpt']}" for p in report.top]
     return "\n".join(lines).rstrip() + "\n"
 

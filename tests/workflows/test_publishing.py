@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import posts
 from app.clock import SettableClock
 from app.config import Settings
-from app.crypto import TokenVault
+from app.crypto import TokenVault, generate_key
 from app.intents import PublishPosts
 from app.models import (
     AccountStatus,
@@ -342,6 +342,26 @@ def test_a_post_without_an_active_account_waits_for_review(
     assert (post.status, post.review_reason) == (PostStatus.NEEDS_REVIEW, ReviewReason.NEEDS_REAUTH)
     expected_notifications = 1 if status == AccountStatus.NEEDS_REAUTH else 0
     assert len(notifications(sessions, "account_needs_reauth")) == expected_notifications
+
+
+def test_a_token_that_cannot_be_decrypted_flags_the_account_and_the_post_waits_for_review(
+        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
+        fake: ScriptedPublisher) -> None:
+    with sessions.begin() as session:
+        row = session.scalar(select(PlatformAccount))
+        assert row is not None
+        # Encrypted under a key this deployment no longer has (a key rotated away too early).
+        row.access_token_encrypted = TokenVault([generate_key()]).encrypt("access-1")
+    post_id = queued(sessions, user_id, now)
+
+    outcome = publish_post(runtime, post_id, "t0", now)
+
+    assert outcome.kind == "review" and fake.publish_calls == []
+    post = load(sessions, post_id)
+    assert (post.status, post.review_reason) == (PostStatus.NEEDS_REVIEW, ReviewReason.NEEDS_REAUTH)
+    assert "cannot be decrypted" in (post.last_error or "")
+    assert account(sessions, user_id).status == AccountStatus.NEEDS_REAUTH
+    assert [n.subject for n in notifications(sessions, "account_needs_reauth")] == ["Reconnect your X account"]
 
 
 # -- publish: errors known to have created nothing --------------------------------------------
