@@ -15,14 +15,18 @@ from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.form import BaseForm
 
 from app.errors import FieldError, ValidationError
+from app.platforms import KNOWN_PLATFORMS, platform_list
 from app.validation import SETTING_FIELDS, CleanSettings, validate_settings
 
-#: Shown under the posting times field; also the grammar :func:`parse_posting_times` accepts.
-POSTING_TIMES_HELP = (
-    "Local HH:MM times per platform, platforms separated by ';' and times by ',': "
-    "twitter=09:00; linkedin=10:00,17:00. A JSON object such as "
-    '{"twitter": ["09:00"]} is accepted too.'
-)
+
+def posting_times_help() -> str:
+    """Shown under the posting times field; also the grammar :func:`parse_posting_times`
+    accepts. The example names the registry's first platforms."""
+    first, *others = KNOWN_PLATFORMS
+    second = others[0] if others else first
+    return ("Local HH:MM times per platform, platforms separated by ';' and times by ',': "
+            f"{first}=09:00; {second}=10:00,17:00. A JSON object such as "
+            f'{{"{first}": ["09:00"]}} is accepted too.')
 
 
 def settings_fields() -> dict[str, Any]:
@@ -34,29 +38,32 @@ def settings_fields() -> dict[str, Any]:
         ),
         "timezone": StringField("Time zone", description="IANA name, e.g. Europe/Paris or UTC."),
         "preferred_platforms": StringField(
-            "Preferred platforms", description="Comma-separated: twitter, linkedin."
+            "Preferred platforms", description=f"Comma-separated: {platform_list()}."
         ),
         "content_frequency": StringField(
             "Posts per week per platform", description="An integer from 1 to 14."
         ),
-        "posting_times": StringField("Posting times", description=POSTING_TIMES_HELP),
+        "posting_times": StringField("Posting times", description=posting_times_help()),
         "brand_voice": StringField("Brand voice", description="Goes into every prompt."),
         "creativity_level": StringField("Creativity", description="From 0.0 to 1.0."),
         "topics": TextAreaField("Topics", description="One topic per line."),
         "language": StringField("Language", description="Two letters, e.g. en."),
         "country": StringField("Country", description="Two letters, e.g. us."),
+        "post_visibility": StringField(
+            "Post visibility", description="public, unlisted or private, where a platform lets the author choose."
+        ),
     }
     assert set(fields) == set(SETTING_FIELDS), "the settings form is out of date with app.validation"
     return fields
 
 
 def format_posting_times(times: Mapping[str, Any]) -> str:
-    """``{"twitter": ["09:00"], "linkedin": ["10:00", "17:00"]}`` -> ``twitter=09:00; linkedin=10:00,17:00``."""
+    """``{"a": ["09:00"], "b": ["10:00", "17:00"]}`` -> ``a=09:00; b=10:00,17:00`` (keys are platforms)."""
     return "; ".join(f"{platform}={','.join(slots)}" for platform, slots in times.items())
 
 
 def parse_posting_times(text: str) -> dict[str, list[str]]:
-    """Read :data:`POSTING_TIMES_HELP`'s grammar into a dict; the times are checked later.
+    """Read :func:`posting_times_help`'s grammar into a dict; the times are checked later.
 
     Raises ValidationError on the *syntax* only (a missing '=', bad JSON); whether
     "25:00" is a time is for validate_settings to say.
@@ -97,6 +104,7 @@ def form_values(settings: Any) -> dict[str, Any]:
         "topics": "\n".join(settings.topics or []),
         "language": settings.language,
         "country": settings.country,
+        "post_visibility": settings.post_visibility,
     }
 
 
@@ -116,7 +124,7 @@ def clean_settings(form: BaseForm) -> CleanSettings:
     try:
         clean = validate_settings(raw)
     except ValidationError as exc:
-        # With unreadable posting times, "no posting time for twitter" would only be noise.
+        # With unreadable posting times, "no posting time for <platform>" would only be noise.
         # (Decided before extending: a generator reading ``errors`` while it grows dropped
         # the posting-times error whenever an earlier field was also bad.)
         unreadable_times = any(e.field == "posting_times" for e in errors)

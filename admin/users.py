@@ -174,6 +174,7 @@ SETTING_LABELS = {
     "topics": "Topics",
     "language": "Language",
     "country": "Country",
+    "post_visibility": "Post visibility",
 }
 
 

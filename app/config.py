@@ -17,6 +17,7 @@ from functools import lru_cache
 from urllib.parse import urlparse
 
 from app.errors import ConfigError
+from app.platforms import PLATFORMS
 from app.redisconn import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_url
 
 #: The database used when ``DATABASE_URL`` is unset: a SQLite file in the working directory.
@@ -35,6 +36,10 @@ DEFAULT_LINKEDIN_OAUTH_BASE_URL = "https://www.linkedin.com"
 DEFAULT_LINKEDIN_VERSION = "202610"
 # Kept equal to app.providers.linkedin.VERSION_RE (config must not import the providers).
 _LINKEDIN_VERSION_RE = re.compile(r"20\d\d(?:0[1-9]|1[0-2])(?:\.\d\d)?")
+#: Bluesky's hosting service (PDS) for handles whose DID document names none.
+DEFAULT_BLUESKY_PDS_URL = "https://bsky.social"
+#: The name an autopilot registers under on each Mastodon instance (users see it on the consent page).
+DEFAULT_MASTODON_CLIENT_NAME = "Content Autopilot"
 #: Hours after a daily slot during which a missed run is still caught up.
 DEFAULT_DAILY_CATCH_UP_HOURS = 6
 #: Minutes past its scheduled time after which a post is not published stale but reviewed.
@@ -77,6 +82,17 @@ class Settings:
     linkedin_version: str = DEFAULT_LINKEDIN_VERSION
     linkedin_client_id: str | None = None
     linkedin_client_secret: str | None = field(default=None, repr=False)
+    #: Publish to Bluesky for real (accounts connect with a handle and an app password, so there
+    #: is no app credential to switch it on); off: the sandbox simulates it.
+    bluesky_enabled: bool = False
+    bluesky_pds_url: str = DEFAULT_BLUESKY_PDS_URL
+    #: Publish to Mastodon for real (the app registers itself on each instance as its first
+    #: user connects); off: the sandbox simulates it.
+    mastodon_enabled: bool = False
+    mastodon_client_name: str = DEFAULT_MASTODON_CLIENT_NAME
+    #: Where each instance sends a user back after consent (the portal's callback); unset: the
+    #: out-of-band code page, for `autopilot accounts connect` from a terminal.
+    mastodon_redirect_uri: str | None = None
     sentry_dsn: str | None = field(default=None, repr=False)
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -108,6 +124,11 @@ class Settings:
     publish_concurrency: int = 128
     x_posts_per_15_min: int = 100
     linkedin_posts_per_day: int = 150
+    #: Bluesky counts 3 points per created record against 5,000 points an hour per account.
+    bluesky_posts_per_hour: int = 100
+    #: Mastodon limits new statuses to 300 per 3 hours per account (its rate_limiter.rb), on
+    #: top of 300 calls per 5 minutes for any endpoint.
+    mastodon_posts_per_3_hours: int = 150
     #: Send the admin's session cookie over HTTPS only. Unset: on, except in Flask's debug
     #: mode (``flask run --debug``, development on http://localhost).
     session_cookie_secure: bool | None = None
@@ -171,9 +192,11 @@ class Settings:
         if not 0 <= self.ops_min_success_rate <= 100:
             raise ConfigError("OPS_MIN_SUCCESS_RATE", str(self.ops_min_success_rate),
                               "a percentage from 0 to 100")
-        for name in ("OPENAI_BASE_URL", "SERPER_BASE_URL", "X_API_BASE_URL", "X_AUTHORIZE_URL",
-                     "LINKEDIN_API_BASE_URL", "LINKEDIN_OAUTH_BASE_URL", "PORTAL_BASE_URL"):
-            _require_url(name, getattr(self, name.lower()), {"http", "https"})
+        platform_urls = [name for platform in PLATFORMS.values() for name in platform.url_settings]
+        for name in ("openai_base_url", "serper_base_url", "portal_base_url", *platform_urls):
+            _require_url(name.upper(), getattr(self, name), {"http", "https"})
+        if self.mastodon_redirect_uri is not None:
+            _require_url("MASTODON_REDIRECT_URI", self.mastodon_redirect_uri, {"http", "https"})
         if self.sentry_dsn is not None:
             _require_url("SENTRY_DSN", self.sentry_dsn, {"http", "https"})
         if self.metrics_bearer_token is not None and len(self.metrics_bearer_token) < MIN_METRICS_TOKEN_CHARS:
@@ -190,16 +213,17 @@ class Settings:
         if not _LINKEDIN_VERSION_RE.fullmatch(self.linkedin_version):
             raise ConfigError("LINKEDIN_VERSION", self.linkedin_version,
                               "expected YYYYMM or YYYYMM.RR, e.g. 202610 or 202610.01")
-        for name in ("SMTP_PORT", "DAILY_CATCH_UP_HOURS", "WEEKLY_CATCH_UP_HOURS", "STALE_GRACE_MINUTES",
-                     "X_POSTS_PER_15_MIN", "LINKEDIN_POSTS_PER_DAY", "REDIS_HEARTBEAT_TIMEOUT_MS",
-                     "PROVIDER_TIMEOUT_SECONDS", "ADMIN_SESSION_HOURS", "OPS_QUEUE_DEPTH_MAX",
-                     "OPS_SCHEDULER_SILENCE_SECONDS", "MESSAGE_GRACE_SECONDS", "WORKER_SILENCE_SECONDS",
-                     "REDIS_MAINTENANCE_CHANCE", "PUBLISH_CONCURRENCY", "PORTAL_SESSION_HOURS"):
-            if getattr(self, name.lower()) <= 0:
-                raise ConfigError(name, str(getattr(self, name.lower())), "must be a positive integer")
+        posting_limits = [platform.posting_limit_setting for platform in PLATFORMS.values()]
+        for name in ("smtp_port", "daily_catch_up_hours", "weekly_catch_up_hours", "stale_grace_minutes",
+                     "redis_heartbeat_timeout_ms", "provider_timeout_seconds", "admin_session_hours",
+                     "ops_queue_depth_max", "ops_scheduler_silence_seconds", "message_grace_seconds",
+                     "worker_silence_seconds", "redis_maintenance_chance", "publish_concurrency",
+                     "portal_session_hours", *posting_limits):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name.upper(), str(getattr(self, name)), "must be a positive integer")
         if self.portal_base_url.endswith("/"):
             raise ConfigError("PORTAL_BASE_URL", self.portal_base_url,
-                              "no trailing slash: paths such as /connect/twitter/callback are appended")
+                              "no trailing slash: paths such as /connect/<platform>/callback are appended")
         if self.admin_proxy_count < 0:
             raise ConfigError("ADMIN_PROXY_COUNT", str(self.admin_proxy_count), "must be 0 or more")
 

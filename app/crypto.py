@@ -75,4 +75,5 @@ class TokenVault:
             access_token=self.decrypt(account.access_token_encrypted),
             refresh_token=self.decrypt(refresh) if refresh else None,
             expires_at=account.expires_at,
+            service_url=account.service_url,
         )

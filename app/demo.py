@@ -26,6 +26,7 @@ from app.config import Settings
 from app.crypto import TokenVault
 from app.intents import RunSlot
 from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
+from app.platforms import KNOWN_PLATFORMS
 from app.providers.base import TokenSet
 from app.report_math import engagement_rate, published_on_time
 from app.runtime import Runtime, set_runtime
@@ -36,18 +37,32 @@ from app.workflows.jobs import JOBS
 DEMO_START = datetime(2027, 3, 8, tzinfo=UTC)
 DEMO_DAYS = 7
 
-DEMO_USERS: list[dict[str, Any]] = [
+#: The demo's people. Each list of ``times`` is one platform's posting times; persona ``k``'s
+#: ``j``-th list goes to the registry's platform ``(k + j) % n`` (:func:`demo_users`), so
+#: every platform of the registry has a user, whatever it holds.
+DEMO_PERSONAS: list[dict[str, Any]] = [
     {"email": "ana@demo.example", "timezone": "America/New_York", "topics": ["python", "open source"],
-     "posting_times": {"twitter": ["09:00"], "linkedin": ["10:00", "17:00"]}, "content_frequency": 7,
-     "brand_voice": "professional"},
+     "times": [["09:00"], ["10:00", "17:00"]], "content_frequency": 7, "brand_voice": "professional"},
     {"email": "kenji@demo.example", "timezone": "Asia/Tokyo", "topics": ["machine learning"],
-     "posting_times": {"twitter": ["08:30"]}, "content_frequency": 10, "brand_voice": "playful"},
+     "times": [["08:30"]], "content_frequency": 10, "brand_voice": "playful"},
     {"email": "lea@demo.example", "timezone": "Europe/London", "topics": ["remote work"],
-     "posting_times": {"linkedin": ["12:00"]}, "content_frequency": 3, "brand_voice": "casual"},
+     "times": [["12:00"]], "content_frequency": 3, "brand_voice": "casual"},
     {"email": "sam@demo.example", "timezone": "America/Los_Angeles", "topics": ["startups"],
-     "posting_times": {"twitter": ["02:30"]}, "content_frequency": 7, "brand_voice": "bold",
-     "require_approval": False},
+     "times": [["02:30"]], "content_frequency": 7, "brand_voice": "bold", "require_approval": False},
+    {"email": "noa@demo.example", "timezone": "Europe/Berlin", "topics": ["open data"],
+     "times": [["11:15"]], "content_frequency": 5, "brand_voice": "curious"},
 ]
+
+
+def demo_users() -> list[dict[str, Any]]:
+    """The personas with their platforms' posting times (see :data:`DEMO_PERSONAS`)."""
+    keys = list(KNOWN_PLATFORMS)
+    users = []
+    for k, persona in enumerate(DEMO_PERSONAS):
+        spec = {name: value for name, value in persona.items() if name != "times"}
+        spec["posting_times"] = {keys[(k + j) % len(keys)]: times for j, times in enumerate(persona["times"])}
+        users.append(spec)
+    return users
 
 
 @dataclass
@@ -68,7 +83,7 @@ def prepare_database(path: Path) -> str:
 
 def create_demo_users(runtime: Runtime) -> None:
     with runtime.session_factory() as session, session.begin():
-        for spec in DEMO_USERS:
+        for spec in demo_users():
             raw = {k: v for k, v in spec.items() if k != "email"}
             raw.update(preferred_platforms=list(spec["posting_times"]), enable_autonomous_mode=True)
             users.create_user(session, spec["email"], raw, actor="demo")

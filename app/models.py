@@ -64,7 +64,7 @@ class UserSettings(Base):
     preferred_platforms: Mapped[list[Any]] = mapped_column(default=list)
     #: Posts per week on each preferred platform (1-14).
     content_frequency: Mapped[int] = mapped_column(Integer, default=3)
-    #: Local "HH:MM" times per platform, e.g. {"twitter": ["09:00"], "linkedin": ["10:00", "17:00"]}.
+    #: Local "HH:MM" times per platform key (app.platforms), e.g. {"<key>": ["10:00", "17:00"]}.
     posting_times: Mapped[dict[str, Any]] = mapped_column(default=dict)
     brand_voice: Mapped[str] = mapped_column(String(500), default="professional")
     creativity_level: Mapped[float] = mapped_column(Float, default=0.7)
@@ -72,6 +72,8 @@ class UserSettings(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     country: Mapped[str] = mapped_column(String(8), default="us")
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Who sees the posts where a platform lets the author choose (app.validation.POST_VISIBILITIES).
+    post_visibility: Mapped[str] = mapped_column(String(20), default="public", server_default="public")
     updated_at: Mapped[UpdatedAt]
 
     user: Mapped[User] = relationship(back_populates="settings")
@@ -81,7 +83,7 @@ class UserSettings(Base):
 
 
 class PlatformAccount(Base):
-    """A user's connected X or LinkedIn account. Tokens are only ever stored encrypted."""
+    """A user's connected account on one platform (app.platforms). Tokens are only ever stored encrypted."""
 
     __tablename__ = "platform_accounts"
     __table_args__ = (UniqueConstraint("user_id", "platform"),)
@@ -90,8 +92,11 @@ class PlatformAccount(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     platform: Mapped[str] = mapped_column(String(20))
     handle: Mapped[str | None] = mapped_column(String(200))
-    #: X user id or LinkedIn author URN (urn:li:person:...).
+    #: The account's id there (each registry entry's ``external_id_help`` says what it is).
     external_id: Mapped[str | None] = mapped_column(String(200))
+    #: The server the account lives on, where that differs per account (a Bluesky PDS, a
+    #: Mastodon instance); None: the platform's one API.
+    service_url: Mapped[str | None] = mapped_column(String(300))
     access_token_encrypted: Mapped[str] = mapped_column(Text)
     refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None]
@@ -138,6 +143,29 @@ class ConnectFlow(Base):
 
     def __repr__(self) -> str:
         return f"<ConnectFlow {self.id} {self.platform} user={self.user_id}>"
+
+
+class OAuthClient(Base):
+    """Our app as registered on one server of a platform where every server registers apps
+    itself (a Mastodon instance: ``POST /api/v1/apps``), remembered so it registers once."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (UniqueConstraint("platform", "host", "redirect_uri", name="uq_oauth_clients_server"),)
+
+    id: Mapped[IntPK]
+    platform: Mapped[str] = mapped_column(String(20))
+    #: The server's https origin, e.g. https://example.social.
+    host: Mapped[str] = mapped_column(String(300))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(300))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(String(200))
+    #: Whether the server accepts PKCE (S256), as its authorization server metadata says.
+    pkce: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[CreatedAt]
+
+    def __repr__(self) -> str:
+        return f"<OAuthClient {self.id} {self.platform} {self.host}>"
 
 
 #: :data:`SCHEDULED_DUE_AT` as DDL, written as PostgreSQL prints it back (its line breaks and

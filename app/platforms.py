@@ -1,23 +1,27 @@
 """The platforms the autopilot publishes to: one entry each, the one home of their facts.
 
-Validation, text limits, the generators' instructions, provider selection, the rate limiter,
-``autopilot doctor``, the report and the admin read a platform's name, display name, length
-rule and limits from here. Adding a platform is an entry here, a provider module implementing
+Everything that differs per platform is read from here: validation, text limits, the
+generators' instructions, provider selection, the rate limiter, ``autopilot doctor``, the
+settings' checks, the CLI's help, the admin's forms and filters, the report and the
+dashboards. Adding a platform is an entry here, a provider module implementing
 :class:`app.providers.base.Publisher` (with a ``from_settings`` factory named in the entry),
-its settings in :mod:`app.config`, and a fake for its tests (docs/architecture.md).
+its settings in :mod:`app.config`, and a fake for its tests (docs/architecture.md lists the
+files; ``tests/test_platform_registry.py`` proves nothing else names a platform).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import overload
 
 from app.errors import InvalidValue
+from app.richtext import graphemes, mastodon_length
 from app.x_weighted import invalid_characters, x_weighted_length
 
-__all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "Platform", "display_name", "get_platform"]
+__all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "Platform", "display_name", "get_platform", "platform_list"]
 
 
 def code_points(text: str) -> int:
@@ -51,6 +55,21 @@ class Platform:
     #: ``module:function`` building its real Publisher from Settings, or None without credentials
     #: (the sandbox publisher is used then). Named, not imported: this module stays pure.
     publisher_factory: str
+    #: The Settings fields that switch the real publisher on (all must be set); the doctor
+    #: names them when the sandbox stands in.
+    switch_settings: tuple[str, ...]
+    #: Its Settings fields holding http(s) URLs, checked at start-up; the first is the one
+    #: the doctor names when the service is unreachable (none: each account has its own host).
+    url_settings: tuple[str, ...] = ()
+    #: What an account's external id is there (the CLI's help says it).
+    external_id_help: str = "the account's id on the platform"
+    #: ``module:function(settings, now)`` returning extra doctor checks as (check, status,
+    #: detail) triples, for a platform with a configuration that can go stale.
+    doctor_checks: str | None = None
+    #: How long the platform recognises a repeated create as the first one (Bluesky's record
+    #: key: always; Mastodon's Idempotency-Key: about an hour), or None where it cannot
+    #: (a repeat would post twice: an unknown outcome is reconciled instead).
+    repeat_create_safe_for: timedelta | None = None
     #: The public page of a published post from its id on the platform (``Post.external_id``),
     #: for the portal's links; None when the platform has no such page.
     post_url: Callable[[str], str] | None = None
@@ -59,6 +78,15 @@ class Platform:
     #: is not connected that way. The portal offers "Connect" for the platforms that name one.
     connector_factory: str | None = None
 
+
+def bluesky_web_url(at_uri: str) -> str:
+    """bsky.app's page of a post from its AT URI (``at://{did}/app.bsky.feed.post/{rkey}``)."""
+    did, _collection, rkey = at_uri.removeprefix("at://").split("/", 2)
+    return f"https://bsky.app/profile/{did}/post/{rkey}"
+
+
+#: Bluesky's record key is part of the record's address: a second create with it is always refused.
+FOREVER = timedelta(days=36_500)
 
 PLATFORMS: dict[str, Platform] = {
     platform.key: platform for platform in (
@@ -69,6 +97,9 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a URL counts 23, CJK characters and emoji count 2. Use 1-3 relevant hashtags.",
             posting_limit_setting="x_posts_per_15_min", posting_window=timedelta(minutes=15),
             settings_prefix="X", publisher_factory="app.providers.x:from_settings",
+            switch_settings=("x_client_id", "x_client_secret"),
+            url_settings=("x_api_base_url", "x_authorize_url"),
+            external_id_help="the X user id",
             post_url="https://x.com/i/web/status/{}".format,
             connector_factory="app.connect.clients:x_from_settings"),
         Platform(
@@ -78,12 +109,69 @@ PLATFORMS: dict[str, Platform] = {
             writing_guide="a few short paragraphs, a hook in the first line, no more than 3 hashtags at the end.",
             posting_limit_setting="linkedin_posts_per_day", posting_window=timedelta(days=1),
             settings_prefix="LINKEDIN", publisher_factory="app.providers.linkedin:from_settings",
+            switch_settings=("linkedin_client_id", "linkedin_client_secret"),
+            url_settings=("linkedin_api_base_url", "linkedin_oauth_base_url"),
+            external_id_help="the LinkedIn author URN (urn:li:person:...)",
+            doctor_checks="app.providers.linkedin:doctor_checks",
             post_url="https://www.linkedin.com/feed/update/{}".format,
             connector_factory="app.connect.clients:linkedin_from_settings"),
+        Platform(
+            key="bluesky", display_name="Bluesky",
+            length=graphemes, max_length=300, length_unit="graphemes",
+            refused_characters=None, short_form=True,
+            writing_guide=("plain text, no markdown; a link counts in full; conversational, "
+                           "hashtags are rare there (0-2, only if they add reach)."),
+            posting_limit_setting="bluesky_posts_per_hour", posting_window=timedelta(hours=1),
+            settings_prefix="BLUESKY", publisher_factory="app.providers.bluesky:from_settings",
+            switch_settings=("bluesky_enabled",), url_settings=("bluesky_pds_url",),
+            external_id_help="the account's DID (did:plc:...)",
+            repeat_create_safe_for=FOREVER, post_url=bluesky_web_url),
+        Platform(
+            key="mastodon", display_name="Mastodon",
+            length=mastodon_length, max_length=500, length_unit="characters",
+            refused_characters=None, short_form=True,
+            writing_guide=("plain text, no markdown; a URL counts 23; CamelCase hashtags (2-4, "
+                           "people follow hashtags there); no engagement bait."),
+            posting_limit_setting="mastodon_posts_per_3_hours", posting_window=timedelta(hours=3),
+            settings_prefix="MASTODON", publisher_factory="app.providers.mastodon:from_settings",
+            switch_settings=("mastodon_enabled",),
+            external_id_help="the account id on its instance",
+            repeat_create_safe_for=timedelta(minutes=50)),
     )
 }
+
+
+class _Keys(Sequence[str]):
+    """The registry's keys, read when used (a platform registered later, as a test does, is
+    listed everywhere at once)."""
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return tuple(PLATFORMS)[index]
+
+    def __len__(self) -> int:
+        return len(PLATFORMS)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(PLATFORMS))
+
+    def __contains__(self, key: object) -> bool:
+        return key in PLATFORMS
+
+    def __repr__(self) -> str:
+        return repr(tuple(PLATFORMS))
+
+
 #: Platform keys, in the order they are listed everywhere.
-KNOWN_PLATFORMS = tuple(PLATFORMS)
+KNOWN_PLATFORMS: Sequence[str] = _Keys()
+
+
+def platform_list(sep: str = ", ") -> str:
+    """The known keys as text, for help and error messages: ``"twitter, linkedin, ..."``."""
+    return sep.join(PLATFORMS)
 
 
 def get_platform(key: str) -> Platform:
@@ -95,7 +183,7 @@ def get_platform(key: str) -> Platform:
 
 
 def display_name(key: str) -> str:
-    """"X" for twitter, "LinkedIn" for linkedin; an unknown key as it is."""
+    """The entry's display name ("X" for its old key); an unknown key as it is."""
     platform = PLATFORMS.get(key)
     return platform.display_name if platform is not None else key
 

@@ -111,6 +111,7 @@ def connect_account(
     *,
     handle: str | None = None,
     external_id: str | None = None,
+    service_url: str | None = None,
     now: datetime | None = None,
     actor: str = "cli",
 ) -> PlatformAccount:
@@ -135,6 +136,7 @@ def connect_account(
     vault.store_tokens(account, tokens)
     account.handle = handle or account.handle
     account.external_id = external_id or account.external_id
+    account.service_url = service_url or account.service_url
     account.status = AccountStatus.ACTIVE
     account.reauth_notified_at = None
     session.flush()

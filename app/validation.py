@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from app.errors import FieldError, InvalidValue, ValidationError
-from app.platforms import KNOWN_PLATFORMS
+from app.platforms import KNOWN_PLATFORMS, platform_list
 from app.scheduling import MAX_FREQUENCY, MIN_FREQUENCY, parse_hhmm
 
 #: Characters allowed in a brand voice description (it goes into every prompt).
@@ -45,6 +45,8 @@ class CleanSettings:
     language: str = "en"
     country: str = "us"
     require_approval: bool = False
+    #: Who sees the posts where a platform lets the author choose (Mastodon's ``visibility``).
+    post_visibility: str = "public"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +99,7 @@ def validate_settings(raw: Mapping[str, Any]) -> CleanSettings:
     take("topics", _topics)
     take("language", lambda v: _pattern(v, _LANGUAGE, "expected a two-letter language code such as 'en'"))
     take("country", lambda v: _pattern(v, _COUNTRY, "expected a two-letter country code such as 'us'"))
+    take("post_visibility", _visibility)
 
     if not any(e.field in ("preferred_platforms", "posting_times") for e in errors):
         for platform in clean.preferred_platforms:
@@ -118,6 +121,17 @@ def validate_settings(raw: Mapping[str, Any]) -> CleanSettings:
 
 class _Invalid(InvalidValue):
     pass
+
+
+#: The audiences a user may choose where a platform offers the choice.
+POST_VISIBILITIES = ("public", "unlisted", "private")
+
+
+def _visibility(value: Any) -> str:
+    choice = str(value).strip().lower()
+    if choice not in POST_VISIBILITIES:
+        raise _Invalid(f"expected one of {', '.join(POST_VISIBILITIES)}")
+    return choice
 
 
 def _boolean(value: Any) -> bool:
@@ -162,17 +176,18 @@ def _as_list(value: Any) -> list[Any]:
     raise _Invalid("expected a list")
 
 
-#: Said of a list of platforms with a blank entry ("twitter, , linkedin" or a trailing comma).
-BLANK_PLATFORM = "has an empty entry (a stray comma?); list platforms separated by commas, e.g. 'twitter, linkedin'"
+def blank_platform() -> str:
+    """Said of a list of platforms with a blank entry ("a, , b" or a trailing comma)."""
+    return f"has an empty entry (a stray comma?); list platforms separated by commas, e.g. '{platform_list()}'"
 
 
 def _platforms(value: Any) -> list[str]:
     # A blank entry is refused, not dropped: the operator may have meant a platform there.
     if isinstance(value, str) and value.strip() and any(not part.strip() for part in value.split(",")):
-        raise _Invalid(BLANK_PLATFORM)
+        raise _Invalid(blank_platform())
     platforms = [str(p).strip().lower() for p in _as_list(value)]
     if any(not p for p in platforms):
-        raise _Invalid(BLANK_PLATFORM)
+        raise _Invalid(blank_platform())
     unknown = [p for p in platforms if p not in KNOWN_PLATFORMS]
     if unknown:
         raise _Invalid(f"unknown platform {unknown[0]!r}; known: {', '.join(KNOWN_PLATFORMS)}")

@@ -129,14 +129,16 @@ class Database:
 
 def make_users(db: Database, count: int) -> None:
     """``count`` opted-in users through ``create_user`` (validation + audit), one transaction."""
+    from app.platforms import KNOWN_PLATFORMS
     from app.users import create_user
 
+    first, second = KNOWN_PLATFORMS[:2]  # the registry's first two platforms
     with db.runtime.session_factory() as session, session.begin():
         for i in range(count):
             create_user(session, f"fanout{i}@example.com", {
                 "enable_autonomous_mode": True, "timezone": TIME_ZONES[i % len(TIME_ZONES)],
-                "preferred_platforms": ["twitter", "linkedin"], "content_frequency": 7,
-                "posting_times": {"twitter": ["09:00", "18:00"], "linkedin": ["10:00"]},
+                "preferred_platforms": [first, second], "content_frequency": 7,
+                "posting_times": {first: ["09:00", "18:00"], second: ["10:00"]},
                 "topics": ["python"]}, actor="bench")
 
 

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
 
+from app.platforms import KNOWN_PLATFORMS
+
 #: The histories a bench can build; ``mixed`` cycles through the three.
 HISTORIES = ("published", "cancelled", "needs_review", "mixed")
 #: Time between two past posts (a post every 30 s: a million posts is about a year).
@@ -26,7 +28,7 @@ _INSERT = """
 INSERT INTO posts (user_id, platform, text, origin, status, scheduled_at, queued_at,
                    publish_started_at, published_at, external_id, attempts, review_reason,
                    claim_token, created_at, updated_at)
-SELECT 1 + g % :users, CASE WHEN g % 2 = 0 THEN 'twitter' ELSE 'linkedin' END, 'post ' || g,
+SELECT 1 + g % :users, CASE WHEN g % 2 = 0 THEN :first ELSE :second END, 'post ' || g,
        'autonomous', s.status, s.at, {queued_at}, {started_at},
        CASE WHEN s.status = 'published' THEN s.at + interval '2 seconds' END,
        CASE WHEN s.status = 'published' THEN 'ext' || g END,
@@ -43,7 +45,8 @@ def insert_posts(conn: Connection, *, count: int, status: str, at: str, now: dat
                  queued_at: str = "NULL", started_at: str = "NULL", **params: object) -> None:
     """``count`` posts; ``status`` and ``at`` are SQL over ``g`` (1..count) and ``:now``."""
     sql = _INSERT.format(status=status, at=at, queued_at=queued_at, started_at=started_at)
-    conn.execute(text(sql), {"count": count, "now": now, "users": users, **params})
+    conn.execute(text(sql), {"count": count, "now": now, "users": users,
+                             "first": KNOWN_PLATFORMS[0], "second": KNOWN_PLATFORMS[1], **params})
 
 
 def insert_users(conn: Connection, count: int, now: datetime) -> None:

@@ -24,6 +24,7 @@ is wrong in it (a sequential scan of a table read by the page, an estimate far o
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import re
@@ -45,6 +46,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from sqlalchemy import Connection, text  # noqa: E402
 
+from app.platforms import KNOWN_PLATFORMS  # noqa: E402
 from bench.dispatch_scaling import fast_load  # noqa: E402
 from bench.history import insert_future, insert_past, insert_users  # noqa: E402
 from bench.plans import explained  # noqa: E402
@@ -70,7 +72,7 @@ PROCFILE = ROOT / "Procfile"
 _USER_POSTS = """
 INSERT INTO posts (user_id, platform, text, origin, status, scheduled_at, published_at, external_id,
                    attempts, review_reason, created_at, updated_at)
-SELECT :user_id, CASE WHEN g % 2 = 0 THEN 'twitter' ELSE 'linkedin' END, 'bench post ' || g, 'autonomous',
+SELECT :user_id, CASE WHEN g % 2 = 0 THEN :first ELSE :second END, 'bench post ' || g, 'autonomous',
        s.status, s.at, CASE WHEN s.status = 'published' THEN s.at + interval '2 seconds' END,
        CASE WHEN s.status = 'published' THEN 'ext-u' || g END, 0,
        CASE WHEN s.status = 'needs_review' THEN 'approval' END, :now, :now
@@ -103,7 +105,7 @@ SELECT :user_id, p.platform, 'dashboard post ' || d || ' ' || p.platform, 'auton
        CASE WHEN d > 0 THEN d % 5 END, CASE WHEN d > 0 THEN d % 3 END, NULL,
        CASE WHEN d > 0 THEN CAST(:now AS timestamptz) END, :now, :now
 FROM generate_series(-6, :days) d,
-     (VALUES ('twitter', interval '8 hours'), ('linkedin', interval '16 hours')) AS p(platform, hour),
+     (VALUES (CAST(:first AS varchar), interval '8 hours'), (:second, interval '16 hours')) AS p(platform, hour),
      LATERAL (SELECT date_trunc('day', CAST(:now AS timestamptz)) - d * interval '1 day' + p.hour
                      + (d % 4) * interval '1 hour' AS at) s
 """
@@ -122,7 +124,7 @@ WHERE p.user_id = :user_id AND p.status = 'published'
 _DASHBOARD_NEIGHBOURS = ("""
 INSERT INTO platform_accounts (user_id, platform, handle, access_token_encrypted, status, created_at, updated_at)
 SELECT u.id, p.platform, 'h' || u.id, 'not-a-token', 'active', :now, :now
-FROM users u, (VALUES ('twitter'), ('linkedin')) AS p(platform)
+FROM users u, (VALUES (CAST(:first AS varchar)), (:second)) AS p(platform)
 """, """
 INSERT INTO notifications (user_id, kind, severity, subject, body, created_at, email_delivery, read_at)
 SELECT u.id, 'generation_failed', 'warning', 'Nothing generated', 'The writer failed.',
@@ -134,11 +136,18 @@ _SETTINGS = """
 INSERT INTO user_settings (user_id, enable_autonomous_mode, timezone, preferred_platforms, content_frequency,
                            posting_times, brand_voice, creativity_level, topics, language, country,
                            require_approval, updated_at)
-SELECT id, true, 'Europe/Paris', '["twitter", "linkedin"]', 5,
-       '{"twitter": ["09:00"], "linkedin": ["10:00"]}', 'professional', 0.7, '["python"]', 'en', 'us',
+SELECT id, true, 'Europe/Paris', :platforms, 5,
+       :posting_times, 'professional', 0.7, '["python"]', 'en', 'us',
        id = :user_id, :now
 FROM users
 """
+
+#: The bench user's two platforms: the registry's first two (X and LinkedIn), named by the registry.
+_TWO_PLATFORMS = {"first": KNOWN_PLATFORMS[0], "second": KNOWN_PLATFORMS[1]}
+_SETTINGS_VALUES = {
+    "platforms": json.dumps(list(_TWO_PLATFORMS.values())),
+    "posting_times": json.dumps({_TWO_PLATFORMS["first"]: ["09:00"], _TWO_PLATFORMS["second"]: ["10:00"]}),
+}
 
 
 def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime, dashboard: bool = False) -> int:
@@ -156,21 +165,23 @@ def build(url: str, *, posts: int, user_posts: int, users: int, now: datetime, d
             insert_users(conn, users, now)
             conn.execute(text("INSERT INTO users (email, created_at) VALUES ('bench@example.com', :now)"),
                          {"now": now})
-            conn.execute(text(_SETTINGS), {"user_id": user_id, "now": now})
+            conn.execute(text(_SETTINGS), {"user_id": user_id, "now": now, **_SETTINGS_VALUES})
 
             def load(c: Connection) -> None:
                 insert_future(c, rest // 2, now, users)
                 insert_past(c, rest - rest // 2, "mixed", now, users)
                 if dashboard:
-                    c.execute(text(_DASHBOARD_POSTS), {"user_id": user_id, "days": DASHBOARD_DAYS, "now": now})
+                    c.execute(text(_DASHBOARD_POSTS), {"user_id": user_id, "days": DASHBOARD_DAYS, "now": now,
+                                                       **_TWO_PLATFORMS})
                 else:
-                    c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now})
+                    c.execute(text(_USER_POSTS), {"user_id": user_id, "count": user_posts, "now": now,
+                                                  **_TWO_PLATFORMS})
 
             fast_load(conn, load)
             if dashboard:
                 conn.execute(text(_DASHBOARD_SNAPSHOTS), {"user_id": user_id, "snapshots": DASHBOARD_SNAPSHOTS})
                 for statement in _DASHBOARD_NEIGHBOURS:
-                    conn.execute(text(statement), {"now": now})
+                    conn.execute(text(statement), {"now": now, **_TWO_PLATFORMS})
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
     finally:

@@ -62,6 +62,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
     from app.migrate import upgrade
     from app.models import Post, PostStatus
     from app.providers.base import TokenSet
+    from app.providers.x import XPublisher
     from app.runtime import Runtime
     from app.users import connect_account, create_user
     from app.workflows.dispatch import dispatch_due_posts
@@ -94,7 +95,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
                 email = f"bench{i}@example.com"
                 user = create_user(session, email, {"enable_autonomous_mode": False})
                 user_ids.append(user.id)
-                connect_account(session, runtime.vault, email, "twitter",
+                connect_account(session, runtime.vault, email, XPublisher.platform,
                                 TokenSet(access_token=fake.access_token, refresh_token=None,
                                          expires_at=now + timedelta(days=365)),
                                 handle=f"bench{i}", external_id="1", now=now)
@@ -112,7 +113,7 @@ def run(mode: str, args: argparse.Namespace, key: str) -> dict:  # type: ignore[
             rows = []
             for n in range(args.posts):
                 at = start + timedelta(milliseconds=rng.randint(lo_ms, hi_ms))
-                rows.append(Post(user_id=user_ids[n % USERS], platform="twitter", text="",
+                rows.append(Post(user_id=user_ids[n % USERS], platform=XPublisher.platform, text="",
                                  origin="manual", status=PostStatus.SCHEDULED, scheduled_at=at))
             session.add_all(rows)
             session.flush()

@@ -88,6 +88,7 @@ def connect_x_accounts(runtime: Any, fake: Any, count: int, prefix: str, now: da
     """``count`` users (autonomous mode off), each with an X account on ``fake`` valid for a year;
     their ids, in one transaction."""
     from app.providers.base import TokenSet
+    from app.providers.x import XPublisher
     from app.users import connect_account, create_user
 
     users = []
@@ -95,7 +96,7 @@ def connect_x_accounts(runtime: Any, fake: Any, count: int, prefix: str, now: da
         for i in range(count):
             email = f"{prefix}{i}@example.com"
             users.append(create_user(session, email, {"enable_autonomous_mode": False}).id)
-            connect_account(session, runtime.vault, email, "twitter",
+            connect_account(session, runtime.vault, email, XPublisher.platform,
                             TokenSet(fake.access_token, None, expires_at=now + timedelta(days=365)),
                             external_id=fake.user_id, now=now)
     return users

@@ -90,6 +90,7 @@ def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # ty
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
+    from app.providers.x import XPublisher
     from app.runtime import Runtime
     from app.workflows.dispatch import DISPATCH_DUE_POSTS
     from tests.fakes.x import FakeX
@@ -118,7 +119,7 @@ def run_pipeline(args: argparse.Namespace, client, logdir: Path) -> float:  # ty
             raise RuntimeError(f"workers did not start; see {logdir / 'pipeline.log'}")
         due = datetime.now(UTC)  # due now: every post is sent at once, the actor does not wait
         with runtime.session_factory() as session, session.begin():
-            session.add_all(Post(user_id=users[n % len(users)], platform="twitter", text=f"throughput #{n}",
+            session.add_all(Post(user_id=users[n % len(users)], platform=XPublisher.platform, text=f"throughput #{n}",
                                  origin="manual", status=PostStatus.SCHEDULED, scheduled_at=due)
                             for n in range(args.posts))
         broker = build_broker(settings)

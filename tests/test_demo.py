@@ -15,11 +15,12 @@ def test_demo_runs_a_simulated_week_with_no_services(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     rows = {(r["user"], r["platform"]): r for r in data["rows"]}
-    # Frequencies per week: ana 7 on each platform, kenji 10, lea 3, sam 7 (02:30 LA, a DST gap on Sunday).
+    # Frequencies per week: ana 7 on each platform, kenji 10, lea 3, sam 7 (02:30 LA, a DST gap
+    # on Sunday), noa 5; one user at least on every platform of the registry.
     assert {k: r["posts"] for k, r in rows.items()} == {
-        ("ana@demo.example", "linkedin"): 7, ("ana@demo.example", "twitter"): 7,
-        ("kenji@demo.example", "twitter"): 10, ("lea@demo.example", "linkedin"): 3,
-        ("sam@demo.example", "twitter"): 7}
+        ("ana@demo.example", "twitter"): 7, ("ana@demo.example", "linkedin"): 7,
+        ("kenji@demo.example", "linkedin"): 10, ("lea@demo.example", "bluesky"): 3,
+        ("sam@demo.example", "mastodon"): 7, ("noa@demo.example", "twitter"): 5}
     for row in rows.values():
         assert row["published"] == row["on_time"] == row["posts"]
         assert row["impressions"] > 0

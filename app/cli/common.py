@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings, get_settings
 from app.db import session_scope
 from app.errors import AutopilotError, ConfigError, FieldError, NotFound, ValidationError
+from app.platforms import KNOWN_PLATFORMS, platform_list
 
 #: Exit status for input the command refused (a bad setting, an unknown time zone...).
 EXIT_BAD_INPUT = 2
@@ -23,6 +24,21 @@ EXIT_BAD_INPUT = 2
 EXIT_NOT_FOUND = 3
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+class PlatformChoice(click.ParamType):
+    """A platform key from the registry (read when used, so help and checks follow it)."""
+
+    name = "platform"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(KNOWN_PLATFORMS) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        key = str(value).strip().lower()
+        if key not in KNOWN_PLATFORMS:
+            self.fail(f"unknown platform {value!r}; known: {platform_list()}", param, ctx)
+        return key
 
 
 #: Columns used when output is not a terminal (piped, CI logs), where rich would assume 80.

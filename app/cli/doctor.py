@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -15,28 +16,38 @@ from app.cli.common import console, emit, json_option, settings
 from app.clock import utcnow
 from app.config import Settings
 from app.models import AccountStatus, PlatformAccount, User
+from app.platforms import get_platform
 from app.providers.errors import AuthError, ProviderError, RateLimited
 
 OK, OFFLINE, WARNING, ERROR = "ok", "offline", "warning", "error"
 
-#: LINKEDIN_VERSION older than this many months is warned about: LinkedIn sunsets a version
-#: about a year after its release, and then every call answers 426.
-DEFAULT_LINKEDIN_VERSION_WARN_MONTHS = 10
-
-#: Per provider role: the variables that switch the real provider on.
+#: Per provider role that is not a platform: the variables that switch the real provider on.
 CREDENTIALS = {
     "research": ("SERPER_API_KEY",),
     "generation": ("OPENAI_API_KEY",),
-    "publish:twitter": ("X_CLIENT_ID", "X_CLIENT_SECRET"),
-    "publish:linkedin": ("LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET"),
 }
-#: Per provider role: the base URL variable, named when the service is unreachable.
+#: Per provider role that is not a platform: the base URL variable, named when unreachable.
 BASE_URLS = {
     "research": "SERPER_BASE_URL",
     "generation": "OPENAI_BASE_URL",
-    "publish:twitter": "X_API_BASE_URL",
-    "publish:linkedin": "LINKEDIN_API_BASE_URL",
 }
+#: A publishing role's name: ``publish:<platform key>``.
+PUBLISH_ROLE = "publish:"
+
+
+def credentials_of(role: str) -> tuple[str, ...]:
+    """The variables that switch ``role``'s real provider on (a platform's from its registry entry)."""
+    if role.startswith(PUBLISH_ROLE):
+        return tuple(name.upper() for name in get_platform(role.removeprefix(PUBLISH_ROLE)).switch_settings)
+    return CREDENTIALS[role]
+
+
+def base_url_of(role: str) -> str:
+    """The variable to check when ``role``'s service is unreachable."""
+    if role.startswith(PUBLISH_ROLE):
+        urls = get_platform(role.removeprefix(PUBLISH_ROLE)).url_settings
+        return urls[0].upper() if urls else "the account's own server address"
+    return BASE_URLS[role]
 
 
 def _result(check: str, status: str, detail: str) -> dict[str, str]:
@@ -50,12 +61,12 @@ def _advice(role: str, exc: Exception, *, account: bool = False) -> str:
         if account:
             return (f"token rejected: {message}; its owner reconnects it on the portal's Accounts page "
                     "(or an operator with `autopilot accounts connect`)")
-        variable = CREDENTIALS[role][0]
+        variable = credentials_of(role)[0]
         return f"{variable} rejected ({message}): check the key"
     if isinstance(exc, RateLimited):
         return f"rate limited ({message}): the credentials work, try again later"
     if isinstance(exc, ProviderError):
-        return f"{message} (check {BASE_URLS[role]} and the service's status)"
+        return f"{message} (check {base_url_of(role)} and the service's status)"
     return f"{type(exc).__name__}: {message}"
 
 
@@ -119,15 +130,11 @@ def _check_accounts(role: str, publisher: Any, accounts: list[tuple[PlatformAcco
     return results
 
 
-def _check_linkedin_version(version: str, now: datetime) -> dict[str, str]:
-    from app.providers.linkedin import version_age_months
-
-    age = version_age_months(version, now)
-    if age > DEFAULT_LINKEDIN_VERSION_WARN_MONTHS:
-        return _result("linkedin version", WARNING,
-                       f"LINKEDIN_VERSION {version} is {age} months old; LinkedIn sunsets versions about "
-                       "a year after release (then every call answers 426): set a recent YYYYMM")
-    return _result("linkedin version", OK, f"LINKEDIN_VERSION {version} ({age} months old)")
+def _platform_checks(target: str, config: Settings, now: datetime) -> list[dict[str, str]]:
+    """A platform's own extra checks (its registry entry's ``doctor_checks``)."""
+    module, name = target.split(":")
+    return [_result(check, status, detail)
+            for check, status, detail in getattr(importlib.import_module(module), name)(config, now)]
 
 
 def _check_holds(factory: Any, now: datetime) -> list[dict[str, str]]:
@@ -164,7 +171,7 @@ def diagnose(config: Settings, now: datetime | None = None) -> list[dict[str, st
     roles: tuple[tuple[str, Any], ...] = (("research", providers.research), ("generation", providers.generation))
     for role, provider in roles:
         if provider.offline:
-            results.append(_result(role, OFFLINE, f"simulated; set {CREDENTIALS[role][0]} to use the real service"))
+            results.append(_result(role, OFFLINE, f"simulated; set {credentials_of(role)[0]} to use the real service"))
         else:
             results.append(_check_provider(role, provider.check))
 
@@ -174,11 +181,12 @@ def diagnose(config: Settings, now: datetime | None = None) -> list[dict[str, st
     for platform, publisher in providers.publishers.items():
         role = f"publish:{platform}"
         if publisher.offline:  # type: ignore[attr-defined]
-            results.append(_result(role, OFFLINE, f"sandbox (simulated); set {' and '.join(CREDENTIALS[role])} "
+            results.append(_result(role, OFFLINE, f"sandbox (simulated); set {' and '.join(credentials_of(role))} "
                                                   "to publish for real"))
             continue
-        if platform == "linkedin":
-            results.append(_check_linkedin_version(config.linkedin_version, now))
+        extra = get_platform(platform).doctor_checks
+        if extra is not None:
+            results.extend(_platform_checks(extra, config, now))
         if not db_ok:
             results.append(_result(role, ERROR, "cannot list accounts: the database is unreachable"))
             continue

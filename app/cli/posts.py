@@ -16,7 +16,15 @@ from actors.liveness import probe_for
 from actors.messages import send
 from app import posts as post_service
 from app.broker import drain
-from app.cli.common import console, emit, json_option, parse_instant, session, settings
+from app.cli.common import (
+    PlatformChoice,
+    console,
+    emit,
+    json_option,
+    parse_instant,
+    session,
+    settings,
+)
 from app.cli.schedule import IN_PROCESS_POLL_MS
 from app.clock import utcnow
 from app.errors import FieldError, ValidationError
@@ -146,7 +154,7 @@ def show(post_id: int, as_json: bool) -> None:
 
 @posts.command(name="schedule")
 @click.option("--user", "email", required=True, help="The user's email.")
-@click.option("--platform", required=True, help="twitter or linkedin.")
+@click.option("--platform", required=True, type=PlatformChoice(), help="The platform's key.")
 @click.option("--at", "at", required=True, help="When, ISO 8601 with offset, e.g. 2026-12-01T09:00:00+01:00.")
 @click.option("--text", required=True, help="The post's text (checked against the platform's limit).")
 @json_option

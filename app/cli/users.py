@@ -10,11 +10,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import users as user_service
-from app.cli.common import console, emit, json_option, parse_instant, session, settings
+from app.cli.common import (
+    PlatformChoice,
+    console,
+    emit,
+    json_option,
+    parse_instant,
+    session,
+    settings,
+)
 from app.clock import utcnow
 from app.crypto import TokenVault, generate_key
 from app.errors import FieldError, NotFound, ValidationError
-from app.models import PlatformAccount, User
+from app.models import OAuthClient, PlatformAccount, User
+from app.platforms import PLATFORMS
 from app.providers.base import TokenSet
 from app.signin import create_link, disable_user, link_url
 
@@ -194,13 +203,14 @@ def accounts() -> None:
 
 @accounts.command()
 @click.option("--user", "email", required=True, help="The user's email.")
-@click.option("--platform", required=True, help="twitter or linkedin.")
+@click.option("--platform", required=True, type=PlatformChoice(), help="The platform's key.")
 @click.option("--access-token", required=True, envvar="AUTOPILOT_ACCESS_TOKEN",
               help="OAuth access token (or set AUTOPILOT_ACCESS_TOKEN to keep it out of shell history).")
 @click.option("--refresh-token", envvar="AUTOPILOT_REFRESH_TOKEN", help="OAuth refresh token.")
 @click.option("--expires-at", help="Access token expiry, ISO 8601 with offset.")
 @click.option("--handle", help="The account's handle, for display.")
-@click.option("--external-id", help="X user id or LinkedIn author URN (urn:li:person:...).")
+@click.option("--external-id", help="The account's id on the platform: "
+              + "; ".join(f"{p.display_name}: {p.external_id_help}" for p in PLATFORMS.values()) + ".")
 @json_option
 def connect(email: str, platform: str, access_token: str, refresh_token: str | None,
             expires_at: str | None, handle: str | None, external_id: str | None, as_json: bool) -> None:
@@ -214,6 +224,42 @@ def connect(email: str, platform: str, access_token: str, refresh_token: str | N
         data = {"user": email, "platform": account.platform, "handle": account.handle,
                 "status": account.status, "expires_at": account.expires_at}
     emit(data, as_json, lambda d: click.echo(f"connected {d['platform']} for {d['user']} ({d['status']})"))
+
+
+def _connected(account: PlatformAccount, email: str, as_json: bool) -> None:
+    data = {"user": email, "platform": account.platform, "handle": account.handle, "status": account.status,
+            "server": account.service_url}
+    emit(data, as_json, lambda d: click.echo(f"connected {d['platform']} {d['handle']} for {d['user']} ({d['status']})"))
+
+
+@accounts.command(name="connect-app-password")
+@click.option("--user", "email", required=True, help="The user's email.")
+@click.option("--handle", required=True, help="The account's handle, e.g. alice.bsky.social.")
+@click.option("--app-password", required=True, envvar="AUTOPILOT_APP_PASSWORD", prompt=True, hide_input=True,
+              help="An app password made in the account's settings (prompted, or AUTOPILOT_APP_PASSWORD).")
+@json_option
+def connect_app_password(email: str, handle: str, app_password: str, as_json: bool) -> None:
+    """Connect a Bluesky account with its handle and an app password (only the session is stored)."""
+    from app.runtime import get_runtime
+    from app.workflows.connect import connect_with_app_password
+
+    _connected(connect_with_app_password(get_runtime(), email, handle, app_password), email, as_json)
+
+
+@accounts.command(name="connect-instance")
+@click.option("--user", "email", required=True, help="The user's email.")
+@click.option("--instance", required=True, help="The Mastodon instance's domain, e.g. mastodon.social.")
+@json_option
+def connect_instance(email: str, instance: str, as_json: bool) -> None:
+    """Connect a Mastodon account: open the printed address, approve, paste the code shown."""
+    from app.runtime import get_runtime
+    from app.workflows.connect import finish_instance_oauth, start_instance_oauth
+
+    runtime = get_runtime()
+    authorization = start_instance_oauth(runtime, instance)
+    click.echo(f"Open this address, sign in and approve:\n{authorization.authorize_url}", err=True)
+    code = click.prompt("Code shown by the instance", hide_input=True, err=True)
+    _connected(finish_instance_oauth(runtime, email, authorization, code), email, as_json)
 
 
 @click.group()
@@ -238,4 +284,6 @@ def rotate() -> None:
             if account.refresh_token_encrypted:
                 account.refresh_token_encrypted = vault.rotate(account.refresh_token_encrypted)
             count += 1
+        for client in s.scalars(select(OAuthClient)):
+            client.client_secret_encrypted = vault.rotate(client.client_secret_encrypted)
     click.echo(f"re-encrypted the tokens of {count} account(s)")

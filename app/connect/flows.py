@@ -32,7 +32,7 @@ from app.intents import Intent
 from app.jobs.spec import Step, Tick
 from app.lifecycle import move_many
 from app.models import AccountStatus, ConnectFlow, PlatformAccount, Post, PostStatus
-from app.platforms import display_name
+from app.platforms import display_name, get_platform
 
 #: How long a user has to answer the platform's consent screen before the flow is refused.
 DEFAULT_FLOW_LIFETIME = timedelta(minutes=10)
@@ -102,10 +102,10 @@ def _connector(runtime: FlowRuntime, platform: str) -> OAuthConnector:
     except ValueError as exc:
         raise NotFound(str(exc)) from None
     if connector is None:
-        prefix = platform.upper() if platform != "twitter" else "X"
+        variables = " and ".join(name.upper() for name in get_platform(platform).switch_settings)
         raise ConnectError(ConnectFailure.NOT_CONFIGURED,
                            f"Connecting {display_name(platform)} accounts is not set up on this server "
-                           f"(the operator has not configured {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET).")
+                           f"(the operator has not configured {variables}).")
     return connector
 
 

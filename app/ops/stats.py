@@ -33,6 +33,7 @@ from app.models import (
     ReviewReason,
     WorkflowExecution,
 )
+from app.platforms import KNOWN_PLATFORMS, display_name
 from app.queues import Queue
 from app.workflows.jobs import JOBS
 
@@ -228,9 +229,15 @@ class PlatformPublishing:
     failed: int = 0
     lateness_ms: list[float] = field(default_factory=list, repr=False)
 
+    @property
+    def label(self) -> str:
+        """What people call the platform ("all" for the total)."""
+        return display_name(self.platform)
+
     def as_dict(self) -> dict[str, Any]:
         p50, p99 = percentile(self.lateness_ms, 50), percentile(self.lateness_ms, 99)
-        return {"platform": self.platform, "published": self.published, "failed": self.failed,
+        return {"platform": self.platform, "label": self.label, "published": self.published,
+                "failed": self.failed,
                 "late_p50_ms": None if p50 is None else round(p50, 1),
                 "late_p99_ms": None if p99 is None else round(p99, 1),
                 "late_max_ms": round(max(self.lateness_ms), 1) if self.lateness_ms else None}
@@ -263,7 +270,10 @@ class PublishingStats:
 
 
 def publishing_stats(session: Session, since: datetime, now: datetime) -> PublishingStats:
+    # Every platform of the registry, in its order, with zeros where nothing went out.
     per: dict[str, PlatformPublishing] = defaultdict(lambda: PlatformPublishing(""))
+    for key in KNOWN_PLATFORMS:
+        per[key] = PlatformPublishing(key)
     total = PlatformPublishing("all")
     durations: list[float] = []
     for platform, scheduled, started, published in session.execute(
@@ -284,7 +294,9 @@ def publishing_stats(session: Session, since: datetime, now: datetime) -> Publis
         total.failed += count
     for name, bucket in per.items():
         bucket.platform = name
-    return PublishingStats(total, sorted(per.values(), key=lambda p: p.platform), durations)
+    order = {key: n for n, key in enumerate(KNOWN_PLATFORMS)}
+    return PublishingStats(total, sorted(per.values(), key=lambda p: (order.get(p.platform, len(order)), p.platform)),
+                           durations)
 
 
 def posts_by_status(session: Session) -> dict[str, int]:

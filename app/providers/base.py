@@ -1,7 +1,8 @@
 """The four provider interfaces: research, generation, publishing and metrics.
 
-Each has a real implementation (Serper, OpenAI, X, LinkedIn) and an offline one, chosen by
-configuration in :mod:`app.providers.registry`. Workflows only see these types.
+Each has a real implementation (Serper, OpenAI, and one publisher per platform of
+:mod:`app.platforms`) and an offline one, chosen by configuration in
+:mod:`app.providers.registry`. Workflows only see these types.
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ class AccountCredentials:
     access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
+    #: The server this account lives on (a Bluesky PDS, a Mastodon instance); None: the
+    #: platform's one API.
+    service_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PostRef:
+    """Which post a create is for. Platforms that recognise a repeated create (Bluesky's record
+    key, Mastodon's Idempotency-Key) derive their key from it, so a retry of the same post is
+    the same create; the others ignore it."""
+
+    post_id: int
+    scheduled_at: datetime
+    #: The author's language (two letters) and chosen audience, where the platform takes them.
+    language: str = "en"
+    visibility: str = "public"
 
 
 @dataclass(frozen=True)
@@ -130,12 +147,17 @@ class Publisher(Protocol):
     platform: str
     offline: bool
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
-        """Create the post. Raises a ProviderError subclass classifying any failure."""
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef) -> PublishResult:
+        """Create the post. Raises a ProviderError subclass classifying any failure.
+
+        Where the platform recognises a repeated create (its registry entry's
+        ``repeat_create_safe_for``), calling this again for the same ``ref`` returns the post
+        the first call created instead of a second one.
+        """
         ...
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef
     ) -> PublishResult | None:
         """Reconcile an unknown outcome: the post with this text created since ``since``, if any.
 

@@ -32,7 +32,7 @@ import httpx
 from app.config import Settings
 from app.errors import InvalidValue
 from app.providers import http
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import AccountCredentials, PostMetrics, PostRef, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
     OperatorProblem,
@@ -121,6 +121,23 @@ def version_age_months(version: str, now: datetime) -> int:
     return (utc.year * 12 + utc.month) - (int(match["year"]) * 12 + int(match["month"]))
 
 
+#: LINKEDIN_VERSION older than this many months is warned about: LinkedIn sunsets a version
+#: about a year after its release, and then every call answers 426.
+DEFAULT_VERSION_WARN_MONTHS = 10
+
+
+def doctor_checks(settings: Settings, now: datetime) -> list[tuple[str, str, str]]:
+    """``autopilot doctor``'s LinkedIn check (named by the registry entry): is
+    LINKEDIN_VERSION near its sunset? (check, status, detail) triples."""
+    version = settings.linkedin_version
+    age = version_age_months(version, now)
+    if age > DEFAULT_VERSION_WARN_MONTHS:
+        return [("linkedin version", "warning",
+                 f"LINKEDIN_VERSION {version} is {age} months old; LinkedIn sunsets versions about "
+                 "a year after release (then every call answers 426): set a recent YYYYMM")]
+    return [("linkedin version", "ok", f"LINKEDIN_VERSION {version} ({age} months old)")]
+
+
 def next_midnight_utc(now: datetime) -> datetime:
     """The next 00:00 UTC after ``now``: when LinkedIn's daily limits reset."""
     utc = now.astimezone(UTC)
@@ -193,7 +210,7 @@ class LinkedInPublisher(http.PlatformClient):
 
     # -- Publisher protocol -------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None) -> PublishResult:
         """Create a public feed post; the new post's URN comes back in ``x-restli-id``."""
         too_long = limit_error(self.platform, text)
         if too_long:
@@ -223,7 +240,7 @@ class LinkedInPublisher(http.PlatformClient):
         return PublishResult(external_id=urn, url=f"https://www.linkedin.com/feed/update/{urn}")
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef | None = None
     ) -> PublishResult | None:
         """The author's post created since ``since`` with this text, from their latest posts.
 

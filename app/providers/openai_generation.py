@@ -29,6 +29,7 @@ from typing import Any
 import openai
 
 from app.errors import InvalidValue
+from app.platforms import KNOWN_PLATFORMS
 from app.providers.base import ContentBrief, DraftPost, PostSlot
 from app.providers.errors import (
     GenerationError,
@@ -181,7 +182,7 @@ class OpenAIGeneration:
 
         For ``autopilot doctor``; the answer is remembered like a generation's.
         """
-        slot = PostSlot("twitter", datetime.now(UTC).replace(microsecond=0))
+        slot = PostSlot(KNOWN_PLATFORMS[0], datetime.now(UTC).replace(microsecond=0))
         brief = ContentBrief(slots=[slot], brand_voice="plain", creativity_level=0.0,
                              topics=["a connectivity check"], research=[])
         mode = OUTPUT_MODES[0]

@@ -12,7 +12,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from app.clock import utcnow
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import AccountCredentials, PostMetrics, PostRef, PublishResult, TokenSet
 from app.providers.errors import PermanentError
 from app.text_limits import limit_error
 
@@ -44,7 +44,7 @@ class SandboxPublisher:
     def __init__(self, platform: str) -> None:
         self.platform = platform
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None) -> PublishResult:
         """Pretend to post: a deterministic fake id, refused like the platform if too long."""
         error = limit_error(self.platform, text)
         if error:
@@ -53,7 +53,7 @@ class SandboxPublisher:
         return PublishResult(external_id=post_id, url=f"sandbox://{self.platform}/{post_id}")
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef | None = None
     ) -> PublishResult | None:
         """Nothing is ever in doubt in the sandbox, so there is never anything to find."""
         return None

@@ -22,7 +22,7 @@ import httpx
 from app.chunks import chunks
 from app.config import Settings
 from app.providers import http
-from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
+from app.providers.base import AccountCredentials, PostMetrics, PostRef, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
     OperatorProblem,
@@ -159,7 +159,7 @@ class XPublisher(http.PlatformClient):
 
     # -- Publisher protocol -------------------------------------------------------------
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+    def publish(self, account: AccountCredentials, text: str, ref: PostRef | None = None) -> PublishResult:
         """Create a tweet. Any failure after sending raises :class:`OutcomeUnknown`."""
         response = self._send(
             "POST", "/2/tweets", account=account, creates=True, json={"text": text}
@@ -176,7 +176,7 @@ class XPublisher(http.PlatformClient):
         return PublishResult(external_id=tweet_id, url=f"https://x.com/i/web/status/{tweet_id}")
 
     def find_published(
-        self, account: AccountCredentials, text: str, since: datetime
+        self, account: AccountCredentials, text: str, since: datetime, ref: PostRef | None = None
     ) -> PublishResult | None:
         """The account's tweet created since ``since`` whose text matches ``text``, if any.
 

@@ -16,8 +16,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import record
-from app.errors import AutopilotError
 from app.connect import accounts_page_url
+from app.errors import AutopilotError
 from app.intents import Intent
 from app.jobs.spec import Step, Tick
 from app.models import AccountStatus, PlatformAccount

@@ -32,10 +32,18 @@ from app.connect import accounts_page_url
 from app.errors import TokenDecryptionError
 from app.intents import PublishPosts
 from app.lifecycle import Claim, claim_for_publishing, move_many, new_claim_token, stale_at
-from app.models import AccountStatus, PlatformAccount, Post, PostStatus, ProviderHold, ReviewReason
-from app.platforms import display_name
+from app.models import (
+    AccountStatus,
+    PlatformAccount,
+    Post,
+    PostStatus,
+    ProviderHold,
+    ReviewReason,
+    UserSettings,
+)
+from app.platforms import PLATFORMS, display_name
 from app.provider_holds import active_hold
-from app.providers.base import AccountCredentials, Publisher, PublishResult
+from app.providers.base import AccountCredentials, PostRef, Publisher, PublishResult
 from app.providers.errors import AuthError
 from app.runtime import Runtime
 from app.workflows.accounts import flag_reauth, refresh_tokens
@@ -52,7 +60,7 @@ from app.workflows.publish_outcomes import (
 
 __all__ = [
     "DEFAULT_RECONCILE_SLACK", "DEFAULT_REFRESH_MARGIN", "RATE_LIMITED_RETRY", "Allow", "Attempt", "Batch",
-    "Ready", "RunCalls", "look_for", "publish_post", "publish_posts", "serially",
+    "Ready", "RunCalls", "look_for", "post_ref", "publish_post", "publish_posts", "serially",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +93,7 @@ class Ready:
     claim: Claim
     publisher: Publisher
     creds: AccountCredentials
+    ref: PostRef
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,7 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
             outcomes[claim.post_id] = review(session, claim, ReviewReason.PERMANENT_ERROR,
                                              f"no publisher is configured for {claim.platform!r}", now)
             continue
-        account = accounts.get((claim.user_id, claim.platform))
+        account, language, visibility = accounts.get((claim.user_id, claim.platform), (None, "en", "public"))
         if account is None:
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH,
                                              f"no {display_name(claim.platform)} account is connected", now)
@@ -251,17 +260,27 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
         if isinstance(creds, str):
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, creds, now)
             continue
-        ready.append(Ready(claim, publisher, creds))
+        ready.append(Ready(claim, publisher, creds, post_ref(claim, language, visibility)))
     return ready
 
 
-def _accounts_of(session: Session, claims: Sequence[Claim]) -> dict[tuple[int, str], PlatformAccount]:
+def post_ref(claim: Claim, language: str | None, visibility: str | None) -> PostRef:
+    """What a platform with a repeatable create derives its key from, and the author's choices."""
+    return PostRef(claim.post_id, claim.scheduled_at, language or "en", visibility or "public")
+
+
+def _accounts_of(session: Session, claims: Sequence[Claim]
+                 ) -> dict[tuple[int, str], tuple[PlatformAccount, str, str]]:
+    """Each (user, platform)'s account with the user's language and post visibility, in one query."""
     pairs = sorted({(claim.user_id, claim.platform) for claim in claims})
     if not pairs:
         return {}
-    rows = session.scalars(select(PlatformAccount).where(
-        tuple_(PlatformAccount.user_id, PlatformAccount.platform).in_(pairs))).all()
-    return {(account.user_id, account.platform): account for account in rows}
+    rows = session.execute(
+        select(PlatformAccount, UserSettings.language, UserSettings.post_visibility)
+        .outerjoin(UserSettings, UserSettings.user_id == PlatformAccount.user_id)
+        .where(tuple_(PlatformAccount.user_id, PlatformAccount.platform).in_(pairs))).all()
+    return {(account.user_id, account.platform): (account, language, visibility)
+            for account, language, visibility in rows}
 
 
 def _call(runtime: Runtime, ready: Ready, now: datetime) -> Attempt:
@@ -274,12 +293,14 @@ def _call(runtime: Runtime, ready: Ready, now: datetime) -> Attempt:
                 and creds.expires_at <= now + DEFAULT_REFRESH_MARGIN):
             creds = refresh_tokens(runtime, publisher, creds)
             refreshed = True
-        result = _publish_refreshing_once(runtime, publisher, creds, claim.text, may_refresh=not refreshed)
+        result = _publish_refreshing_once(runtime, publisher, creds, claim.text, ready.ref,
+                                          may_refresh=not refreshed)
     except NOT_SENT as exc:
         return Attempt(ready, runtime.now(), creds.account_id, not_sent=exc)
     except Exception as exc:  # noqa: BLE001 - OutcomeUnknown, or unclassified: may have been sent
         logger.warning("post %s: outcome unknown after %s; reconciling", claim.post_id, describe(exc))
-        found, note = look_for(publisher, creds, claim)
+        found, note = look_for(publisher, creds, claim, ready.ref, runtime.now(),
+                               runtime.settings.stale_grace_minutes)
         return Attempt(ready, runtime.now(), creds.account_id, result=found, unknown=f"{describe(exc)}; {note}")
     return Attempt(ready, runtime.now(), creds.account_id, result=result)
 
@@ -309,11 +330,28 @@ def _record(runtime: Runtime, attempts: Sequence[Attempt], now: datetime,
                                                  attempt.unknown or "outcome unknown", now)
 
 
-def look_for(publisher: Publisher, creds: AccountCredentials, claim: Claim) -> tuple[PublishResult | None, str]:
-    """Ask the platform whether the post exists; never publishes. Returns (found, note)."""
+def look_for(publisher: Publisher, creds: AccountCredentials, claim: Claim, ref: PostRef, now: datetime,
+             grace_minutes: int) -> tuple[PublishResult | None, str]:
+    """Settle an unknown outcome with the platform. Returns (found, note).
+
+    Where the platform recognises a repeated create (its registry entry's
+    ``repeat_create_safe_for``, counted from this attempt's start) and the post is not yet
+    stale, the create is repeated: the platform answers with the post the first one made, or
+    makes it now, once. Otherwise (X, LinkedIn; a Mastodon key older than its hour; a stale
+    post) the platform is only asked whether the post exists: nothing is published.
+    """
+    entry = PLATFORMS.get(claim.platform)
+    window = entry.repeat_create_safe_for if entry is not None else None
+    if window is not None and now < claim.started_at + window and now <= stale_at(claim.scheduled_at, grace_minutes):
+        try:
+            repeated = publisher.publish(creds, claim.text, ref)
+        except Exception as exc:  # noqa: BLE001 - fall back to looking, as for any platform
+            logger.warning("post %s: repeating the create failed (%s); looking instead", claim.post_id, describe(exc))
+        else:
+            return repeated, f"the repeated create on {claim.platform} returned {repeated.external_id}"
     since = claim.started_at - DEFAULT_RECONCILE_SLACK
     try:
-        found = publisher.find_published(creds, claim.text, since)
+        found = publisher.find_published(creds, claim.text, since, ref)
     except NotImplementedError as exc:
         why = f": {exc}" if str(exc) else ""
         return None, f"{claim.platform} offers no way to check whether it was published{why}"
@@ -325,14 +363,14 @@ def look_for(publisher: Publisher, creds: AccountCredentials, claim: Claim) -> t
 
 
 def _publish_refreshing_once(runtime: Runtime, publisher: Publisher, creds: AccountCredentials,
-                             text: str, *, may_refresh: bool) -> PublishResult:
+                             text: str, ref: PostRef, *, may_refresh: bool) -> PublishResult:
     """Publish; on a refused token refresh it once and publish again within the same claim.
 
     A 401 means nothing was created, so the second call cannot duplicate the post.
     """
     try:
-        return publisher.publish(creds, text)
+        return publisher.publish(creds, text, ref)
     except AuthError:
         if not (may_refresh and creds.refresh_token):
             raise
-    return publisher.publish(refresh_tokens(runtime, publisher, creds), text)
+    return publisher.publish(refresh_tokens(runtime, publisher, creds), text, ref)

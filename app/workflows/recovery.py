@@ -51,11 +51,11 @@ from app.errors import TokenDecryptionError
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import Step, Tick
 from app.lifecycle import Claim, queue_in_batches
-from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason
-from app.providers.base import AccountCredentials, Publisher, PublishResult
+from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason, UserSettings
+from app.providers.base import AccountCredentials, PostRef, Publisher, PublishResult
 from app.runtime import Runtime
 from app.workflows.accounts import flag_reauth
-from app.workflows.publish import look_for
+from app.workflows.publish import look_for, post_ref
 from app.workflows.publish_outcomes import record_published, review
 
 __all__ = [
@@ -170,7 +170,7 @@ def _reconcile_interrupted(runtime: Runtime, now: datetime, probe: MessageProbe 
     with runtime.session_factory() as session:
         with session.begin():
             work = _interrupted(runtime, session, now, now - lease, probe, everything_lost, recovery)
-        for claim, creds in work:
+        for claim, creds, ref in work:
             error = "the worker publishing it stopped mid-call"
             found: PublishResult | None = None
             try:
@@ -180,7 +180,8 @@ def _reconcile_interrupted(runtime: Runtime, now: datetime, probe: MessageProbe 
             if publisher is None or creds is None:
                 note = "cannot check the platform: no publisher or no usable account"
             else:
-                found, note = look_for(publisher, creds, claim)
+                found, note = look_for(publisher, creds, claim, ref, runtime.now(),
+                                       runtime.settings.stale_grace_minutes)
             with session.begin():
                 if found is not None:
                     outcome = record_published(session, claim, found, runtime.now(), action="post.reconciled",
@@ -193,24 +194,26 @@ def _reconcile_interrupted(runtime: Runtime, now: datetime, probe: MessageProbe 
 
 def _interrupted(runtime: Runtime, session: Session, now: datetime, started_before: datetime,
                  probe: MessageProbe | None, everything_lost: bool,
-                 recovery: Recovery) -> list[tuple[Claim, AccountCredentials | None]]:
-    """Publishes whose worker is gone, marked as reconciling, with their account's credentials."""
+                 recovery: Recovery) -> list[tuple[Claim, AccountCredentials | None, PostRef]]:
+    """Publishes whose worker is gone, marked as reconciling, with their account's credentials
+    and what a platform with a repeatable create needs to repeat it."""
     rows: list[Any] = list(session.execute(
-        select(Post, PlatformAccount)
+        select(Post, PlatformAccount, UserSettings.language, UserSettings.post_visibility)
         .outerjoin(PlatformAccount, (PlatformAccount.user_id == Post.user_id)
                    & (PlatformAccount.platform == Post.platform))
+        .outerjoin(UserSettings, UserSettings.user_id == Post.user_id)
         .where(Post.status == PostStatus.PUBLISHING, Post.publish_started_at < started_before)
         .order_by(Post.publish_started_at, Post.id)
     ).all())
     if probe is not None and not everything_lost and rows:
-        alive = probe.alive([post.claim_token for post, _ in rows if post.claim_token])
+        alive = probe.alive([row[0].claim_token for row in rows if row[0].claim_token])
         backstop = now - DEFAULT_PUBLISHING_BACKSTOP
-        kept = [(post, account) for post, account in rows
-                if post.claim_token not in alive or (post.publish_started_at or now) < backstop]
+        kept = [row for row in rows
+                if row[0].claim_token not in alive or (row[0].publish_started_at or now) < backstop]
         recovery.alive += len(rows) - len(kept)
         rows = kept
     work = []
-    for post, account in rows:
+    for post, account, language, visibility in rows:
         claim = Claim(post.id, post.user_id, post.platform, post.text, post.scheduled_at,
                       post.attempts, post.publish_started_at or now, post.claim_token or "")
         creds: AccountCredentials | None = None
@@ -221,11 +224,11 @@ def _interrupted(runtime: Runtime, session: Session, now: datetime, started_befo
                 # Only reconnecting the account can help: flag it (the user is told once).
                 flag_reauth(session, account.id, post.user_id, post.platform, str(exc), now)
                 creds = None
-        work.append((claim, creds))
+        work.append((claim, creds, post_ref(claim, language, visibility)))
     if work:
         # Visible while the platform is asked (autopilot posts list, the admin).
         session.execute(
-            update(Post).where(or_(*[(Post.id == c.post_id) & (Post.claim_token == c.token) for c, _ in work]),
+            update(Post).where(or_(*[(Post.id == c.post_id) & (Post.claim_token == c.token) for c, _, _ in work]),
                                Post.status == PostStatus.PUBLISHING)
             .values(late_reason=LateReason.RECONCILING, late_since=now)
             .execution_options(synchronize_session=False))

@@ -54,7 +54,8 @@ def test_doctor_checks_every_configured_provider(sqlite_url):
         assert json.loads(healthy.stdout)["healthy"] is True
         assert {k: v[0] for k, v in checks.items()} == {
             "database": "ok", "migrations": "ok", "redis": "offline", "research": "ok", "generation": "ok",
-            "publish:twitter @autopilot_test": "ok", "linkedin version": "ok", "publish:linkedin ada": "ok"}
+            "publish:twitter @autopilot_test": "ok", "linkedin version": "ok", "publish:linkedin ada": "ok",
+            "publish:bluesky": "offline", "publish:mastodon": "offline"}
         assert "output mode json_schema" in checks["generation"][1]
         assert "autopilot_test" in checks["publish:twitter @autopilot_test"][1]
         assert linkedin.member_urn in checks["publish:linkedin ada"][1]

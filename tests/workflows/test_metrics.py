@@ -62,10 +62,11 @@ class RecordingPublisher:
             raise self.error
         return {i: self.figures for i in external_ids if i not in self.skip}
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+    def publish(self, account: AccountCredentials, text: str, ref: object = None) -> PublishResult:
         raise AssertionError("metrics never publish")
 
-    def find_published(self, account: AccountCredentials, text: str, since: datetime) -> PublishResult | None:
+    def find_published(self, account: AccountCredentials, text: str, since: datetime,
+                       ref: object = None) -> PublishResult | None:
         raise AssertionError("metrics never reconcile")
 
     def refresh(self, account: AccountCredentials) -> TokenSet:

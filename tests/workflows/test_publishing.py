@@ -82,14 +82,15 @@ class ScriptedPublisher:
             raise step
         return step
 
-    def publish(self, account: AccountCredentials, text: str) -> PublishResult:
+    def publish(self, account: AccountCredentials, text: str, ref: object = None) -> PublishResult:
         with self._lock:
             self.publish_calls.append((account.access_token, text))
             number = len(self.publish_calls)
         result = self._play(self._next(self.publish_script))
         return result or PublishResult(external_id=f"{self.platform}-{number}")
 
-    def find_published(self, account: AccountCredentials, text: str, since: datetime) -> PublishResult | None:
+    def find_published(self, account: AccountCredentials, text: str, since: datetime,
+                       ref: object = None) -> PublishResult | None:
         self.find_calls.append((text, since))
         return self._play(self._next(self.find_script))
 
