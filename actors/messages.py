@@ -13,7 +13,9 @@ from datetime import datetime
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from app.errors import InvalidValue
 from app.intents import Intent, PublishPosts, RunSlot, RunUserStep, UploadMedia
+from app.ops.stats import PUBLISHING, per_user_row
 from app.queues import Queue
 from app.workflows.jobs import JOBS
 
@@ -43,6 +45,26 @@ ACTOR_PARAMETERS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+def work_of(actor_name: str, args: Sequence[object]) -> dict[str, object]:
+    """What a message is about, by the names operators read on every page: its ``job`` (a
+    periodic job, ``<job> per user``, or ``publishing``) and the ids its arguments carry.
+
+    Ids only: a publish message's claim token is a credential of sorts and is left out.
+    """
+    per_user_jobs = {actor: job for job, actor in PER_USER_ACTORS.items()}
+    if actor_name in (PUBLISH_ACTOR, PUBLISH_ONE_ACTOR):
+        ids = args[0] if args else None
+        post_id = ids[0] if isinstance(ids, list) and len(ids) == 1 else ids if isinstance(ids, int) else None
+        return {"job": PUBLISHING, "post_id": post_id, "slot": args[2] if len(args) > 2 else None}
+    if actor_name in per_user_jobs:
+        return {"job": per_user_row(per_user_jobs[actor_name]), "execution_id": args[0] if args else None}
+    if actor_name == MANUAL_ACTOR:
+        return {"job": args[0] if args else None, "slot": args[1] if len(args) > 1 else None}
+    if actor_name in JOBS:
+        return {"job": actor_name, "slot": args[0] if args else None}
+    return {"job": actor_name}
+
+
 def current_message_id() -> str | None:
     message = CurrentMessage.get_current_message()
     return message.message_id if message is not None else None
@@ -65,7 +87,7 @@ def message_for(intent: Intent) -> tuple[str, tuple[object, ...], datetime | Non
         return PER_USER_ACTORS[intent.job], (intent.execution_id,), None, 0
     if isinstance(intent, RunSlot):
         return intent.job, (intent.slot.isoformat(), intent.trigger), None, 0
-    raise TypeError(f"no message for {intent!r}")
+    raise InvalidValue(f"no message for {intent!r}")
 
 
 def send_manual_run(broker: dramatiq.Broker, job: str, slot: datetime, *,

@@ -15,6 +15,7 @@ from actors.messages import (
     current_scheduled_at,
     send,
 )
+from app.errors import InvalidValue
 from app.jobs.spec import PeriodicJob
 from app.runtime import get_runtime
 from app.workflows.ticks import finish_tick, resolve_slot, run_tick
@@ -51,7 +52,7 @@ def register(broker: Broker, jobs: Mapping[str, PeriodicJob]) -> None:
     def run_job_manually(job: str, slot: str | None = None) -> None:
         """A manual or backward-compatible trigger (``autopilot jobs run``): still once per slot."""
         if job not in known:
-            raise ValueError(f"unknown job {job!r}; known: {', '.join(known)}")
+            raise InvalidValue(f"unknown job {job!r}; known: {', '.join(known)}")
         run_job(job, slot, "manual")
 
     dramatiq.actor(broker=broker, actor_name=MANUAL_ACTOR, queue_name=MANUAL_QUEUE,

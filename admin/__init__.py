@@ -7,18 +7,17 @@ create the first operator with ``autopilot operators create NAME``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy.orm import scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from admin import auth, operations
-from admin.ext import EXTENSION_KEY, AdminDatabase
+from admin import auth, ext, operations
 from admin.views import init_admin
+from app.charts import assets_blueprint
 from app.config import Settings, get_settings
-from app.db import make_engine, make_session_factory
 from app.websecurity import init_app as init_security_headers
 
 log = logging.getLogger(__name__)
@@ -27,9 +26,12 @@ log = logging.getLogger(__name__)
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the admin app.
 
-    ``SECRET_KEY``, ``DATABASE_URL``, ``SESSION_COOKIE_SECURE`` and
-    ``PERMANENT_SESSION_LIFETIME`` come from ``test_config`` when given there, else from
-    :class:`app.config.Settings` (the environment), the same source the workers read.
+    The settings are resolved once, here, and kept by :func:`admin.ext.init_app`: the
+    ``AUTOPILOT_SETTINGS`` of ``test_config`` when given; else defaults when ``test_config``
+    names both ``SECRET_KEY`` and ``DATABASE_URL`` (no environment needed); else the
+    environment, the same source the workers read. ``SECRET_KEY``, ``DATABASE_URL``,
+    ``REDIS_URL``, ``SESSION_COOKIE_SECURE`` and ``PERMANENT_SESSION_LIFETIME`` given in
+    ``test_config`` win over those settings.
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -38,8 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="autopilot_admin",
     )
     config = dict(test_config or {})
-    # A test config naming both needs no environment; otherwise the environment decides.
-    settings = Settings() if {"SECRET_KEY", "DATABASE_URL"} <= config.keys() else get_settings()
+    settings = _settings(config)
     config.setdefault("SECRET_KEY", settings.secret_key)
     config.setdefault("DATABASE_URL", settings.database_url)
     secure = settings.session_cookie_secure
@@ -54,17 +55,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Anyone knowing the public default can forge a logged-in session cookie.
         log.warning("SECRET_KEY is the public development default: set SECRET_KEY before exposing the admin")
 
-    engine = make_engine(app.config["DATABASE_URL"])
-    factory = make_session_factory(engine)
-    db = scoped_session(factory)
-    app.extensions[EXTENSION_KEY] = AdminDatabase(engine=engine, session_factory=factory, db=db)
-
-    @app.teardown_appcontext
-    def _remove_session(exc: BaseException | None) -> None:
-        db.remove()
-
+    extension = ext.init_app(app, settings)
+    app.register_blueprint(assets_blueprint())
     auth.init_app(app)
     init_security_headers(app)
-    panel = init_admin(app, db)
-    operations.init_app(app, panel, factory)
+    panel = init_admin(app, extension.db)
+    operations.init_app(app, panel)
     return app
+
+
+def _settings(config: dict[str, Any]) -> Settings:
+    """The one Settings of this app (see :func:`create_app`), with the config's URLs in it."""
+    base = config.get("AUTOPILOT_SETTINGS")
+    if base is None:
+        # A test config naming both needs no environment; otherwise the environment decides.
+        base = Settings() if {"SECRET_KEY", "DATABASE_URL"} <= config.keys() else get_settings()
+    overrides = {field: config[name] for name, field in (("DATABASE_URL", "database_url"),
+                                                        ("REDIS_URL", "redis_url")) if name in config}
+    return replace(base, **overrides) if overrides else base

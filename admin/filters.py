@@ -14,6 +14,7 @@ from typing import Any
 from flask import url_for
 
 from admin._compat import sqla_filters
+from app.errors import InvalidValue
 
 #: How a time is typed into a filter (Flask-Admin's date-time picker format), read as UTC.
 FILTER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -57,5 +58,5 @@ def filtered_list_url(view: Any, filters: list[tuple[str, str, str]]) -> str:
                 args[f"flt{position}_{arg}"] = value
                 break
         else:
-            raise LookupError(f"{type(view).__name__} has no filter {name!r} {operation!r}")
+            raise InvalidValue(f"{type(view).__name__} has no filter {name!r} {operation!r}")
     return url_for(f"{view.endpoint}.index_view", **args)

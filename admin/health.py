@@ -1,20 +1,24 @@
 """``/healthz``, ``/readyz`` and ``/metrics``: for load balancers, orchestrators and Prometheus.
 
 None needs a login: they reveal counts and timings, never a post, a user or a secret. Put the
-admin behind a network boundary that lets only the scraper and the orchestrator reach them.
+admin behind a network boundary that lets only the scraper and the orchestrator reach them, or
+set ``METRICS_BEARER_TOKEN`` so that ``/metrics`` answers only Prometheus (docker-compose does).
+
+``/metrics`` sends prometheus_client's content type as the whole header: Flask's ``mimetype=``
+would append a second ``charset``, which Prometheus 3 cannot parse (the target goes down).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from admin.ext import database
-from admin.opsctx import ops
 from app.models import utcnow
 from app.ops.prometheus import OperationsCollector
 
@@ -46,7 +50,7 @@ def readyz() -> tuple[Response, int]:
             conn.execute(text("SELECT 1"))
 
     def broker() -> dict[str, Any] | None:
-        client = ops().client()
+        client = database().client()
         if client is None:
             return {"detail": "REDIS_URL not set: in-process broker"}
         client.ping()
@@ -59,7 +63,14 @@ def readyz() -> tuple[Response, int]:
 
 @bp.route("/metrics")
 def metrics() -> Response:
-    context = ops()
+    context = database()
+    expected = context.settings.metrics_bearer_token
+    if expected is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return Response("a bearer token is required (METRICS_BEARER_TOKEN)\n", status=401,
+                            content_type="text/plain; charset=utf-8",
+                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OperationsCollector(context.settings, context.client, context.read_sessions, utcnow))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from admin.base import ReadOnlyModelView, json_block, short
 from app.models import MemoryEntry, MetricSnapshot, Post
+from app.platforms import display_name
 from app.providers.sandbox import is_sandbox_id
 
 #: The memory kind holding weekly reports.
@@ -109,7 +110,7 @@ def render_report(content: Any, *, simulated: bool = False) -> Markup:
         figures.append(Markup("<div class=\"col-md-4\"><h6>Workflow runs</h6>{}</div>").format(
             _table(runs, "report-executions")))
     if isinstance(content.get("by_platform"), dict):
-        rows = [(platform, Markup("{} measured, engagement {}").format(
+        rows = [(display_name(platform), Markup("{} measured, engagement {}").format(
                     stats.get("posts", stats.get("published", "-")), _pct(stats.get("engagement_rate"))))
                 for platform, stats in content["by_platform"].items() if isinstance(stats, dict)]
         figures.append(Markup("<div class=\"col-md-4\"><h6>By platform</h6>{}</div>").format(

@@ -47,7 +47,7 @@ from admin.reports import WeeklyReportView
 from admin.review import ReviewQueueView
 from admin.users import UserView
 from app.clock import utcnow
-from app.errors import ValidationError
+from app.errors import AutopilotError, ValidationError
 from app.models import (
     AccountStatus,
     AuditLog,
@@ -61,6 +61,7 @@ from app.models import (
     User,
     WorkflowExecution,
 )
+from app.ops.stats import per_user_row
 from app.platforms import KNOWN_PLATFORMS
 from app.posts import why_late
 from app.providers.sandbox import is_sandbox_id
@@ -156,7 +157,7 @@ class PlatformAccountView(SecuredModelView):
                      "column_searchable_list", "form_columns"):
             leaked = SECRET_COLUMNS.intersection(getattr(self, name) or ())
             if leaked:
-                raise RuntimeError(f"{type(self).__name__}.{name} exposes {sorted(leaked)}")
+                raise AutopilotError(f"{type(self).__name__}.{name} exposes {sorted(leaked)}")
 
     def update_model(self, form: BaseForm, model: PlatformAccount) -> bool:
         """Only the status, through app.users: audited with the old status, and only if it changed."""
@@ -226,6 +227,10 @@ class PostView(ReadOnlyModelView):
     }
 
 
+def _work_name(view: Any, context: Any, model: WorkflowExecution, name: str) -> str:
+    return per_user_row(model.workflow) if model.user_id is not None else model.workflow
+
+
 class WorkflowExecutionView(ReadOnlyModelView):
     """``/admin/executions/``: newest first; a failed run shows its error."""
 
@@ -243,8 +248,9 @@ class WorkflowExecutionView(ReadOnlyModelView):
         "user.email",
         *utc_time_filters(WorkflowExecution.created_at, "Created (UTC)"),
     )
-    column_formatters = {"error": truncate(80), "user": user_link}
-    column_formatters_detail = {"counts": format_json, "user": user_link,
+    # Named as on the Operations page: "daily_generation per user" (the job's row is its slots).
+    column_formatters = {"error": truncate(80), "user": user_link, "workflow": _work_name}
+    column_formatters_detail = {"counts": format_json, "user": user_link, "workflow": _work_name,
                                 "error": lambda v, c, m, n: Markup("<pre>{}</pre>").format(m.error or "")}
 
 

@@ -32,6 +32,7 @@ from dramatiq.middleware import (
 from periodiq import PeriodiqMiddleware
 
 from app.config import Settings
+from app.error_tracking import init_error_tracking
 from app.queues import QUEUES
 
 logger = logging.getLogger(__name__)
@@ -117,14 +118,7 @@ def build_broker(settings: Settings, *, first: Sequence[dramatiq.Middleware] = (
     :func:`middleware`); a worker process's observers, given by :func:`actors.setup`.
     """
     pin_schedule_to_utc()
-    if settings.sentry_dsn:
-        import sentry_sdk
-        from sentry_sdk.integrations.dramatiq import DramatiqIntegration
-
-        # No local variables in events: a frame's locals may hold a decrypted token or a header.
-        # Personal data is off by default (no send_default_pii / data_collection set).
-        sentry_sdk.init(dsn=settings.sentry_dsn, integrations=[DramatiqIntegration()],
-                        include_local_variables=False)
+    init_error_tracking(settings)  # Sentry, when SENTRY_DSN is set (app/error_tracking.py)
     broker: Broker
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker

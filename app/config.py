@@ -27,6 +27,8 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_SERPER_BASE_URL = "https://google.serper.dev"
 DEFAULT_X_API_BASE_URL = "https://api.x.com"
+#: X's consent page for OAuth 2.0 (on x.com, not on the API's host).
+DEFAULT_X_AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
 DEFAULT_LINKEDIN_API_BASE_URL = "https://api.linkedin.com"
 DEFAULT_LINKEDIN_OAUTH_BASE_URL = "https://www.linkedin.com"
 #: LinkedIn sunsets API versions about a year after release: keep this configurable, and raise
@@ -51,6 +53,8 @@ DEFAULT_STALE_GRACE_MINUTES = 60
 DEFAULT_PORTAL_BASE_URL = "http://localhost:5000"
 #: Hours a portal sign-in lasts when ``PORTAL_SESSION_HOURS`` is unset (two weeks).
 DEFAULT_PORTAL_SESSION_HOURS = 14 * 24
+#: The shortest METRICS_BEARER_TOKEN accepted: a guessable token is no boundary.
+MIN_METRICS_TOKEN_CHARS = 24
 #: ``autopilot check`` fails when a queue holds at least this many messages (waiting + delayed).
 DEFAULT_OPS_QUEUE_DEPTH_MAX = 100
 #: ``autopilot check`` fails when a job's or queue's success rate over 24 h is below this (percent).
@@ -75,6 +79,8 @@ class Settings:
     x_api_base_url: str = DEFAULT_X_API_BASE_URL
     x_client_id: str | None = None
     x_client_secret: str | None = field(default=None, repr=False)
+    #: Where the portal sends a user to consent (the token endpoint is ``X_API_BASE_URL``'s).
+    x_authorize_url: str = DEFAULT_X_AUTHORIZE_URL
     linkedin_api_base_url: str = DEFAULT_LINKEDIN_API_BASE_URL
     #: LinkedIn serves OAuth (token refresh) from a different host than its REST API.
     linkedin_oauth_base_url: str = DEFAULT_LINKEDIN_OAUTH_BASE_URL
@@ -163,6 +169,10 @@ class Settings:
     #: The largest image accepted into the library, in bytes, and the most pixels it may have.
     media_max_upload_bytes: int = DEFAULT_MEDIA_MAX_UPLOAD_BYTES
     media_max_upload_pixels: int = DEFAULT_MEDIA_MAX_UPLOAD_PIXELS
+    #: When set, ``/metrics`` answers only requests carrying ``Authorization: Bearer <this>``
+    #: (Prometheus: ``authorization: {credentials_file: ...}``), so the admin's public port
+    #: can serve it; unset, keep ``/metrics`` on the internal network.
+    metrics_bearer_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,6 +223,9 @@ class Settings:
             _require_url("MEDIA_PUBLIC_BASE_URL", self.media_public_base_url, {"http", "https"})
         if self.sentry_dsn is not None:
             _require_url("SENTRY_DSN", self.sentry_dsn, {"http", "https"})
+        if self.metrics_bearer_token is not None and len(self.metrics_bearer_token) < MIN_METRICS_TOKEN_CHARS:
+            raise ConfigError("METRICS_BEARER_TOKEN", "(hidden)",
+                              f"at least {MIN_METRICS_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)")
         for key in self.token_encryption_keys:
             _require_fernet_key(key)
         if self.database_url.startswith("postgres") and not self.token_encryption_keys:

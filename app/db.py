@@ -10,6 +10,8 @@ from sqlalchemy import Engine, Insert, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import InvalidValue
+
 #: Connections kept open per process; workers run a handful of threads each.
 DEFAULT_POOL_SIZE = 5
 #: Extra connections allowed under a burst (fan-out, dispatch) before callers wait.
@@ -86,7 +88,7 @@ def insert_skipping_conflicts(session: Session, model: type[Any], *, keys: Seque
     dialect = session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
     if module is None:
-        raise ValueError(f"no INSERT ... ON CONFLICT DO NOTHING on {dialect}: use PostgreSQL or SQLite")
+        raise InvalidValue(f"no INSERT ... ON CONFLICT DO NOTHING on {dialect}: use PostgreSQL or SQLite")
     return module.insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
 
 

@@ -113,6 +113,38 @@ class PlatformAccount(Base):
         return f"<PlatformAccount {self.id} {self.platform} user={self.user_id} {self.status}>"
 
 
+class ConnectFlow(Base):
+    """One OAuth consent under way: the portal sent a user to a platform and awaits the answer.
+
+    Kept server-side so that the PKCE verifier never reaches the browser, and so that the
+    ``state`` the platform hands back can be checked once: it must name a row of the same user,
+    platform and browser session (``session_hash``), not used yet (``used_at`` is set by a
+    conditional UPDATE) and not expired. Only SHA-256 digests of the state and of the session's
+    key are stored; the verifier is encrypted with the token vault.
+    """
+
+    __tablename__ = "connect_flows"
+    __table_args__ = (Index("ix_connect_flows_user_id", "user_id"),)
+
+    id: Mapped[IntPK]
+    user_id: Mapped[UserFK]
+    platform: Mapped[str] = mapped_column(String(20))
+    #: SHA-256 (hex) of the ``state`` sent to the platform.
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: SHA-256 (hex) of the browser session's key: a state from another browser is refused.
+    session_hash: Mapped[str] = mapped_column(String(64))
+    #: The PKCE code verifier, encrypted (None for a platform without PKCE, e.g. LinkedIn).
+    code_verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: The redirect URI the authorisation request named: the code exchange must repeat it.
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[CreatedAt]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<ConnectFlow {self.id} {self.platform} user={self.user_id}>"
+
+
 class OAuthClient(Base):
     """Our app as registered on one server of a platform where every server registers apps
     itself (a Mastodon instance: ``POST /api/v1/apps``), remembered so it registers once."""
@@ -346,6 +378,21 @@ class JobRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class CatchUpSend(Base):
+    """A missed slot's catch-up message, sent: the minute tick sends each once, not every minute.
+
+    While no worker consumes a job's queue, the slot stays unclaimed, so without this row every
+    tick would send its catch-up again and the queue would grow by one message a minute. The
+    row is deleted once the slot's catch-up window is over (:mod:`app.jobs.upkeep`).
+    """
+
+    __tablename__ = "catch_up_sends"
+
+    job: Mapped[str] = mapped_column(String(60), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(primary_key=True)
+    sent_at: Mapped[datetime]
+
+
 class WorkflowExecution(Base):
     """One run of one workflow for one user (or for everyone, user_id NULL)."""
 
@@ -431,8 +478,28 @@ class Notification(Base):
     created_at: Mapped[CreatedAt]
     emailed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    #: How it is emailed, decided from the user's preference when it is created: "now",
+    #: "digest" (in the next daily digest) or "off" (never; it stays in the portal).
+    email_delivery: Mapped[str] = mapped_column(String(10), default="now", server_default="now")
 
     user: Mapped[User] = relationship(viewonly=True)
+
+
+class NotificationPreferences(Base):
+    """How a user wants to hear about each kind of notification, and the weekly report.
+
+    No row means the defaults: every kind emailed at once, the weekly report emailed.
+    """
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    #: kind -> "now", "digest" or "off"; a kind not listed is emailed at once.
+    email_by_kind: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    weekly_report_email: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    #: When the last daily digest went out: the next waits a day after it.
+    digest_sent_at: Mapped[datetime | None]
+    updated_at: Mapped[UpdatedAt]
 
 
 class Operator(Base):

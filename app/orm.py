@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.clock import utcnow
+from app.errors import InvalidValue
 
 __all__ = ["Base", "CreatedAt", "IntPK", "NAMING_CONVENTION", "UTCDateTime", "UpdatedAt", "UserFK",
            "enum_column"]
@@ -39,7 +40,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} refused: pass an aware UTC instant")
+            raise InvalidValue(f"naive datetime {value!r} refused: pass an aware UTC instant")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

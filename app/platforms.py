@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import overload
 
+from app.errors import InvalidValue
 from app.richtext import graphemes, mastodon_length
 from app.x_weighted import invalid_characters, x_weighted_length
 
@@ -98,6 +99,16 @@ class Platform:
     #: key: always; Mastodon's Idempotency-Key: about an hour), or None where it cannot
     #: (a repeat would post twice: an unknown outcome is reconciled instead).
     repeat_create_safe_for: timedelta | None = None
+    #: ``module:function`` building the OAuth connector (:mod:`app.connect`) that lets a user
+    #: connect an account through the platform's own consent screen, or None when the platform
+    #: is not connected that way. The portal offers "Connect" for the platforms that name one.
+    connector_factory: str | None = None
+
+
+def bluesky_web_url(at_uri: str) -> str:
+    """bsky.app's page of a post from its AT URI (``at://{did}/app.bsky.feed.post/{rkey}``)."""
+    did, _collection, rkey = at_uri.removeprefix("at://").split("/", 2)
+    return f"https://bsky.app/profile/{did}/post/{rkey}"
 
 
 #: Bluesky's record key is part of the record's address: a second create with it is always refused.
@@ -118,9 +129,11 @@ PLATFORMS: dict[str, Platform] = {
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}),
                                max_bytes=5 * _MB, max_pixels=8192 * 8192, max_per_post=4,
                                max_animated_bytes=15 * _MB),
+            switch_settings=("x_client_id", "x_client_secret"),
+            url_settings=("x_api_base_url", "x_authorize_url"),
+            external_id_help="the X user id",
             post_url="https://x.com/i/web/status/{}".format,
-            switch_settings=("x_client_id", "x_client_secret"), url_settings=("x_api_base_url",),
-            external_id_help="the X user id"),
+            connector_factory="app.connect.clients:x_from_settings"),
         Platform(
             key="linkedin", display_name="LinkedIn",
             length=code_points, max_length=3000, length_unit="characters",
@@ -133,11 +146,12 @@ PLATFORMS: dict[str, Platform] = {
             # ours (a larger still is re-encoded, which LinkedIn would do anyway).
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/gif"}),
                                max_bytes=10 * _MB, max_pixels=36_152_320, max_per_post=20),
-            post_url="https://www.linkedin.com/feed/update/{}".format,
             switch_settings=("linkedin_client_id", "linkedin_client_secret"),
             url_settings=("linkedin_api_base_url", "linkedin_oauth_base_url"),
             external_id_help="the LinkedIn author URN (urn:li:person:...)",
-            doctor_checks="app.providers.linkedin:doctor_checks"),
+            doctor_checks="app.providers.linkedin:doctor_checks",
+            post_url="https://www.linkedin.com/feed/update/{}".format,
+            connector_factory="app.connect.clients:linkedin_from_settings"),
         Platform(
             key="bluesky", display_name="Bluesky",
             length=graphemes, max_length=300, length_unit="graphemes",
@@ -154,7 +168,7 @@ PLATFORMS: dict[str, Platform] = {
             # the size Bluesky's own app resizes to.
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp"}),
                                max_bytes=1_000_000, max_pixels=2000 * 2000, max_per_post=4),
-            repeat_create_safe_for=FOREVER),
+            repeat_create_safe_for=FOREVER, post_url=bluesky_web_url),
         Platform(
             key="mastodon", display_name="Mastodon",
             length=mastodon_length, max_length=500, length_unit="characters",
@@ -214,10 +228,16 @@ def get_platform(key: str) -> Platform:
     try:
         return PLATFORMS[key]
     except KeyError:
-        raise ValueError(f"unknown platform {key!r}; expected one of {', '.join(KNOWN_PLATFORMS)}") from None
+        raise InvalidValue(f"unknown platform {key!r}; expected one of {', '.join(KNOWN_PLATFORMS)}") from None
 
 
 def display_name(key: str) -> str:
     """The entry's display name ("X" for its old key); an unknown key as it is."""
     platform = PLATFORMS.get(key)
     return platform.display_name if platform is not None else key
+
+
+def publisher_provider(key: str) -> str:
+    """The provider name a platform's pauses are recorded under: its publisher's module ("x",
+    "linkedin"), as the publishers name themselves in an ``OperatorProblem``."""
+    return get_platform(key).publisher_factory.split(":")[0].rsplit(".", 1)[-1]

@@ -98,32 +98,6 @@ def cancel(session: Session, post_id: int, *, actor: str = "cli") -> Post:
     return post
 
 
-def why_late(post: Post, now: datetime) -> tuple[str, datetime] | None:
-    """Why a post that should be out by ``now`` is not, and since when; None if it is not late.
-
-    What an operator sees in ``autopilot posts list`` and the admin: a post waiting for the
-    dispatcher (scheduler down), for its message, for its retry, being recovered (its message
-    was lost and re-sent), publishing, or being reconciled with the platform.
-    """
-    status, due = post.status, post.scheduled_at
-    if status == PostStatus.SCHEDULED and now > due:
-        return "waiting for the dispatcher", due
-    if status == PostStatus.QUEUED:
-        if post.late_reason == LateReason.RESENT and post.late_since is not None:
-            return "being recovered: its message was lost and re-sent", post.late_since
-        if now <= due:
-            return None
-        if post.queued_at is not None and post.queued_at > due:
-            return f"waiting for its retry (due {post.queued_at:%H:%M:%S} UTC)", due
-        return "waiting for its message", due
-    if status == PostStatus.PUBLISHING:
-        if post.late_reason == LateReason.RECONCILING and post.late_since is not None:
-            return "reconciling: asking the platform whether it went out", post.late_since
-        if now > due and post.publish_started_at is not None:
-            return "publishing: waiting for the platform's answer", post.publish_started_at
-    return None
-
-
 #: The statuses of a post still to go out, which "cancel the scheduled posts" cancels.
 UPCOMING = (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.NEEDS_REVIEW)
 
@@ -149,3 +123,29 @@ def cancel_upcoming(session: Session, user_id: int, *, reason: str, actor: str, 
     record_many(session, [AuditEntry("post.cancelled", user_id=user_id, post_id=post_id, actor=actor,
                                      details={"reason": reason}) for post_id in cancelled])
     return cancelled
+
+
+def why_late(post: Post, now: datetime) -> tuple[str, datetime] | None:
+    """Why a post that should be out by ``now`` is not, and since when; None if it is not late.
+
+    What an operator sees in ``autopilot posts list`` and the admin: a post waiting for the
+    dispatcher (scheduler down), for its message, for its retry, being recovered (its message
+    was lost and re-sent), publishing, or being reconciled with the platform.
+    """
+    status, due = post.status, post.scheduled_at
+    if status == PostStatus.SCHEDULED and now > due:
+        return "waiting for the dispatcher", due
+    if status == PostStatus.QUEUED:
+        if post.late_reason == LateReason.RESENT and post.late_since is not None:
+            return "being recovered: its message was lost and re-sent", post.late_since
+        if now <= due:
+            return None
+        if post.queued_at is not None and post.queued_at > due:
+            return f"waiting for its retry (due {post.queued_at:%H:%M:%S} UTC)", due
+        return "waiting for its message", due
+    if status == PostStatus.PUBLISHING:
+        if post.late_reason == LateReason.RECONCILING and post.late_since is not None:
+            return "reconciling: asking the platform whether it went out", post.late_since
+        if now > due and post.publish_started_at is not None:
+            return "publishing: waiting for the platform's answer", post.publish_started_at
+    return None

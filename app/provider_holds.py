@@ -12,13 +12,21 @@ gone; if not, the pause is renewed without a second notification that day.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import record
-from app.models import Notification, ProviderHold
+from app.models import (
+    Notification,
+    NotificationPreferences,
+    PlatformAccount,
+    ProviderHold,
+    UserSettings,
+)
+from app.platforms import PLATFORMS, display_name, publisher_provider
 from app.providers.errors import OperatorProblem
 
 #: The same operator problem is notified at most once in this interval.
@@ -70,11 +78,46 @@ def report_problem(session: Session, problem: OperatorProblem, now: datetime) ->
               if until is not None else "Affected posts wait in the review queue.")
     first = notify_operator(session, problem.kind, f"Action needed: {problem.provider} ({problem.kind})",
                             f"{detail}\n\n{action}", now)
+    if first is not None and until is not None:
+        notify_paused_users(session, problem.provider, until, now)
     if first is not None:
         record(session, "provider.operator_problem",
                details={"provider": problem.provider, "kind": problem.kind, "error": detail,
                         "paused_until": until.isoformat() if until else None})
     return until
+
+
+#: The user notification kind of a pause that holds their posts.
+NOTIFY_PROVIDER_PAUSED = "provider_paused"
+
+
+def notify_paused_users(session: Session, provider: str, until: datetime, now: datetime) -> int:
+    """Tell each user whose work the pause holds (a platform's publisher: its account holders;
+    any other provider, research or generation: every opted-in user), once a day; how many."""
+    platforms = [key for key in PLATFORMS if publisher_provider(key) == provider]
+    if platforms:
+        users = select(PlatformAccount.user_id).where(PlatformAccount.platform.in_(platforms)).distinct()
+        what = f"Your posts to {', '.join(display_name(key) for key in platforms)}"
+    else:
+        users = select(UserSettings.user_id).where(UserSettings.enable_autonomous_mode.is_(True))
+        what = "Your autopilot's research and writing"
+    name = " and ".join(display_name(key) for key in platforms) if platforms else provider
+    subject = f"{name} is paused until {until:%d %b %H:%M} UTC"
+    # Once a day per provider (the subject names it): a renewed pause is not news.
+    already = set(session.scalars(select(Notification.user_id).where(
+        Notification.kind == NOTIFY_PROVIDER_PAUSED, Notification.created_at >= now - DEFAULT_OPERATOR_RENOTIFY,
+        Notification.subject.startswith(f"{name} is paused"), Notification.user_id.is_not(None))))
+    ids = [user_id for user_id in session.scalars(users) if user_id not in already]
+    chosen: dict[int, dict[str, Any]] = dict(session.execute(select(NotificationPreferences.user_id, NotificationPreferences.email_by_kind)
+                                  .where(NotificationPreferences.user_id.in_(ids))).all()) if ids else {}
+    body = (f"{what} wait: the operator paused {name} after a problem only they can fix, until "
+            f"{until:%Y-%m-%d %H:%M} UTC. Nothing is lost; the autopilot tries again then.")
+    if ids:
+        session.execute(insert(Notification), [
+            {"user_id": user_id, "kind": NOTIFY_PROVIDER_PAUSED, "severity": "warning", "subject": subject,
+             "body": body, "created_at": now,
+             "email_delivery": (chosen.get(user_id) or {}).get(NOTIFY_PROVIDER_PAUSED, "now")} for user_id in ids])
+    return len(ids)
 
 
 def _upsert_hold(session: Session, provider: str, kind: str, detail: str, now: datetime,

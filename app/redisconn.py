@@ -25,7 +25,7 @@ from app.errors import ConfigError
 #: The URL scheme naming a Sentinel-managed master.
 SENTINEL_SCHEME = "redis+sentinel"
 #: Seconds to wait for a Sentinel or the master to answer before trying the next one.
-DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_SOCKET_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def parse_sentinel_url(url: str, *, variable: str = "REDIS_URL") -> SentinelTarg
 
 def redis_client(url: str, **options: Any) -> redis.Redis:
     """A client for ``url``: the Sentinel-named master, or the one server the URL names."""
-    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    options.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT)
+    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT_SECONDS)
+    options.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT_SECONDS)
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from statistics import fmean
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from app.platforms import display_name
@@ -90,6 +90,8 @@ class PostRecord:
     timezone: str = "UTC"
     post_id: int | None = None
     text: str = ""
+    #: The post's id on its platform (for a link to it), None before it is published.
+    external_id: str | None = None
 
     @property
     def interactions(self) -> int:
@@ -105,12 +107,12 @@ class PostRecord:
         """Interactions per impression; 0.0 before anyone saw the post."""
         return engagement_rate(self.interactions, self.impressions)
 
-    @property
+    @cached_property
     def local_time(self) -> datetime:
         """When the post went out (else was due), in the user's zone."""
         return (self.published_at or self.scheduled_at).astimezone(_zone(self.timezone))
 
-    @property
+    @cached_property
     def posting_time(self) -> str:
         """The local "HH:MM" it was scheduled for: the setting a recommendation can change."""
         return self.scheduled_at.astimezone(_zone(self.timezone)).strftime("%H:%M")
@@ -124,6 +126,107 @@ class ExecutionRecord:
     workflow: str = ""
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class EngagementStats:
+    """Engagement of a group of posts: measured posts, their impressions and interactions, and the
+    mean of their rates (None when nothing was measured)."""
+
+    posts: int = 0
+    impressions: int = 0
+    interactions: int = 0
+    engagement_rate: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"posts": self.posts, "impressions": self.impressions, "interactions": self.interactions,
+                "engagement_rate": self.engagement_rate}
+
+
+@dataclass(frozen=True)
+class PostCounts:
+    """How a period's posts ended. ``scheduled`` counts them all; ``pending`` are not out yet."""
+
+    scheduled: int = 0
+    published: int = 0
+    on_time: int = 0
+    late: int = 0
+    failed: int = 0
+    reviewed: int = 0
+    cancelled: int = 0
+    pending: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class ExecutionStats:
+    """Workflow runs; ``success_rate`` over finished runs, None when none finished."""
+
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    unfinished: int = 0
+    success_rate: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Trend:
+    """This period against the one before."""
+
+    current: EngagementStats
+    previous: EngagementStats
+
+    @property
+    def engagement_rate_change_pct(self) -> float | None:
+        return percent_change(self.current.engagement_rate, self.previous.engagement_rate)
+
+    @property
+    def impressions_change_pct(self) -> float | None:
+        return percent_change(self.current.impressions, self.previous.impressions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"engagement_rate_change_pct": self.engagement_rate_change_pct,
+                "impressions_change_pct": self.impressions_change_pct,
+                "previous": self.previous.as_dict(), "current": self.current.as_dict()}
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """A recommendation a user can apply with one button: a setting of theirs, from and to.
+
+    ``setting`` is ``"posting_time"`` (``current`` and ``proposed`` are local "HH:MM" times of
+    ``platform``) or ``"content_frequency"`` (posts a week, shared by every platform).
+    ``sentence`` is the recommendation it comes from, word for word.
+    """
+
+    setting: str
+    platform: str
+    current: str | int
+    proposed: str | int
+    sentence: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"setting": self.setting, "platform": self.platform, "current": self.current,
+                "proposed": self.proposed, "sentence": self.sentence}
+
+
+@dataclass(frozen=True)
+class AppliedAdvice:
+    """A change the user applied from an earlier report, and when (to judge it in the next one)."""
+
+    setting: str
+    platform: str
+    current: str | int
+    proposed: str | int
+    applied_at: datetime
+
+
 @dataclass
 class WeeklyReport:
     """One week's figures and recommendations; :meth:`as_content` is what gets stored."""
@@ -131,30 +234,36 @@ class WeeklyReport:
     period_start: datetime
     period_end: datetime
     summary: str
-    posts: dict[str, int]
-    executions: dict[str, Any]
+    posts: PostCounts
+    executions: ExecutionStats
     top: list[dict[str, Any]]
     bottom: list[dict[str, Any]]
-    by_platform: dict[str, dict[str, Any]]
-    by_weekday: dict[str, dict[str, Any]]
-    by_hour: dict[str, dict[str, Any]]
-    trend: dict[str, Any]
+    by_platform: dict[str, EngagementStats]
+    by_weekday: dict[str, EngagementStats]
+    by_hour: dict[str, EngagementStats]
+    trend: Trend
     recommendations: list[str] = field(default_factory=list)
+    #: The recommendations that change a setting, for an "apply" button.
+    changes: list[SettingChange] = field(default_factory=list)
+    #: Whether the advice applied since the previous report helped, one sentence each.
+    applied_advice: list[str] = field(default_factory=list)
 
     def as_content(self) -> dict[str, Any]:
         """A JSON-ready dict (the MemoryEntry content of the weekly insight)."""
         return {
             "summary": self.summary,
             "period": {"start": self.period_start.isoformat(), "end": self.period_end.isoformat()},
-            "posts": dict(self.posts),
-            "executions": dict(self.executions),
+            "posts": self.posts.as_dict(),
+            "executions": self.executions.as_dict(),
             "top": list(self.top),
             "bottom": list(self.bottom),
-            "by_platform": dict(self.by_platform),
-            "by_weekday": dict(self.by_weekday),
-            "by_hour": dict(self.by_hour),
-            "trend": dict(self.trend),
+            "by_platform": _stats_dicts(self.by_platform),
+            "by_weekday": _stats_dicts(self.by_weekday),
+            "by_hour": _stats_dicts(self.by_hour),
+            "trend": self.trend.as_dict(),
             "recommendations": list(self.recommendations),
+            "changes": [change.as_dict() for change in self.changes],
+            "applied_advice": list(self.applied_advice),
         }
 
 
@@ -177,10 +286,18 @@ def is_on_time(post: PostRecord) -> bool:
             and published_on_time(post.scheduled_at, post.published_at))
 
 
-def post_counts(posts: Iterable[PostRecord]) -> dict[str, int]:
-    """How the week's posts ended: scheduled (all), published, on time, late, failed, ..."""
-    counts = dict.fromkeys(
-        ("scheduled", "published", "on_time", "late", "failed", "reviewed", "cancelled", "pending"), 0)
+def group_measured(posts: Iterable[PostRecord], key: Callable[[PostRecord], K]) -> dict[K, list[PostRecord]]:
+    """The measured posts grouped by ``key``, in key order (the one grouping every breakdown uses)."""
+    groups: dict[K, list[PostRecord]] = defaultdict(list)
+    for post in posts:
+        if post.measured:
+            groups[key(post)].append(post)
+    return {k: groups[k] for k in sorted(groups)}  # type: ignore[type-var]
+
+
+def post_counts(posts: Iterable[PostRecord]) -> PostCounts:
+    """How the period's posts ended: scheduled (all), published, on time, late, failed, ..."""
+    counts: Counter[str] = Counter()
     for post in posts:
         counts["scheduled"] += 1
         if post.status == PUBLISHED:
@@ -194,28 +311,28 @@ def post_counts(posts: Iterable[PostRecord]) -> dict[str, int]:
             counts["cancelled"] += 1
         else:  # scheduled, queued or publishing: not out yet
             counts["pending"] += 1
-    return counts
+    return PostCounts(**counts)
 
 
-def execution_stats(executions: Iterable[ExecutionRecord]) -> dict[str, Any]:
+def execution_stats(executions: Iterable[ExecutionRecord]) -> ExecutionStats:
     """Succeeded and failed runs; ``success_rate`` over finished runs, None when there were none."""
     statuses = Counter(e.status for e in executions)
     succeeded, failed = statuses[ExecutionStatus.SUCCEEDED], statuses[ExecutionStatus.FAILED]
     total = sum(statuses.values())
     finished = succeeded + failed
-    return {"total": total, "succeeded": succeeded, "failed": failed, "unfinished": total - finished,
-            "success_rate": succeeded / finished if finished else None}
+    return ExecutionStats(total=total, succeeded=succeeded, failed=failed, unfinished=total - finished,
+                          success_rate=succeeded / finished if finished else None)
 
 
-def engagement_stats(posts: Sequence[PostRecord]) -> dict[str, Any]:
+def engagement_stats(posts: Iterable[PostRecord]) -> EngagementStats:
     """Measured posts, impressions, interactions and mean engagement rate (None if nothing measured)."""
     measured = [p for p in posts if p.measured]
-    return {
-        "posts": len(measured),
-        "impressions": sum(p.impressions for p in measured),
-        "interactions": sum(p.interactions for p in measured),
-        "engagement_rate": fmean(p.engagement_rate for p in measured) if measured else None,
-    }
+    return EngagementStats(
+        posts=len(measured),
+        impressions=sum(p.impressions for p in measured),
+        interactions=sum(p.interactions for p in measured),
+        engagement_rate=fmean(p.engagement_rate for p in measured) if measured else None,
+    )
 
 
 def percent_change(current: float | None, previous: float | None) -> float | None:
@@ -242,28 +359,29 @@ def ranked(posts: Iterable[PostRecord], n: int = DEFAULT_TOP_N) -> tuple[list[Po
     return top, bottom
 
 
-def by_local_weekday(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
+def by_local_weekday(posts: Iterable[PostRecord]) -> dict[str, EngagementStats]:
     """Engagement per local weekday, Monday first, weekdays without measured posts left out."""
-    groups: dict[int, list[PostRecord]] = defaultdict(list)
-    for post in posts:
-        if post.measured:
-            groups[post.local_time.weekday()].append(post)
-    return {WEEKDAYS[day]: engagement_stats(groups[day]) for day in sorted(groups)}
+    groups = group_measured(posts, lambda p: p.local_time.weekday())
+    return {WEEKDAYS[day]: engagement_stats(group) for day, group in groups.items()}
 
 
-def by_local_hour(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
+def by_local_hour(posts: Iterable[PostRecord]) -> dict[str, EngagementStats]:
     """Engagement per local hour ("09:00"), in hour order, hours without measured posts left out."""
-    groups = _hour_groups(posts)
-    return {_hour_label(hour): engagement_stats(groups[hour]) for hour in sorted(groups)}
+    groups = group_measured(posts, lambda p: p.local_time.hour)
+    return {_hour_label(hour): engagement_stats(group) for hour, group in groups.items()}
 
 
-def by_platform(posts: Iterable[PostRecord]) -> dict[str, dict[str, Any]]:
+def by_weekday_and_hour(posts: Iterable[PostRecord]) -> dict[tuple[int, int], EngagementStats]:
+    """Engagement per (local weekday 0-6 from Monday, local hour 0-23): the dashboard's heatmap,
+    the grid the posting-time advice is read from. Cells without measured posts are left out."""
+    groups = group_measured(posts, lambda p: (p.local_time.weekday(), p.local_time.hour))
+    return {cell: engagement_stats(group) for cell, group in groups.items()}
+
+
+def by_platform(posts: Iterable[PostRecord]) -> dict[str, EngagementStats]:
     """Engagement per platform, platforms in name order."""
-    groups: dict[str, list[PostRecord]] = defaultdict(list)
-    for post in posts:
-        if post.measured:
-            groups[post.platform].append(post)
-    return {platform: engagement_stats(groups[platform]) for platform in sorted(groups)}
+    return {platform: engagement_stats(group)
+            for platform, group in group_measured(posts, lambda p: p.platform).items()}
 
 
 # -- recommendations -----------------------------------------------------------------------
@@ -289,78 +407,103 @@ def review_recommendation(posts: Iterable[PostRecord]) -> list[str]:
             f"Approve, edit or cancel {'it' if total == 1 else 'them'} in the review queue."]
 
 
-def posting_time_recommendations(posts: Iterable[PostRecord]) -> list[str]:
+def posting_time_changes(posts: Iterable[PostRecord]) -> list[SettingChange]:
     """Rule 3: per platform, move from the worst local posting time to the best one when clearly better.
 
     Grouped by the local time each post was scheduled for (a user's "HH:MM" setting), so the
     sentence names times the user can actually change.
     """
-    by_platform_posts: dict[str, list[PostRecord]] = defaultdict(list)
-    for post in posts:
-        by_platform_posts[post.platform].append(post)
-    sentences = []
-    for platform in sorted(by_platform_posts):
-        groups: dict[str, list[PostRecord]] = defaultdict(list)
-        for post in by_platform_posts[platform]:
-            if post.measured:
-                groups[post.posting_time].append(post)
-        rates = {at: fmean(p.engagement_rate for p in group)
-                 for at, group in groups.items() if len(group) >= MIN_POSTS_FOR_RULE}
+    changes = []
+    for platform, measured in group_measured(posts, lambda p: p.platform).items():
+        groups = group_measured(measured, lambda p: p.posting_time)
+        rates = {at: fmean(p.engagement_rate for p in g) for at, g in groups.items() if len(g) >= MIN_POSTS_FOR_RULE}
         if len(rates) < 2:
             continue
         # Ties go to the earlier time, for both ends, so the choice is deterministic.
         best = min(rates, key=lambda at: (-rates[at], at))
         worst = min(rates, key=lambda at: (rates[at], at))
         if rates[best] > rates[worst] and _at_least(rates[best], rates[worst] * HOUR_IMPROVEMENT):
-            sentences.append(
-                f"Move your {platform} posting time from {worst} to {best}: "
-                f"posts at {best} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}"
-            )
-    return sentences
+            sentence = (f"Move your {_platform_name(platform)} posting time from {worst} to {best}: "
+                        f"posts at {best} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}")
+            changes.append(SettingChange("posting_time", platform, worst, best, sentence))
+    return changes
+
+
+def posting_time_recommendations(posts: Iterable[PostRecord]) -> list[str]:
+    """Rule 3's sentences (see :func:`posting_time_changes`)."""
+    return [change.sentence for change in posting_time_changes(posts)]
+
+
+def frequency_changes(
+    posts: Sequence[PostRecord], previous_posts: Sequence[PostRecord], frequency: int
+) -> list[SettingChange]:
+    """Rule 4: per platform, post more while engagement holds up, less when it falls."""
+    current, previous = by_platform(posts), by_platform(previous_posts)
+    changes = []
+    for platform, now_stats in current.items():
+        before = previous.get(platform)
+        if before is None or now_stats.posts < MIN_POSTS_FOR_RULE or before.posts < MIN_POSTS_FOR_RULE:
+            continue
+        rate, previous_rate = now_stats.engagement_rate or 0.0, before.engagement_rate or 0.0
+        if rate > 0 and _at_least(rate, previous_rate * FREQUENCY_HOLD_RATIO) and frequency < MAX_FREQUENCY:
+            target = min(MAX_FREQUENCY, frequency + FREQUENCY_STEP)
+            sentence = (f"Increase frequency on {_platform_name(platform)} from {frequency} to {target} posts a week: "
+                        f"engagement held up at {_pct(rate)} (previous week {_pct(previous_rate)})")
+        elif not _at_least(rate, previous_rate * FREQUENCY_DROP_RATIO) and frequency > MIN_FREQUENCY:
+            target = max(MIN_FREQUENCY, frequency - FREQUENCY_STEP)
+            sentence = (f"Reduce frequency on {_platform_name(platform)} from {frequency} to {target} posts a week: "
+                        f"engagement fell from {_pct(previous_rate)} to {_pct(rate)}")
+        else:
+            continue
+        changes.append(SettingChange("content_frequency", platform, frequency, target, sentence))
+    return changes
 
 
 def frequency_recommendations(
     posts: Sequence[PostRecord], previous_posts: Sequence[PostRecord], frequency: int
 ) -> list[str]:
-    """Rule 4: per platform, post more while engagement holds up, less when it falls."""
-    current, previous = by_platform(posts), by_platform(previous_posts)
-    sentences = []
-    for platform in sorted(current):
-        now_stats, before = current[platform], previous.get(platform)
-        if before is None or now_stats["posts"] < MIN_POSTS_FOR_RULE or before["posts"] < MIN_POSTS_FOR_RULE:
-            continue
-        rate, previous_rate = now_stats["engagement_rate"], before["engagement_rate"]
-        if rate > 0 and _at_least(rate, previous_rate * FREQUENCY_HOLD_RATIO) and frequency < MAX_FREQUENCY:
-            target = min(MAX_FREQUENCY, frequency + FREQUENCY_STEP)
-            sentences.append(
-                f"Increase frequency on {platform} from {frequency} to {target} posts a week: "
-                f"engagement held up at {_pct(rate)} (previous week {_pct(previous_rate)})"
-            )
-        elif not _at_least(rate, previous_rate * FREQUENCY_DROP_RATIO) and frequency > MIN_FREQUENCY:
-            target = max(MIN_FREQUENCY, frequency - FREQUENCY_STEP)
-            sentences.append(
-                f"Reduce frequency on {platform} from {frequency} to {target} posts a week: "
-                f"engagement fell from {_pct(previous_rate)} to {_pct(rate)}"
-            )
-    return sentences
+    """Rule 4's sentences (see :func:`frequency_changes`)."""
+    return [change.sentence for change in frequency_changes(posts, previous_posts, frequency)]
 
 
 def topic_recommendation(posts: Iterable[PostRecord]) -> list[str]:
     """Rule 5: the topics whose engagement beat the week's average, best first."""
     measured = [p for p in posts if p.measured]
-    groups: dict[str, list[float]] = defaultdict(list)
-    for post in measured:
-        if post.topic:
-            groups[post.topic].append(post.engagement_rate)
+    groups = group_measured((p for p in measured if p.topic), lambda p: p.topic or "")
     if len(groups) < 2:
         return []
     average = fmean(p.engagement_rate for p in measured)
-    rates = {topic: fmean(values) for topic, values in groups.items()}
+    rates = {topic: fmean(p.engagement_rate for p in group) for topic, group in groups.items()}
     winners = sorted((t for t in rates if rates[t] > average), key=lambda t: (-rates[t], t))
     if not winners:
         return []
     listed = ", ".join(f"{topic} ({_pct(rates[topic])})" for topic in winners[:MAX_TOPICS_LISTED])
     return [f"Topics that worked: {listed}"]
+
+
+def applied_advice_outcomes(applied: Iterable[AppliedAdvice], posts: Sequence[PostRecord],
+                            previous_posts: Sequence[PostRecord]) -> list[str]:
+    """Whether each change applied from an earlier report helped: the platform's engagement this
+    week against the week before (only posts scheduled after the change count as "after")."""
+    sentences = []
+    for advice in applied:
+        after = engagement_stats(p for p in posts if p.platform == advice.platform
+                                 and p.scheduled_at >= advice.applied_at)
+        before = engagement_stats(p for p in [*previous_posts, *posts] if p.platform == advice.platform
+                                  and p.scheduled_at < advice.applied_at)
+        what = (f"moving your {_platform_name(advice.platform)} posting time from {advice.current} to "
+                f"{advice.proposed}" if advice.setting == "posting_time"
+                else f"changing your frequency from {advice.current} to {advice.proposed} posts a week")
+        if after.engagement_rate is None or before.engagement_rate is None:
+            verdict = "it is too early to tell: no measured posts on both sides of the change yet"
+        elif after.engagement_rate > before.engagement_rate:
+            verdict = (f"it helped: engagement rose from {_pct(before.engagement_rate)} to "
+                       f"{_pct(after.engagement_rate)}")
+        else:
+            verdict = (f"it did not help: engagement went from {_pct(before.engagement_rate)} to "
+                       f"{_pct(after.engagement_rate)}")
+        sentences.append(f"You applied the advice of {advice.applied_at:%d %b} ({what}); {verdict}.")
+    return sentences
 
 
 EMPTY_WEEK_RECOMMENDATION = (
@@ -381,38 +524,34 @@ def build_report(
     previous_posts: Sequence[PostRecord] = (),
     frequency: int = 3,
     reauth_platforms: Iterable[str] = (),
+    applied: Iterable[AppliedAdvice] = (),
 ) -> WeeklyReport:
     """The week's report: counts, rankings, breakdowns, trend and recommendations.
 
     ``posts`` are the posts scheduled in [period_start, period_end), ``previous_posts`` those of
     the week before (for the trend and the frequency rule), ``frequency`` the user's posts a week
-    per platform and ``reauth_platforms`` the platforms whose account needs re-authorisation.
+    per platform, ``reauth_platforms`` the platforms whose account needs re-authorisation and
+    ``applied`` the advice the user applied since the previous report.
     """
     counts = post_counts(posts)
     runs = execution_stats(executions)
-    overall = engagement_stats(posts)
-    earlier = engagement_stats(previous_posts)
-    trend = {
-        "engagement_rate_change_pct": percent_change(overall["engagement_rate"], earlier["engagement_rate"]),
-        "impressions_change_pct": percent_change(overall["impressions"], earlier["impressions"]),
-        "previous": earlier,
-        "current": overall,
-    }
+    trend = Trend(current=engagement_stats(posts), previous=engagement_stats(previous_posts))
     top, bottom = ranked(posts)
 
     recommendations = reconnect_recommendations(posts, reauth_platforms)
+    changes: list[SettingChange] = []
     if not posts:
         recommendations.append(EMPTY_WEEK_RECOMMENDATION)
     else:
         recommendations += review_recommendation(posts)
-        recommendations += posting_time_recommendations(posts)
-        recommendations += frequency_recommendations(posts, previous_posts, frequency)
+        changes = posting_time_changes(posts) + frequency_changes(posts, previous_posts, frequency)
+        recommendations += [change.sentence for change in changes]
         recommendations += topic_recommendation(posts)
 
     return WeeklyReport(
         period_start=period_start,
         period_end=period_end,
-        summary=_summary(period_start, period_end, counts, overall, trend, runs),
+        summary=_summary(period_start, period_end, counts, trend, runs),
         posts=counts,
         executions=runs,
         top=[_ranked_entry(p) for p in top],
@@ -422,30 +561,32 @@ def build_report(
         by_hour=by_local_hour(posts),
         trend=trend,
         recommendations=recommendations,
+        changes=changes,
+        applied_advice=applied_advice_outcomes(applied, posts, previous_posts),
     )
 
 
-def _summary(start: datetime, end: datetime, counts: dict[str, int], overall: dict[str, Any],
-             trend: dict[str, Any], runs: dict[str, Any]) -> str:
+def _summary(start: datetime, end: datetime, counts: PostCounts, trend: Trend, runs: ExecutionStats) -> str:
     period = f"Week {start:%Y-%m-%d} to {end:%Y-%m-%d}"
-    if counts["scheduled"] == 0:
+    if counts.scheduled == 0:
         return f"{period}: no posts were scheduled."
     parts = [
-        f"{period}: {_plural(counts['scheduled'], 'post')} scheduled; {counts['published']} published "
-        f"({counts['on_time']} on time, {counts['late']} late), {counts['failed']} failed, "
-        f"{counts['reviewed']} waited for review, {counts['cancelled']} cancelled."
+        f"{period}: {_plural(counts.scheduled, 'post')} scheduled; {counts.published} published "
+        f"({counts.on_time} on time, {counts.late} late), {counts.failed} failed, "
+        f"{counts.reviewed} waited for review, {counts.cancelled} cancelled."
     ]
-    if overall["engagement_rate"] is None:
+    overall = trend.current
+    if overall.engagement_rate is None:
         parts.append("No engagement figures yet.")
     else:
-        change = trend["engagement_rate_change_pct"]
+        change = trend.engagement_rate_change_pct
         versus = "" if change is None else f" ({change:+.1f}% vs the previous week)"
-        parts.append(f"Average engagement {_pct(overall['engagement_rate'])}{versus} "
-                     f"over {overall['impressions']:,} impressions.")
-    if runs["success_rate"] is not None:
-        finished = runs["succeeded"] + runs["failed"]
-        parts.append(f"Workflow runs: {runs['succeeded']} of {finished} succeeded "
-                     f"({runs['success_rate']:.0%}).")
+        parts.append(f"Average engagement {_pct(overall.engagement_rate)}{versus} "
+                     f"over {overall.impressions:,} impressions.")
+    if runs.success_rate is not None:
+        finished = runs.succeeded + runs.failed
+        parts.append(f"Workflow runs: {runs.succeeded} of {finished} succeeded "
+                     f"({runs.success_rate:.0%}).")
     return " ".join(parts)
 
 
@@ -462,12 +603,8 @@ def _ranked_entry(post: PostRecord) -> dict[str, Any]:
     }
 
 
-def _hour_groups(posts: Iterable[PostRecord]) -> dict[int, list[PostRecord]]:
-    groups: dict[int, list[PostRecord]] = defaultdict(list)
-    for post in posts:
-        if post.measured:
-            groups[post.local_time.hour].append(post)
-    return groups
+def _stats_dicts(groups: dict[str, EngagementStats]) -> dict[str, dict[str, Any]]:
+    return {key: stats.as_dict() for key, stats in groups.items()}
 
 
 @lru_cache(maxsize=64)

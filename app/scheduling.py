@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.errors import InvalidValue
+
 #: The fewest posts per week per platform a user can ask for.
 MIN_FREQUENCY = 1
 #: The most posts per week per platform a user can ask for (two a day).
@@ -65,12 +67,12 @@ def parse_hhmm(value: str) -> time:
     """
     match = _HHMM.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(
+        raise InvalidValue(
             f'posting time must be "HH:MM" with two-digit hours and minutes, got {value!r}'
         )
     hour, minute = int(match[1]), int(match[2])
     if hour > 23 or minute > 59:
-        raise ValueError(f"posting time must be between 00:00 and 23:59, got {value!r}")
+        raise InvalidValue(f"posting time must be between 00:00 and 23:59, got {value!r}")
     return time(hour, minute)
 
 
@@ -83,7 +85,7 @@ def posts_on_day(local_date: date, frequency: int) -> int:
     Only the weekday matters, so the answer is the same whichever window asks.
     """
     if frequency < 0:
-        raise ValueError(f"frequency must be >= 0 posts per week, got {frequency}")
+        raise InvalidValue(f"frequency must be >= 0 posts per week, got {frequency}")
     d = local_date.weekday()
     return -(-(d + 1) * frequency // 7) + (-d * frequency // 7)
 
@@ -97,7 +99,7 @@ def times_for_day(times: list[time], count: int) -> list[time]:
     gap on ties. Derived times are distinct, on the same day and at waking hours.
     """
     if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
+        raise InvalidValue(f"count must be >= 0, got {count}")
     chosen = sorted(set(times))
     if count <= len(chosen):
         return chosen[:count]
@@ -108,7 +110,7 @@ def times_for_day(times: list[time], count: int) -> list[time]:
         bounds = sorted(taken | {low, high})
         a, b = max(zip(bounds, bounds[1:], strict=False), key=lambda gap: gap[1] - gap[0])
         if b - a < 2:
-            raise ValueError(f"no room for {count} distinct posting times between 07:00 and 22:00")
+            raise InvalidValue(f"no room for {count} distinct posting times between 07:00 and 22:00")
         middle = (a + b) // 2
         taken.add(middle)
         derived.append(time(middle // 60, middle % 60))
@@ -157,13 +159,13 @@ def posting_slots(
     """
     for name, value in (("start", start), ("end", end)):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
+            raise InvalidValue(
                 f"{name} must be an aware datetime (e.g. tzinfo=UTC), got naive {value}"
             )
     if end < start:
-        raise ValueError(f"end ({end.isoformat()}) is before start ({start.isoformat()})")
+        raise InvalidValue(f"end ({end.isoformat()}) is before start ({start.isoformat()})")
     if not MIN_FREQUENCY <= frequency <= MAX_FREQUENCY:
-        raise ValueError(
+        raise InvalidValue(
             f"frequency must be {MIN_FREQUENCY}..{MAX_FREQUENCY} posts per week, got {frequency}"
         )
     tz = _zone(timezone)
@@ -223,7 +225,7 @@ def _day_slots(platform: str, day: date, times: list[time], count: int, tz: Zone
 def _platform_times(platform: str, posting_times: dict[str, list[str]]) -> list[time]:
     values = posting_times.get(platform)
     if not values:
-        raise ValueError(f"platform {platform!r} has no posting_times; give at least one 'HH:MM'")
+        raise InvalidValue(f"platform {platform!r} has no posting_times; give at least one 'HH:MM'")
     return [parse_hhmm(v) for v in values]
 
 
@@ -231,7 +233,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {name!r} (e.g. 'America/New_York')") from exc
+        raise InvalidValue(f"unknown IANA time zone {name!r} (e.g. 'America/New_York')") from exc
 
 
 def _minutes(value: time) -> int:

@@ -134,8 +134,13 @@ class NewSession:
 
 def open_session(session: Session, user: User, *, now: datetime, lifetime: timedelta,
                  user_agent: str | None = None) -> NewSession:
-    """Open a server-side session for ``user``; expired rows of theirs are pruned on the way."""
-    session.execute(delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now))
+    """Open a server-side session for ``user``.
+
+    Expired sessions and links (anyone's) are deleted on the way: a sign-in is rare next to page
+    views, and both tables hold only live rows plus what expired since the last sign-in.
+    """
+    session.execute(delete(UserSession).where(UserSession.expires_at <= now))
+    session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
     token = secrets.token_urlsafe(32)
     row = UserSession(user_id=user.id, token_hash=hash_token(token), created_at=now, expires_at=now + lifetime,
                       user_agent=(user_agent or "")[:MAX_USER_AGENT] or None)
@@ -163,7 +168,7 @@ def end_session(session: Session, session_id: int) -> None:
 
 def end_all_sessions(session: Session, user_id: int, *, actor: str) -> int:
     """Sign every browser of the user out; how many sessions were ended. Audited."""
-    ended = session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount or 0
+    ended = session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount or 0  # type: ignore[attr-defined]
     record(session, "user.signed_out_everywhere", user_id=user_id, actor=actor, details={"sessions": ended})
     return ended
 

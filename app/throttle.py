@@ -62,7 +62,8 @@ def locked_until(session: Session, keys: list[str], now: datetime) -> datetime |
     until = session.scalars(
         select(LoginThrottle.locked_until).where(LoginThrottle.key.in_(keys), LoginThrottle.locked_until > now)
     ).all()
-    return max(until) if until else None
+    ends = [end for end in until if end is not None]  # the query excludes NULLs; mypy cannot tell
+    return max(ends) if ends else None
 
 
 def _locked_row(session: Session, key: str, now: datetime) -> LoginThrottle:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import available_timezones
 
-from app.errors import FieldError, ValidationError
+from app.errors import FieldError, InvalidValue, ValidationError
 from app.platforms import KNOWN_PLATFORMS, platform_list
 from app.scheduling import MAX_FREQUENCY, MIN_FREQUENCY, parse_hhmm
 
@@ -119,7 +119,7 @@ def validate_settings(raw: Mapping[str, Any]) -> CleanSettings:
     return clean
 
 
-class _Invalid(ValueError):
+class _Invalid(InvalidValue):
     pass
 
 

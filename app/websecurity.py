@@ -15,7 +15,7 @@ from flask import Flask, g
 from werkzeug.wrappers import Response
 
 #: HSTS max-age sent when cookies are HTTPS-only, in seconds (one year).
-DEFAULT_HSTS_MAX_AGE = 365 * 24 * 3600
+DEFAULT_HSTS_MAX_AGE_SECONDS = 365 * 24 * 3600
 
 
 def csp_nonce() -> str:
@@ -62,7 +62,7 @@ def init_app(app: Flask, *, inline_styles: bool = True) -> None:
     if app.config.get("SESSION_COOKIE_SECURE"):
 
         def _hsts(response: Response) -> Response:
-            response.headers.setdefault("Strict-Transport-Security", f"max-age={DEFAULT_HSTS_MAX_AGE}")
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={DEFAULT_HSTS_MAX_AGE_SECONDS}")
             return response
 
         app.after_request(_hsts)

@@ -11,6 +11,7 @@ twice, or never.
 
     python -m bench.burst --posts 2000 --accounts 400 --latency-ms 150
     python -m bench.burst --images        # every post carries its account's library image
+    python -m bench.burst --mix all   # the posts spread over X, LinkedIn, Bluesky and Mastodon
     BENCH_REDIS_URL=redis://127.0.0.1:6379/3 python -m bench.burst --posts 200   # another db (flushed)
 
 With ``--images`` each account has an image in its library (local directory) and every post
@@ -53,8 +54,73 @@ from bench.stack import (  # noqa: E402
 LEAD = timedelta(seconds=45)
 #: How long after the burst's second the bench waits for the last post at most.
 GRACE = timedelta(seconds=90)
-#: Our own posting limit per X account, raised so the burst measures the pipeline, not it.
+#: Our own posting limits per account, raised so the burst measures the pipeline, not them.
 POSTS_PER_15_MIN = 10_000
+POSTING_LIMITS = {"X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN), "LINKEDIN_POSTS_PER_DAY": "10000",
+                  "BLUESKY_POSTS_PER_HOUR": "10000", "MASTODON_POSTS_PER_3_HOURS": "10000"}
+
+
+def open_fakes(latency_s: float) -> dict:  # type: ignore[type-arg]
+    """One fake per platform (keyed by its publisher's platform), each taking ``latency_s`` per
+    create, with how to read a create request's text."""
+    from app.providers.bluesky import BlueskyPublisher
+    from app.providers.linkedin import LinkedInPublisher
+    from app.providers.mastodon import MastodonPublisher
+    from app.providers.x import XPublisher
+    from tests.fakes.bluesky import FakeBluesky
+    from tests.fakes.linkedin import FakeLinkedIn
+    from tests.fakes.mastodon import FakeMastodon
+    from tests.fakes.x import FakeX
+
+    linkedin = FakeLinkedIn()
+    linkedin.latency = lambda r: latency_s if (r.method, r.path) == ("POST", "/rest/posts") else 0.0  # type: ignore[method-assign]
+    fakes = {
+        XPublisher.platform: (FakeX(create_latency=latency_s), ("POST", "/2/tweets"),
+                              lambda r: (r.json or {}).get("text", "")),
+        # LinkedIn's little text escapes the "#" of "bench post #<id>".
+        LinkedInPublisher.platform: (linkedin, ("POST", "/rest/posts"),
+                                     lambda r: (r.json or {}).get("commentary", "").replace("\\", "")),
+        BlueskyPublisher.platform: (FakeBluesky(create_latency=latency_s),
+                                    ("POST", "/xrpc/com.atproto.repo.createRecord"),
+                                    lambda r: ((r.json or {}).get("record") or {}).get("text", "")),
+        MastodonPublisher.platform: (FakeMastodon(create_latency=latency_s), ("POST", "/api/v1/statuses"),
+                                     lambda r: r.form.get("status", "")),
+    }
+    for fake, _, _ in fakes.values():
+        fake.__enter__()
+    return fakes
+
+
+def connect_every_platform(runtime, fakes: dict, count: int, now: datetime) -> list[int]:  # type: ignore[no-untyped-def,type-arg]
+    """``count`` users, each with an account on every platform's fake; their ids."""
+    from app.providers.base import TokenSet
+    from app.providers.bluesky import BlueskyPublisher
+    from app.providers.linkedin import LinkedInPublisher
+    from app.providers.mastodon import MastodonPublisher
+    from app.providers.x import XPublisher
+    from app.users import connect_account, create_user
+
+    fx, fl, fb, fm = (fakes[p.platform][0] for p in (XPublisher, LinkedInPublisher, BlueskyPublisher,
+                                                      MastodonPublisher))
+    year = now + timedelta(days=365)
+    users = []
+    with runtime.session_factory() as session, session.begin():
+        for i in range(count):
+            email = f"mix{i}@example.com"
+            users.append(create_user(session, email, {"enable_autonomous_mode": False}).id)
+            connect_account(session, runtime.vault, email, XPublisher.platform,
+                            TokenSet(fx.access_token, None, expires_at=year), external_id=fx.user_id, now=now)
+            connect_account(session, runtime.vault, email, LinkedInPublisher.platform,
+                            TokenSet(fl.access_token, None, expires_at=year), external_id=fl.member_urn, now=now)
+            sky = fb.add_account(f"mix{i}.test", "pw")
+            access, refresh = fb.session_for(sky.handle)
+            connect_account(session, runtime.vault, email, BlueskyPublisher.platform,
+                            TokenSet(access, refresh, expires_at=now + timedelta(hours=2)),
+                            external_id=sky.did, service_url=fb.base_url, now=now)
+            account_id, token = fm.add_account(f"mix{i}")
+            connect_account(session, runtime.vault, email, MastodonPublisher.platform, TokenSet(token),
+                            external_id=account_id, service_url=fm.base_url, now=now)
+    return users
 
 
 def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
@@ -67,6 +133,9 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     from app.config import Settings
     from app.migrate import upgrade
     from app.models import Post, PostStatus
+    from app.providers.bluesky import BlueskyPublisher
+    from app.providers.linkedin import LinkedInPublisher
+    from app.providers.mastodon import MastodonPublisher
     from app.providers.x import XPublisher
     from app.runtime import Runtime
     from app.workflows.dispatch import DISPATCH_DUE_POSTS
@@ -76,8 +145,11 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     key = Fernet.generate_key().decode()
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)
     client.flushdb()
-    fake = FakeX(create_latency=args.latency_ms / 1000)
-    fake.__enter__()
+    mixed = args.mix == "all"
+    fakes = open_fakes(args.latency_ms / 1000) if mixed else {}
+    fake = fakes[XPublisher.platform][0] if mixed else FakeX(create_latency=args.latency_ms / 1000)
+    if not mixed:
+        fake.__enter__()
     db_url = create_pg_database()
     log_path = Path(tempfile.mkdtemp(prefix="bench-burst-")) / "workers.log"
     proc = None
@@ -87,16 +159,24 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         media_dir = Path(tempfile.mkdtemp(prefix="bench-burst-media-"))
         env = {**os.environ, "MEDIA_DIR": str(media_dir), "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "TOKEN_ENCRYPTION_KEYS": key,
                "X_CLIENT_ID": "bench", "X_API_BASE_URL": fake.base_url,
-               "X_POSTS_PER_15_MIN": str(POSTS_PER_15_MIN),
+               **POSTING_LIMITS,
                # The Procfile line's variables, so Settings here sees its PUBLISH_CONCURRENCY too.
                **worker_env(posting_worker(), args.threads, args.prefetch),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop("SENTRY_DSN", None)
+        if mixed:
+            linkedin = fakes[LinkedInPublisher.platform][0]
+            env.update({"LINKEDIN_CLIENT_ID": linkedin.client_id, "LINKEDIN_CLIENT_SECRET": linkedin.client_secret,
+                        "LINKEDIN_API_BASE_URL": linkedin.base_url, "LINKEDIN_OAUTH_BASE_URL": linkedin.base_url,
+                        "BLUESKY_ENABLED": "true", "BLUESKY_PDS_URL": fakes[BlueskyPublisher.platform][0].base_url,
+                        "MASTODON_ENABLED": "true"})
         settings = Settings.from_env(env)
         concurrency = settings.publish_concurrency
         runtime = Runtime.from_settings(settings)
         now = datetime.now(UTC)
-        users = connect_x_accounts(runtime, fake, args.accounts, "burst", now)
+        users = (connect_every_platform(runtime, fakes, args.accounts, now) if mixed
+                 else connect_x_accounts(runtime, fake, args.accounts, "burst", now))
+        platforms = list(fakes) if mixed else [XPublisher.platform]
         images: dict[int, int] = {}
         if args.images:
             from app.media.library import add_image
@@ -114,8 +194,11 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
 
         due = (datetime.now(UTC) + LEAD).replace(microsecond=0)
         with runtime.session_factory() as session, session.begin():
-            rows = [Post(user_id=users[n % len(users)], platform=XPublisher.platform, text="", origin="manual",
-                         status=PostStatus.SCHEDULED, scheduled_at=due, media_id=images.get(users[n % len(users)]))
+            # Post n goes to user n mod accounts on platform n mod platforms: with 4 platforms and
+            # 400 users, every (user, platform) pair gets its share.
+            rows = [Post(user_id=users[n % len(users)], platform=platforms[(n // len(users)) % len(platforms)],
+                         text="", origin="manual", status=PostStatus.SCHEDULED, scheduled_at=due,
+                         media_id=images.get(users[n % len(users)]))
                     for n in range(args.posts)]
             session.add_all(rows)
             session.flush()
@@ -141,18 +224,33 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         with runtime.session_factory() as session:
             statuses = dict(session.execute(select(Post.status, func.count()).group_by(Post.status)).all())
 
-        creates = [r for r in list(fake.requests) if (r.method, r.path) == ("POST", "/2/tweets")]
+        readers = [(fk, route, text_of) for fk, route, text_of in fakes.values()] if mixed else [
+            (fake, ("POST", "/2/tweets"), lambda r: (r.json or {}).get("text", ""))]
         first: dict[int, float] = {}
         sends: Counter[int] = Counter()
-        for request in creates:
-            pid = post_id_of(str((request.json or {}).get("text", "")))
-            if pid in ids:
-                sends[pid] += 1
-                first.setdefault(pid, request.received_at)
+        for platform_fake, route, text_of in readers:
+            for request in list(platform_fake.requests):
+                if (request.method, request.path) != route:
+                    continue
+                pid = post_id_of(str(text_of(request)))
+                if pid in ids:
+                    sends[pid] += 1
+                    first[pid] = min(first.get(pid, request.received_at), request.received_at)
+        # A repeated create the platform recognised (Bluesky's record key, Mastodon's
+        # Idempotency-Key) is not a second post: count what the platforms hold.
+        held: Counter[int] = Counter()
+        if mixed:
+            held.update(post_id_of(r.value["text"]) for r in fakes[BlueskyPublisher.platform][0].posts())
+            held.update(post_id_of(s.text) for s in fakes[MastodonPublisher.platform][0].statuses)
+            for pid in list(sends):
+                if pid in held:
+                    sends[pid] = held[pid]
         lateness = [(first[pid] - due.timestamp()) * 1000 for pid in first]
         last_s = max(lateness) / 1000 if lateness else None
+        # X's media calls (with --mix all the other platforms' uploads are on their own fakes).
         media_calls = [r for r in list(fake.requests) if r.path.startswith("/2/media")]
-        with_media = sum(1 for r in creates if (r.json or {}).get("media", {}).get("media_ids"))
+        with_media = sum(1 for r in list(fake.requests) if (r.method, r.path) == ("POST", "/2/tweets")
+                         and ((r.json or {}).get("media") or {}).get("media_ids"))
         return {
             "posts": args.posts, "accounts": args.accounts, "latency_ms": args.latency_ms,
             "processes": args.processes, "threads": args.threads,
@@ -163,12 +261,17 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             "early": sum(1 for x in lateness if x < 0), "duplicates": sum(1 for c in sends.values() if c > 1),
             "missing": len(ids - set(first)), "statuses": {str(k): v for k, v in statuses.items()},
             "call_bound_s": args.posts * args.latency_ms / 1000 / (args.processes * concurrency),
-            "log": str(log_path), "images": args.images,
+            "log": str(log_path), "mix": args.mix,
+            "per_platform": dict(Counter(platforms[(n // len(users)) % len(platforms)] for n in range(args.posts))),
             "uploads": sum(1 for r in media_calls if r.path == "/2/media/upload/initialize"),
             "last_upload_vs_due_s": (max(r.received_at for r in media_calls) - due.timestamp()) if media_calls else None,
             "creates_with_media": with_media,
+            "images": args.images,
         }
     finally:
+        for other, _, _ in fakes.values():
+            if other is not fake:
+                other.__exit__(None, None, None)
         tear_down(proc, fake, runtime, db_url)
 
 
@@ -178,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--latency-ms", type=float, default=150.0, help="the fake X's time per create")
     parser.add_argument("--images", action="store_true", help="every post carries its account's library image")
+    parser.add_argument("--mix", choices=("x", "all"), default="x",
+                        help="x: every post to the fake X; all: spread over every platform's fake")
     add_worker_arguments(parser)
     args = parser.parse_args(argv)
     if min(args.posts, args.accounts, args.processes, args.threads) < 1:
@@ -187,16 +292,17 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     r = run(args)
     fmt = lambda v: "n/a" if v is None else f"{v:,.1f}"  # noqa: E731
-    print(f"lateness at X: first {fmt(r['first_ms'])} ms, p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms, last {fmt(r['last_s'])} s "
+    where = "the platforms" if r["mix"] == "all" else "X"
+    print(f"lateness at {where}: first {fmt(r['first_ms'])} ms, p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms, last {fmt(r['last_s'])} s "
           f"(the calls alone bound it at {r['call_bound_s']:.1f} s)")
     print(f"throughput: {fmt(r['posts_per_s'])} posts/s; early {r['early']}, twice {r['duplicates']}, "
           f"missing {r['missing']}; statuses {r['statuses']}")
     if r["images"]:
         when = r["last_upload_vs_due_s"]
-        print(f"images: {r['uploads']} uploads to X, the last media call {fmt(abs(when) if when is not None else None)} s "
+        print(f"images (X): {r['uploads']} uploads, the last media call {fmt(abs(when) if when is not None else None)} s "
               f"{'after' if when is not None and when > 0 else 'before'} the second; "
-              f"{r['creates_with_media']} creates named their media")
-    print(f"worker log: {r['log']}")
+              f"{r['creates_with_media']} creates on X named their media")
+    print(f"mix {r['mix']}: {r['per_platform']}; worker log: {r['log']}")
     return 0 if r["missing"] == 0 and r["duplicates"] == 0 and r["early"] == 0 else 1
 
 

@@ -47,7 +47,7 @@ BUDGET_SECONDS = 600.0
 #: Settings that would switch on online providers (or other side effects) are kept out.
 SCRUBBED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "SERPER_API_KEY", "SENTRY_DSN", "SMTP_HOST",
                 "DATABASE_URL", "REDIS_URL")
-#: The most the fan-out may take over its ideal (issue 11).
+#: The most the fan-out may take over its ideal.
 DEFAULT_MAX_IDEAL_RATIO = 1.25
 
 

@@ -22,6 +22,10 @@ Scenarios (each on fresh state; ``--scenario`` runs one):
 * ``claim-no-send``: a tick claims 5 posts and dies before sending (its intents are dropped).
 * ``schedulers``: two schedulers at once, then both down 3 minutes while posts fall due, then
   one back; and SIGTERM of the posting worker while a message waits for its second.
+* ``sigkill-open``: for Bluesky and for Mastodon (tests/fakes/bluesky.py, mastodon.py, holding
+  each create 2 s after processing it), the posting worker SIGKILLed right after a create
+  request left, twice each over 6 posts: each post must exist once on the fake (the record
+  key, the Idempotency-Key) and be recorded once with the platform's own creation time.
 
 For each: every post published exactly once (tweets counted on the fake), lateness (recorded
 publish time minus scheduled time), recorded time against X's own ``created_at``, and what was
@@ -55,7 +59,7 @@ from tests.workers import wait_for  # noqa: E402 - the tests' bounded poll
 
 #: How long the fake X holds each create before answering, in seconds.
 HOLD = 2.0
-#: The bound the issue sets on lateness after any crash or Redis loss, in seconds.
+#: The most a post may be late after any crash or Redis loss, in seconds.
 BOUND = 90.0
 
 
@@ -67,6 +71,7 @@ class Stack:
     runtime: Any
     fx: Any
     client: Any
+    open_fakes: tuple[Any, Any]
     logs: Path
     user_id: int
     workers: list[subprocess.Popen] = field(default_factory=list)  # type: ignore[type-arg]
@@ -102,14 +107,15 @@ class Stack:
         for process in [*self.workers, *self.schedulers]:
             stop(process, signal.SIGTERM, group=True)
 
-    def schedule(self, at: datetime, text: str) -> int:
+    def schedule(self, at: datetime, text: str, platform: str | None = None) -> int:
         from app import posts
         from app.models import User
         from app.providers.x import XPublisher
 
         with self.runtime.session_factory() as session, session.begin():
             user = session.get(User, self.user_id)
-            return posts.create_one_off(session, user, XPublisher.platform, at, text, now=self.runtime.now()).id
+            return posts.create_one_off(session, user, platform or XPublisher.platform, at, text,
+                                        now=self.runtime.now()).id
 
     def rows(self, ids: list[int]) -> list[Any]:
         from sqlalchemy import select
@@ -150,12 +156,14 @@ def stop(process: subprocess.Popen, sig: int, *, group: bool = False) -> None:  
 
 
 
-def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Callable[[], None]]:
+def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any, fb: Any, fm: Any) -> tuple[Stack, Callable[[], None]]:
     import redis
 
     from app.config import Settings
     from app.crypto import generate_key
     from app.providers.base import TokenSet
+    from app.providers.bluesky import BlueskyPublisher
+    from app.providers.mastodon import MastodonPublisher
     from app.providers.x import XPublisher
     from app.runtime import Runtime
     from app.users import connect_account, create_user
@@ -169,11 +177,12 @@ def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Ca
     client.flushdb()
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("X_", "LINKEDIN_", "OPENAI_", "SERPER_", "SENTRY_", "REDIS_", "MESSAGE_",
-                                   "WORKER_"))}
+                                   "WORKER_", "BLUESKY_", "MASTODON_"))}
     env.update({"MEDIA_DIR": str(logs / "media"), "DATABASE_URL": db_url, "REDIS_URL": redis_url, "TOKEN_ENCRYPTION_KEYS": generate_key(),
                 "X_CLIENT_ID": fx.client_id, "X_API_BASE_URL": fx.base_url,
                 "LINKEDIN_CLIENT_ID": fl.client_id, "LINKEDIN_CLIENT_SECRET": fl.client_secret,
                 "LINKEDIN_API_BASE_URL": fl.base_url, "LINKEDIN_OAUTH_BASE_URL": fl.base_url,
+                "BLUESKY_ENABLED": "true", "BLUESKY_PDS_URL": fb.base_url, "MASTODON_ENABLED": "true",
                 "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
     runtime = Runtime.from_settings(Settings.from_env(env))
     with runtime.session_factory() as session, session.begin():
@@ -181,8 +190,14 @@ def build_stack(redis_url: str, logs: Path, fx: Any, fl: Any) -> tuple[Stack, Ca
         connect_account(session, runtime.vault, "bench@example.com", XPublisher.platform,
                         TokenSet(fx.access_token, fx.refresh_token, expires_at=runtime.now() + timedelta(hours=2)),
                         external_id=fx.user_id)
+        access, refresh = fb.session_for(fb.account.handle)
+        connect_account(session, runtime.vault, "bench@example.com", BlueskyPublisher.platform,
+                        TokenSet(access, refresh, expires_at=runtime.now() + timedelta(hours=2)),
+                        external_id=fb.account.did, service_url=fb.base_url)
+        connect_account(session, runtime.vault, "bench@example.com", MastodonPublisher.platform,
+                        TokenSet(fm.access_token), external_id=fm.account_id, service_url=fm.base_url)
         user_id = user.id
-    stack = Stack(env, runtime, fx, client, logs, user_id)
+    stack = Stack(env, runtime, fx, client, (fb, fm), logs, user_id)
 
     def cleanup() -> None:
         stack.stop_all()
@@ -388,9 +403,79 @@ def scenario_sigkill_media(stack: Stack) -> None:
                  f"tweets with the image {with_image}/{len(mine)}")
 
 
+def scenario_sigkill_open(stack: Stack) -> None:
+    """SIGKILL right after the create left, on the two networks whose create can be repeated."""
+    from app.providers.bluesky import BlueskyPublisher
+    from app.providers.mastodon import MastodonPublisher
+
+    fb, fm = stack.open_fakes
+    worker = stack.start_worker()
+    stack.start_scheduler()
+    for platform, fake, path in ((BlueskyPublisher.platform, fb, "/xrpc/com.atproto.repo.createRecord"),
+                                 (MastodonPublisher.platform, fm, "/api/v1/statuses")):
+        created = _creations(platform, fake)
+        start = next_minute(stack.runtime.now()) + timedelta(seconds=20)
+        ids = [stack.schedule(start + timedelta(seconds=8 * i), f"bench {platform} sigkill post {i}", platform)
+               for i in range(6)]
+        for _ in range(30):
+            fake.hang_next(path=path, seconds=HOLD)
+        kills = []
+        for nth in (2, 5):
+            wait_for(lambda n=nth, c=created: len(c()) >= n, 240, interval=0.02)
+            stop(worker, signal.SIGKILL, group=True)  # the create has left and been processed
+            kills.append(stack.runtime.now())
+            worker = stack.start_worker()
+        wait_for(lambda i=ids: stack.done(i), 240, interval=0.5)
+        report_open(f"{platform}: sigkill x2 right after the create, 6 posts", stack, ids, created(),
+                    extra=f"kills at {[k.strftime('%H:%M:%S') for k in kills]}")
+
+
+def _creations(platform: str, fake: Any) -> Callable[[], dict[str, tuple[str, datetime]]]:
+    """External id -> (text, the platform's own creation time) of what the fake holds."""
+    from app.providers.bluesky import BlueskyPublisher
+
+    def bluesky() -> dict[str, tuple[str, datetime]]:
+        return {r.uri: (r.value["text"], datetime.fromisoformat(r.value["createdAt"].replace("Z", "+00:00")))
+                for r in fake.posts()}
+
+    def mastodon() -> dict[str, tuple[str, datetime]]:
+        return {s.id: (s.text, s.created_at.replace(microsecond=s.created_at.microsecond // 1000 * 1000))
+                for s in list(fake.statuses)}
+
+    return bluesky if platform == BlueskyPublisher.platform else mastodon
+
+
+def report_open(name: str, stack: Stack, ids: list[int], created: dict[str, tuple[str, datetime]], *,
+                extra: str = "") -> dict[str, Any]:
+    """Each post once on the platform, recorded once, at the platform's own creation time."""
+    from app.models import PostStatus
+
+    rows = stack.rows(ids)
+    texts = [text for text, _ in created.values()]
+    duplicates = sum(1 for p in rows if texts.count(p.text) > 1)
+    missing = sum(1 for p in rows if texts.count(p.text) == 0)
+    exact = sum(1 for p in rows if p.status == PostStatus.PUBLISHED and p.external_id in created
+                and created[p.external_id] == (p.text, p.published_at))
+    lateness = [(p.published_at - p.scheduled_at).total_seconds() for p in rows if p.published_at is not None]
+    result = {"scenario": name, "posts": len(ids), "published": len(lateness), "on_platform": len(created),
+              "duplicates": duplicates, "missing": missing, "recorded_at_platform_time": exact,
+              "max_late_s": round(max(lateness), 1) if lateness else None,
+              "reconciled": stack.audit(ids, "post.reconciled"),
+              "left": {str(s): n for s in (PostStatus.QUEUED, PostStatus.PUBLISHING, PostStatus.NEEDS_REVIEW)
+                       if (n := sum(1 for p in rows if p.status == s))}}
+    ok = (duplicates == missing == 0 and exact == len(ids) and len(created) == len(ids) and not result["left"]
+          and max(lateness) <= BOUND)
+    print(f"{'OK ' if ok else 'BAD'} {name}: {result}{' ' + extra if extra else ''}", flush=True)
+    for post in rows:
+        print(f"    post {post.id}: {post.status}, attempt {post.attempts}, late "
+              f"{(post.published_at - post.scheduled_at).total_seconds() if post.published_at else '-'} s; "
+              f"{(post.last_error or '')[:110]}", flush=True)
+    return result
+
+
 SCENARIOS = {"sigkill": scenario_sigkill, "sigkill-media": scenario_sigkill_media, "flushdb": scenario_flushdb,
              "flushdb-and-worker": scenario_flushdb_and_worker, "claim-no-send": scenario_claim_no_send,
-             "schedulers": scenario_schedulers}
+             "schedulers": scenario_schedulers, "sigkill-open": scenario_sigkill_open}
 
 
 def main() -> None:
@@ -402,12 +487,15 @@ def main() -> None:
     args = parser.parse_args()
     # Stopped early: still stop the processes and drop the database (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    from tests.fakes.bluesky import FakeBluesky
     from tests.fakes.linkedin import FakeLinkedIn
+    from tests.fakes.mastodon import FakeMastodon
     from tests.fakes.x import FakeX
 
     for name in args.scenario or list(SCENARIOS):
-        with FakeX() as fx, FakeLinkedIn() as fl, tempfile.TemporaryDirectory() as logs:
-            stack, cleanup = build_stack(args.redis_url, Path(logs), fx, fl)
+        with (FakeX() as fx, FakeLinkedIn() as fl, FakeBluesky() as fb, FakeMastodon() as fm,
+              tempfile.TemporaryDirectory() as logs):
+            stack, cleanup = build_stack(args.redis_url, Path(logs), fx, fl, fb, fm)
             try:
                 print(f"-- {name} (logs in {logs})", flush=True)
                 SCENARIOS[name](stack)

@@ -20,12 +20,14 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
+from app.charts import assets_blueprint
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
 from app.websecurity import csp_nonce
@@ -41,7 +43,12 @@ BLUEPRINTS: tuple[str, ...] = (
     "portal.auth",
     "portal.posts",
     "portal.media",
+    "portal.reports",
+    "portal.notifications",
+    "portal.accounts",
     "portal.settings",
+    "portal.data",
+    "portal.dashboard",
 )
 
 #: The portal's session cookie: its own name (the admin's is ``autopilot_admin``) and path.
@@ -106,6 +113,15 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
                                message="There is nothing here, or it is not yours."), 404
 
     init_security_headers(app, inline_styles=False)
+    app.register_blueprint(assets_blueprint())
+
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        # Pages hold a user's data or a one-time link: no shared or back-button cache keeps them.
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
     nav: list[tuple[str, str]] = []
     for name in BLUEPRINTS:
         module = importlib.import_module(name)

@@ -7,6 +7,8 @@ the same audit rows. Every post is fetched through :func:`portal.scoping.owned_o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,14 +27,16 @@ from app.scheduling import local_to_utc
 from app.text_limits import normalize_newlines
 from portal.auth import current_actor, login_required
 from portal.ext import db_session
-from portal.scoping import owned_or_404, user_query
+from portal.scoping import owned_or_404, user_query, user_rows
 
 bp = Blueprint("posts", __name__, url_prefix="/posts")
 
 NAV = ("Posts", "posts.index")
 
-#: Posts listed per section of the posts page (the rest: "older" / "later" pages).
-PAGE_SIZE = 50
+#: Posts listed per page of the "coming up" and "published" sections (the rest: further pages).
+PAGE_SIZE = 25
+#: Posts waiting for the user shown at once (what they have to act on: kept short).
+WAITING_SHOWN = 50
 #: The statuses in which a post's image may change (not yet handed to a worker).
 IMAGE_EDITABLE = (PostStatus.SCHEDULED, PostStatus.NEEDS_REVIEW)
 #: How far ahead "approve and publish now" schedules a post (approve() wants a future time).
@@ -42,7 +46,10 @@ LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 def user_zone() -> ZoneInfo:
-    return ZoneInfo(g.user.settings.timezone or "UTC")
+    """The signed-in user's zone (looked up once per request: a list page converts many times)."""
+    if "user_zone" not in g:
+        g.user_zone = ZoneInfo(g.user.settings.timezone or "UTC")
+    return g.user_zone
 
 
 def local(value: datetime | None) -> str:
@@ -53,7 +60,7 @@ def local(value: datetime | None) -> str:
     return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"
 
 
-def post_url(post: Post) -> str | None:
+def post_url(post: Any) -> str | None:
     """The published post's page on its platform (the registry knows how), or None."""
     platform = PLATFORMS.get(post.platform)
     if post.external_id is None or platform is None or platform.post_url is None:
@@ -72,19 +79,61 @@ def _helpers() -> dict[str, Any]:
             "RESCHEDULABLE": RESCHEDULABLE, "CANCELLABLE": CANCELLABLE}
 
 
+@dataclass(frozen=True)
+class PostRow:
+    """One line of a list, computed in Python (a Jinja call per cell costs more than the query)."""
+
+    detail_url: str
+    when: str
+    platform: str
+    status: str
+    summary: str
+    platform_url: str | None
+
+
+def _rows(posts: Sequence[Any], *, published: bool) -> list[PostRow]:
+    # The detail route is /posts/<post_id>: one url_for for the list, not one per row.
+    base = url_for("posts.index")
+    return [PostRow(detail_url=f"{base}{post.id}",
+                    when=local(post.published_at if published else post.scheduled_at),
+                    platform=display_name(post.platform), status=post.status.value,
+                    summary=post.text if len(post.text) <= 140 else post.text[:137].rstrip() + "...",
+                    platform_url=post_url(post) if published else None)
+            for post in posts]
+
+
+def _page(name: str) -> int:
+    """A section's page number from the query string (1 when absent or not a positive number)."""
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and 0 < int(value) < 10_000 else 1
+
+
+#: The columns a list row shows, read as plain rows (a post has thirty; ORM objects for 125
+#: rows cost more than the three queries).
+_LISTED = (Post.id, Post.platform, Post.text, Post.status, Post.scheduled_at, Post.published_at,
+           Post.external_id)
+
+
 @bp.route("/")
 @login_required
 def index() -> str:
     db = db_session()
-    waiting = db.scalars(user_query(Post).where(Post.status == PostStatus.NEEDS_REVIEW)
-                         .order_by(Post.scheduled_at, Post.id).limit(PAGE_SIZE)).all()
-    upcoming = db.scalars(user_query(Post).where(Post.status.in_(
+    upcoming_page, published_page = _page("upcoming"), _page("published")
+    waiting = db.execute(user_rows(Post, *_LISTED).where(Post.status == PostStatus.NEEDS_REVIEW)
+                         .order_by(Post.scheduled_at, Post.id).limit(WAITING_SHOWN)).all()
+    # One more than a page: tells whether there is a next page without counting them all.
+    upcoming = db.execute(user_rows(Post, *_LISTED).where(Post.status.in_(
         (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PUBLISHING)))
-        .order_by(Post.scheduled_at, Post.id).limit(PAGE_SIZE)).all()
-    published = db.scalars(user_query(Post).where(Post.status == PostStatus.PUBLISHED)
-                           .order_by(Post.published_at.desc(), Post.id.desc()).limit(PAGE_SIZE)).all()
-    return render_template("portal/posts.html", waiting=waiting, upcoming=upcoming, published=published,
-                           zone=g.user.settings.timezone, approval=g.user.settings.require_approval)
+        .order_by(Post.scheduled_at, Post.id).offset((upcoming_page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
+    published = db.execute(user_rows(Post, *_LISTED).where(Post.status == PostStatus.PUBLISHED)
+                           .order_by(Post.published_at.desc(), Post.id.desc())
+                           .offset((published_page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
+    return render_template(
+        "portal/posts.html", zone=g.user.settings.timezone, approval=g.user.settings.require_approval,
+        waiting=_rows(waiting, published=False), upcoming=_rows(upcoming[:PAGE_SIZE], published=False),
+        published=_rows(published[:PAGE_SIZE], published=True),
+        upcoming_page=upcoming_page, upcoming_more=len(upcoming) > PAGE_SIZE,
+        published_page=published_page, published_more=len(published) > PAGE_SIZE)
 
 
 @bp.route("/<int:post_id>")

@@ -45,8 +45,19 @@ def make_users(runtime: Runtime, count: int, **overrides: Any) -> list[int]:
 
 
 def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com", *,
-              settings: Mapping[str, Any], connect: Iterable[str] = ()) -> int:
-    """One user with ``settings``, and an account (tokens "tok"/"ref") on each ``connect`` platform."""
+              connect: Iterable[str] = ("twitter", "linkedin"),
+              posting_times: Mapping[str, list[str]] | None = None,
+              settings: Mapping[str, Any] | None = None) -> int:
+    """One user with an account (tokens "tok"/"ref") on each ``connect`` platform.
+
+    Unless ``settings`` are given: in Berlin, autonomous, posting on each connected platform at
+    ``posting_times`` (09:00 on each by default), about postgres.
+    """
+    connect = tuple(connect)
+    if settings is None:
+        settings = {"timezone": "Europe/Berlin", "preferred_platforms": list(connect),
+                    "posting_times": dict(posting_times or {p: ["09:00"] for p in connect}),
+                    "topics": ["postgres"], "enable_autonomous_mode": True}
     with sessions() as session, session.begin():
         user = create_user(session, email, dict(settings))
         for platform in connect:

@@ -73,6 +73,22 @@ def test_sentry_is_set_up_from_sentry_dsn_without_local_variables():
         assert client.is_active()
         assert client.options["include_local_variables"] is False
         assert not client.options.get("send_default_pii")
-        assert any(type(i).__name__ == "DramatiqIntegration" for i in client.integrations.values())
+        assert client.options["trace_propagation_targets"] == []
+        # Each retried attempt would be an event: both report finals through actors.tracking instead.
+        names = {type(i).__name__ for i in client.integrations.values()}
+        assert not names & {"DramatiqIntegration", "OpenAIIntegration"}, names
+        from dramatiq.middleware import Retries
+
+        import actors
+        from actors.tracking import ErrorTracking
+
+        broker = actors.setup(Settings(sentry_dsn="https://key@sentry.invalid/1"))
+        kinds = [type(m) for m in broker.middleware]
+        assert kinds.index(ErrorTracking) > kinds.index(Retries)  # its "after" hook runs first
     finally:
         sentry_sdk.init()  # no DSN: disabled again for the other tests
+        import dramatiq
+
+        import actors
+
+        dramatiq.set_broker(actors.setup(Settings()))

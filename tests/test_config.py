@@ -60,3 +60,12 @@ def test_production_database_requires_real_encryption_keys():
         Settings.from_env({"DATABASE_URL": "postgresql://u@db/x"})
     assert caught.value.variable == "TOKEN_ENCRYPTION_KEYS"
     Settings.from_env({"DATABASE_URL": "postgresql://u@db/x", "TOKEN_ENCRYPTION_KEYS": generate_key()})
+
+
+def test_an_invalid_value_is_one_of_the_projects_errors_and_still_a_value_error():
+    from app.errors import AutopilotError, InvalidValue
+    from app.scheduling import parse_hhmm
+
+    with pytest.raises(InvalidValue) as refused:
+        parse_hhmm("25:00")
+    assert isinstance(refused.value, AutopilotError) and isinstance(refused.value, ValueError)

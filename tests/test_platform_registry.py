@@ -36,11 +36,13 @@ KEY_RE = re.compile(r"(?<![\w.-])(" + "|".join(KEYS) + r")(?![\w.-])")
 
 
 def exempt_files() -> set[Path]:
-    """The registry itself and each platform's provider module (named by its entry)."""
+    """The registry itself and the modules its entries name (``module:function`` fields: the
+    provider module's factory, extra doctor checks, and any such field added later)."""
     files = {ROOT / "app" / "platforms.py"}
     for platform in PLATFORMS.values():
-        module = platform.publisher_factory.split(":")[0]
-        files.add(ROOT / (module.replace(".", "/") + ".py"))
+        for value in vars(platform).values():
+            if isinstance(value, str) and re.fullmatch(r"[\w.]+:\w+", value):
+                files.add(ROOT / (value.split(":")[0].replace(".", "/") + ".py"))
     return files
 
 
@@ -68,15 +70,12 @@ def test_no_code_names_a_platform_outside_its_registry_entry_and_provider_module
     assert found == [], "platform keys outside the registry:\n" + "\n".join(found)
 
 
-def test_the_walk_catches_a_key_in_a_string():
-    sample = ROOT / "tests" / "fixtures"
-    source = 'HELP = "twitter or linkedin"\n# twitter in a comment is fine\n'
-    path = sample / "registry_walk_sample.py"
-    path.write_text(source, encoding="utf-8")
-    try:
-        assert [line for line, _ in key_literals(path)] == [1]
-    finally:
-        path.unlink()
+def test_the_walk_catches_a_key_in_a_string_but_not_a_host_a_library_or_a_comment(tmp_path):
+    path = tmp_path / "sample.py"
+    path.write_text('HELP = "twitter or linkedin"\n# twitter in a comment is fine\n'
+                    'URL = "https://api.linkedin.com"\nLIB = "twitter-text"\nDOC = f"{x} mastodon"\n',
+                    encoding="utf-8")
+    assert [line for line, _ in key_literals(path)] == [1, 5]
 
 
 # -- a fifth, throwaway platform through the registry alone ---------------------------------
@@ -158,3 +157,38 @@ def test_doctor_lists_every_registered_platform(sqlite_url):
     checks = {c["check"]: c for c in diagnose(Settings(database_url=sqlite_url), datetime.now(UTC))}
     assert [key for key in KNOWN_PLATFORMS if f"publish:{key}" in checks] == list(KNOWN_PLATFORMS)
     assert len(KNOWN_PLATFORMS) >= 4
+
+
+def test_the_operators_figures_list_every_platform_even_before_it_published(sqlite_url):
+    from app import migrate
+    from app.db import get_engine, make_session_factory
+    from app.ops.stats import publishing_stats
+
+    migrate.upgrade(sqlite_url)
+    now = datetime.now(UTC)
+    with make_session_factory(get_engine(sqlite_url))() as session:
+        stats = publishing_stats(session, now - timedelta(days=1), now)
+    assert [p.platform for p in stats.platforms] == list(KNOWN_PLATFORMS)
+    assert [p.label for p in stats.platforms] == [PLATFORMS[k].display_name for k in KNOWN_PLATFORMS]
+    with fifth_platform():
+        with make_session_factory(get_engine(sqlite_url))() as session:
+            assert FIFTH in [p.platform for p in publishing_stats(session, now - timedelta(days=1), now).platforms]
+
+
+@pytest.mark.parametrize("key", list(KNOWN_PLATFORMS))
+def test_generation_writes_for_each_platform_within_its_rule(key):
+    from app.providers.base import ContentBrief, PostSlot
+    from app.providers.offline import OfflineResearch, TemplateGeneration
+    from app.providers.openai_prompt import platform_rules
+    from app.text_limits import limit_error
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    slots = [PostSlot(key, now + timedelta(hours=h)) for h in range(1, 8)]
+    brief = ContentBrief(slots=slots, brand_voice="professional", creativity_level=0.7,
+                         topics=["open source maintainers and their very long weekly release notes"],
+                         research=OfflineResearch().search("open source", language="en", country="us", now=now))
+    drafts = TemplateGeneration().generate(brief)
+    assert len(drafts) == len(slots)
+    assert [limit_error(key, d.text) for d in drafts] == [None] * len(slots)
+    entry = PLATFORMS[key]
+    assert entry.writing_guide in platform_rules(key) and str(entry.max_length) in platform_rules(key)

@@ -10,14 +10,17 @@ import pytest
 
 from app.report_math import (
     EMPTY_WEEK_RECOMMENDATION,
+    AppliedAdvice,
     ExecutionRecord,
     PostRecord,
     build_report,
     by_local_hour,
     by_local_weekday,
     by_platform,
+    by_weekday_and_hour,
     execution_stats,
     frequency_recommendations,
+    group_measured,
     is_on_time,
     percent_change,
     post_counts,
@@ -81,7 +84,7 @@ def test_on_time_means_published_at_most_60_seconds_after_schedule(delay_s: int,
     record = post(delay=timedelta(seconds=delay_s))
     assert is_on_time(record) is on_time
     counts = post_counts([record])
-    assert (counts["on_time"], counts["late"]) == ((1, 0) if on_time else (0, 1))
+    assert (counts.on_time, counts.late) == ((1, 0) if on_time else (0, 1))
 
 
 def test_post_counts_sort_every_status_into_one_bucket() -> None:
@@ -90,7 +93,7 @@ def test_post_counts_sort_every_status_into_one_bucket() -> None:
         post(status="failed"), post(status="failed"), post(status="needs_review", review_reason="stale"),
         post(status="cancelled"), post(status="scheduled"), post(status="queued"), post(status="publishing"),
     ]
-    assert post_counts(posts) == {"scheduled": 9, "published": 2, "on_time": 1, "late": 1, "failed": 2,
+    assert post_counts(posts).as_dict() == {"scheduled": 9, "published": 2, "on_time": 1, "late": 1, "failed": 2,
                                   "reviewed": 1, "cancelled": 1, "pending": 3}
 
 
@@ -100,13 +103,13 @@ def test_post_counts_sort_every_status_into_one_bucket() -> None:
 def test_success_rate_counts_finished_runs_only() -> None:
     runs = [ExecutionRecord("succeeded")] * 3 + [ExecutionRecord("failed"), ExecutionRecord("running"),
                                                  ExecutionRecord("pending")]
-    assert execution_stats(runs) == {"total": 6, "succeeded": 3, "failed": 1, "unfinished": 2,
+    assert execution_stats(runs).as_dict() == {"total": 6, "succeeded": 3, "failed": 1, "unfinished": 2,
                                      "success_rate": 0.75}
 
 
 @pytest.mark.parametrize("runs", [[], [ExecutionRecord("running")]])
 def test_success_rate_is_none_without_finished_runs(runs: list[ExecutionRecord]) -> None:
-    assert execution_stats(runs)["success_rate"] is None
+    assert execution_stats(runs).success_rate is None
 
 
 # -- local weekday and hour ------------------------------------------------------------------
@@ -121,8 +124,8 @@ def test_hour_and_weekday_are_local_across_the_end_of_summer_time() -> None:
                   delay=timedelta(0))
     hours = by_local_hour([saturday, monday])
     assert list(hours) == ["09:00"]
-    assert hours["09:00"]["posts"] == 2
-    assert hours["09:00"]["engagement_rate"] == pytest.approx(0.03)
+    assert hours["09:00"].posts == 2
+    assert hours["09:00"].engagement_rate == pytest.approx(0.03)
     assert list(by_local_weekday([monday, saturday])) == ["Monday", "Saturday"]
 
 
@@ -151,7 +154,7 @@ def test_breakdowns_are_ordered_and_skip_unmeasured_posts() -> None:
     assert list(by_local_weekday(posts)) == ["Monday", "Wednesday", "Friday"]
     platforms = by_platform(posts)
     assert list(platforms) == ["linkedin", "twitter"]
-    assert platforms["twitter"] == {"posts": 3, "impressions": 3000, "interactions": 90,
+    assert platforms["twitter"].as_dict() == {"posts": 3, "impressions": 3000, "interactions": 90,
                                     "engagement_rate": pytest.approx(0.03)}
 
 
@@ -199,14 +202,14 @@ def test_percent_change(current: float | None, previous: float | None, expected:
 
 def test_trend_is_none_without_a_previous_week() -> None:
     trend = report([post(0.03)]).trend
-    assert trend["engagement_rate_change_pct"] is None
-    assert trend["impressions_change_pct"] is None
+    assert trend.engagement_rate_change_pct is None
+    assert trend.impressions_change_pct is None
 
 
 def test_trend_is_none_when_the_previous_week_has_no_figures() -> None:
     trend = report([post(0.03)], previous_posts=[post(None, at=MONDAY - timedelta(days=7))]).trend
-    assert trend["engagement_rate_change_pct"] is None
-    assert trend["impressions_change_pct"] is None
+    assert trend.engagement_rate_change_pct is None
+    assert trend.impressions_change_pct is None
 
 
 def test_trend_compares_average_engagement_and_total_impressions() -> None:
@@ -215,9 +218,9 @@ def test_trend_compares_average_engagement_and_total_impressions() -> None:
     current = [post(0.03, impressions=1000), post(0.03, at=at_hour(1, 9), impressions=2000),
                post(0.03, at=at_hour(2, 9), impressions=2000)]
     trend = report(current, previous_posts=previous).trend
-    assert trend["engagement_rate_change_pct"] == pytest.approx(50.0)
-    assert trend["impressions_change_pct"] == pytest.approx(150.0)
-    assert trend["previous"]["impressions"] == 2000
+    assert trend.engagement_rate_change_pct == pytest.approx(50.0)
+    assert trend.impressions_change_pct == pytest.approx(150.0)
+    assert trend.previous.impressions == 2000
 
 
 # -- rule 1: reconnect ---------------------------------------------------------------------
@@ -268,7 +271,7 @@ def test_move_posting_time_to_a_clearly_better_hour() -> None:
     posts = [post(0.02, at=at_hour(0, 9)), post(0.02, at=at_hour(1, 9)),
              post(0.041, at=at_hour(0, 17)), post(0.041, at=at_hour(1, 17))]
     assert posting_time_recommendations(posts) == [
-        "Move your twitter posting time from 09:00 to 17:00: posts at 17:00 had 4.1% engagement vs 2.0%"]
+        "Move your X posting time from 09:00 to 17:00: posts at 17:00 had 4.1% engagement vs 2.0%"]
 
 
 def test_posting_time_hours_are_the_users_local_ones() -> None:
@@ -276,7 +279,7 @@ def test_posting_time_hours_are_the_users_local_ones() -> None:
     posts = [post(0.02, at=at_hour(0, 14), **zone), post(0.02, at=at_hour(1, 14), **zone),
              post(0.05, at=at_hour(0, 22), **zone), post(0.05, at=at_hour(1, 22), **zone)]
     assert posting_time_recommendations(posts) == [
-        "Move your twitter posting time from 09:00 to 17:00: posts at 17:00 had 5.0% engagement vs 2.0%"]
+        "Move your X posting time from 09:00 to 17:00: posts at 17:00 had 5.0% engagement vs 2.0%"]
 
 
 def test_exactly_25_percent_better_is_enough() -> None:
@@ -307,7 +310,7 @@ def test_posting_time_is_recommended_per_platform_in_name_order() -> None:
     posts = [post(r, at=at_hour(d, h), platform=p) for p in ("twitter", "linkedin")
              for d in range(2) for h, r in ((8, 0.01), (12, 0.03))]
     assert [s.split(" posting")[0] for s in posting_time_recommendations(posts)] == [
-        "Move your linkedin", "Move your twitter"]
+        "Move your LinkedIn", "Move your X"]
 
 
 # -- rule 4: frequency ---------------------------------------------------------------------
@@ -319,23 +322,23 @@ def week(rate: float, n: int = 2, platform: str = "linkedin", weeks_ago: int = 0
 
 def test_increase_frequency_when_engagement_held_up() -> None:
     assert frequency_recommendations(week(0.042), week(0.040, weeks_ago=1), 3) == [
-        "Increase frequency on linkedin from 3 to 5 posts a week: engagement held up at 4.2% "
+        "Increase frequency on LinkedIn from 3 to 5 posts a week: engagement held up at 4.2% "
         "(previous week 4.0%)"]
 
 
 def test_increase_frequency_when_engagement_dipped_by_at_most_10_percent() -> None:
     assert frequency_recommendations(week(0.036), week(0.040, weeks_ago=1), 3)[0].startswith(
-        "Increase frequency on linkedin from 3 to 5")
+        "Increase frequency on LinkedIn from 3 to 5")
 
 
 def test_reduce_frequency_when_engagement_fell_by_more_than_25_percent() -> None:
     assert frequency_recommendations(week(0.02), week(0.04, weeks_ago=1), 7) == [
-        "Reduce frequency on linkedin from 7 to 5 posts a week: engagement fell from 4.0% to 2.0%"]
+        "Reduce frequency on LinkedIn from 7 to 5 posts a week: engagement fell from 4.0% to 2.0%"]
 
 
 @pytest.mark.parametrize(("frequency", "current", "expected"), [
-    (13, 0.04, "Increase frequency on linkedin from 13 to 14 "),
-    (2, 0.01, "Reduce frequency on linkedin from 2 to 1 "),
+    (13, 0.04, "Increase frequency on LinkedIn from 13 to 14 "),
+    (2, 0.01, "Reduce frequency on LinkedIn from 2 to 1 "),
 ])
 def test_frequency_stays_between_1_and_14(frequency: int, current: float, expected: str) -> None:
     assert frequency_recommendations(week(current), week(0.04, weeks_ago=1), frequency)[0].startswith(expected)
@@ -391,8 +394,8 @@ def test_empty_week_says_so_and_asks_to_check_the_setup() -> None:
     assert result.recommendations == [EMPTY_WEEK_RECOMMENDATION]
     assert "accounts are connected" in EMPTY_WEEK_RECOMMENDATION and "autonomous mode" in EMPTY_WEEK_RECOMMENDATION
     assert result.top == [] and result.bottom == [] and result.by_platform == {}
-    assert result.trend["engagement_rate_change_pct"] is None
-    assert result.posts["scheduled"] == 0
+    assert result.trend.engagement_rate_change_pct is None
+    assert result.posts.scheduled == 0
 
 
 def test_empty_week_with_a_refused_account_asks_to_reconnect_first() -> None:
@@ -419,7 +422,7 @@ def test_summary_states_the_figures() -> None:
         "Week 2026-11-15 to 2026-11-22: 4 posts scheduled; 2 published (1 on time, 1 late), 1 failed, "
         "1 waited for review, 0 cancelled. Average engagement 2.0% (+100.0% vs the previous week) "
         "over 13,000 impressions. Workflow runs: 3 of 4 succeeded (75%).")
-    assert result.executions["success_rate"] == 0.75
+    assert result.executions.success_rate == 0.75
 
 
 def test_summary_without_figures_yet() -> None:
@@ -436,7 +439,8 @@ def test_content_is_json_ready_and_independent_of_input_order() -> None:
                 for p in ("twitter", "linkedin")]
     content = report(posts, previous_posts=previous).as_content()
     assert set(content) == {"summary", "period", "posts", "executions", "top", "bottom", "by_platform",
-                            "by_weekday", "by_hour", "trend", "recommendations"}
+                            "by_weekday", "by_hour", "trend", "recommendations", "changes",
+                            "applied_advice"}
     assert json.loads(json.dumps(content)) == content
     assert content["period"] == {"start": WEEK_START.isoformat(), "end": WEEK_END.isoformat()}
     assert [e["post_id"] for e in content["top"]] == [5, 2, 4]
@@ -446,3 +450,46 @@ def test_content_is_json_ready_and_independent_of_input_order() -> None:
         shuffled = posts[:]
         random.Random(seed).shuffle(shuffled)
         assert report(shuffled, previous_posts=previous[::-1]).as_content() == content
+
+
+# -- grouping, setting changes and applied advice ------------------------------------------
+
+
+def test_group_measured_keeps_measured_posts_only_in_key_order() -> None:
+    posts = [post(0.03, platform="twitter"), post(None, platform="bluesky"), post(0.01, platform="linkedin"),
+             post(0.02, platform="twitter", status="failed")]
+    groups = group_measured(posts, lambda p: p.platform)
+    assert list(groups) == ["linkedin", "twitter"]
+    assert [len(g) for g in groups.values()] == [1, 1]
+
+
+def test_weekday_hour_grid_is_in_local_time() -> None:
+    # 23:30 UTC on Saturday is 00:30 on Sunday in Berlin (winter).
+    late = post(0.04, at=datetime(2026, 11, 21, 23, 30, tzinfo=UTC), timezone="Europe/Berlin", delay=timedelta(0))
+    grid = by_weekday_and_hour([late, post(None)])
+    assert list(grid) == [(6, 0)]
+    assert grid[(6, 0)].engagement_rate == pytest.approx(0.04)
+
+
+def test_setting_changes_carry_their_sentence_and_values() -> None:
+    posts = [post(0.02, at=at_hour(0, 9)), post(0.02, at=at_hour(1, 9)),
+             post(0.05, at=at_hour(0, 17)), post(0.05, at=at_hour(1, 17))]
+    result = report(posts, previous_posts=week(0.02, n=4, platform="twitter", weeks_ago=1), frequency=3)
+    assert [(c.setting, c.platform, c.current, c.proposed) for c in result.changes] == [
+        ("posting_time", "twitter", "09:00", "17:00"), ("content_frequency", "twitter", 3, 5)]
+    assert [c.sentence for c in result.changes] == [
+        r for r in result.recommendations if r.startswith(("Move", "Increase"))]
+
+
+def test_applied_advice_is_judged_on_the_posts_after_the_change() -> None:
+    change_at = at_hour(2, 0)
+    before = [post(0.02, at=at_hour(0, 9)), post(0.02, at=at_hour(1, 9))]
+    after = [post(0.04, at=at_hour(2, 17)), post(0.04, at=at_hour(3, 17))]
+    applied = [AppliedAdvice("posting_time", "twitter", "09:00", "17:00", change_at)]
+    [sentence] = report(before + after, applied=applied).applied_advice
+    assert sentence == ("You applied the advice of 18 Nov (moving your X posting time from 09:00 to 17:00); "
+                        "it helped: engagement rose from 2.0% to 4.0%.")
+    [worse] = report([post(0.01, at=at_hour(2, 17))], previous_posts=before, applied=applied).applied_advice
+    assert "did not help: engagement went from 2.0% to 1.0%" in worse
+    [early] = report(before, applied=applied).applied_advice
+    assert "too early to tell" in early

@@ -59,7 +59,8 @@ def _advice(role: str, exc: Exception, *, account: bool = False) -> str:
     message = str(exc)
     if isinstance(exc, AuthError):
         if account:
-            return f"token rejected: {message}; reconnect the account with `autopilot accounts connect`"
+            return (f"token rejected: {message}; its owner reconnects it on the portal's Accounts page "
+                    "(or an operator with `autopilot accounts connect`)")
         variable = credentials_of(role)[0]
         return f"{variable} rejected ({message}): check the key"
     if isinstance(exc, RateLimited):

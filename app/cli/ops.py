@@ -205,11 +205,11 @@ def stats(since_text: str, as_json: bool) -> None:
                               str(r["running"]), _rate(r["success_rate"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
                               str(r["over_time_limit"]))
             console().print(table)
-        table = Table("platform", "published", "late p50", "late p99", "late max", "reviewed", title="Publishing")
+        table = Table("platform", "published", "late p50", "late p99", "late max", "failed", title="Publishing")
         p = d["publishing"]
         for r in [*p["platforms"], p]:
             table.add_row(r["platform"], str(r["published"]), _ms(r["late_p50_ms"]), _ms(r["late_p99_ms"]),
-                          _ms(r["late_max_ms"]), str(r["reviewed"]))
+                          _ms(r["late_max_ms"]), str(r["failed"]))
         console().print(table)
 
     emit(data, as_json, render)

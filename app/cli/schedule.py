@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 import actors
-from actors.messages import send_manual_run
+from actors.messages import MANUAL_QUEUE, send_manual_run
 from app.broker import drain
 from app.cli.common import console, emit, json_option, session, settings
 from app.clock import utcnow
@@ -146,8 +146,8 @@ def run_job(job: str, slot: str | None, as_json: bool) -> None:
         message = send_manual_run(broker, job, slot_at)
         data.update(mode="enqueued", message_id=message.message_id)
         emit(data, as_json, lambda d: click.echo(
-            f"queued {d['job']} for slot {d['slot']:%Y-%m-%d %H:%M} UTC on the legacy queue "
-            f"(message {d['message_id']}); a worker bound to 'legacy' runs it once per slot"))
+            f"queued {d['job']} for slot {d['slot']:%Y-%m-%d %H:%M} UTC on the {MANUAL_QUEUE} queue "
+            f"(message {d['message_id']}); a worker bound to '{MANUAL_QUEUE}' runs it once per slot"))
         return
 
     message_id = _run_in_process(broker, job, slot_at)

@@ -1,7 +1,7 @@
 """Why a message was dead-lettered, kept beside it for ``autopilot queues dead``.
 
 Dramatiq moves the message as it was *enqueued* to the dead-letter set, so a message that fails
-on its first attempt (``max_retries=0``, like ``publish_post``) carries no traceback there: the
+on its first attempt (``max_retries=0``, like the publish actors) carries no traceback there: the
 Retries middleware wrote it on the in-memory copy only. :class:`FailureNotes` records the
 exception of every message that fails for good under ``autopilot:dead:<redis message id>``, with
 secrets masked and the dead-letter TTL, and :func:`failure_notes` reads them back.
@@ -20,7 +20,7 @@ from app.ops.masking import mask_text
 #: Where a dead letter's failure is kept, by Dramatiq's per-enqueue message id.
 NOTE_KEY = "autopilot:dead:{id}"
 #: Kept as long as Dramatiq keeps dead letters (its DEFAULT_DEAD_MESSAGE_TTL), in seconds.
-DEFAULT_NOTE_TTL = 7 * 24 * 3600
+DEFAULT_NOTE_TTL_SECONDS = 7 * 24 * 3600
 #: Traceback frames kept: the innermost ones say where it failed.
 DEFAULT_FRAMES = 2
 
@@ -43,7 +43,7 @@ class FailureNotes(dramatiq.Middleware):
         if exception is None or not message.failed or client is None or redis_id is None:
             return
         try:
-            client.set(NOTE_KEY.format(id=redis_id), describe(exception), ex=DEFAULT_NOTE_TTL)
+            client.set(NOTE_KEY.format(id=redis_id), describe(exception), ex=DEFAULT_NOTE_TTL_SECONDS)
         except redis.RedisError:
             pass  # the dead letter itself is what matters; its note is a courtesy
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ExecutionStatus, JobRun, Post, PostStatus, QueueSample, WorkflowExecution
-from app.ops.stats import percentile
+from app.models import Post, PostStatus, QueueSample
+from app.ops.stats import ALL_WORK, RunStats, outcomes, percentile, tally
 from app.queues import QUEUES
 
 Series = list[tuple[datetime, float | None]]
@@ -67,18 +67,11 @@ def charts(session: Session, now: datetime, range_name: str) -> dict[str, Any]:
         published[b] += 1
         late[b].append(max(0.0, (done - scheduled).total_seconds() * 1000))
 
-    outcomes: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])  # [succeeded, failed]
-    for status, at in session.execute(
-            select(JobRun.status, JobRun.finished_at).where(JobRun.finished_at >= since, JobRun.finished_at <= now)):
-        if at is not None:
-            _tally(outcomes, _floor(at, r.bucket), status)
-    for status, at in session.execute(
-            select(WorkflowExecution.status, WorkflowExecution.finished_at)
-            .where(WorkflowExecution.finished_at >= since, WorkflowExecution.finished_at <= now)):
-        if at is not None:
-            _tally(outcomes, _floor(at, r.bucket), status)
-    for b, count in published.items():
-        outcomes[b][0] += count
+    # The same outcomes as the jobs table and `autopilot check` (app.ops.stats.outcomes), bucketed.
+    tallies: dict[datetime, RunStats] = {}
+    for outcome in outcomes(session, since, now):
+        b = _floor(outcome.at, r.bucket)
+        tally(tallies.setdefault(b, RunStats(ALL_WORK, "")), outcome)
 
     depth_starts = buckets(now, r.span, r.depth_bucket)
     depth: dict[str, dict[datetime, int]] = {q: {} for q in QUEUES}
@@ -96,19 +89,8 @@ def charts(session: Session, now: datetime, range_name: str) -> dict[str, Any]:
             "p50": [(b, percentile(late[b], 50) if b in late else None) for b in starts],
             "p99": [(b, percentile(late[b], 99) if b in late else None) for b in starts],
         },
-        "success_rate": {"all work": [(b, _rate(outcomes[b]) if b in outcomes else None) for b in starts]},
+        "success_rate": {ALL_WORK: [(b, tallies[b].success_rate if b in tallies else None) for b in starts]},
+        "outcomes": tallies,
         "queue_depth": {q: [(b, float(s[b]) if b in s else None) for b in depth_starts]
                         for q, s in depth.items()},
     }
-
-
-def _tally(outcomes: dict[datetime, list[int]], bucket: datetime, status: str) -> None:
-    if status == ExecutionStatus.SUCCEEDED:
-        outcomes[bucket][0] += 1
-    elif status == ExecutionStatus.FAILED:
-        outcomes[bucket][1] += 1
-
-
-def _rate(counts: list[int]) -> float | None:
-    total = counts[0] + counts[1]
-    return 100 * counts[0] / total if total else None

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 #: Seconds an HTTP probe waits.
-DEFAULT_HTTP_TIMEOUT = 5
+DEFAULT_HTTP_TIMEOUT_SECONDS = 5
 
 
 def worker_here() -> str | None:
@@ -50,7 +50,7 @@ def process_here(name: str) -> str | None:
 
 def http_ok(url: str) -> str | None:
     try:
-        with urllib.request.urlopen(url, timeout=DEFAULT_HTTP_TIMEOUT) as response:  # noqa: S310 - fixed local URL
+        with urllib.request.urlopen(url, timeout=DEFAULT_HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310 - fixed local URL
             return None if 200 <= response.status < 300 else f"{url} answered {response.status}"
     except OSError as exc:
         return f"{url}: {exc}"

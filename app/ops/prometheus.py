@@ -27,6 +27,9 @@ from app.queues import QUEUES
 #: Publish lateness histogram buckets, in seconds (punctuality is measured in milliseconds;
 #: anything past a minute is a problem, past the stale grace it goes to review instead).
 LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+#: The labels of the job series. Not ``job``: Prometheus sets ``job`` (and ``instance``) on
+#: every scraped series itself, and would store ours as ``exported_job``.
+JOB_LABELS = ["autopilot_job", "queue"]
 #: The window of the job and publishing figures.
 WINDOW = timedelta(hours=24)
 
@@ -102,20 +105,20 @@ class OperationsCollector(Collector):
                                  "When the minute job last ran (0: never)")
         last.add_metric([], scheduler.last_run.timestamp() if scheduler.last_run else 0)
         yield last
-        runs = GaugeMetricFamily("autopilot_job_runs_24h", "Runs started in the last 24 h", labels=["job", "queue"])
+        runs = GaugeMetricFamily("autopilot_job_runs_24h", "Runs started in the last 24 h", labels=JOB_LABELS)
         failures = GaugeMetricFamily("autopilot_job_failures_24h", "Runs failed in the last 24 h",
-                                     labels=["job", "queue"])
+                                     labels=JOB_LABELS)
         over = GaugeMetricFamily("autopilot_job_over_time_limit_24h", "Runs over their time limit in 24 h",
-                                 labels=["job", "queue"])
+                                 labels=JOB_LABELS)
         rate = GaugeMetricFamily("autopilot_job_success_ratio_24h",
                                  "Succeeded / finished runs in the last 24 h (absent when none finished)",
-                                 labels=["job", "queue"])
+                                 labels=JOB_LABELS)
         for j in jobs:
             runs.add_metric([j.name, j.queue], j.runs)
             failures.add_metric([j.name, j.queue], j.failed)
             over.add_metric([j.name, j.queue], j.over_time_limit)
-            if j.success_rate is not None:
-                rate.add_metric([j.name, j.queue], j.success_rate / 100)
+            if j.success_ratio is not None:
+                rate.add_metric([j.name, j.queue], j.success_ratio)
         yield from (runs, failures, over, rate)
         lateness = HistogramMetricFamily("autopilot_publish_lateness_seconds",
                                          "How late posts published in the last 24 h went out", labels=["platform"])

@@ -24,14 +24,26 @@ from sqlalchemy.orm import Session
 
 from app.broker import DEFAULT_TIME_LIMIT_MS
 from app.jobs import PeriodicJob
-from app.models import AuditLog, ExecutionStatus, JobRun, Post, PostStatus, WorkflowExecution
+from app.models import (
+    AuditLog,
+    ExecutionStatus,
+    JobRun,
+    Post,
+    PostStatus,
+    ReviewReason,
+    WorkflowExecution,
+)
+from app.platforms import KNOWN_PLATFORMS, display_name
 from app.queues import Queue
 from app.workflows.jobs import JOBS
 
-#: Per-user work each fan-out job sends, by job name, named as the job declares it.
-PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
-#: The posting queue's own unit of work, shown beside the jobs.
-PUBLISH = "publish_post"
+#: The row of the posting queue's own unit of work, shown beside the jobs (one name on every page).
+PUBLISHING = "publishing"
+#: The row of every job's, per-user run's and publish's outcomes together (the chart's line).
+ALL_WORK = "all work"
+#: Why a post waits in review when it is a failure to publish. A post waiting for its user's
+#: approval has not failed: it is neither a success nor a failure until it is published.
+FAILURE_REVIEW_REASONS = tuple(reason.value for reason in ReviewReason if reason != ReviewReason.APPROVAL)
 #: A post still scheduled, queued or publishing this long after its time is stuck: the
 #: dispatcher runs every minute and the sweeper every 15, so either has had its chance.
 DEFAULT_STUCK_AFTER = timedelta(minutes=20)
@@ -63,10 +75,16 @@ class RunStats:
     durations_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
-    def success_rate(self) -> float | None:
-        """Percent of finished runs that succeeded; None when nothing finished."""
+    def success_ratio(self) -> float | None:
+        """Succeeded / finished runs (0-1, unrounded: ``/metrics``); None when nothing finished."""
         finished = self.succeeded + self.failed
-        return round(100 * self.succeeded / finished, 2) if finished else None
+        return self.succeeded / finished if finished else None
+
+    @property
+    def success_rate(self) -> float | None:
+        """The success ratio in percent, to 0.01; None when nothing finished."""
+        ratio = self.success_ratio
+        return None if ratio is None else round(100 * ratio, 2)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,59 +103,114 @@ class RunStats:
         self.durations_ms.extend(other.durations_ms)
 
 
-def _count(stats: RunStats, status: str, duration_ms: float | None, started: datetime, now: datetime,
-           limit_ms: int) -> None:
-    stats.runs += 1
-    if status == ExecutionStatus.SUCCEEDED:
-        stats.succeeded += 1
-    elif status == ExecutionStatus.FAILED:
-        stats.failed += 1
-    elif status == ExecutionStatus.RUNNING and (now - started).total_seconds() * 1000 > limit_ms:
+def per_user_row(job: str) -> str:
+    """The row of a fan-out job's per-user runs (the executions list shows them under ``job``)."""
+    return f"{job} per user"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One unit of work as every success rate counts it: where it belongs, when, how it ended.
+
+    ``at`` is when it counts in a window: a slot's claim, a per-user run's creation, a post's
+    publication or its hand-over to review for a failure.
+    """
+
+    name: str
+    queue: str
+    at: datetime
+    #: ``succeeded``, ``failed`` or ``running`` (pending included).
+    state: str
+    duration_ms: float | None = None
+    over_time_limit: bool = False
+
+
+def _classify(name: str, queue: str, status: str, at: datetime, started: datetime, duration_ms: float | None,
+              now: datetime, limit_ms: int) -> Outcome:
+    if status == ExecutionStatus.SUCCEEDED or status == ExecutionStatus.FAILED:
+        over = duration_ms is not None and duration_ms > limit_ms
+        return Outcome(name, queue, at, str(status), duration_ms, over)
+    if status == ExecutionStatus.RUNNING and (now - started).total_seconds() * 1000 > limit_ms:
         # Past its time limit and still "running": its message is gone, the run failed.
+        return Outcome(name, queue, at, ExecutionStatus.FAILED.value, None, True)
+    return Outcome(name, queue, at, ExecutionStatus.RUNNING.value, duration_ms)
+
+
+def outcomes(session: Session, since: datetime, now: datetime, *, jobs: dict[str, PeriodicJob] = JOBS,
+             time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[Outcome]:
+    """Every outcome in ``[since, now]``: the one definition behind the table, the chart,
+    ``autopilot check`` and ``/metrics``. Publishing counts published posts as successes and
+    posts handed to review for a failure (:data:`FAILURE_REVIEW_REASONS`) as failures."""
+    found: list[Outcome] = []
+    for name, status, claimed, finished in session.execute(
+            select(JobRun.job, JobRun.status, JobRun.claimed_at, JobRun.finished_at)
+            .where(JobRun.claimed_at >= since, JobRun.claimed_at <= now)):
+        queue = jobs[name].queue if name in jobs else "?"
+        duration = (finished - claimed).total_seconds() * 1000 if finished else None
+        found.append(_classify(name, queue, status, claimed, claimed, duration, now, time_limit_ms))
+    for workflow, status, created, started, duration in session.execute(
+            select(WorkflowExecution.workflow, WorkflowExecution.status, WorkflowExecution.created_at,
+                   WorkflowExecution.started_at, WorkflowExecution.duration_ms)
+            .where(WorkflowExecution.created_at >= since, WorkflowExecution.created_at <= now)):
+        name = per_user_row(workflow) if workflow in jobs and jobs[workflow].per_user_name else workflow
+        queue = jobs[workflow].queue if workflow in jobs else "?"
+        if status == ExecutionStatus.PENDING:
+            found.append(Outcome(name, queue, created, ExecutionStatus.RUNNING.value))
+            continue
+        found.append(_classify(name, queue, status, created, started or created, duration, now, time_limit_ms))
+    for published, started in session.execute(
+            select(Post.published_at, Post.publish_started_at)
+            .where(Post.status == PostStatus.PUBLISHED, Post.published_at >= since, Post.published_at <= now)):
+        if published is None:  # excluded by the WHERE clause; says so to the type checker
+            continue
+        duration = max(0.0, (published - started).total_seconds() * 1000) if started is not None else None
+        found.append(Outcome(PUBLISHING, Queue.POSTING, published, ExecutionStatus.SUCCEEDED.value, duration))
+    for (at,) in session.execute(_failures_to_publish(since, now, AuditLog.created_at)):
+        found.append(Outcome(PUBLISHING, Queue.POSTING, at, ExecutionStatus.FAILED.value))
+    return found
+
+
+def _failures_to_publish(since: datetime, now: datetime, *columns: Any) -> Any:
+    """Posts handed to review for a failure in the window (one audit row each)."""
+    return (select(*columns).select_from(AuditLog).join(Post, Post.id == AuditLog.post_id)
+            .where(AuditLog.action == "post.reviewed", AuditLog.created_at >= since, AuditLog.created_at <= now,
+                   AuditLog.details["reason"].as_string().in_(FAILURE_REVIEW_REASONS)))
+
+
+def tally(stats: RunStats, outcome: Outcome) -> None:
+    """Count ``outcome`` into ``stats``."""
+    stats.runs += 1
+    if outcome.state == ExecutionStatus.SUCCEEDED:
+        stats.succeeded += 1
+    elif outcome.state == ExecutionStatus.FAILED:
         stats.failed += 1
-        stats.over_time_limit += 1
-        return
     else:
         stats.running += 1
-    if duration_ms is not None:
-        stats.durations_ms.append(duration_ms)
-        if duration_ms > limit_ms:
-            stats.over_time_limit += 1
+    if outcome.over_time_limit:
+        stats.over_time_limit += 1
+    if outcome.duration_ms is not None:
+        stats.durations_ms.append(outcome.duration_ms)
 
 
 def job_stats(session: Session, since: datetime, now: datetime, *,
               jobs: dict[str, PeriodicJob] = JOBS, time_limit_ms: int = DEFAULT_TIME_LIMIT_MS) -> list[RunStats]:
     """Per job: periodic slots claimed in the window, then per-user runs, then publishing."""
     table: dict[str, RunStats] = {name: RunStats(name, job.queue) for name, job in jobs.items()}
-    for job, per_user in PER_USER_ACTORS.items():
-        table[per_user] = RunStats(per_user, jobs[job].queue)
-    table[PUBLISH] = RunStats(PUBLISH, Queue.POSTING)
-
-    for name, status, claimed, finished in session.execute(
-            select(JobRun.job, JobRun.status, JobRun.claimed_at, JobRun.finished_at)
-            .where(JobRun.claimed_at >= since, JobRun.claimed_at <= now)):
-        stats = table.setdefault(name, RunStats(name, "?"))
-        duration = (finished - claimed).total_seconds() * 1000 if finished else None
-        _count(stats, status, duration, claimed, now, time_limit_ms)
-
-    for workflow, status, created, started, duration in session.execute(
-            select(WorkflowExecution.workflow, WorkflowExecution.status, WorkflowExecution.created_at,
-                   WorkflowExecution.started_at, WorkflowExecution.duration_ms)
-            .where(WorkflowExecution.created_at >= since, WorkflowExecution.created_at <= now)):
-        name = PER_USER_ACTORS.get(workflow, workflow)
-        stats = table.setdefault(name, RunStats(name, "?"))
-        if status == ExecutionStatus.PENDING:
-            stats.runs += 1
-            stats.running += 1
-            continue
-        _count(stats, status, duration, started or created, now, time_limit_ms)
-
-    publishing = publishing_stats(session, since, now)
-    table[PUBLISH].runs = table[PUBLISH].succeeded = publishing.published
-    table[PUBLISH].failed = publishing.reviewed
-    table[PUBLISH].runs += publishing.reviewed
-    table[PUBLISH].durations_ms = list(publishing.durations_ms)
+    for name, job in jobs.items():
+        if job.per_user_name is not None:
+            table[per_user_row(name)] = RunStats(per_user_row(name), job.queue)
+    table[PUBLISHING] = RunStats(PUBLISHING, Queue.POSTING)
+    for outcome in outcomes(session, since, now, jobs=jobs, time_limit_ms=time_limit_ms):
+        tally(table.setdefault(outcome.name, RunStats(outcome.name, outcome.queue)), outcome)
     return list(table.values())
+
+
+def total_stats(per_job: list[RunStats]) -> RunStats:
+    """Every row summed: the rate the chart draws for the same window."""
+    total = RunStats(ALL_WORK, "")
+    for stats in per_job:
+        total.add(stats)
+    return total
 
 
 def queue_stats(per_job: list[RunStats]) -> list[RunStats]:
@@ -152,12 +225,19 @@ def queue_stats(per_job: list[RunStats]) -> list[RunStats]:
 class PlatformPublishing:
     platform: str
     published: int = 0
-    reviewed: int = 0
+    #: Posts handed to review for a failure (never those waiting for their user's approval).
+    failed: int = 0
     lateness_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def label(self) -> str:
+        """What people call the platform ("all" for the total)."""
+        return display_name(self.platform)
 
     def as_dict(self) -> dict[str, Any]:
         p50, p99 = percentile(self.lateness_ms, 50), percentile(self.lateness_ms, 99)
-        return {"platform": self.platform, "published": self.published, "reviewed": self.reviewed,
+        return {"platform": self.platform, "label": self.label, "published": self.published,
+                "failed": self.failed,
                 "late_p50_ms": None if p50 is None else round(p50, 1),
                 "late_p99_ms": None if p99 is None else round(p99, 1),
                 "late_max_ms": round(max(self.lateness_ms), 1) if self.lateness_ms else None}
@@ -165,7 +245,7 @@ class PlatformPublishing:
 
 @dataclass
 class PublishingStats:
-    """Posts published in the window, how late, and how many went to review; per platform."""
+    """Posts published in the window, how late, and how many failed (went to review); per platform."""
 
     total: PlatformPublishing
     platforms: list[PlatformPublishing]
@@ -177,8 +257,8 @@ class PublishingStats:
         return self.total.published
 
     @property
-    def reviewed(self) -> int:
-        return self.total.reviewed
+    def failed(self) -> int:
+        return self.total.failed
 
     @property
     def lateness_ms(self) -> list[float]:
@@ -190,7 +270,10 @@ class PublishingStats:
 
 
 def publishing_stats(session: Session, since: datetime, now: datetime) -> PublishingStats:
+    # Every platform of the registry, in its order, with zeros where nothing went out.
     per: dict[str, PlatformPublishing] = defaultdict(lambda: PlatformPublishing(""))
+    for key in KNOWN_PLATFORMS:
+        per[key] = PlatformPublishing(key)
     total = PlatformPublishing("all")
     durations: list[float] = []
     for platform, scheduled, started, published in session.execute(
@@ -206,16 +289,14 @@ def publishing_stats(session: Session, since: datetime, now: datetime) -> Publis
             bucket.published += 1
             bucket.lateness_ms.append(late)
     for platform, count in session.execute(
-            select(Post.platform, func.count())
-            .select_from(AuditLog).join(Post, Post.id == AuditLog.post_id)
-            .where(AuditLog.action == "post.reviewed", AuditLog.created_at >= since,
-                   AuditLog.created_at <= now)
-            .group_by(Post.platform)):
-        per[platform].reviewed += count
-        total.reviewed += count
+            _failures_to_publish(since, now, Post.platform, func.count()).group_by(Post.platform)):
+        per[platform].failed += count
+        total.failed += count
     for name, bucket in per.items():
         bucket.platform = name
-    return PublishingStats(total, sorted(per.values(), key=lambda p: p.platform), durations)
+    order = {key: n for n, key in enumerate(KNOWN_PLATFORMS)}
+    return PublishingStats(total, sorted(per.values(), key=lambda p: (order.get(p.platform, len(order)), p.platform)),
+                           durations)
 
 
 def posts_by_status(session: Session) -> dict[str, int]:

@@ -214,9 +214,11 @@ class BlueskyPublisher(http.PlatformClient):
             raise PermanentError(f"Bluesky would refuse the post: {too_long}")
         did = self._did(account)
         rkey = record_key(ref)
-        dids = {handle: found for handle in mention_handles(text)
-                if (found := self._resolve_handle(account, handle)) is not None}
-        created_at = self._clock()
+        dids = {handle: resolved for handle in mention_handles(text)
+                if (resolved := self._resolve_handle(account, handle)) is not None}
+        # The record keeps milliseconds: what we record is what the PDS holds.
+        now = self._clock()
+        created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
         record: dict[str, Any] = {"$type": POST_COLLECTION, "text": text, "createdAt": _timestamp(created_at),
                                   "langs": [ref.language]}
         facets = facet_records(bluesky_facets(text, dids))
@@ -321,7 +323,8 @@ class BlueskyPublisher(http.PlatformClient):
         if response.status_code == 400 and _error(response)[0] == "RecordNotFound":
             return None
         body = self._body(response, "getRecord", creates=False)
-        value = body.get("value") if isinstance(body.get("value"), dict) else {}
+        raw = body.get("value")
+        value: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return PublishResult(external_id=str(body.get("uri") or f"at://{did}/{POST_COLLECTION}/{rkey}"),
                              url=_web_url(did, rkey), published_at=_parse_time(value.get("createdAt")))
 

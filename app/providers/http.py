@@ -28,7 +28,7 @@ from app.providers.errors import (
 #: timeout here is safely retryable; keep it short.
 DEFAULT_CONNECT_TIMEOUT = 5.0
 #: Seconds allowed to wait for each read of the response. Past this a create is in doubt.
-DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_READ_TIMEOUT_SECONDS = 30.0
 #: Statuses meaning the request was refused before processing: nothing was created.
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: Raised by httpx before a single byte of the request went out.
@@ -116,7 +116,7 @@ class PlatformClient:
         self._clock = clock or utcnow
         self._options: dict[str, Any] = {
             "base_url": base_url,
-            "timeout": timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT),
+            "timeout": timeout or httpx.Timeout(DEFAULT_READ_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT),
             "transport": transport,
             "headers": {"User-Agent": "content-autopilot"},
             "limits": httpx.Limits(max_keepalive_connections=KEEPALIVE_PER_THREAD),

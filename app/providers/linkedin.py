@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from app.config import Settings
+from app.errors import InvalidValue
 from app.providers import http
 from app.providers.base import (
     AccountCredentials,
@@ -116,7 +117,7 @@ def unescape_little_text(text: str) -> str:
 def check_version(version: str) -> str:
     """``version`` if it is a LinkedIn-Version (``YYYYMM`` or ``YYYYMM.RR``), else ValueError."""
     if not VERSION_RE.fullmatch(version):
-        raise ValueError(f"expected YYYYMM or YYYYMM.RR (e.g. 202610 or 202610.01), got {version!r}")
+        raise InvalidValue(f"expected YYYYMM or YYYYMM.RR (e.g. 202610 or 202610.01), got {version!r}")
     return version
 
 
@@ -213,7 +214,7 @@ class LinkedInPublisher(http.PlatformClient):
     ) -> None:
         self._sleep = sleep
         if not VERSION_RE.fullmatch(version):
-            raise ValueError(f"LINKEDIN_VERSION must be YYYYMM or YYYYMM.RR, got {version!r}")
+            raise InvalidValue(f"LINKEDIN_VERSION must be YYYYMM or YYYYMM.RR, got {version!r}")
         self.api_base_url = api_base_url.rstrip("/")
         self.oauth_base_url = oauth_base_url.rstrip("/")
         self.version = version

@@ -38,6 +38,7 @@ from urllib.parse import urlencode, urlparse
 import httpx
 
 from app.config import Settings
+from app.errors import InvalidValue
 from app.platforms import get_platform
 from app.providers import http
 from app.providers.base import (
@@ -77,12 +78,12 @@ _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
 def instance_url(domain: str) -> str:
-    """``example.social`` (or a URL) -> ``https://example.social``; ValueError if it is not
-    a plain host name."""
+    """``example.social`` (or a URL) -> ``https://example.social``; InvalidValue (a ValueError)
+    if it is not a plain host name."""
     text = domain.strip().rstrip("/")
     parsed = urlparse(text if "://" in text else f"https://{text}")
     if parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.path not in ("", "/"):
-        raise ValueError(f"{domain!r} is not an instance's domain, e.g. mastodon.social")
+        raise InvalidValue(f"{domain!r} is not an instance's domain, e.g. mastodon.social")
     port = f":{parsed.port}" if parsed.port else ""
     return f"{parsed.scheme}://{parsed.hostname}{port}"
 

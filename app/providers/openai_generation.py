@@ -28,6 +28,7 @@ from typing import Any
 
 import openai
 
+from app.errors import InvalidValue
 from app.platforms import KNOWN_PLATFORMS
 from app.providers.base import ContentBrief, DraftPost, PostSlot
 from app.providers.errors import (
@@ -76,11 +77,11 @@ class OpenAIGeneration:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if not api_key:
-            raise ValueError(
+            raise InvalidValue(
                 "OpenAIGeneration needs an API key; set OPENAI_API_KEY (any value for Ollama/vLLM)"
             )
         if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+            raise InvalidValue("max_attempts must be at least 1")
         self.model = model
         self.base_url = base_url
         self.max_attempts = max_attempts

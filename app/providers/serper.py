@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from app.clock import utcnow
+from app.errors import InvalidValue
 from app.providers.base import ResearchItem
 from app.providers.errors import (
     AuthError,
@@ -183,11 +184,11 @@ class SerperResearch:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not api_key:
-            raise ValueError(
+            raise InvalidValue(
                 "SerperResearch needs an API key; set SERPER_API_KEY or use offline research"
             )
         if recency not in RECENCY_WINDOWS:
-            raise ValueError(f"recency {recency!r} is not one of {', '.join(RECENCY_WINDOWS)}")
+            raise InvalidValue(f"recency {recency!r} is not one of {', '.join(RECENCY_WINDOWS)}")
         self.cache = cache
         self.recency = recency
         self.num_results = num_results

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import record
+from app.connect import accounts_page_url
 from app.errors import AutopilotError
 from app.intents import Intent
 from app.jobs.spec import Step, Tick
@@ -68,8 +69,11 @@ def refresh_tokens(runtime: Runtime, publisher: Publisher, creds: AccountCredent
 
 
 def flag_reauth(session: Session, account_id: int, user_id: int, platform: str, error: str,
-                now: datetime) -> None:
-    """Mark the account as needing re-authorisation; tell the user once until reconnected."""
+                now: datetime, *, accounts_url: str | None = None) -> None:
+    """Mark the account as needing re-authorisation; tell the user once until reconnected.
+
+    ``accounts_url``: the portal's accounts page, where the notice sends the user to reconnect.
+    """
     flipped = session.execute(
         update(PlatformAccount)
         .where(PlatformAccount.id == account_id, PlatformAccount.status == AccountStatus.ACTIVE)
@@ -88,13 +92,14 @@ def flag_reauth(session: Session, account_id: int, user_id: int, platform: str, 
     ).rowcount == 1  # type: ignore[attr-defined]
     if first:
         name = display_name(platform)
+        where = f" Reconnect it here: {accounts_url}" if accounts_url else ""
         notify(session, user_id, NOTIFY_REAUTH, f"Reconnect your {name} account",
                f"{name} refused the autopilot's access ({error}). Posts for {name} wait in the "
-               "review queue until you reconnect the account.", severity="error", now=now)
+               f"review queue until you reconnect the account.{where}", severity="error", now=now)
 
 
 def warn_expiring_accounts(session: Session, now: datetime, *,
-                           notice: timedelta = DEFAULT_EXPIRY_NOTICE) -> list[int]:
+                           notice: timedelta = DEFAULT_EXPIRY_NOTICE, accounts_url: str | None = None) -> list[int]:
     """Notify the owners of active accounts expiring within ``notice`` with no way to renew.
 
     One query for the accounts; one notification per account per notice period. Returns the
@@ -118,7 +123,8 @@ def warn_expiring_accounts(session: Session, now: datetime, *,
             session, account.user_id, f"account_expiring:{account.platform}",
             f"Reconnect your {name} account",
             f"Your {name} connection ({account.handle or 'no handle'}) {when}. Posts cannot be published "
-            f"after that: reconnect the account to keep the autopilot posting.",
+            f"after that: reconnect the account to keep the autopilot posting"
+            + (f" ({accounts_url})." if accounts_url else "."),
             dedupe_since=now - notice, now=now,
         )
         if created is not None:
@@ -128,7 +134,7 @@ def warn_expiring_accounts(session: Session, now: datetime, *,
 
 def _warn_expiring(tick: Tick) -> Sequence[Intent]:
     with tick.runtime.session_factory() as session, session.begin():
-        warn_expiring_accounts(session, tick.now)
+        warn_expiring_accounts(session, tick.now, accounts_url=accounts_page_url(tick.runtime.settings))
     return []
 
 

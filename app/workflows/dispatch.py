@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
 from app.batches import plan_batches
+from app.error_tracking import report_publish_failure
 from app.intents import Intent, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import CATCH_UP_MISSED_SLOTS
@@ -75,10 +76,13 @@ def _review_stale_scheduled(session: Session, post_ids: list[int], stale_before:
     error = f"not published: more than {grace} minutes past its time when dispatched"
     moved = move_many(session, post_ids, source=PostStatus.SCHEDULED, target=PostStatus.NEEDS_REVIEW,
                       where=(Post.scheduled_at < stale_before,),
-                      review_reason=ReviewReason.STALE, last_error=error, claim_token=None)
+                      review_reason=ReviewReason.STALE, last_error=error, claim_token=None,
+                      returning=(Post.id, Post.user_id, Post.platform))
     for row in moved:
         record(session, "post.reviewed", user_id=row.user_id, post_id=row.id,
                details={"reason": ReviewReason.STALE, "error": error})
+        report_publish_failure(post_id=row.id, user_id=row.user_id, platform=row.platform,
+                               reason=ReviewReason.STALE, error=error)
     for user_id in sorted({row.user_id for row in moved}):
         alert_review_queue(session, user_id, now)
 

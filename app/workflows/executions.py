@@ -18,6 +18,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.error_tracking import tag_work
 from app.errors import RetryLater
 from app.intents import Intent, RunUserStep
 from app.jobs.spec import Step, Tick
@@ -140,6 +141,8 @@ def run_execution(session_factory: Callable[[], Session], execution_id: int, *, 
         claimed = claim_execution(session, execution_id, message_id=message_id, now=clock())
         if claimed is None:
             return None
+        tag_work(user_id=claimed.user_id, execution_id=claimed.id,
+                 slot=claimed.slot.isoformat() if claimed.slot else None)
     started = clock()
     try:
         with session_factory() as session, session.begin():

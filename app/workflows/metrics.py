@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.chunks import chunks
 from app.db import insert_skipping_conflicts
+from app.errors import TokenDecryptionError
 from app.jobs.spec import PeriodicJob
 from app.models import (
     MEASURABLE_AT,
@@ -43,7 +44,7 @@ from app.providers.base import PostMetrics
 from app.providers.errors import ProviderError
 from app.queues import Queue
 from app.runtime import Runtime
-from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS
+from app.workflows.accounts import WARN_EXPIRING_ACCOUNTS, flag_reauth
 from app.workflows.executions import fan_out_step, run_execution
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,9 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
     ``by_age``), ids the platform did not return (``missing``: deleted posts), platforms
     ``skipped`` (no active account or publisher) and provider ``errors`` per platform. One
     platform failing does not stop the others; an AuthError changes nothing (publishing owns
-    re-authorisation) and its posts are simply not measured this run.
+    re-authorisation) and its posts are simply not measured this run. An account whose stored
+    tokens cannot be decrypted is flagged for re-authorisation (the user is told once) and
+    skipped: only reconnecting it can help.
     """
     # The scan of due posts reads the replica when one is configured (a post published a
     # moment ago is measured 24 hours later: lag does not matter); tokens come from the
@@ -119,9 +122,16 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
             select(PlatformAccount).where(PlatformAccount.user_id == user_id,
                                           PlatformAccount.platform.in_(platforms))
         )) if platforms else []
-        credentials = {a.platform: runtime.vault.credentials(a) for a in accounts
-                       if a.status == AccountStatus.ACTIVE}
+        credentials = {}
         account_status = {a.platform: a.status for a in accounts}
+        for account in accounts:
+            if account.status != AccountStatus.ACTIVE:
+                continue
+            try:
+                credentials[account.platform] = runtime.vault.credentials(account)
+            except TokenDecryptionError as exc:
+                flag_reauth(session, account.id, user_id, account.platform, str(exc), now)
+                account_status[account.platform] = f"{AccountStatus.NEEDS_REAUTH}: {exc}"
 
     counts: dict[str, Any] = {"due": len(due), "calls": 0, "snapshots": 0,
                               "by_age": {AGE_24H: 0, AGE_7D: 0}, "missing": 0, "skipped": {}, "errors": {}}

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from app.connect import accounts_page_url
 from app.errors import TokenDecryptionError
 from app.intents import PublishPosts
 from app.lifecycle import Claim, claim_for_publishing, move_many, new_claim_token, stale_at
@@ -40,7 +41,7 @@ from app.models import (
     ReviewReason,
     UserSettings,
 )
-from app.platforms import PLATFORMS
+from app.platforms import PLATFORMS, display_name
 from app.provider_holds import active_hold
 from app.providers.base import AccountCredentials, PostRef, Publisher, PublishResult, UploadedMedia
 from app.providers.errors import AuthError
@@ -234,7 +235,7 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
         account, language, visibility = accounts.get((claim.user_id, claim.platform), (None, "en", "public"))
         if account is None:
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH,
-                                             f"no {claim.platform} account is connected", now)
+                                             f"no {display_name(claim.platform)} account is connected", now)
             continue
         if publisher.name not in holds:
             holds[publisher.name] = active_hold(session, publisher.name, now)
@@ -244,16 +245,20 @@ def _prepare(runtime: Runtime, session: Session, claims: Sequence[Claim], now: d
                                             now, grace)
             continue
         if account.status != AccountStatus.ACTIVE:
-            error = f"the {claim.platform} account is {account.status}"
+            # Shown to the user (the review queue, the re-authorisation notice): display names.
+            error = f"the {display_name(claim.platform)} account is {account.status}"
             if account.status == AccountStatus.NEEDS_REAUTH:
-                flag_reauth(session, account.id, claim.user_id, claim.platform, error, now)
+                flag_reauth(session, account.id, claim.user_id, claim.platform, error, now,
+                            accounts_url=accounts_page_url(runtime.settings))
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
             continue
         if account.id not in credentials:
             try:
                 credentials[account.id] = runtime.vault.credentials(account)
             except TokenDecryptionError as exc:
+                # Only reconnecting the account can help: flag it (the user is told once).
                 credentials[account.id] = describe(exc)
+                flag_reauth(session, account.id, claim.user_id, claim.platform, str(exc), now)
         creds = credentials[account.id]
         if isinstance(creds, str):
             outcomes[claim.post_id] = review(session, claim, ReviewReason.NEEDS_REAUTH, creds, now)

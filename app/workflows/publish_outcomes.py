@@ -23,6 +23,8 @@ from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.audit import AuditEntry, record, record_many
+from app.connect import accounts_page_url
+from app.error_tracking import report_publish_failure
 from app.lifecycle import Claim, move, new_claim_token, stale_at
 from app.models import Post, PostStatus, ReviewReason
 from app.notifications import notify
@@ -85,9 +87,14 @@ def alert_review_queue(session: Session, user_id: int, now: datetime) -> None:
     """Tell the user, at most daily, when their review queue reaches the threshold."""
     size = review_queue_size(session, user_id=user_id)
     if size >= DEFAULT_REVIEW_ALERT_THRESHOLD:
+        # Why they wait, most frequent reason first: what the user needs to decide about them.
+        reasons = session.execute(
+            select(Post.review_reason, func.count()).where(Post.user_id == user_id, Post.status == S.NEEDS_REVIEW)
+            .group_by(Post.review_reason).order_by(func.count().desc(), Post.review_reason)).all()
+        why = ", ".join(f"{count} {(reason or 'unspecified').replace('_', ' ')}" for reason, count in reasons)
         notify(session, user_id, NOTIFY_REVIEW_QUEUE, f"{size} posts are waiting for your review",
                f"{size} posts could not be published automatically and wait for your decision "
-               "(approve, edit, reschedule or cancel) in the review queue.",
+               f"(approve, edit, reschedule or cancel) in the review queue. Why: {why}.",
                dedupe_since=now - DEFAULT_REVIEW_ALERT_INTERVAL, now=now)
 
 
@@ -100,6 +107,9 @@ def review(session: Session, claim: Claim, reason: ReviewReason, error: str, now
     record(session, "post.reviewed", user_id=claim.user_id, post_id=claim.post_id,
            details={"reason": reason, "error": error})
     alert_review_queue(session, claim.user_id, now)
+    # Final: the post will not be published without an operator (one Sentry event per post).
+    report_publish_failure(post_id=claim.post_id, user_id=claim.user_id, platform=claim.platform,
+                           reason=reason, error=error)
     return PublishOutcome("review", detail=f"{reason}: {error}")
 
 
@@ -226,7 +236,8 @@ def not_sent(runtime: Runtime, session: Session, claim: Claim, account_id: int, 
              now: datetime) -> PublishOutcome:
     """The outcome of an attempt that created nothing (a refresh or a publish refused)."""
     if isinstance(exc, AuthError):
-        return _reauth(session, claim, account_id, describe(exc), now)
+        return _reauth(session, claim, account_id, describe(exc), now,
+                       accounts_page_url(runtime.settings))
     if isinstance(exc, OperatorProblem):  # before PermanentError: it is one
         return _operator_problem(runtime, session, claim, exc, now)
     if isinstance(exc, PermanentError):
@@ -245,8 +256,9 @@ def _operator_problem(runtime: Runtime, session: Session, claim: Claim, exc: Ope
     return retry(session, claim, until, describe(exc), now, runtime.settings.stale_grace_minutes)
 
 
-def _reauth(session: Session, claim: Claim, account_id: int, error: str, now: datetime) -> PublishOutcome:
-    flag_reauth(session, account_id, claim.user_id, claim.platform, error, now)
+def _reauth(session: Session, claim: Claim, account_id: int, error: str, now: datetime,
+            accounts_url: str) -> PublishOutcome:
+    flag_reauth(session, account_id, claim.user_id, claim.platform, error, now, accounts_url=accounts_url)
     return review(session, claim, ReviewReason.NEEDS_REAUTH, error, now)
 
 

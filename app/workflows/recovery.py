@@ -7,14 +7,14 @@ a :class:`~app.intents.MessageProbe` given by the actor layer.
 
 **Telling a busy worker's message from a lost one.** A publish message's id is its post's claim
 token (``actors/messages.py``). On Redis (``actors/liveness.py``) a message is alive while its
-data is in Dramatiq's ``<queue>.msgs`` or ``<queue>.DQ.msgs`` hash and it is either waiting in
-the queue or held (in an ``__acks__.<worker>.<queue>`` set) by a worker whose heartbeat in
-``__heartbeats__`` is fresher than ``WORKER_SILENCE_SECONDS``. A live worker refreshes its
-heartbeat at least once a second (its delay-queue consumer polls Redis even while every thread
-is busy), so a busy worker's messages are alive and are left alone, however long its platform
-call takes; a SIGKILLed worker's fall silent within seconds, and a FLUSHDB takes the data
-itself. Dramatiq would return a dead worker's messages only after its own heartbeat timeout
-and a random maintenance pass (minutes); we do not wait for that.
+data is in Dramatiq's bookkeeping and it is either waiting in the queue or held by a worker that
+is alive: whose heartbeat is fresher than ``WORKER_SILENCE_SECONDS`` (:mod:`app.redis_layout`
+names the keys and states that rule). A live worker refreshes its heartbeat at least once a
+second (its delay-queue consumer polls Redis even while every thread is busy), so a busy
+worker's messages are alive and are left alone, however long its platform call takes; a
+SIGKILLed worker's fall silent within seconds, and a FLUSHDB takes the data itself. Dramatiq
+would return a dead worker's messages only after its own heartbeat timeout and a random
+maintenance pass (minutes); we do not wait for that.
 
 Every minute (the ``recover_lost_posts`` step of the minute job, before it claims new posts):
 
@@ -54,6 +54,7 @@ from app.lifecycle import Claim, queue_in_batches
 from app.models import LateReason, PlatformAccount, Post, PostStatus, ReviewReason, UserSettings
 from app.providers.base import AccountCredentials, PostRef, Publisher, PublishResult
 from app.runtime import Runtime
+from app.workflows.accounts import flag_reauth
 from app.workflows.publish import look_for, post_ref
 from app.workflows.publish_outcomes import record_published, review
 
@@ -219,7 +220,9 @@ def _interrupted(runtime: Runtime, session: Session, now: datetime, started_befo
         if account is not None:
             try:
                 creds = runtime.vault.credentials(account)
-            except TokenDecryptionError:
+            except TokenDecryptionError as exc:
+                # Only reconnecting the account can help: flag it (the user is told once).
+                flag_reauth(session, account.id, post.user_id, post.platform, str(exc), now)
                 creds = None
         work.append((claim, creds, post_ref(claim, language, visibility)))
     if work:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.advice import applied_since
 from app.audit import record
 from app.errors import NotFound
 from app.jobs.spec import PeriodicJob
@@ -24,13 +25,14 @@ from app.models import (
     AuditLog,
     MemoryEntry,
     PlatformAccount,
-    Post,
     User,
     WorkflowExecution,
 )
-from app.notifications import send_email
+from app.notifications import send_email, weekly_report_by_email
+from app.performance import post_records
+from app.platforms import display_name
 from app.queues import Queue
-from app.report_math import ExecutionRecord, PostRecord, WeeklyReport, build_report
+from app.report_math import ExecutionRecord, WeeklyReport, build_report
 from app.runtime import Runtime
 from app.users import opted_in_user_ids
 from app.workflows.executions import fan_out_step, run_execution
@@ -66,13 +68,14 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
             raise NotFound(f"no user with id {user_id}")
         timezone = user.settings.timezone if user.settings else "UTC"
         frequency = user.settings.content_frequency if user.settings else 3
-        posts = _post_records(reads, user_id, previous_start, week_end, timezone)
+        posts = post_records(reads, user_id, previous_start, week_end, timezone)
         runs = reads.execute(
             select(WorkflowExecution.status, WorkflowExecution.workflow)
             .where(WorkflowExecution.user_id == user_id, WorkflowExecution.created_at >= start,
                    WorkflowExecution.created_at < week_end)
             .order_by(WorkflowExecution.id)
         ).all()
+        applied = applied_since(reads, user_id, start, week_end)
         reauth = reads.scalars(
             select(PlatformAccount.platform)
             .where(PlatformAccount.user_id == user_id, PlatformAccount.status != AccountStatus.ACTIVE)
@@ -93,9 +96,11 @@ def weekly_report_for_user(runtime: Runtime, user_id: int, week_end: datetime) -
             previous_posts=[p for p in posts if p.scheduled_at < start],
             frequency=frequency,
             reauth_platforms=reauth,
+            applied=applied,
         )
         entry = _store(session, user_id, key, report.as_content(), now=runtime.now())
-        send = runtime.settings.smtp_host is not None and not _already_sent(session, user_id, key)
+        send = (runtime.settings.smtp_host is not None and weekly_report_by_email(session, user_id)
+                and not _already_sent(session, user_id, key))
 
     if send:
         _email(runtime, user_id, email, key, report)
@@ -119,24 +124,6 @@ def latest_insights(session: Session, user_id: int, limit: int = DEFAULT_INSIGHT
         for sentence in (content or {}).get("recommendations") or []:
             sentences.setdefault(str(sentence), None)
     return list(sentences)
-
-
-def _post_records(session: Session, user_id: int, since: datetime, until: datetime,
-                  timezone: str) -> list[PostRecord]:
-    posts = session.scalars(
-        select(Post)
-        .where(Post.user_id == user_id, Post.scheduled_at >= since, Post.scheduled_at < until)
-        .order_by(Post.scheduled_at, Post.id)
-    ).all()
-    return [
-        PostRecord(
-            platform=p.platform, status=p.status, scheduled_at=p.scheduled_at, published_at=p.published_at,
-            review_reason=p.review_reason, impressions=p.impressions or 0, likes=p.likes or 0,
-            shares=p.shares or 0, comments=p.comments or 0, topic=p.topic, timezone=timezone,
-            post_id=p.id, text=p.text,
-        )
-        for p in posts
-    ]
 
 
 def _store(session: Session, user_id: int, key: str, content: dict[str, Any], *, now: datetime) -> MemoryEntry:
@@ -173,15 +160,20 @@ def _email(runtime: Runtime, user_id: int, to: str, key: str, report: WeeklyRepo
 
 
 def render_email(report: WeeklyReport) -> str:
-    """The plain-text email body: summary, recommendations, best posts."""
+    """The plain-text email body: summary, recommendations, best posts (platforms by their
+    display name: the stored report keeps the registry's keys, the user reads "X")."""
     lines = [report.summary, ""]
     if report.recommendations:
         lines.append("Recommendations:")
         lines += [f"- {sentence}" for sentence in report.recommendations]
         lines.append("")
+    if report.applied_advice:
+        lines.append("Advice you applied:")
+        lines += [f"- {sentence}" for sentence in report.applied_advice]
+        lines.append("")
     if report.top:
         lines.append("Best posts:")
-        lines += [f"- {p['platform']} {p['published_at'][:10]}: {p['engagement_rate']:.1%} "
+        lines += [f"- {display_name(p['platform'])} {p['published_at'][:10]}: {p['engagement_rate']:.1%} "
                   f"of {p['impressions']:,} impressions. {p['excerpt']}" for p in report.top]
     return "\n".join(lines).rstrip() + "\n"
 

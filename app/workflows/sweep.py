@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from app.connect.flows import PRUNE_CONNECT_FLOWS
 from app.intents import Intent, MessageProbe, PublishPosts
 from app.jobs.spec import PeriodicJob, Step, Tick
 from app.jobs.upkeep import PRUNE_OLD_CLAIMS
-from app.notifications import send_pending_emails
+from app.notifications import send_daily_digests, send_pending_emails
 from app.queues import Queue
 from app.runtime import Runtime
 from app.workflows.dispatch import dispatch_due_posts
@@ -48,6 +49,7 @@ def _recover_posts(tick: Tick) -> Sequence[Intent]:
 def _send_emails(tick: Tick) -> Sequence[Intent]:
     if tick.runtime.settings.smtp_host:
         send_pending_emails(tick.runtime.session_factory, tick.runtime.settings, tick.now)
+        send_daily_digests(tick.runtime.session_factory, tick.runtime.settings, tick.now)
     return []
 
 
@@ -59,12 +61,13 @@ RECOVER_STUCK_POSTS = Step(
 
 SEND_PENDING_EMAILS = Step(
     "send_pending_emails",
-    "Email notifications not emailed yet (when SMTP is configured)",
+    "Email notifications not emailed yet, and the day's digests (when SMTP is configured)",
     _send_emails)
 
 SWEEP_STUCK_POSTS = PeriodicJob(
     "sweep_stuck_posts", "*/15 * * * *", Queue.POSTING,
     "Safety net: recover stuck posts and per-user runs, send emails, prune old claims",
-    steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS),
+    steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS,
+           PRUNE_CONNECT_FLOWS),
     claim_retention=timedelta(days=7),
 )

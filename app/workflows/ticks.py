@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from app.errors import InvalidValue
 from app.intents import Intent, MessageProbe
 from app.jobs.claims import claim_slot, finish_slot
 from app.jobs.spec import Tick
@@ -40,7 +41,7 @@ def resolve_slot(job: str, requested: str | None, now: datetime) -> datetime:
     if requested:
         parsed = datetime.fromisoformat(requested.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
-            raise ValueError(f"slot {requested!r} needs a UTC offset")
+            raise InvalidValue(f"slot {requested!r} needs a UTC offset")
         return parsed.astimezone(UTC).replace(second=0, microsecond=0)
     latest = JOBS[job].latest_fire(now)
     assert latest is not None, f"{job} never fired in the lookback"
@@ -55,7 +56,7 @@ def run_tick(runtime: Runtime, job: str, slot: datetime, *, trigger: str, messag
     """
     jobs = catalogue(runtime.settings)
     if job not in jobs:
-        raise ValueError(f"unknown job {job!r}; known: {', '.join(jobs)}")
+        raise InvalidValue(f"unknown job {job!r}; known: {', '.join(jobs)}")
     now = runtime.now()
     with runtime.session_factory() as session, session.begin():
         run = claim_slot(session, job, slot, trigger=trigger, message_id=message_id, now=now)

@@ -38,7 +38,7 @@ _LESSONS = [
     "7. Measure lateness",
 ]
 #: A multi-line X post of exactly 276 weighted characters with 7 line breaks ("\n"); sent by a
-#: browser as "\r\n" it would weigh 283 and be refused (issue 13, bug 1).
+#: browser as "\r\n" it would weigh 283 and be refused, unless line endings are normalised.
 MULTI_LINE_POST = "\n".join(_LESSONS).ljust(275, ".") + "!"
 LONG_TEXT = ("A long LinkedIn post about reliable scheduling, retries, idempotency and observability. " * 6).strip()
 LONG_ERROR = "httpx.ReadTimeout: timed out after the request was sent; " + "outcome unknown, reconciling. " * 8

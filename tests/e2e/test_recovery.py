@@ -2,7 +2,7 @@
 
 Real ``dramatiq actors.entrypoint -Q posting`` processes, Redis, PostgreSQL and a fake X that
 holds every create for 2 s (the post exists on X while the worker waits for the answer, as in
-the issue's reproduction). The scheduler is the test itself: a :class:`Ticker` thread runs the
+a post that outlives its worker). The scheduler is the test itself: a :class:`Ticker` thread runs the
 minute job ``dispatch_due_posts`` (its recovery, claim and catch-up steps, with the real slot
 claim and the Redis message probe) every ``TICK`` seconds and sends what it returns, instead of
 ``periodiq`` once a minute, so each scenario takes seconds; the graces are shortened to match
@@ -59,7 +59,7 @@ pytestmark = pytest.mark.slow
 TICK = 2.0
 #: How long the fake X holds each create before answering, in seconds.
 HOLD = 2.0
-#: The issue's bound on lateness after any crash or Redis loss, in seconds.
+#: The most a post may be late after any crash or Redis loss, in seconds.
 BOUND = timedelta(seconds=90)
 
 

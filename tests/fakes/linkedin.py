@@ -2,7 +2,10 @@
 
 Stricter than LinkedIn where leniency would hide a bug: a missing ``LinkedIn-Version`` header or
 an unescaped little-text character (which LinkedIn would accept and silently truncate at) is a
-400 here.
+400 here. The 3-legged OAuth flow as learn.microsoft.com's "Authorization Code Flow (3-legged
+OAuth)" describes it: the consent page at ``/oauth/v2/authorization``, Cancel sending back
+``error=user_cancelled_authorize``, a code valid once for 30 minutes, the client id and secret in
+the ``/oauth/v2/accessToken`` form body; no PKCE for a web app, no revocation endpoint for apps.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +21,23 @@ from urllib.parse import unquote
 
 from PIL import Image
 
+from tests.fakes.oauth import CodeRefused, ConsentServer
 from tests.fakes.platform import (
     FakePlatform,
     Recorded,
     Response,
     json_response,
 )
+
+#: The scopes LinkedIn's consent screen knows (those of the products the autopilot uses).
+LINKEDIN_KNOWN_SCOPES = frozenset({"openid", "profile", "email", "w_member_social", "r_member_postAnalytics"})
+#: Seconds an authorisation code stays valid (the docs: "The authorization code has a 30-minute lifespan").
+LINKEDIN_CODE_LIFETIME_SECONDS = 30 * 60.0
+LINKEDIN_AUTHORIZE_PATH = "/oauth/v2/authorization"
+LINKEDIN_DECIDE_PATH = "/oauth/v2/authorization/decide"
+#: What LinkedIn appends to the redirect URI when the member presses Cancel.
+LINKEDIN_CANCELLED = {"error": "user_cancelled_authorize",
+                      "error_description": "The user cancelled the authorization"}
 
 LITTLE_RESERVED = set("\\|{}@[]()<>#*_~")
 _ENTITY_RE = re.compile(r"\((share|ugc):(urn%3Ali%3A(share|ugcPost)%3A\d+)\)")
@@ -109,6 +124,10 @@ class FakeLinkedIn(FakePlatform):
         oldest_active_version: str = "202410",
         posts_readable: bool = True,
         refresh_mode: str = "same",
+        redirect_uris: Iterable[str] = (),
+        code_lifetime_seconds: float = LINKEDIN_CODE_LIFETIME_SECONDS,
+        oauth_clock: Callable[[], float] = time.monotonic,
+        issue_refresh_tokens: bool = False,
     ) -> None:
         super().__init__()
         self.client_id = client_id
@@ -127,6 +146,17 @@ class FakeLinkedIn(FakePlatform):
         self._next_image = 1
         #: GETs of a new image that answer PROCESSING before AVAILABLE.
         self.image_processing_polls = 0
+        #: The authorisation server: register the app's redirect URIs on ``consent.redirect_uris``.
+        self.consent = ConsentServer(
+            name="LinkedIn", client_id=client_id, scopes=LINKEDIN_KNOWN_SCOPES,
+            decide_path=LINKEDIN_DECIDE_PATH, denied=LINKEDIN_CANCELLED,
+            code_lifetime_seconds=code_lifetime_seconds, pkce_required=False, accept_label="Allow",
+            clock=oauth_clock)
+        self.consent.redirect_uris.update(redirect_uris)
+        #: LinkedIn gives refresh tokens to approved partners only: off by default, as for most apps.
+        self.issue_refresh_tokens = issue_refresh_tokens
+        #: Access tokens issued for authorisation codes, in order.
+        self.issued_access_tokens: list[str] = []
 
     def __enter__(self) -> FakeLinkedIn:
         super().__enter__()
@@ -170,6 +200,11 @@ class FakeLinkedIn(FakePlatform):
         path, method = request.path, request.method
         if method == "POST" and path == "/oauth/v2/accessToken":
             return self._token(request)
+        if method == "GET" and path == LINKEDIN_AUTHORIZE_PATH:
+            self.consent.account_label = self.member_name
+            return self.consent.consent_page(request)
+        if method == "POST" and path == LINKEDIN_DECIDE_PATH:
+            return self.consent.decide(request)
         if request.headers.get("authorization", "") != f"Bearer {self.access_token}":
             return _li_error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
         if method == "PUT" and path.startswith("/dms-uploads/"):
@@ -412,7 +447,7 @@ class FakeLinkedIn(FakePlatform):
         )
 
     def _token(self, request: Recorded) -> Response:
-        if request.headers.get("content-type", "") != "application/x-www-form-urlencoded":
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return json_response(
                 400, {"error": "invalid_request", "error_description": "form body required"}
             )
@@ -425,6 +460,8 @@ class FakeLinkedIn(FakePlatform):
                 401,
                 {"error": "invalid_client", "error_description": "Client authentication failed"},
             )
+        if form.get("grant_type") == "authorization_code":
+            return self._redeem_code(form)
         if form.get("grant_type") != "refresh_token":
             return json_response(
                 400, {"error": "unsupported_grant_type", "error_description": "grant_type"}
@@ -449,4 +486,33 @@ class FakeLinkedIn(FakePlatform):
             self.refresh_token = f"li-refresh-{self._generation}"
         if self.refresh_mode != "omit":
             body["refresh_token"] = self.refresh_token
+        return json_response(200, body)
+
+    def _redeem_code(self, form: dict[str, str]) -> Response:
+        """``grant_type=authorization_code``: a 60-day token for a valid code (it becomes the
+        member's current one: the fake has one member)."""
+        try:
+            issued = self.consent.redeem(form, client_id=form.get("client_id", ""))
+        except CodeRefused as exc:
+            # LinkedIn's one message for every refused code (see the wire fixture's source).
+            return json_response(400, {
+                "error": "invalid_request",
+                "error_description": "Unable to retrieve access token: appid/redirect uri/code verifier does "
+                                     f"not match authorization code. Or authorization code expired. ({exc.description})",
+            })
+        self._generation += 1
+        self.access_token = f"li-oauth-access-{self._generation}"
+        self.issued_access_tokens.append(self.access_token)
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "expires_in": 5184000,
+            "scope": ",".join(issued.consent.scope),
+            "token_type": "Bearer",
+        }
+        if "openid" in issued.consent.scope:
+            body["id_token"] = "eyJ6aXAiOiJERUYiLCJhbGciOiJSUzI1NiJ9.fake.signature"
+        if self.issue_refresh_tokens:
+            self.refresh_token = f"li-oauth-refresh-{self._generation}"
+            body["refresh_token"] = self.refresh_token
+            body["refresh_token_expires_in"] = 31536000
         return json_response(200, body)

@@ -260,7 +260,8 @@ class FakeMastodon(FakePlatform):
         return json_response(200, {"id": str(len(self.apps)), "name": params["client_name"], "website": None,
                                    "scopes": app.scopes.split(), "redirect_uri": "\n".join(uris),
                                    "redirect_uris": uris, "client_id": app.client_id,
-                                   "client_secret": app.client_secret, "vapid_key": "BFake"})
+                                   "client_secret": app.client_secret, "client_secret_expires_at": 0,
+                                   "vapid_key": "BFake"})
 
     def _check_authorize(self, query: dict[str, str]) -> str | None:
         app = self.apps.get(query.get("client_id", ""))

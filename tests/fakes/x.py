@@ -1,6 +1,10 @@
 """A local fake of the X API v2 on a real socket: tweets, lookups, timeline, users/me, OAuth 2.0.
 
 Stricter than X where leniency would hide a bug (more than 100 ids in a lookup is a 400 here).
+OAuth 2.0 as docs.x.com describes it ("OAuth 2.0 Authorization Code Flow with PKCE"): the
+consent page (``/i/oauth2/authorize``, on x.com in production: point ``X_AUTHORIZE_URL`` here),
+PKCE required, a code valid once for 30 seconds, a confidential client authenticating with HTTP
+Basic, ``POST /2/oauth2/token`` and ``POST /2/oauth2/revoke`` (see :mod:`tests.fakes.oauth`).
 """
 
 from __future__ import annotations
@@ -11,17 +15,28 @@ import html
 import itertools
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from typing import Any
 
+from tests.fakes.oauth import CodeRefused, ConsentServer
 from tests.fakes.platform import (
     FakePlatform,
     Recorded,
     Response,
     json_response,
 )
+
+#: The scopes X's consent screen knows (docs.x.com, "OAuth 2.0 scopes"; those the autopilot may ask).
+X_KNOWN_SCOPES = frozenset({"tweet.read", "tweet.write", "users.read", "offline.access", "media.write",
+                            "follows.read", "like.read", "like.write"})
+#: Seconds an authorisation code stays valid (docs.x.com: "valid for 30 seconds").
+X_CODE_LIFETIME_SECONDS = 30.0
+#: Paths of the consent page and of its buttons' form.
+X_AUTHORIZE_PATH = "/i/oauth2/authorize"
+X_DECIDE_PATH = "/i/oauth2/authorize/decide"
 
 _X_DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 _URL_RE = re.compile(r"https?://\S+")
@@ -128,6 +143,9 @@ class FakeX(FakePlatform):
         refresh_mode: str = "rotate",
         max_text: int = 280,
         create_latency: float = 0.0,
+        redirect_uris: Iterable[str] = (),
+        code_lifetime_seconds: float = X_CODE_LIFETIME_SECONDS,
+        oauth_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         #: Seconds each create takes before X answers (benches: a platform's real latency).
@@ -153,6 +171,21 @@ class FakeX(FakePlatform):
         self.media_processing_polls = 0
         #: Seconds after which an upload's id is refused (X's ``expires_after_secs``).
         self.media_expires_secs = X_MEDIA_EXPIRES_SECS
+        #: The authorisation server: register the app's redirect URIs on ``consent.redirect_uris``.
+        self.consent = ConsentServer(
+            name="X", client_id=client_id, scopes=X_KNOWN_SCOPES, decide_path=X_DECIDE_PATH,
+            denied={"error": "access_denied"}, code_lifetime_seconds=code_lifetime_seconds,
+            pkce_required=True, accept_label="Authorize app", clock=oauth_clock)
+        self.consent.redirect_uris.update(redirect_uris)
+        #: Tokens revoked through ``POST /2/oauth2/revoke``.
+        self.revoked: list[str] = []
+        #: Access tokens issued for authorisation codes, in order.
+        self.issued_access_tokens: list[str] = []
+
+    @property
+    def authorize_url(self) -> str:
+        """The consent page's URL (``X_AUTHORIZE_URL``)."""
+        return self.base_url + X_AUTHORIZE_PATH
 
     def __enter__(self) -> FakeX:
         super().__enter__()
@@ -215,6 +248,13 @@ class FakeX(FakePlatform):
         path, method = request.path, request.method
         if method == "POST" and path == "/2/oauth2/token":
             return self._token(request)
+        if method == "POST" and path == "/2/oauth2/revoke":
+            return self._revoke(request)
+        if method == "GET" and path == X_AUTHORIZE_PATH:
+            self.consent.account_label = f"@{self.username}"
+            return self.consent.consent_page(request)
+        if method == "POST" and path == X_DECIDE_PATH:
+            return self.consent.decide(request)
         auth = request.headers.get("authorization", "")
         if auth != f"Bearer {self.access_token}":
             return _x_problem(401, "Unauthorized", "Unauthorized")
@@ -469,12 +509,8 @@ class FakeX(FakePlatform):
             body["data"] = data
         return json_response(200, body)
 
-    def _token(self, request: Recorded) -> Response:
-        if request.headers.get("content-type", "") != "application/x-www-form-urlencoded":
-            return json_response(
-                400, {"error": "invalid_request", "error_description": "form body required"}
-            )
-        form = request.form
+    def _client_refused(self, request: Recorded) -> Response | None:
+        """A confidential client must authenticate with HTTP Basic; a public one names itself."""
         if self.client_secret is not None:
             expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
             if request.headers.get("authorization") != f"Basic {expected}":
@@ -485,6 +521,22 @@ class FakeX(FakePlatform):
                         "error_description": "Missing valid authorization header",
                     },
                 )
+        elif request.form.get("client_id") != self.client_id:
+            return json_response(
+                400, {"error": "invalid_request", "error_description": "Missing required parameter [client_id]."})
+        return None
+
+    def _token(self, request: Recorded) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return json_response(
+                400, {"error": "invalid_request", "error_description": "form body required"}
+            )
+        form = request.form
+        if form.get("grant_type") == "authorization_code":
+            return self._redeem_code(request)
+        refused = self._client_refused(request)
+        if refused is not None:
+            return refused
         if form.get("grant_type") != "refresh_token" or form.get("client_id") != self.client_id:
             return json_response(
                 400,
@@ -514,3 +566,52 @@ class FakeX(FakePlatform):
         elif self.refresh_mode == "empty":
             body["refresh_token"] = ""
         return json_response(200, body)
+
+    def _redeem_code(self, request: Recorded) -> Response:
+        """``grant_type=authorization_code``: a new token pair for a valid code (it becomes the
+        account's current one: the fake has one account)."""
+        refused = self._client_refused(request)
+        if refused is not None:
+            return refused
+        form = request.form
+        if form.get("client_id", self.client_id) != self.client_id:
+            return json_response(400, {"error": "invalid_request", "error_description": "client_id mismatch"})
+        again = self.consent.is_redeemed_again(form)
+        try:
+            issued = self.consent.redeem(form, client_id=self.client_id)
+        except CodeRefused as exc:
+            if again is not None and self.access_token in again.tokens:
+                self.revoke_access_token()  # a replayed code: what it yielded is withdrawn
+            return json_response(400, {"error": exc.error, "error_description": exc.description})
+        self._generation += 1
+        self.access_token = f"x-oauth-access-{self._generation}"
+        issued.tokens.append(self.access_token)
+        self.issued_access_tokens.append(self.access_token)
+        body: dict[str, Any] = {
+            "token_type": "bearer",
+            "expires_in": 7200,
+            "access_token": self.access_token,
+            "scope": " ".join(issued.consent.scope),
+        }
+        if "offline.access" in issued.consent.scope:
+            self.refresh_token = f"x-oauth-refresh-{self._generation}"
+            body["refresh_token"] = self.refresh_token
+        return json_response(200, body)
+
+    def _revoke(self, request: Recorded) -> Response:
+        """``POST /2/oauth2/revoke``: the token stops working; X answers ``{"revoked": true}``."""
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return json_response(400, {"error": "invalid_request", "error_description": "form body required"})
+        refused = self._client_refused(request)
+        if refused is not None:
+            return refused
+        token = request.form.get("token", "")
+        if not token:
+            return json_response(400, {"error": "invalid_request",
+                                       "error_description": "Missing required parameter [token]."})
+        if token == self.access_token:
+            self.revoke_access_token()
+        if token == self.refresh_token:
+            self.refresh_token = f"x-refresh-revoked-{self._generation}"
+        self.revoked.append(token)
+        return json_response(200, {"revoked": True})

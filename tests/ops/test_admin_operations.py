@@ -27,7 +27,7 @@ _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 @pytest.fixture
 def app(ops: Ops) -> Iterator[Flask]:
     app = create_app({"TESTING": True, "SECRET_KEY": "ops-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": ops.settings})
     with app.extensions[EXTENSION_KEY].session_factory() as session, session.begin():
         create_operator(session, "olga", PASSWORD)
     yield app
@@ -92,8 +92,8 @@ def test_metrics_parse_with_prometheus_client_and_carry_every_series(app: Flask,
     assert samples[("autopilot_posts", (("status", "published"),))] == 2
     assert samples[("autopilot_posts", (("status", "needs_review"),))] == 1
     assert samples[("autopilot_posts", (("status", "failed"),))] == 0
-    assert samples[("autopilot_job_failures_24h", (("job", "daily_generation"), ("queue", "autonomous")))] == 1
-    assert samples[("autopilot_job_success_ratio_24h", (("job", "daily_generation"), ("queue", "autonomous")))] == 0
+    assert samples[("autopilot_job_failures_24h", (("autopilot_job", "daily_generation"), ("queue", "autonomous")))] == 1
+    assert samples[("autopilot_job_success_ratio_24h", (("autopilot_job", "daily_generation"), ("queue", "autonomous")))] == 0
     lateness = families["autopilot_publish_lateness_seconds"]
     assert lateness.type == "histogram"
     buckets = {s.labels["le"]: s.value for s in lateness.samples
@@ -124,12 +124,13 @@ def test_operations_page_needs_login_and_shows_the_cli_figures(app: Flask, ops: 
     data = client.get("/admin/operations/data.json").json
     assert {q["queue"]: q for q in data["queues"]} == cli
     assert {p["code"] for p in data["problems"]} == {"no_worker", "success_rate"}
-    assert 'data-points="0"' not in page.split('id="chart-depth-24h"')[1][:200]
+    assert 'data-points="0"' not in page.split('id="chart-depth-24h"')[1][:300]
     # The job's runs are one click away, filtered on the job.
     link = re.search(r'href="(/admin/jobs/\?flt0_0=daily_generation)"', page)
     assert link and "daily_generation" in client.get(link.group(1)).get_data(as_text=True)
     charts = client.get("/admin/operations/charts?range=7d").get_data(as_text=True)
-    assert charts.count("<svg") == 4 and 'id="chart-published-7d" data-points="168"' in charts
+    assert charts.count("<canvas") == 4 and charts.count('class="chart-table"') == 4
+    assert re.search(r'id="chart-published-7d"[^>]* data-points="168"', charts)
 
 
 def test_run_a_failed_slot_again_is_csrf_protected_audited_and_sent_once(app: Flask, ops: Ops):

@@ -114,9 +114,9 @@ def test_success_rate_names_the_job_and_its_queue(ops: Ops):
     healthy(ops)
     failed_generation(ops)
     subjects = {p["subject"] for p in ops.json("check")["problems"]}
-    assert subjects == {"job:generate_for_user", "queue:autonomous"}
+    assert subjects == {"job:daily_generation per user", "queue:autonomous"}
     stats = ops.json("stats", "--since", "24h")
-    row = next(j for j in stats["jobs"] if j["name"] == "generate_for_user")
+    row = next(j for j in stats["jobs"] if j["name"] == "daily_generation per user")
     assert (row["runs"], row["succeeded"], row["failed"], row["success_rate"]) == (20, 18, 2, 90.0)
     assert row["p50_ms"] == 1009.5 and row["p95_ms"] == 1018.0  # 1018.05, to 0.1 ms
 

@@ -29,12 +29,15 @@ from tests.workers import wait_for
 pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery"
+#: Bars Chart.js drew with a height, and points it drew on any line, of the chart with this id.
+BARS = "id => Chart.getChart(id).data.datasets[0].data.filter(p => p.y > 0).length"
+DRAWN = "id => Chart.getChart(id).data.datasets.flatMap(d => d.data).filter(p => p.y !== null).length"
 
 
 @pytest.fixture
 def server(ops: Ops) -> Iterator[tuple[str, Flask]]:
     app = create_app({"SECRET_KEY": "browser-test", "DATABASE_URL": ops.settings.database_url,
-                      "REDIS_URL": ops.settings.redis_url})
+                      "AUTOPILOT_SETTINGS": ops.settings})
     with app.extensions[EXTENSION_KEY].session_factory() as session, session.begin():
         create_operator(session, "olga", PASSWORD)
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
@@ -87,9 +90,10 @@ def test_the_page_shows_the_cli_numbers_live_and_charts_real_data(browser, serve
     for chart in ("published", "lateness", "success", "depth"):
         points = int(page.get_attribute(f"#chart-{chart}-24h", "data-points"))
         assert points > 0, chart
-    bars = page.eval_on_selector_all("#chart-published-24h rect", "els => els.length")
+    page.wait_for_selector("#chart-depth-24h[data-drawn='1']")
+    bars = page.evaluate(BARS, "chart-published-24h")
     assert 0 < bars <= written["published_24h"]
-    assert page.eval_on_selector_all("#chart-depth-24h polyline", "els => els.length") >= 1
+    assert page.evaluate(DRAWN, "chart-depth-24h") >= 1
     shoot(page, tmp_path, "operations-24h.png")
 
     # New messages appear without a reload: the script refreshes from data.json.
@@ -107,5 +111,6 @@ def test_the_page_shows_the_cli_numbers_live_and_charts_real_data(browser, serve
 
     page.goto(f"{base}/admin/operations/?range=7d")
     assert int(page.get_attribute("#chart-published-7d", "data-points")) == 168
-    assert page.eval_on_selector_all("#chart-published-7d rect", "els => els.length") == 7 * 8 - 1
+    page.wait_for_selector("#chart-published-7d[data-drawn='1']")
+    assert page.evaluate(BARS, "chart-published-7d") == 7 * 8 - 1
     shoot(page, tmp_path, "operations-7d.png")

@@ -151,7 +151,14 @@ class LivePortal:
 
 
 @pytest.fixture
-def portal_server(pg_engine: Engine, tmp_path) -> Iterator[LivePortal]:  # type: ignore[no-untyped-def]
+def portal_server_settings() -> dict[str, Any]:
+    """More settings for ``portal_server`` (a test module overrides this: platform fakes...)."""
+    return {}
+
+
+@pytest.fixture
+def portal_server(pg_engine: Engine, portal_server_settings: dict[str, Any],
+                  tmp_path) -> Iterator[LivePortal]:  # type: ignore[no-untyped-def]
     """The Procfile's web app over real HTTP on the run's (emptied) PostgreSQL, mail to a fake SMTP,
     with the operator :data:`tests.browser.BROWSER_OPERATOR`."""
     url = pg_engine.url.render_as_string(hide_password=False)
@@ -162,8 +169,8 @@ def portal_server(pg_engine: Engine, tmp_path) -> Iterator[LivePortal]:  # type:
         sock.close()
         settings = Settings(database_url=url, secret_key=SECRET_KEY, session_cookie_secure=False,
                             portal_base_url=f"http://127.0.0.1:{port}", smtp_host="127.0.0.1", smtp_port=smtp_port,
-                            smtp_starttls=False, smtp_sender="autopilot@example.com",
-                            media_dir=str(tmp_path / "media"))
+                            smtp_starttls=False, smtp_sender="autopilot@example.com", media_dir=str(tmp_path / "media"),
+                            **portal_server_settings)
         web = create_web_app(settings, admin_config={"SECRET_KEY": SECRET_KEY, "DATABASE_URL": url,
                                                      "SESSION_COOKIE_SECURE": False})
         sessions = make_session_factory(pg_engine)

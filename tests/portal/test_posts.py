@@ -109,3 +109,16 @@ def test_forms_without_the_csrf_token_are_refused(
     assert response.status_code == 400 and "Form expired" in response.get_data(as_text=True)
     with portal_db(portal_app) as session:
         assert session.get(Post, post_id).status == PostStatus.NEEDS_REVIEW
+
+
+def test_long_lists_are_paged(user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    with portal_db(portal_app) as session:
+        session.add_all([Post(user_id=user.id, platform="twitter", text=f"numbered post {n:02d}",
+                              status=PostStatus.SCHEDULED, scheduled_at=utcnow() + timedelta(hours=n + 1))
+                         for n in range(30)])
+    first = user_client.get("/posts/").get_data(as_text=True)
+    assert "numbered post 24" in first and "numbered post 25" not in first
+    assert 'href="/posts/?upcoming=2"' in first
+    second = user_client.get("/posts/?upcoming=2").get_data(as_text=True)
+    assert "numbered post 25" in second and "numbered post 29" in second and "numbered post 24" not in second
+    assert 'href="/posts/?upcoming=1"' in second

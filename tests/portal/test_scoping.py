@@ -15,6 +15,8 @@ argument's name to :data:`OTHER_USERS_ROWS`. A string argument needs a sample va
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -43,6 +45,7 @@ from tests.portal.conftest import TestUser, csrf_token, portal_db, signed_in
 #: Routes anyone may open signed out, on purpose. Adding one here is a decision: say why.
 PUBLIC_ENDPOINTS = {
     "static",  # the stylesheet
+    "charts.static",  # the charting library and its drawing script
     "home.healthz",  # the load balancer's probe: says "ok", nothing else
     "auth.signin",  # asking for a link
     "auth.signin_link",  # using one
@@ -113,6 +116,7 @@ SAMPLE_VALUES: dict[str, str] = {
     "token": "not-a-link",
     "platform": "twitter",
     "name": "other.png",
+    "day": "2026-11-22",
 }
 
 #: Query and form fields carrying ids, sent to every route with the other user's ids.
@@ -218,6 +222,14 @@ def test_another_users_id_in_any_route_is_404_and_changes_nothing(
     assert checked >= 4  # posts: detail, approve, edit, cancel (more as areas are added)
 
 
+def _text(response: Any) -> str:
+    """A response's text; a ZIP download's (``/data/download``) is the text of every file in it."""
+    if response.mimetype == "application/zip":
+        archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+        return "".join(archive.read(name).decode() for name in archive.namelist())
+    return response.get_data(as_text=True)
+
+
 def test_another_users_ids_in_queries_and_forms_change_and_show_nothing(
         portal_app: Flask, user: TestUser, other: tuple[TestUser, dict[str, int]]) -> None:
     zed, ids = other
@@ -233,7 +245,7 @@ def test_another_users_ids_in_queries_and_forms_change_and_show_nothing(
             query = "&".join(f"{name}={value}" for name, value in fields.items())
             response = _call(client, method, f"{url}?{query}", {**fields, "text": "hijacked"})
             assert response.status_code < 500, f"{method} {url} failed with {response.status_code}"
-            body = response.get_data(as_text=True)
+            body = _text(response)
             assert secret_of(zed.id) not in body and OTHER_EMAIL not in body, f"{method} {url} shows the other user's data"
             checked += 1
     with portal_db(portal_app) as session:

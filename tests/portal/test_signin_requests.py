@@ -163,7 +163,22 @@ def test_security_headers_and_cookie_flags(portal_settings: Settings, user: Test
     csp = response.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "'nonce-" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     app.extensions[EXTENSION_KEY].engine.dispose()
+
+
+def test_expired_sessions_and_links_are_deleted_on_the_next_sign_in(portal_app: Flask, user: TestUser) -> None:
+    now = utcnow()
+    with portal_db(portal_app) as session:
+        ada = session.get(User, user.id)
+        open_session(session, ada, now=now - timedelta(hours=3), lifetime=timedelta(hours=1))
+        create_link(session, portal_app.extensions[EXTENSION_KEY].settings, user.email,
+                    now=now - timedelta(hours=1), created_by="test")
+    with portal_db(portal_app) as session:
+        open_session(session, session.get(User, user.id), now=now, lifetime=timedelta(hours=1))
+    with portal_db(portal_app) as session:
+        assert session.scalar(select(func.count()).select_from(UserSession)) == 1
+        assert session.scalar(select(func.count()).select_from(SignInLink)) == 0

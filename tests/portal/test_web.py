@@ -69,3 +69,13 @@ def test_the_portal_works_at_the_root_and_its_session_is_not_the_admins(web: Cli
     value = web.get_cookie("autopilot_portal").value  # type: ignore[union-attr]
     web.set_cookie("autopilot_admin", value, path="/admin")
     assert web.get("/admin/admin/").headers["Location"].startswith("/admin/login")
+
+
+def test_the_procfile_web_line_serves_both_and_compose_runs_the_portal_alone() -> None:
+    from bench.portal import web_command
+    from tests.test_deploy_files import COMPOSE, compose_command
+
+    assert web_command().startswith("gunicorn portal.web_wsgi:app ")
+    assert compose_command("portal").startswith("gunicorn portal.wsgi:app ")
+    service = COMPOSE.read_text().split("\n  portal:\n", 1)[1].split("\n\n", 1)[0]
+    assert "/healthz" in service and "healthcheck:" in service

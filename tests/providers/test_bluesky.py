@@ -15,6 +15,9 @@ from tests.fakes.bluesky import TID_RE, FakeBluesky
 from tests.wire import replay_next
 
 READ_TIMEOUT = 0.5
+#: When the tests' posts are due: read once from the real clock (the fakes stamp with it), so
+#: every call for one post derives the same key.
+SCHEDULED_AT = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def connect(client: BlueskyPublisher, fake: FakeBluesky) -> AccountCredentials:
 
 
 def ref(post_id: int = 7, language: str = "en") -> PostRef:
-    return PostRef(post_id, datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1), language)
+    return PostRef(post_id, SCHEDULED_AT, language)
 
 
 def test_record_keys_are_tids_derived_from_the_post():

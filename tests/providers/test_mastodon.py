@@ -19,6 +19,9 @@ from tests.fakes.mastodon import FakeMastodon
 from tests.wire import replay_next
 
 READ_TIMEOUT = 0.5
+#: When the tests' posts are due: read once from the real clock (the fakes stamp with it), so
+#: every call for one post derives the same key.
+SCHEDULED_AT = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -38,7 +41,7 @@ def creds_for(fake: FakeMastodon, token: str | None = None) -> AccountCredential
 
 
 def ref(post_id: int = 7, visibility: str = "unlisted", language: str = "de") -> PostRef:
-    return PostRef(post_id, datetime.now(UTC).replace(microsecond=0), language, visibility)
+    return PostRef(post_id, SCHEDULED_AT, language, visibility)
 
 
 def test_instance_url_from_what_a_user_types():

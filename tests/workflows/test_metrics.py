@@ -10,9 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.crypto import TokenVault
+from app.crypto import TokenVault, generate_key
 from app.db import make_session_factory
-from app.models import AccountStatus, MetricSnapshot, PlatformAccount, Post, PostStatus
+from app.models import (
+    AccountStatus,
+    MetricSnapshot,
+    Notification,
+    PlatformAccount,
+    Post,
+    PostStatus,
+)
 from app.providers.base import AccountCredentials, PostMetrics, Publisher, PublishResult, TokenSet
 from app.providers.errors import AuthError, ProviderError, RateLimited
 from app.providers.sandbox import SandboxPublisher, simulated_metrics
@@ -24,6 +31,7 @@ from app.workflows.metrics import (
     users_with_metrics_due,
 )
 from tests import factories
+from tests.factories import make_user
 
 #: What the recording publisher reports for every post: 50 interactions on 1000 impressions.
 FIGURES = PostMetrics(impressions=1000, likes=30, shares=12, comments=8)
@@ -68,15 +76,6 @@ class RecordingPublisher:
 def make_runtime(settings: Settings, sessions: sessionmaker[Session], vault: TokenVault, now: datetime,
                  **publishers: Publisher) -> Runtime:
     return factories.make_runtime(settings, sessions, vault, clock=lambda: now, publishers=publishers)
-
-
-def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com",
-              platforms: tuple[str, ...] = ("twitter", "linkedin")) -> int:
-    """A Berlin user posting at 09:00, with an account on each of ``platforms``."""
-    return factories.make_user(sessions, vault, email, connect=platforms, settings={
-        "timezone": "Europe/Berlin", "preferred_platforms": list(platforms),
-        "posting_times": {p: ["09:00"] for p in platforms}, "topics": ["postgres"],
-        "enable_autonomous_mode": True})
 
 
 def add_posts(sessions: sessionmaker[Session], user_id: int, published_at: list[datetime], *,
@@ -229,7 +228,7 @@ def test_one_platform_failing_does_not_stop_the_other(sessions, vault, settings,
 
 
 def test_auth_error_changes_nothing(sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault, platforms=("twitter",))
+    user = make_user(sessions, vault, connect=("twitter",))
     [tweet] = add_posts(sessions, user, [now - timedelta(hours=1)])
     runtime = make_runtime(settings, sessions, vault, now, twitter=RecordingPublisher("twitter", error=AuthError("401")))
 
@@ -278,7 +277,7 @@ def test_posts_the_platform_no_longer_has_are_counted_missing(sessions, vault, s
 
 
 def test_sandbox_figures_are_stored_as_simulated(sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault, platforms=("twitter",))
+    user = make_user(sessions, vault, connect=("twitter",))
     [tweet] = add_posts(sessions, user, [now - timedelta(hours=4)])
     runtime = make_runtime(settings, sessions, vault, now, twitter=SandboxPublisher("twitter"))
 
@@ -298,10 +297,34 @@ def test_sandbox_figures_are_stored_as_simulated(sessions, vault, settings, now)
 def test_collection_is_idempotent_on_sqlite_too(engine, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
     # The embedded database runs the same upsert path as PostgreSQL (ON CONFLICT DO NOTHING).
     sessions = make_session_factory(engine)
-    user = make_user(sessions, vault, platforms=("twitter",))
+    user = make_user(sessions, vault, connect=("twitter",))
     add_posts(sessions, user, [now - timedelta(hours=1), now - timedelta(days=7, hours=1)])
     runtime = make_runtime(settings, sessions, vault, now, twitter=SandboxPublisher("twitter"))
 
     assert collect_metrics_for_user(runtime, user, now)["by_age"] == {"24h": 1, "7d": 1}
     assert collect_metrics_for_user(runtime, user, now)["snapshots"] == 0
     assert [(s.age, s.simulated) for s in snapshots(sessions)] == [("24h", True), ("7d", True)]
+
+
+def test_an_account_whose_token_cannot_be_decrypted_is_flagged_and_the_others_are_measured(
+        sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(sessions, vault)
+    add_posts(sessions, user, [now - timedelta(hours=3)])
+    [lost] = add_posts(sessions, user, [now - timedelta(hours=2)], platform="linkedin")
+    with sessions() as session, session.begin():
+        account = session.scalars(select(PlatformAccount).where(PlatformAccount.platform == "linkedin")).one()
+        # Encrypted under a key this deployment no longer has (a key rotated away too early).
+        account.access_token_encrypted = TokenVault([generate_key()]).encrypt("tok")
+    twitter, linkedin = RecordingPublisher("twitter"), RecordingPublisher("linkedin")
+    runtime = make_runtime(settings, sessions, vault, now, twitter=twitter, linkedin=linkedin)
+
+    counts = collect_metrics_for_user(runtime, user, now)
+
+    assert counts["snapshots"] == 1 and len(twitter.calls) == 1 and linkedin.calls == []
+    assert "cannot be decrypted" in counts["skipped"]["linkedin"]
+    assert lost not in {s.post_id for s in snapshots(sessions)}
+    with sessions() as session:
+        statuses = dict(session.execute(select(PlatformAccount.platform, PlatformAccount.status)).all())
+        assert statuses == {"twitter": AccountStatus.ACTIVE, "linkedin": AccountStatus.NEEDS_REAUTH}
+        notices = session.scalars(select(Notification.subject).where(Notification.user_id == user)).all()
+        assert notices == ["Reconnect your LinkedIn account"]

@@ -12,10 +12,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.errors import ConfigError
-from app.models import Notification
-from app.notifications import notify, send_email, send_pending_emails
+from app.errors import ConfigError, ValidationError
+from app.models import AuditLog, Notification
+from app.notifications import (
+    USER_KINDS,
+    mark_read,
+    notify,
+    preferences,
+    send_daily_digests,
+    send_email,
+    send_pending_emails,
+    set_preferences,
+    unread_count,
+)
 from app.users import create_user
+from app.workflows.accounts import NOTIFY_REAUTH
+from app.workflows.publish_outcomes import NOTIFY_REVIEW_QUEUE
 from tests.fakes.smtp import SmtpState, running_smtp
 
 
@@ -128,3 +140,79 @@ def test_an_unreachable_server_leaves_notifications_unsent(
 def test_send_email_without_a_host_names_the_setting(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="SMTP_HOST"):
         send_email(settings, "dave@example.com", "subject", "body")
+
+
+def test_every_user_kind_produced_has_a_preference() -> None:
+    assert {NOTIFY_REAUTH, NOTIFY_REVIEW_QUEUE, "generation_failed", "provider_paused"} == set(USER_KINDS)
+
+
+def test_preferences_decide_how_each_kind_is_emailed_at_once_digest_or_off(
+        sessions: sessionmaker[Session], mail_settings: Settings, smtp: tuple[SmtpState, int],
+        user_id: int, now: datetime) -> None:
+    state, _ = smtp
+    with sessions.begin() as session:
+        assert preferences(session, user_id).weekly_report_email is True
+        set_preferences(session, user_id, {"account_needs_reauth": "now", "review_queue_growing": "digest",
+                                           "generation_failed": "off"}, weekly_report_email=False, actor="user:carol")
+        notify(session, user_id, "account_needs_reauth", "Reconnect", "X refused.", now=now)
+        notify(session, user_id, "review_queue_growing", "5 posts wait", "Review them.", now=now)
+        notify(session, user_id, "review_queue_growing", "6 posts wait", "Review them.", now=now)
+        notify(session, user_id, "generation_failed", "No posts today", "Generation failed.", now=now)
+    assert send_pending_emails(sessions, mail_settings, now) == 1
+    assert send_daily_digests(sessions, mail_settings, now) == 1
+    # Once: the same run again, and a later one within the day, send nothing more.
+    assert send_pending_emails(sessions, mail_settings, now) == 0
+    assert send_daily_digests(sessions, mail_settings, now + timedelta(hours=1)) == 0
+    assert [m.message["Subject"] for m in state.mails] == ["Reconnect", "Your daily digest: 2 notifications"]
+    digest = state.mails[1].message.get_payload()
+    assert "5 posts wait" in digest and "6 posts wait" in digest and "No posts today" not in digest
+    assert [(r.email_delivery, r.emailed_at) for r in rows(sessions)] == [
+        ("now", now), ("digest", now), ("digest", now), ("off", None)]
+    # A digest row arriving later waits for the next day's digest.
+    with sessions.begin() as session:
+        notify(session, user_id, "review_queue_growing", "7 posts wait", "Review them.", now=now)
+    assert send_daily_digests(sessions, mail_settings, now + timedelta(hours=23)) == 0
+    assert send_daily_digests(sessions, mail_settings, now + timedelta(days=1)) == 1
+    with sessions() as session:
+        audit = session.scalars(select(AuditLog.action).where(AuditLog.user_id == user_id)).all()
+    assert "notifications.preferences" in audit
+
+
+def test_a_digest_is_sent_later_once_when_smtp_is_down(
+        sessions: sessionmaker[Session], mail_settings: Settings, smtp: tuple[SmtpState, int],
+        user_id: int, now: datetime) -> None:
+    state, _ = smtp
+    with sessions.begin() as session:
+        set_preferences(session, user_id, {"generation_failed": "digest"}, weekly_report_email=True, actor="t")
+        notify(session, user_id, "generation_failed", "No posts today", "Generation failed.", now=now)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    assert send_daily_digests(sessions, replace(mail_settings, smtp_port=closed_port), now) == 0
+    assert [r.emailed_at for r in rows(sessions)] == [None]
+    assert send_daily_digests(sessions, mail_settings, now + timedelta(minutes=15)) == 1
+    assert send_daily_digests(sessions, mail_settings, now + timedelta(days=2)) == 0
+    assert len(state.mails) == 1
+
+
+def test_bad_preferences_are_refused_whole(sessions: sessionmaker[Session], user_id: int) -> None:
+    with sessions.begin() as session, pytest.raises(ValidationError, match="expected one of now, digest, off"):
+        set_preferences(session, user_id, {"account_needs_reauth": "digest", "generation_failed": "hourly"},
+                        weekly_report_email=True, actor="t")
+    with sessions() as session:
+        assert preferences(session, user_id).email_by_kind == {}
+
+
+def test_unread_count_and_marking_read_touch_only_the_users_rows(
+        sessions: sessionmaker[Session], user_id: int, now: datetime) -> None:
+    with sessions.begin() as session:
+        other = create_user(session, "dan@example.com", {}).id
+        mine = [notify(session, user_id, "generation_failed", f"n{i}", "b", now=now) for i in range(3)]
+        theirs = notify(session, other, "generation_failed", "t", "b", now=now)
+    assert theirs is not None
+    with sessions.begin() as session:
+        assert unread_count(session, user_id) == 3
+        assert mark_read(session, user_id, now, [mine[0].id, theirs.id]) == 1  # type: ignore[union-attr]
+        assert unread_count(session, user_id) == 2 and unread_count(session, other) == 1
+        assert mark_read(session, user_id, now) == 2
+        assert unread_count(session, user_id) == 0 and unread_count(session, other) == 1

@@ -9,11 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.crypto import TokenVault
 from app.models import Notification, ProviderHold
-from app.notifications import notify, send_pending_emails
+from app.notifications import notify, send_pending_emails, set_preferences
 from app.provider_holds import active_hold, clear_hold, notify_operator, report_problem
 from app.providers.errors import OperatorProblem
 from app.users import create_user
+from tests import factories
 from tests.workflows.test_notifications import SmtpState, mail_settings, smtp  # noqa: F401 - fixtures
 
 
@@ -77,3 +79,25 @@ def test_operator_email_must_be_an_address() -> None:
     with pytest.raises(ConfigError, match="OPERATOR_EMAIL"):
         Settings.from_env({"OPERATOR_EMAIL": "ops"})
     assert Settings.from_env({"OPERATOR_EMAIL": "ops@example.com"}).operator_email == "ops@example.com"
+
+
+def test_a_pause_tells_the_users_it_holds_once_a_day_as_they_chose(
+        sessions: sessionmaker[Session], vault: TokenVault, now: datetime) -> None:
+    settings = {"timezone": "UTC", "preferred_platforms": ["twitter"], "posting_times": {"twitter": ["09:00"]},
+                "topics": ["python"], "enable_autonomous_mode": True}
+    on_x = factories.make_user(sessions, vault, "x@example.com", settings=settings, connect=("twitter",))
+    on_linkedin = factories.make_user(sessions, vault, "li@example.com", settings=settings, connect=("linkedin",))
+    with sessions.begin() as session:
+        set_preferences(session, on_x, {"provider_paused": "digest"}, weekly_report_email=True, actor="t")
+        report_problem(session, problem(), now)
+        report_problem(session, problem(), now + timedelta(hours=2))
+    with sessions() as session:
+        told = session.execute(select(Notification.user_id, Notification.email_delivery, Notification.subject)
+                               .where(Notification.kind == "provider_paused")).all()
+    assert [(user_id, delivery) for user_id, delivery, _ in told] == [(on_x, "digest")]
+    assert told[0].subject.startswith("X is paused until")
+    with sessions.begin() as session:
+        report_problem(session, OperatorProblem("quota", provider="openai", kind="openai_insufficient_quota",
+                                                pause=timedelta(hours=1)), now)
+        assert {n.user_id for n in session.scalars(select(Notification).where(
+            Notification.kind == "provider_paused", Notification.subject.like("openai%")))} == {on_x, on_linkedin}

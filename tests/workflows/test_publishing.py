@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import posts
 from app.clock import SettableClock
 from app.config import Settings
-from app.crypto import TokenVault
+from app.crypto import TokenVault, generate_key
 from app.intents import PublishPosts
 from app.models import (
     AccountStatus,
@@ -344,6 +344,26 @@ def test_a_post_without_an_active_account_waits_for_review(
     assert len(notifications(sessions, "account_needs_reauth")) == expected_notifications
 
 
+def test_a_token_that_cannot_be_decrypted_flags_the_account_and_the_post_waits_for_review(
+        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
+        fake: ScriptedPublisher) -> None:
+    with sessions.begin() as session:
+        row = session.scalar(select(PlatformAccount))
+        assert row is not None
+        # Encrypted under a key this deployment no longer has (a key rotated away too early).
+        row.access_token_encrypted = TokenVault([generate_key()]).encrypt("access-1")
+    post_id = queued(sessions, user_id, now)
+
+    outcome = publish_post(runtime, post_id, "t0", now)
+
+    assert outcome.kind == "review" and fake.publish_calls == []
+    post = load(sessions, post_id)
+    assert (post.status, post.review_reason) == (PostStatus.NEEDS_REVIEW, ReviewReason.NEEDS_REAUTH)
+    assert "cannot be decrypted" in (post.last_error or "")
+    assert account(sessions, user_id).status == AccountStatus.NEEDS_REAUTH
+    assert [n.subject for n in notifications(sessions, "account_needs_reauth")] == ["Reconnect your X account"]
+
+
 # -- publish: errors known to have created nothing --------------------------------------------
 
 
@@ -638,6 +658,9 @@ def test_a_growing_review_queue_notifies_the_user_once_a_day(
     with sessions() as session:
         assert review_queue_size(session, user_id=user_id) == threshold + 1
         assert review_queue_size(session) == threshold + 1
+    # The notification says why they wait (the platform refused them: a permanent error).
+    [first] = notifications(sessions, "review_queue_growing")
+    assert first.body.endswith(f"Why: {threshold} permanent error.")
     fake.publish_script.append(PermanentError("400 bad request"))
     post_id = queued(sessions, user_id, now, token="next-day", text="tomorrow")
     publish_post(runtime, post_id, "next-day", now + timedelta(days=1, seconds=1))

@@ -228,3 +228,21 @@ def test_images_go_to_bluesky_as_an_embed_and_to_mastodon_as_one_attachment_per_
     with world.runtime.session_factory() as session:
         keys = sorted((u.platform, u.post_key != 0) for u in session.scalars(select(MediaUpload)))
     assert keys == [(BLUESKY, False), (MASTODON, True), (MASTODON, True)]
+
+
+def test_metrics_are_collected_from_both_networks_within_the_day(world: World) -> None:
+    from app.models import MetricSnapshot
+    from app.workflows.metrics import collect_metrics_for_user
+
+    sky = world.schedule(BLUESKY, "Measure me on Bluesky.")
+    toot = world.schedule(MASTODON, "Measure me on Mastodon.")
+    world.publish_due()
+    world.bluesky.posts()[0].counts.update(likeCount=7, repostCount=1, quoteCount=1, replyCount=2)
+    world.mastodon.statuses[0].counts.update(favourites=5, reblogs=3, replies=1)
+    world.clock.now += timedelta(hours=12)  # inside the 24-hour snapshot's window
+    counts = collect_metrics_for_user(world.runtime, world.user_id, world.clock.now)
+    assert counts["snapshots"] == 2 and counts["errors"] == {} and counts["missing"] == 0
+    with world.runtime.session_factory() as session:
+        snaps = {s.post_id: s for s in session.scalars(select(MetricSnapshot))}
+    assert (snaps[sky].likes, snaps[sky].shares, snaps[sky].comments) == (7, 2, 2)
+    assert (snaps[toot].likes, snaps[toot].shares, snaps[toot].comments) == (5, 3, 1)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.crypto import TokenVault, generate_key
 from app.intents import PublishPosts
-from app.models import LateReason, PostStatus, ReviewReason
+from app.models import AccountStatus, LateReason, PlatformAccount, PostStatus, ReviewReason
 from app.providers.base import PublishResult
 from app.runtime import Runtime
 from app.workflows.dispatch import DISPATCH_DUE_POSTS
@@ -22,6 +24,7 @@ from app.workflows.recovery import DEFAULT_PUBLISHING_BACKSTOP, recover_posts
 from app.workflows.ticks import run_tick
 from tests.workflows.test_publishing import (  # noqa: F401 - fixtures
     ScriptedPublisher,
+    account,
     actions,
     add_post,
     audit_details,
@@ -129,6 +132,25 @@ def test_an_interrupted_publish_is_recorded_with_the_platforms_creation_time(
     assert post.late_reason == LateReason.RECONCILING and post.late_since == now
     assert audit_details(sessions, dead, "post.reconciled")["lateness_seconds"] == 1.25
     assert load(sessions, busy).status == PostStatus.PUBLISHING
+
+
+def test_an_interrupted_publish_whose_token_cannot_be_decrypted_flags_the_account(
+        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
+        fake: ScriptedPublisher) -> None:
+    with sessions.begin() as session:
+        row = session.scalar(select(PlatformAccount))
+        assert row is not None
+        row.access_token_encrypted = TokenVault([generate_key()]).encrypt("access-1")
+    started = now - timedelta(seconds=40)
+    post_id = add_post(sessions, user_id, started, status=PostStatus.PUBLISHING, token="dead",
+                       publish_started_at=started, attempts=1)
+
+    assert recover_posts(runtime, now, Alive()).reviewed == 1
+
+    assert fake.find_calls == []  # nothing to ask the platform with
+    post = load(sessions, post_id)
+    assert (post.status, post.review_reason) == (PostStatus.NEEDS_REVIEW, ReviewReason.OUTCOME_UNKNOWN)
+    assert account(sessions, user_id).status == AccountStatus.NEEDS_REAUTH
 
 
 def test_a_publish_still_alive_past_the_actors_time_limit_is_reconciled_anyway(

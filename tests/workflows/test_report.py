@@ -28,11 +28,12 @@ from app.providers.sandbox import SandboxPublisher
 from app.runtime import Runtime
 from app.workflows.report import latest_insights, report_key, weekly_report_for_user
 from tests import factories
+from tests.factories import make_user
 from tests.fakes.smtp import Mail, running_smtp
 
 #: Sunday 22 November 2026, 08:00 UTC: the report covers [15 Nov 08:00, 22 Nov 08:00).
 WEEK_END = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-MOVE_SENTENCE = ("Move your twitter posting time from 09:00 to 17:00: "
+MOVE_SENTENCE = ("Move your X posting time from 09:00 to 17:00: "
                  "posts at 17:00 had 5.0% engagement vs 2.0%")
 
 
@@ -41,12 +42,8 @@ def make_runtime(settings: Settings, sessions: sessionmaker[Session], vault: Tok
                                   publishers={p: SandboxPublisher(p) for p in ("twitter", "linkedin")})
 
 
-def make_user(sessions: sessionmaker[Session], vault: TokenVault, email: str = "ada@example.com") -> int:
-    """A Berlin user on X (09:00, 17:00) and LinkedIn (10:00)."""
-    return factories.make_user(sessions, vault, email, connect=("twitter", "linkedin"), settings={
-        "timezone": "Europe/Berlin", "preferred_platforms": ["twitter", "linkedin"],
-        "posting_times": {"twitter": ["09:00", "17:00"], "linkedin": ["10:00"]},
-        "topics": ["postgres"], "enable_autonomous_mode": True})
+#: The report's user posts on X at 09:00 and 17:00 and on LinkedIn at 10:00 (Berlin).
+POSTING_TIMES = {"twitter": ["09:00", "17:00"], "linkedin": ["10:00"]}
 
 
 def add_post(session: Session, user_id: int, scheduled_at: datetime, *, rate: float | None = None,
@@ -94,7 +91,7 @@ def audit_actions(sessions: sessionmaker[Session], prefix: str = "report.") -> l
 
 
 def test_weekly_report_is_stored_as_an_insight(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault)
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
     seed_week(sessions, user)
 
     entry = weekly_report_for_user(make_runtime(settings, sessions, vault), user, WEEK_END)
@@ -121,7 +118,7 @@ def test_weekly_report_is_stored_as_an_insight(sessions, vault, settings) -> Non
 
 
 def test_rerunning_the_week_updates_the_entry_instead_of_adding_one(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault)
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
     seed_week(sessions, user)
     runtime = make_runtime(settings, sessions, vault)
     first = weekly_report_for_user(runtime, user, WEEK_END)
@@ -138,8 +135,8 @@ def test_rerunning_the_week_updates_the_entry_instead_of_adding_one(sessions, va
 
 
 def test_latest_insights_returns_the_newest_reports_recommendations(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault)
-    other = make_user(sessions, vault, "bob@example.com")
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
+    other = make_user(sessions, vault, "bob@example.com", posting_times=POSTING_TIMES)
     seed_week(sessions, user)
     runtime = make_runtime(settings, sessions, vault)
     newest = weekly_report_for_user(runtime, user, WEEK_END).content["recommendations"]
@@ -165,7 +162,7 @@ def test_latest_insights_returns_the_newest_reports_recommendations(sessions, va
 
 
 def test_empty_week_and_refused_account_are_recommended_on(sessions, vault, settings) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault)
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
     with sessions() as session, session.begin():
         account = session.scalar(select(PlatformAccount).where(PlatformAccount.platform == "linkedin"))
         assert account is not None
@@ -194,7 +191,7 @@ def outbox() -> Iterator[tuple[list[Mail], int]]:
 
 def test_report_is_emailed_once_when_smtp_is_configured(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
     mails, port = outbox
-    user = make_user(sessions, vault)
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
     seed_week(sessions, user)
     runtime = make_runtime(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=port,
                                                smtp_starttls=False), sessions, vault)
@@ -211,10 +208,64 @@ def test_report_is_emailed_once_when_smtp_is_configured(sessions, vault, setting
 
 
 def test_no_email_without_smtp(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
-    user = make_user(sessions, vault)
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
     assert settings.smtp_host is None
 
     weekly_report_for_user(make_runtime(settings, sessions, vault), user, WEEK_END)
 
     assert outbox[0] == []
     assert "report.sent" not in audit_actions(sessions)
+
+
+def test_applying_advice_changes_the_setting_once_and_the_next_report_judges_it(
+        settings: Settings, sessions: sessionmaker[Session], vault: TokenVault) -> None:
+    from app.advice import apply_change
+    from app.errors import ValidationError
+    from app.models import UserSettings
+
+    runtime = make_runtime(settings, sessions, vault)
+    user_id = make_user(sessions, vault, posting_times=POSTING_TIMES)
+    seed_week(sessions, user_id)
+    entry = weekly_report_for_user(runtime, user_id, WEEK_END)
+    [change] = [c for c in entry.content["changes"] if c["setting"] == "posting_time"]
+    assert change["sentence"] == MOVE_SENTENCE
+    index = entry.content["changes"].index(change)
+    applied_at = WEEK_END + timedelta(hours=1)
+    with sessions.begin() as session:
+        apply_change(session, user_id, entry.key, index, now=applied_at, actor="user:ada")
+    with sessions() as session:
+        row = session.scalars(select(UserSettings).where(UserSettings.user_id == user_id)).one()
+        assert row.posting_times["twitter"] == ["17:00"]
+        actions = session.scalars(select(AuditLog.action).where(AuditLog.user_id == user_id)).all()
+        assert {"user.updated", "advice.applied"} <= set(actions)
+    with sessions.begin() as session, pytest.raises(ValidationError, match="applied already"):
+        apply_change(session, user_id, entry.key, index, now=applied_at, actor="user:ada")
+    with sessions.begin() as session, pytest.raises(NotFound):
+        apply_change(session, user_id + 1, entry.key, index, now=applied_at, actor="user:eve")
+
+    # The week after: posts at the new time engage 4 %; the report says the change helped.
+    with sessions.begin() as session:
+        for day in (23, 24):
+            add_post(session, user_id, datetime(2026, 11, day, 16, 0, tzinfo=UTC), rate=0.04)
+        session.execute(AuditLog.__table__.update().where(AuditLog.action == "advice.applied")
+                        .values(created_at=applied_at))
+    following = weekly_report_for_user(runtime, user_id, WEEK_END + timedelta(days=7))
+    [sentence] = following.content["applied_advice"]
+    assert sentence.startswith("You applied the advice of 22 Nov (moving your X posting time from 09:00 to 17:00)")
+    assert "it helped" in sentence
+
+
+def test_the_emails_best_posts_are_named_by_the_platforms_display_name(sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    mails, port = outbox
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
+    seed_week(sessions, user)
+    runtime = make_runtime(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=port,
+                                               smtp_starttls=False), sessions, vault)
+
+    weekly_report_for_user(runtime, user, WEEK_END)
+
+    [mail] = mails
+    body = mail.message.get_payload(decode=True).decode()
+    lines = body.splitlines()
+    best = lines[lines.index("Best posts:") + 1:]
+    assert best and all(line.startswith(("- X 2026-", "- LinkedIn 2026-")) for line in best), best

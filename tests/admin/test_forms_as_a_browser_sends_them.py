@@ -1,4 +1,9 @@
-"""The six bugs of issue 13 and their companions, each proved through the admin as a browser posts."""
+"""Editing through the admin as a browser sends it, and pages an operator can read.
+
+Line endings as browsers send them, every bad field reported at once, ids that are not ids,
+save-and-continue, audit rows linked to their user and post, names and account statuses,
+expired forms; then times, expiry, long texts and simulated reports shown readably.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from tests.admin.test_admin import add_post, add_user, audit_rows, form_data, ge
 ENDPOINTS = ["users", "accounts", "posts", "review", "executions", "jobs", "audit", "notifications", "reports"]
 
 
-# --- 1. line endings ------------------------------------------------------------------------
+# --- line endings ------------------------------------------------------------------------
 
 def test_changing_only_the_time_of_a_multi_line_post_is_not_an_edit(app: Flask, operator: FlaskClient) -> None:
     assert x_weighted_length(MULTI_LINE_POST) == 276
@@ -49,7 +54,7 @@ def test_an_edited_text_is_stored_with_plain_line_breaks(app: Flask) -> None:
     assert get_post(app, post_id).text == "line one\nline two\nline three"
 
 
-# --- 2. every bad setting at once -----------------------------------------------------------
+# --- every bad setting at once -----------------------------------------------------------
 
 def test_a_bad_posting_time_is_reported_with_an_earlier_bad_field(app: Flask, operator: FlaskClient) -> None:
     user_id = add_user(app)
@@ -70,7 +75,7 @@ def test_a_blank_platform_entry_is_refused_by_name() -> None:
     assert validate_settings({"preferred_platforms": ""}).preferred_platforms == []
 
 
-# --- 3. non-numeric ids ---------------------------------------------------------------------
+# --- non-numeric ids ---------------------------------------------------------------------
 
 def test_an_id_that_is_not_an_id_is_a_404_on_every_details_and_edit_page(operator: FlaskClient) -> None:
     answers = {
@@ -80,7 +85,7 @@ def test_an_id_that_is_not_an_id_is_a_404_on_every_details_and_edit_page(operato
     assert answers == dict.fromkeys(answers, 404)
 
 
-# --- 4. save and continue editing -----------------------------------------------------------
+# --- save and continue editing -----------------------------------------------------------
 
 def test_save_and_continue_editing_in_the_review_queue_lands_on_the_post(app: Flask, operator: FlaskClient) -> None:
     post_id = add_post(app, add_user(app), text="old text")
@@ -94,7 +99,7 @@ def test_save_and_continue_editing_in_the_review_queue_lands_on_the_post(app: Fl
     assert get_post(app, post_id).text == "new text"
 
 
-# --- 5. the audit log says which user and post ----------------------------------------------
+# --- the audit log says which user and post ----------------------------------------------
 
 def test_the_audit_log_links_user_and_post_and_filters_by_each(app: Flask, operator: FlaskClient) -> None:
     ada, grace = add_user(app, "ada@example.com"), add_user(app, "grace@example.com")
@@ -128,7 +133,7 @@ def test_the_audit_log_links_user_and_post_and_filters_by_each(app: Flask, opera
     assert "post.cancelled" not in text_of(operator.get(future))
 
 
-# --- 6. user names and account statuses -----------------------------------------------------
+# --- user names and account statuses -----------------------------------------------------
 
 def test_clearing_a_name_renaming_and_a_no_op_save(app: Flask, operator: FlaskClient) -> None:
     user_id = add_user(app)  # named "Ada"

@@ -1,0 +1,236 @@
+"""A user's own data: everything we hold about them as a download, and deleting their account.
+
+:func:`export_user_data` writes a ZIP of JSON and CSV files: settings and notification
+preferences, connected accounts (never their tokens), posts, their metric snapshots, weekly
+reports, notifications and the audit rows about them. :func:`delete_account` revokes and
+deletes the platform tokens, cancels what was still to go out, erases the user's rows and keeps
+of the audit log only what the policy in the README needs (what was done and when, under a
+pseudonym). Both leave an audit row. Plain functions over a session: the portal calls them; a
+test calls them directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.audit import record
+from app.crypto import TokenVault
+from app.errors import AutopilotError, FieldError, NotFound, ValidationError
+from app.models import (
+    AuditLog,
+    MemoryEntry,
+    MetricSnapshot,
+    Notification,
+    NotificationPreferences,
+    PlatformAccount,
+    Post,
+    User,
+)
+from app.posts import cancel_upcoming
+from app.validation import settings_of
+
+logger = logging.getLogger(__name__)
+
+#: The reason stamped on the posts cancelled by an account deletion.
+DELETION_REASON = "account deleted"
+#: What a deleted user's kept audit rows carry instead of their details.
+ERASED = "erased"
+
+#: Columns exported per table, in order (tokens are never among them).
+ACCOUNT_COLUMNS = ("platform", "handle", "external_id", "status", "expires_at", "refresh_expires_at",
+                   "created_at")
+POST_COLUMNS = ("id", "platform", "status", "origin", "topic", "text", "scheduled_at", "published_at",
+                "external_id", "review_reason", "impressions", "likes", "shares", "comments",
+                "engagement_rate", "created_at")
+METRIC_COLUMNS = ("post_id", "age", "taken_at", "impressions", "likes", "shares", "comments",
+                  "engagement_rate", "simulated")
+NOTIFICATION_COLUMNS = ("id", "kind", "severity", "subject", "body", "created_at", "emailed_at", "read_at")
+AUDIT_COLUMNS = ("id", "created_at", "action", "actor", "post_id", "details")
+
+#: Revokes one account's tokens at the platform: (platform, access token, refresh token) ->
+#: True if revoked, None when the platform offers no revocation; raises when it fails.
+Revoker = Callable[[str, str, "str | None"], "bool | None"]
+
+
+class ConfirmationMismatch(ValidationError):
+    """The email typed to confirm a deletion is not the account's."""
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What deleting an account did."""
+
+    user_ref: str
+    posts_cancelled: int
+    posts_deleted: int
+    accounts: dict[str, bool | None]
+    audit_rows_kept: int
+
+
+def user_ref(user_id: int, email: str) -> str:
+    """The pseudonym a deleted user's kept audit rows share: not reversible to the email."""
+    return hashlib.sha256(f"{user_id}:{email.lower()}".encode()).hexdigest()[:16]
+
+
+# -- download ----------------------------------------------------------------------------------
+
+
+def export_user_data(session: Session, user_id: int, *, now: datetime, actor: str) -> bytes:
+    """The user's data as a ZIP (JSON for everything, CSV for the tables), audited."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    post_ids = select(Post.id).where(Post.user_id == user_id)
+    prefs = session.get(NotificationPreferences, user_id)
+    tables: dict[str, tuple[Sequence[str], list[dict[str, Any]]]] = {
+        "accounts": (ACCOUNT_COLUMNS, _rows(session.execute(
+            select(*(getattr(PlatformAccount, c) for c in ACCOUNT_COLUMNS))
+            .where(PlatformAccount.user_id == user_id).order_by(PlatformAccount.platform)))),
+        "posts": (POST_COLUMNS, _rows(session.execute(
+            select(*(getattr(Post, c) for c in POST_COLUMNS)).where(Post.user_id == user_id)
+            .order_by(Post.scheduled_at, Post.id)))),
+        "metrics": (METRIC_COLUMNS, _rows(session.execute(
+            select(*(getattr(MetricSnapshot, c) for c in METRIC_COLUMNS))
+            .where(MetricSnapshot.post_id.in_(post_ids)).order_by(MetricSnapshot.post_id, MetricSnapshot.id)))),
+        "notifications": (NOTIFICATION_COLUMNS, _rows(session.execute(
+            select(*(getattr(Notification, c) for c in NOTIFICATION_COLUMNS))
+            .where(Notification.user_id == user_id).order_by(Notification.id)))),
+        "audit": (AUDIT_COLUMNS, _rows(session.execute(
+            select(*(getattr(AuditLog, c) for c in AUDIT_COLUMNS))
+            .where(AuditLog.user_id == user_id).order_by(AuditLog.id)))),
+    }
+    reports = [{"key": key, "created_at": created, "content": content} for key, created, content in session.execute(
+        select(MemoryEntry.key, MemoryEntry.created_at, MemoryEntry.content)
+        .where(MemoryEntry.user_id == user_id, MemoryEntry.kind == "insight").order_by(MemoryEntry.key))]
+    profile = {"email": user.email, "name": user.name, "created_at": user.created_at,
+               "settings": settings_of(user.settings) if user.settings else None,
+               "notification_preferences": {
+                   "email_by_kind": dict(prefs.email_by_kind or {}) if prefs else {},
+                   "weekly_report_email": prefs.weekly_report_email if prefs else True}}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", _README.format(email=user.email, at=now.isoformat()))
+        archive.writestr("settings.json", _json(profile))
+        archive.writestr("reports.json", _json(reports))
+        for name, (columns, rows) in tables.items():
+            archive.writestr(f"{name}.json", _json(rows))
+            archive.writestr(f"{name}.csv", _csv(columns, rows))
+    record(session, "data.exported", user_id=user_id, actor=actor,
+           details={name: len(rows) for name, (_, rows) in tables.items()} | {"reports": len(reports)})
+    return buffer.getvalue()
+
+
+_README = """Your data from Content Autopilot, for {email}, exported at {at} (UTC).
+
+settings.json       your profile, autopilot settings and notification preferences
+accounts.*          your connected accounts (their access tokens are never exported)
+posts.*             every post, with its latest figures
+metrics.*           every metrics snapshot taken of your posts
+reports.json        your weekly reports
+notifications.*     your notifications
+audit.*             the audit log rows about you and your posts
+Times are ISO 8601 in UTC. The .csv files hold the same rows as the .json files.
+"""
+
+
+def _rows(result: Iterable[Any]) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot export {type(value).__name__}")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_plain, indent=2, ensure_ascii=False)
+
+
+def _csv(columns: Sequence[str], rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in columns])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=_plain, ensure_ascii=False)
+    return _plain(value) if isinstance(value, datetime | Enum) else value
+
+
+# -- deletion ----------------------------------------------------------------------------------
+
+
+def delete_account(session: Session, user_id: int, confirmation: str, *, vault: TokenVault,
+                   revoke: Revoker | None, now: datetime, actor: str) -> Deletion:
+    """Delete the account of ``user_id`` once ``confirmation`` is their email (any case).
+
+    In the session's transaction: every connected account's tokens are revoked at the
+    platform (where it offers that; a refusal is logged and the token deleted anyway: we stop
+    holding it), the posts still to go out are cancelled (audited like any cancellation), the
+    user's rows are deleted (settings, accounts and tokens, posts, metrics, reports,
+    notifications, sessions: the foreign keys cascade), and the audit rows about them are kept
+    under a pseudonym with their details erased (the README's audit policy). One
+    ``account.deleted`` row records it, without the email.
+    """
+    # Locks the user's row (not the joined settings: FOR UPDATE refuses an outer join's side),
+    # so a concurrent workflow adding rows for the user waits for the deletion.
+    if session.scalar(select(User.id).where(User.id == user_id).with_for_update()) is None:
+        raise NotFound(f"no user with id {user_id}")
+    user = session.get(User, user_id)
+    assert user is not None
+    if confirmation.strip().lower() != user.email.lower():
+        raise ConfirmationMismatch([FieldError("confirm", confirmation,
+                                               "type your account's email address exactly to confirm")])
+    ref = user_ref(user.id, user.email)
+    accounts: dict[str, bool | None] = {}
+    for account in session.scalars(select(PlatformAccount).where(PlatformAccount.user_id == user_id)):
+        accounts[account.platform] = _revoke(account, vault, revoke)
+    cancelled = cancel_upcoming(session, user_id, reason=DELETION_REASON, actor=actor)
+    deleted_posts = session.scalar(select(func.count()).select_from(Post).where(Post.user_id == user_id)) or 0
+    kept = session.execute(
+        update(AuditLog).where(AuditLog.user_id == user_id)
+        .values(user_id=None, post_id=None, details={ERASED: ref})).rowcount or 0  # type: ignore[attr-defined]
+    session.flush()
+    session.delete(user)
+    session.flush()
+    record(session, "account.deleted", actor=actor,
+           details={"user_ref": ref, "posts_cancelled": len(cancelled), "posts_deleted": deleted_posts,
+                    "accounts": accounts, "audit_rows_kept": kept})
+    return Deletion(ref, len(cancelled), deleted_posts, accounts, kept)
+
+
+def _revoke(account: PlatformAccount, vault: TokenVault, revoke: Revoker | None) -> bool | None:
+    """Revoke one account's tokens; True, None (no revocation offered) or False (refused)."""
+    if revoke is None:
+        return None
+    try:
+        access = vault.decrypt(account.access_token_encrypted)
+        refresh = vault.decrypt(account.refresh_token_encrypted) if account.refresh_token_encrypted else None
+        return revoke(account.platform, access, refresh)
+    except (AutopilotError, OSError) as exc:
+        # The user asked to be gone: a platform refusing (or a token we can no longer read)
+        # does not keep their data here. The token is deleted with the account either way.
+        logger.warning("revoking the %s token of a deleted account failed: %s", account.platform, exc)
+        return False

@@ -1,0 +1,73 @@
+"""The user's data: download all of it, or delete the account (:mod:`app.userdata` does both).
+
+Both are POSTs behind the CSRF token, both audited. Deletion asks for the account's email typed
+out; once done, every session of the user is gone with their rows and this browser is signed out.
+Platform tokens are deleted with the account; revoking them at the platform is
+``TOKEN_REVOKER``'s job (app config: a :data:`app.userdata.Revoker`, e.g. the connect flow's
+client); without one they are deleted without a revocation call, and the audit row says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from app.clock import utcnow
+from app.crypto import TokenVault
+from app.userdata import ConfirmationMismatch, delete_account, export_user_data
+from portal.auth import current_actor, login_required
+from portal.ext import db_session, settings
+
+bp = Blueprint("data", __name__, url_prefix="/data")
+
+NAV = ("Your data", "data.index")
+
+#: The app config key of the function revoking a platform token (None: no revocation call).
+REVOKER_CONFIG_KEY = "TOKEN_REVOKER"
+
+
+@bp.route("/")
+@login_required
+def index() -> str:
+    return render_template("portal/data.html", error=None)
+
+
+@bp.route("/download", methods=["POST"])
+@login_required
+def download() -> Response:
+    now = utcnow()
+    blob = export_user_data(db_session(), g.user.id, now=now, actor=current_actor())
+    db_session().commit()
+    response = current_app.response_class(blob, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="autopilot-data-{now:%Y-%m-%d}.zip"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/delete", methods=["POST"])
+@login_required
+def delete() -> Any:
+    db = db_session()
+    typed = request.form.get("confirm", "")
+    try:
+        delete_account(db, g.user.id, typed, vault=TokenVault.from_settings(settings()),
+                       revoke=current_app.config.get(REVOKER_CONFIG_KEY), now=utcnow(), actor=current_actor())
+    except ConfirmationMismatch as exc:
+        db.rollback()
+        return render_template("portal/data.html", error=exc.errors[0].reason, typed=typed), 400
+    db.commit()
+    session.clear()
+    flash("Your account and your data are deleted. Thank you for using Content Autopilot.", "info")
+    return redirect(url_for("auth.signin"))
