@@ -74,6 +74,9 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
     openai_model: str = DEFAULT_OPENAI_MODEL
+    #: An image model on the same server (e.g. a GPT image model); unset: generation attaches
+    #: only the user's own images, never a generated one.
+    openai_image_model: str | None = None
     serper_api_key: str | None = field(default=None, repr=False)
     serper_base_url: str = DEFAULT_SERPER_BASE_URL
     x_api_base_url: str = DEFAULT_X_API_BASE_URL
@@ -232,6 +235,9 @@ class Settings:
             # The embedded default key is public: fine for a laptop demo, a leak in production.
             raise ConfigError("TOKEN_ENCRYPTION_KEYS", "", "required with a PostgreSQL DATABASE_URL "
                               "(generate one with `autopilot keys generate`)")
+        if self.openai_image_model and not self.openai_api_key:
+            raise ConfigError("OPENAI_IMAGE_MODEL", self.openai_image_model,
+                              "needs OPENAI_API_KEY: the image model is asked on the OPENAI_BASE_URL server")
         if self.operator_email is not None and "@" not in self.operator_email:
             raise ConfigError("OPERATOR_EMAIL", self.operator_email, "expected an email address")
         if not _LINKEDIN_VERSION_RE.fullmatch(self.linkedin_version):

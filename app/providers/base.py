@@ -35,6 +35,15 @@ class PostSlot:
 
 
 @dataclass(frozen=True)
+class ImageCandidate:
+    """An image of the user's library the generator may attach: its id and alt text only (the
+    model reads the description, never the pixels or a URL)."""
+
+    media_id: int
+    alt_text: str
+
+
+@dataclass(frozen=True)
 class ContentBrief:
     """Everything the generator needs for one user's day."""
 
@@ -46,6 +55,10 @@ class ContentBrief:
     recent_posts: list[str] = field(default_factory=list)
     insights: list[str] = field(default_factory=list)
     language: str = "en"
+    #: The user's images whose tags match the topics: a post may name one of them.
+    images: list[ImageCandidate] = field(default_factory=list)
+    #: Ask for a description of an illustration for each post (an image model is configured).
+    describe_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,15 @@ class DraftPost:
     slot_at: datetime
     text: str
     topic: str | None = None
+    #: The library image the generator named for this post (None: none named); only trusted
+    #: once the workflow checked it was among the brief's candidates.
+    media_id: int | None = None
+    #: Whether the generator answered the image question at all (False: the workflow's tag match
+    #: decides, as for the offline templates).
+    image_chosen: bool = False
+    #: A description of an illustration for the post, when the brief asked for one: the image
+    #: model's prompt and the generated image's alt text.
+    image_description: str | None = None
 
 
 @dataclass
@@ -161,6 +183,18 @@ class GenerationProvider(Protocol):
         """One draft per slot of the brief (a slot may be missing if generation failed for it).
 
         Raises GenerationError when nothing usable came back after bounded retries.
+        """
+        ...
+
+
+class ImageProvider(Protocol):
+    name: str
+    offline: bool
+
+    def generate(self, description: str) -> bytes:
+        """An image for ``description``, as encoded bytes the media library will check.
+
+        Raises a ProviderError subclass; the caller keeps the post without an image then.
         """
         ...
 

@@ -155,7 +155,7 @@ class OpenAIGeneration:
                 "messages": build_messages(brief, slots, feedback, output_mode=mode),
             }
             if mode == "json_schema":
-                kwargs["response_format"] = response_format(slots)
+                kwargs["response_format"] = response_format(slots, brief)
             elif mode == "json_object":
                 kwargs["response_format"] = {"type": "json_object"}
             if temperature:

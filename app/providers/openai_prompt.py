@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.platforms import get_platform
-from app.providers.base import ContentBrief, DraftPost, PostSlot
+from app.providers.base import ContentBrief, DraftPost, ImageCandidate, PostSlot
 from app.text_limits import limit_error
 
 #: Sampling temperature at creativity 0.0: focused but not robotic.
@@ -23,6 +23,10 @@ MAX_TEMPERATURE = 1.2
 #: Research items and recent posts shown to the model; more costs tokens without helping.
 MAX_RESEARCH_ITEMS = 8
 MAX_RECENT_POSTS = 10
+#: Library images offered to the model; their alt texts cost tokens like research does.
+MAX_IMAGE_CANDIDATES = 10
+#: The longest image description kept from an answer (the library's alt text limit).
+MAX_IMAGE_DESCRIPTION = 1000
 
 def platform_rules(platform: str) -> str:
     """What the model is told about one platform: its length rule and how to write for it."""
@@ -37,9 +41,19 @@ Do not repeat or paraphrase the user's recent posts. Reuse what the weekly insig
 Respect each platform's length limit strictly. Write the posts only: no preamble, no labels.
 Answer with JSON matching the schema: one entry per slot, copying its platform and slot exactly."""
 
+#: Added when the user's library offers images (by id and alt text; the model never sees pixels).
+IMAGES_PROMPT = """The request lists images from the user's library by id and alt text. For each post set
+"image_id" to the id of the one image that fits it, or null when none does; never invent an id."""
+
+#: Added when an image model will illustrate the posts that get no library image.
+DESCRIBE_PROMPT = """For each post set "image_alt_text" to one or two plain sentences describing an illustration
+for it (what is seen, no text in the picture): it becomes the image's prompt and its alt text."""
+
 PROMPT_JSON_INSTRUCTIONS = """Answer with one JSON object and nothing else (no prose, no code fence):
 {"posts": [{"platform": "<a requested platform>", "slot": "<its slot, copied exactly>",
 "text": "<the post>", "topic": "<a few words>"}, ...]}, one entry per requested slot."""
+PROMPT_JSON_IMAGE_FIELDS = """Each entry also has "image_id" (an offered image's id, or null)."""
+PROMPT_JSON_DESCRIBE_FIELDS = """Each entry also has "image_alt_text" (the illustration's description)."""
 
 
 
@@ -73,17 +87,29 @@ def slot_key(slot_at: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def response_format(slots: list[PostSlot]) -> dict[str, Any]:
-    """The strict JSON schema of the answer; platform and slot are limited to those requested."""
+def offered_images(brief: ContentBrief) -> list[ImageCandidate]:
+    """The library images shown to the model (the first :data:`MAX_IMAGE_CANDIDATES`)."""
+    return brief.images[:MAX_IMAGE_CANDIDATES]
+
+
+def response_format(slots: list[PostSlot], brief: ContentBrief | None = None) -> dict[str, Any]:
+    """The strict JSON schema of the answer; platform and slot are limited to those requested,
+    an image id to the offered ones (or null)."""
+    properties: dict[str, Any] = {
+        "platform": {"type": "string", "enum": sorted({s.platform for s in slots})},
+        "slot": {"type": "string", "enum": sorted({slot_key(s.slot_at) for s in slots})},
+        "text": {"type": "string"},
+        "topic": {"type": "string"},
+    }
+    images = offered_images(brief) if brief is not None else []
+    if images:
+        properties["image_id"] = {"type": ["integer", "null"], "enum": [*(i.media_id for i in images), None]}
+    if brief is not None and brief.describe_images:
+        properties["image_alt_text"] = {"type": "string"}
     item = {
         "type": "object",
-        "properties": {
-            "platform": {"type": "string", "enum": sorted({s.platform for s in slots})},
-            "slot": {"type": "string", "enum": sorted({slot_key(s.slot_at) for s in slots})},
-            "text": {"type": "string"},
-            "topic": {"type": "string"},
-        },
-        "required": ["platform", "slot", "text", "topic"],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }
     schema = {
@@ -122,10 +148,25 @@ def build_messages(
         "recent_posts_do_not_repeat": brief.recent_posts[:MAX_RECENT_POSTS],
         "weekly_insights": brief.insights,
     }
+    images = offered_images(brief)
+    if images:
+        # Ids and alt texts only: never a URL or the pixels.
+        request["images"] = [{"id": i.media_id, "alt_text": i.alt_text} for i in images]
     user = f"Write the posts in language '{brief.language}'. The request, as JSON:\n" + json.dumps(
         request, ensure_ascii=False, indent=1
     )
-    system = SYSTEM_PROMPT if output_mode == "json_schema" else SYSTEM_PROMPT + "\n" + PROMPT_JSON_INSTRUCTIONS
+    parts = [SYSTEM_PROMPT]
+    if images:
+        parts.append(IMAGES_PROMPT)
+    if brief.describe_images:
+        parts.append(DESCRIBE_PROMPT)
+    if output_mode != "json_schema":
+        parts.append(PROMPT_JSON_INSTRUCTIONS)
+        if images:
+            parts.append(PROMPT_JSON_IMAGE_FIELDS)
+        if brief.describe_images:
+            parts.append(PROMPT_JSON_DESCRIBE_FIELDS)
+    system = "\n".join(parts)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     if feedback:
         messages.append(
@@ -207,11 +248,18 @@ def parse_answer(completion: Any, pending: dict[tuple[str, str], PostSlot]) -> _
         if error:
             problems.append(f"{platform} {slot}: {error}")
             continue
+        image_id = post.get("image_id")
+        description = post.get("image_alt_text")
+        description = " ".join(description.split())[:MAX_IMAGE_DESCRIPTION] if isinstance(description, str) else ""
         accepted[key] = DraftPost(
             platform=platform,
             slot_at=pending[key].slot_at,
             text=text,
             topic=(topic.strip() or None) if isinstance(topic, str) else None,
+            # Any integer is passed on: the workflow checks it against the offered candidates.
+            media_id=image_id if isinstance(image_id, int) and not isinstance(image_id, bool) else None,
+            image_chosen="image_id" in post,
+            image_description=description or None,
         )
     missing = [f"{p} {s}" for p, s in pending if (p, s) not in accepted]
     if missing:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.platforms import PLATFORMS
-from app.providers.base import GenerationProvider, Publisher, ResearchProvider
+from app.providers.base import GenerationProvider, ImageProvider, Publisher, ResearchProvider
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Providers:
     generation: GenerationProvider
     #: Publisher per platform key (see app.platforms).
     publishers: dict[str, Publisher]
+    #: Illustrates posts without a library image (``OPENAI_IMAGE_MODEL``); None: off.
+    images: ImageProvider | None = None
 
     def publisher(self, platform: str) -> Publisher:
         return self.publishers[platform]
@@ -62,6 +64,12 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
     else:
         generation = TemplateGeneration()
 
+    images: ImageProvider | None = None
+    if settings.openai_api_key and settings.openai_image_model:
+        from app.providers.openai_images import OpenAIImages
+
+        images = OpenAIImages(settings.openai_api_key, settings.openai_base_url, settings.openai_image_model)
+
     # Each platform's own factory (named in its registry entry) builds its real publisher from
     # Settings, or returns None without credentials: the sandbox stands in then.
     publishers: dict[str, Publisher] = {}
@@ -69,4 +77,4 @@ def build_providers(settings: Settings, session_factory: sessionmaker[Session]) 
         module, name = platform.publisher_factory.split(":")
         real = getattr(importlib.import_module(module), name)(settings, http_timeout)
         publishers[platform.key] = real if real is not None else SandboxPublisher(platform.key)
-    return Providers(research=research, generation=generation, publishers=publishers)
+    return Providers(research=research, generation=generation, publishers=publishers, images=images)

@@ -8,6 +8,8 @@ Re-running a day creates nothing new: posts are unique per user, platform and sl
 from __future__ import annotations
 
 import hashlib
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.audit import record
 from app.db import insert_skipping_conflicts
+from app.errors import ValidationError
 from app.jobs.spec import PeriodicJob
-from app.media.library import choose_image
+from app.media.images import MediaError
+from app.media.library import add_image, choose_image, normalise_tags
 from app.models import (
     MediaItem,
     MemoryEntry,
@@ -30,8 +34,9 @@ from app.models import (
 )
 from app.notifications import notify
 from app.provider_holds import active_hold, as_problem, report_problem
-from app.providers.base import ContentBrief, DraftPost, PostSlot, ResearchItem
-from app.providers.errors import OperatorProblem
+from app.providers.base import ContentBrief, DraftPost, ImageCandidate, PostSlot, ResearchItem
+from app.providers.errors import OperatorProblem, ProviderError
+from app.providers.openai_prompt import MAX_IMAGE_CANDIDATES
 from app.queues import Queue
 from app.runtime import Runtime
 from app.scheduling import posting_slots
@@ -40,6 +45,8 @@ from app.users import opted_in_user_ids
 from app.validation import settings_of, validate_settings
 from app.workflows.executions import fan_out, fan_out_step, run_execution
 from app.workflows.report import latest_insights
+
+logger = logging.getLogger(__name__)
 
 WORKFLOW = "daily_generation"
 #: Each daily run fills the slots of this window, starting at its own slot (06:00 UTC).
@@ -111,16 +118,26 @@ def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) 
 
     research = _research(runtime, session, user.id, settings, now)
     counts["research_items"] = len(research)
+    library = _library(session, user.id)
+    candidates = _candidates(library, settings.topics)
     brief = ContentBrief(
         slots=[PostSlot(s.platform, s.at) for s in todo],
         brand_voice=settings.brand_voice, creativity_level=settings.creativity_level,
         topics=list(settings.topics), research=research, language=settings.language,
         recent_posts=_recent_posts(session, user.id, now), insights=_insights(session, user.id),
+        images=candidates, describe_images=runtime.providers.images is not None,
     )
     drafts = _generate_drafts(runtime, session, brief, now)
+    images = _images_for(runtime, session, user.id, drafts, library, candidates)
     stored = _store_posts(session, user.id, settings.require_approval, drafts, todo_keys={(s.platform, s.at) for s in todo},
-                          execution_id=execution.id, now=now)
+                          execution_id=execution.id, now=now, images=images)
     counts["generated"] = len(stored)
+    created = [i for i in images.values() if i.generated]
+    if created:
+        counts["images_generated"] = len(created)
+    failed = [i.error for i in images.values() if i.error]
+    if failed:
+        counts["image_failures"] = failed
     counts["empty_slots"] = len(todo) - len(stored)
     _remember(session, user.id, settings.topics, research, stored, now)
     return counts
@@ -173,42 +190,134 @@ def _insights(session: Session, user_id: int) -> list[str]:
     return latest_insights(session, user_id)
 
 
+@dataclass(frozen=True)
+class _LibraryImage:
+    media_id: int
+    tags: list[str]
+    alt_text: str
+
+
+@dataclass(frozen=True)
+class _PostImage:
+    """The image a draft gets: a library image's id, one generated for it, or none and why."""
+
+    media_id: int | None
+    generated: bool = False
+    error: str | None = None
+
+
+def _library(session: Session, user_id: int) -> list[_LibraryImage]:
+    """The user's images (id, tags, alt text; never the pixels), newest first, read once a run."""
+    return [_LibraryImage(row.id, list(row.tags or []), row.alt_text) for row in session.execute(
+        select(MediaItem.id, MediaItem.tags, MediaItem.alt_text).where(MediaItem.user_id == user_id)
+        .order_by(MediaItem.created_at.desc(), MediaItem.id.desc()))]
+
+
+def _candidates(library: list[_LibraryImage], topics: list[str]) -> list[ImageCandidate]:
+    """The images whose tags match the user's topics, most matching first: what the model may
+    name (by id and alt text)."""
+    words = set(normalise_tags(" ".join(topics)))
+    scored = [(len(words & set(image.tags)), position, image) for position, image in enumerate(library)]
+    return [ImageCandidate(image.media_id, image.alt_text)
+            for score, _, image in sorted(scored, key=lambda t: (-t[0], t[1])) if score > 0][:MAX_IMAGE_CANDIDATES]
+
+
+def _images_for(runtime: Runtime, session: Session, user_id: int, drafts: list[DraftPost],
+                library: list[_LibraryImage], candidates: list[ImageCandidate]) -> dict[tuple[str, datetime], _PostImage]:
+    """Each draft's image, by (platform, slot).
+
+    * The generator named an image (``image_chosen``): it is attached only if it is one of the
+      ``candidates`` offered to it, which are this user's. An id not offered (another user's, a
+      deleted one, an invented one) is ignored and the tag match below decides instead, as if
+      the model had not answered; a null answer means no library image.
+    * Otherwise (the offline templates never name one) the library image sharing most tags with
+      the post's topic and text, the least used today on ties.
+    * A post left without a library image when the library had no candidate for the topics is
+      illustrated by the image model if one is configured (``OPENAI_IMAGE_MODEL``): stored in
+      the library as generated, with the generator's description as alt text. Any failure of
+      that (the call, a refusal, bytes the library refuses, storage) keeps the post without
+      an image; the reason is logged and recorded in the run's result and the post's audit.
+    """
+    offered = {c.media_id for c in candidates}
+    pairs = [(image.media_id, image.tags) for image in library]
+    used: dict[int, int] = {}
+    chosen: dict[tuple[str, datetime], _PostImage] = {}
+    for draft in drafts:
+        key = (draft.platform, draft.slot_at)
+        if key in chosen or not draft.text.strip():
+            continue
+        media_id: int | None = None
+        if draft.image_chosen and draft.media_id in offered:
+            media_id = draft.media_id
+        elif draft.image_chosen and draft.media_id is None:
+            media_id = None
+        elif pairs:
+            if draft.image_chosen:
+                logger.info("generation named image %s, which was not offered; using the tag match", draft.media_id)
+            media_id = choose_image(pairs, f"{draft.topic or ''} {draft.text}", used)
+        if media_id is not None:
+            used[media_id] = used.get(media_id, 0) + 1
+            chosen[key] = _PostImage(media_id)
+        elif runtime.providers.images is not None and not candidates:
+            chosen[key] = _generated_image(runtime, session, user_id, draft)
+    return chosen
+
+
+def _generated_image(runtime: Runtime, session: Session, user_id: int, draft: DraftPost) -> _PostImage:
+    """Ask the image model for an illustration and keep it in the library; never raises for a
+    failed image (the post matters more than its picture)."""
+    images = runtime.providers.images
+    assert images is not None
+    alt_text = draft.image_description or f"An illustration for a post about {draft.topic or 'this subject'}"
+    prompt = f"{alt_text} Illustration for a social media post; no words or letters in the picture."
+    try:
+        data = images.generate(prompt)
+        with session.begin_nested():  # a refused image rolls back its row, not the run's
+            item = add_image(session, runtime.media_storage(), user_id, data, alt_text=alt_text,
+                             tags=(), generated=True,
+                             max_bytes=runtime.settings.media_max_upload_bytes,
+                             max_pixels=runtime.settings.media_max_upload_pixels)
+    except (ProviderError, ValidationError, MediaError) as exc:
+        reason = f"the image for {draft.platform} at {draft.slot_at:%Y-%m-%d %H:%M} could not be generated: {exc}"
+        logger.warning("user %s: %s; the post is kept without an image", user_id, reason)
+        return _PostImage(None, error=reason)
+    return _PostImage(item.id, generated=True)
+
+
 def _store_posts(session: Session, user_id: int, require_approval: bool, drafts: list[DraftPost], *,
-                 todo_keys: set[tuple[str, datetime]], execution_id: int, now: datetime) -> list[int]:
+                 todo_keys: set[tuple[str, datetime]], execution_id: int, now: datetime,
+                 images: dict[tuple[str, datetime], _PostImage] | None = None) -> list[int]:
     """Insert the usable drafts in one statement and audit each; returns the new posts' ids.
 
     A slot a racing run filled since ``todo_keys`` was read is skipped (``ON CONFLICT DO
     NOTHING`` on the unique user, platform and slot), as is a blank, over-long or unasked-for
-    draft. Ids and audit rows follow the drafts' order.
+    draft. Ids and audit rows follow the drafts' order. ``images`` (from :func:`_images_for`)
+    gives each draft's image; a draft without one stays text only.
     """
     rows: list[dict[str, Any]] = []
-    # The user's images with tags, read once: a post gets the one its topic matches best (the
-    # tags and alt texts decide, never the pixels). No match: the post stays text only.
-    library = [(row.id, list(row.tags or [])) for row in session.execute(
-        select(MediaItem.id, MediaItem.tags).where(MediaItem.user_id == user_id)
-        .order_by(MediaItem.created_at.desc(), MediaItem.id.desc()))]
-    used: dict[int, int] = {}
+    images = images or {}
     for draft in drafts:
         key = (draft.platform, draft.slot_at)
         text = normalize_newlines(draft.text).strip()
         if key not in todo_keys or not text or limit_error(draft.platform, text):
             continue  # never a blank, broken or off-schedule post
         todo_keys.discard(key)
-        media_id = choose_image(library, f"{draft.topic or ''} {text}", used) if library else None
-        if media_id is not None:
-            used[media_id] = used.get(media_id, 0) + 1
+        image = images.get(key, _PostImage(None))
+        media_id = image.media_id
         rows.append({"user_id": user_id, "platform": draft.platform, "text": text, "media_id": media_id,
                      "topic": (draft.topic or "").strip()[:MAX_TOPIC_CHARS] or None, "created_at": now,
                      "scheduled_at": draft.slot_at, "slot_at": draft.slot_at, "execution_id": execution_id,
                      "status": PostStatus.NEEDS_REVIEW if require_approval else PostStatus.SCHEDULED,
-                     "review_reason": ReviewReason.APPROVAL if require_approval else None})
+                     "review_reason": ReviewReason.APPROVAL if require_approval else None,
+                     "_image": image})
     if not rows:
         return []
     statement = insert_skipping_conflicts(session, Post, keys=UNIQUE_SLOT)
+    post_images = [row.pop("_image") for row in rows]
     inserted = {(platform, slot_at): post_id for post_id, platform, slot_at
                 in session.execute(statement.returning(Post.id, Post.platform, Post.slot_at), rows)}
     stored: list[int] = []
-    for row in rows:
+    for row, image in zip(rows, post_images, strict=True):
         post_id = inserted.get((row["platform"], row["slot_at"]))
         if post_id is None:
             continue  # the slot was filled meanwhile: unique per user, platform and slot
@@ -216,6 +325,10 @@ def _store_posts(session: Session, user_id: int, require_approval: bool, drafts:
         details = {"platform": row["platform"], "at": row["scheduled_at"].isoformat(), "topic": row["topic"]}
         if row["media_id"] is not None:
             details["media_id"] = row["media_id"]
+        if image.generated:
+            details["image_generated"] = True
+        if image.error:
+            details["image_error"] = image.error
         record(session, "post.generated", user_id=user_id, post_id=post_id, details=details)
         record(session, "post.reviewed" if require_approval else "post.scheduled", user_id=user_id,
                post_id=post_id, details={**details, "reason": row["review_reason"]} if require_approval else details)
