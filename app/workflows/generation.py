@@ -273,7 +273,7 @@ def _generated_image(runtime: Runtime, session: Session, user_id: int, draft: Dr
     try:
         data = images.generate(prompt)
         with session.begin_nested():  # a refused image rolls back its row, not the run's
-            item = add_image(session, runtime.media_storage(), user_id, data, alt_text=alt_text,
+            item = add_image(session, runtime.media_storage, user_id, data, alt_text=alt_text,
                              tags=(), generated=True,
                              max_bytes=runtime.settings.media_max_upload_bytes,
                              max_pixels=runtime.settings.media_max_upload_pixels)
