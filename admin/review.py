@@ -91,7 +91,8 @@ class ReviewQueueView(SecuredModelView):
             images = self.session.scalars(select(MediaItem).where(MediaItem.user_id == obj.user_id)
                                           .order_by(MediaItem.created_at.desc(), MediaItem.id.desc())
                                           .limit(200)).all()
-            form.image.choices = [("", "No image")] + [(str(i.id), f"{i.id}: {i.alt_text[:80]}") for i in images]
+            form.image.choices = [("", "No image")] + [
+                (str(i.id), f"{i.id}: {i.alt_text[:80]}{' (generated)' if i.generated else ''}") for i in images]
             if request.method != "POST":
                 form.image.data = str(obj.media_id or "")
         return form

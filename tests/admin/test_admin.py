@@ -584,9 +584,11 @@ def test_an_operator_changes_or_removes_a_reviewed_posts_image_from_the_users_li
     with db(app) as session:
         mine = add_image(session, storage, owner, image_bytes(), alt_text="Owner's chart").id
         theirs = add_image(session, storage, other, image_bytes(), alt_text="Someone else's").id
+        add_image(session, storage, owner, image_bytes(), alt_text="A drawn lighthouse", generated=True)
     post_id = add_post(app, owner, text="with a chart")
     page = text_of(operator.get(f"/admin/review/edit/?id={post_id}"))
     assert "Owner's chart" in page and "Someone else's" not in page
+    assert "A drawn lighthouse (generated)" in page and "Owner's chart (generated)" not in page
     data = {"text": "with a chart", "at": "", "image": str(mine), "csrf_token": csrf_token(operator)}
     assert operator.post(f"/admin/review/edit/?id={post_id}", data=data).status_code == 302
     assert get_post(app, post_id).media_id == mine

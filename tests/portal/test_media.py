@@ -122,3 +122,22 @@ def test_an_image_on_a_waiting_post_cannot_be_deleted(user_client, portal_app, u
     response = user_client.post(f"/media/{item.id}/delete", data={"csrf_token": csrf_token(user_client, "/media/")})
     assert response.status_code == 409 and "remove it from them first" in response.get_data(as_text=True)
     assert len(_images(portal_app)) == 1
+
+
+def test_a_generated_image_is_labelled_in_the_library_and_on_the_post(user_client, portal_app, user):
+    _upload(user_client, image_bytes(color="red"), alt="Red")
+    _upload(user_client, image_bytes(color="blue"), alt="A lighthouse of circuit boards")
+    red, drawn = (i.id for i in _images(portal_app))
+    with portal_db(portal_app) as session:
+        session.get(MediaItem, drawn).generated = True  # as generation stores an image model's
+    post_id = _review_post(portal_app, user)
+    with portal_db(portal_app) as session:
+        session.get(Post, post_id).media_id = drawn
+    library = user_client.get("/media/").get_data(as_text=True)
+    card = library[library.index(f'id="image-{drawn}"'):]
+    assert "generated" in card[:card.index("</li>")]
+    red_card = library[library.index(f'id="image-{red}"'):]
+    assert "generated" not in red_card[:red_card.index("</li>")]
+    page = user_client.get(f"/posts/{post_id}").get_data(as_text=True)
+    assert "A lighthouse of circuit boards · generated" in page
+    assert "A lighthouse of circuit boards (generated)</option>" in page and "Red</option>" in page
