@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: The size asked for: square, offered by every GPT image model and by compatible servers.
 DEFAULT_IMAGE_SIZE = "1024x1024"
-#: Seconds allowed for one image: image models take far longer than a chat completion.
-DEFAULT_IMAGE_TIMEOUT = 120.0
+#: Seconds allowed for one image: image models take far longer than a chat completion (the
+#: workflow also bounds a run's image calls in all).
+DEFAULT_IMAGE_TIMEOUT = 90.0
 #: The longest prompt the API takes (the SDK's documentation says 32,000 characters).
 MAX_IMAGE_PROMPT_CHARS = 32000
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +62,10 @@ RECENT_POSTS_IN_PROMPT = 20
 MAX_TOPIC_CHARS = 300
 #: MemoryEntry.key's column width: longer links are remembered by their hash.
 MAX_IDEA_KEY = 300
+#: Seconds one run may spend asking the image model in all: image calls are slow (tens of
+#: seconds each) and a day of many slots must not outlast the message's time limit (Dramatiq's
+#: default, 10 minutes). Posts past the budget stay text only, with that reason.
+IMAGE_BUDGET_SECONDS = 240.0
 #: The columns of the posts' unique constraint: one generated post per user, platform and slot.
 UNIQUE_SLOT = (Post.user_id, Post.platform, Post.slot_at)
 
@@ -237,9 +242,11 @@ def _images_for(runtime: Runtime, session: Session, user_id: int, drafts: list[D
       the library as generated, with the generator's description as alt text. Any failure of
       that (the call, a refusal, bytes the library refuses, storage) keeps the post without
       an image; the reason is logged and recorded in the run's result and the post's audit.
+      The image calls of a run share :data:`IMAGE_BUDGET_SECONDS`; past it, posts stay text only.
     """
     offered = {c.media_id for c in candidates}
     pairs = [(image.media_id, image.tags) for image in library]
+    deadline = time.monotonic() + IMAGE_BUDGET_SECONDS
     used: dict[int, int] = {}
     chosen: dict[tuple[str, datetime], _PostImage] = {}
     for draft in drafts:
@@ -259,7 +266,13 @@ def _images_for(runtime: Runtime, session: Session, user_id: int, drafts: list[D
             used[media_id] = used.get(media_id, 0) + 1
             chosen[key] = _PostImage(media_id)
         elif runtime.providers.images is not None and not candidates:
-            chosen[key] = _generated_image(runtime, session, user_id, draft)
+            if time.monotonic() >= deadline:
+                reason = (f"the image for {draft.platform} at {draft.slot_at:%Y-%m-%d %H:%M} was not generated: "
+                          f"this run's {IMAGE_BUDGET_SECONDS:.0f} s for images were spent")
+                logger.warning("user %s: %s", user_id, reason)
+                chosen[key] = _PostImage(None, error=reason)
+            else:
+                chosen[key] = _generated_image(runtime, session, user_id, draft)
     return chosen
 
 

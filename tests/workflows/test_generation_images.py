@@ -228,3 +228,17 @@ def test_requested_slots_helper_still_reads_the_request(openai_fake):
                                                         '"images": [{"id": 1, "alt_text": "a"}]}'}]}
     assert requested_slots(request) == [{"platform": "twitter", "slot": "s"}]
     assert valid_posts(request)[0]["image_id"] == 1
+
+
+def test_past_the_runs_image_budget_posts_stay_text_only(illustrating_runtime, openai_fake, monkeypatch):
+    from app.workflows import generation
+
+    monkeypatch.setattr(generation, "IMAGE_BUDGET_SECONDS", 0.0)  # spent before the first call
+    runtime = illustrating_runtime
+    ada = add_user(runtime, "ada@example.com")
+    (execution,) = run_day(runtime)
+    assert openai_fake.image_requests == []
+    posts = posts_of(runtime, ada)
+    assert len(posts) == 4 and all(p.media_id is None for p in posts)
+    assert len(execution.counts["image_failures"]) == 4
+    assert all("were spent" in reason for reason in execution.counts["image_failures"])
