@@ -63,7 +63,7 @@ MODES = (
 )
 
 #: Scripted answers for :meth:`FakeOpenAI.script_images`.
-IMAGE_MODES = ("ok", "refusal", "500", "not_an_image", "no_data")
+IMAGE_MODES = ("ok", "refusal", "500", "not_an_image", "no_data", "hang")
 #: Sizes every GPT image model takes; others must be WIDTHxHEIGHT within the documented bounds.
 STANDARD_IMAGE_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 MAX_IMAGE_PROMPT_CHARS = 32000
@@ -332,6 +332,8 @@ class FakeOpenAI:
             return self._recorded("openai/images_400_moderation_blocked")
         if answer == "500":
             return self._error(500, "The server had an error while processing your request.", "server_error", None)
+        if answer == "hang":
+            return HANG
         recorded = load_wire("openai/images_generations_200")
         body = json.loads(json.dumps(recorded["body"]))
         if answer == "no_data":

@@ -49,6 +49,16 @@ def test_failures_are_classified(images, fake, mode, error, words):
         images.generate("A lighthouse")
 
 
+def test_a_hanging_image_call_times_out_as_temporary(fake):
+    client = OpenAIImages(fake.api_key, fake.url, fake.image_model, timeout=0.5)
+    fake.script_images("hang")
+    try:
+        with pytest.raises(TemporaryError, match="timed out"):
+            client.generate("A lighthouse")
+    finally:
+        client.close()
+
+
 def test_the_fake_enforces_the_documented_request(fake):
     client = openai.OpenAI(api_key=fake.api_key, base_url=fake.url, max_retries=0, timeout=5)
     try:

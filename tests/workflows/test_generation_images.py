@@ -215,7 +215,7 @@ def test_a_refused_or_failed_image_keeps_the_post_without_one(illustrating_runti
     failures = execution.counts["image_failures"]
     assert len(failures) == 4
     assert "safety system" in failures[0] and "500" in failures[1]
-    assert "not" in failures[2] and "b64_json" in failures[3]
+    assert "not a JPEG, PNG, WebP or GIF image" in failures[2] and "b64_json" in failures[3]
     with runtime.session_factory() as session:
         audits = session.scalars(select(AuditLog).where(AuditLog.action == "post.generated")
                                  .order_by(AuditLog.id)).all()
