@@ -53,6 +53,8 @@ class Identity:
 
     external_id: str
     handle: str
+    #: The account's own server where each user has one (a Bluesky PDS, a Mastodon instance).
+    service_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Grant:
 
     tokens: TokenSet
     identity: Identity
+    #: How it was obtained, for the audit log ("oauth", "app_password").
+    via: str = "oauth"
 
 
 #: Asks the platform who the token's owner is, with a client that sends the token.

@@ -14,14 +14,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
+from app.connect.open_networks import registered_app
 from app.errors import FieldError, ValidationError
-from app.models import OAuthClient, PlatformAccount
+from app.models import PlatformAccount
 from app.platforms import get_platform
 from app.providers.bluesky import BlueskyPublisher
 from app.providers.errors import AuthError, ProviderError
-from app.providers.mastodon import OUT_OF_BAND, SCOPES, App, MastodonPublisher, instance_url
+from app.providers.mastodon import OUT_OF_BAND, App, MastodonPublisher, instance_url
 from app.runtime import Runtime
 from app.users import connect_account
 
@@ -79,23 +78,7 @@ class InstanceAuthorization:
 
 def _registered_app(runtime: Runtime, publisher: MastodonPublisher, instance: str, redirect_uri: str) -> App:
     """Our app on ``instance``, registered the first time a user of that instance connects."""
-    with runtime.session_factory() as db:
-        row = db.scalar(select(OAuthClient).where(OAuthClient.platform == publisher.platform,
-                                                  OAuthClient.host == instance,
-                                                  OAuthClient.redirect_uri == redirect_uri))
-        if row is not None:
-            return App(row.client_id, runtime.vault.decrypt(row.client_secret_encrypted), row.pkce)
-    app = publisher.register_app(instance, redirect_uri)
-    with runtime.session_factory() as db, db.begin():
-        # Two users of a new instance at once: the first registration stored wins.
-        existing = db.scalar(select(OAuthClient).where(OAuthClient.platform == publisher.platform,
-                                                       OAuthClient.host == instance,
-                                                       OAuthClient.redirect_uri == redirect_uri).with_for_update())
-        if existing is not None:
-            return App(existing.client_id, runtime.vault.decrypt(existing.client_secret_encrypted), existing.pkce)
-        db.add(OAuthClient(platform=publisher.platform, host=instance, redirect_uri=redirect_uri,
-                           client_id=app.client_id, client_secret_encrypted=runtime.vault.encrypt(app.client_secret),
-                           scopes=SCOPES, pkce=app.pkce))
+    app: App = registered_app(runtime, publisher, instance, redirect_uri)
     return app
 
 
