@@ -113,6 +113,9 @@ class Platform:
     #: the account's ``service_url`` and its handle (Mastodon: the status lives on the
     #: account's instance); preferred over ``post_url`` when set.
     account_post_url: Callable[[str, str | None, str | None], str | None] | None = None
+    #: Whether each post there chooses its audience (public, unlisted, followers only): the
+    #: user's ``post_visibility`` setting applies there, and the portal's settings say so.
+    chooses_visibility: bool = False
 
 
 def bluesky_web_url(at_uri: str) -> str:
@@ -204,7 +207,7 @@ PLATFORMS: dict[str, Platform] = {
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
                                max_bytes=16 * _MB, max_pixels=33_177_600, max_per_post=4,
                                upload_per_post=True),
-            repeat_create_safe_for=timedelta(minutes=50), connect_with="instance",
+            repeat_create_safe_for=timedelta(minutes=50), connect_with="instance", chooses_visibility=True,
             account_post_url=mastodon_status_url),
     )
 }
