@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -142,7 +143,11 @@ def connect_app_password(platform: str) -> Any:
 @bp.route("/connect/<platform>/instance", methods=["POST"])
 @login_required
 def connect_instance(platform: str) -> Any:
-    """The server's domain: registered there if needed, then off to that server's consent page."""
+    """The server's domain: registered there if needed, then a link to that server's consent page.
+
+    A page with a link, not a redirect: the portal's CSP (``form-action 'self'``) rightly stops a
+    form's answer from redirecting to another origin, and the user sees which server they go to.
+    """
     if open_networks.forms().get(platform) != open_networks.INSTANCE:
         abort(404)
     try:
@@ -151,7 +156,9 @@ def connect_instance(platform: str) -> Any:
             session_key=_session_key(), redirect_uri=callback_url(settings(), platform))
     except ConnectError as exc:
         return _failed(platform, exc)
-    return redirect(consent)
+    server = urlsplit(consent).netloc
+    return render_template("portal/connect_continue.html", title=f"Connect {display_name(platform)}",
+                           consent=consent, server=server)
 
 
 @bp.route("/connect/<platform>")

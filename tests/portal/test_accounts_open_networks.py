@@ -4,6 +4,7 @@ reconnect, disconnect, and every bad input answered with a page that says why, n
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -66,6 +67,14 @@ def with_password(client: FlaskClient, handle: str, password: str):  # type: ign
 def start_instance(client: FlaskClient, domain: str):  # type: ignore[no-untyped-def]
     return client.post(f"/connect/{BY_INSTANCE}/instance", data={
         "csrf_token": csrf_token(client, "/accounts"), "domain": domain})
+
+
+def consent_link(response) -> str:  # type: ignore[no-untyped-def]
+    """The "Continue to <server>" link of the page a started Mastodon connection shows."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    match = re.search(r'id="continue-consent" href="([^"]+)"', response.get_data(as_text=True))
+    assert match
+    return html.unescape(match.group(1))
 
 
 def press(consent_url: str, decision: str = "authorize") -> dict[str, str]:
@@ -156,9 +165,7 @@ def test_bluesky_disconnect_deletes_the_session(portal_app, user_client, fake_bl
 
 def test_mastodon_connects_through_the_instance_consent_page(portal_app, user_client, fake_mastodon):
     domain = fake_mastodon.base_url  # http://127.0.0.1:port: the fake's origin
-    start = start_instance(user_client, domain)
-    assert start.status_code == 302
-    consent = start.headers["Location"]
+    consent = consent_link(start_instance(user_client, domain))
     assert consent.startswith(f"{fake_mastodon.base_url}/oauth/authorize?")
     query = dict(parse_qsl(urlsplit(consent).query))
     assert query["redirect_uri"] == f"{BASE_URL}/connect/{BY_INSTANCE}/callback"
@@ -182,7 +189,7 @@ def test_mastodon_connects_through_the_instance_consent_page(portal_app, user_cl
     assert again.status_code == 400 and "already used" in again.get_data(as_text=True)
     # Reconnect: a second registration is not needed, the token is replaced.
     second = start_instance(user_client, domain)
-    user_client.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(second.headers["Location"]))
+    user_client.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(consent_link(second)))
     [after] = stored(portal_app)
     assert after.id == account.id and after.access_token_encrypted != account.access_token_encrypted
     with portal_db(portal_app) as session:
@@ -194,14 +201,14 @@ def test_mastodon_connects_through_the_instance_consent_page(portal_app, user_cl
 
 
 def test_mastodon_denied_consent_stores_nothing(portal_app, user_client, fake_mastodon):
-    consent = start_instance(user_client, fake_mastodon.base_url).headers["Location"]
+    consent = consent_link(start_instance(user_client, fake_mastodon.base_url))
     back = user_client.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(consent, "deny"))
     assert back.status_code == 400 and "You cancelled" in back.get_data(as_text=True)
     assert stored(portal_app) == []
 
 
 def test_mastodon_expired_state_stores_nothing(portal_app, user_client, fake_mastodon):
-    consent = start_instance(user_client, fake_mastodon.base_url).headers["Location"]
+    consent = consent_link(start_instance(user_client, fake_mastodon.base_url))
     with portal_db(portal_app) as session:
         session.execute(update(ConnectFlow).values(expires_at=utcnow() - timedelta(seconds=1)))
     back = user_client.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(consent))
