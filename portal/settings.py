@@ -113,8 +113,8 @@ def _render(values: dict[str, Any], errors: dict[str, list[str]]) -> str:
 
 #: What each ``post_visibility`` choice means, in the user's words (the validation's choices).
 VISIBILITY_LABELS = {
-    "public": "Public: anyone, and in public timelines",
-    "unlisted": "Unlisted: anyone with the link, kept out of public timelines",
+    "public": "Public",
+    "unlisted": "Unlisted (kept out of public timelines)",
     "private": "Followers only",
 }
 assert set(VISIBILITY_LABELS) == set(POST_VISIBILITIES)
