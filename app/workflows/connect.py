@@ -2,9 +2,10 @@
 the user's own instance.
 
 Both need the real publisher (the sandbox cannot sign anyone in): with the platform switched
-off the user is told which variable to set. The portal and ``autopilot accounts`` call these;
-what they keep between the two steps of the Mastodon flow (state, PKCE verifier) is theirs to
-hold (a signed session, a terminal prompt).
+off the user is told which variable to set. ``autopilot accounts`` calls these (the terminal
+holds the state and PKCE verifier between the two steps); the portal uses
+:mod:`app.connect.open_networks`, which keeps them on a ``connect_flows`` row and shares the
+per-instance app registration (:func:`app.connect.open_networks.registered_app`).
 """
 
 from __future__ import annotations
