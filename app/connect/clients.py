@@ -55,6 +55,9 @@ class Identity:
     handle: str
     #: The account's own server where each user has one (a Bluesky PDS, a Mastodon instance).
     service_url: str | None = None
+    #: Whether ``external_id`` is unique only on ``service_url`` (a Mastodon account id is the
+    #: instance's own), not across the platform (a Bluesky DID is global).
+    id_per_server: bool = False
 
 
 @dataclass(frozen=True)

@@ -231,9 +231,10 @@ def store(runtime: FlowRuntime, *, user_id: int, platform: str, grant: Grant, ac
     ConnectError (nothing stored) when another user holds that platform account."""
     identity = grant.identity
     with runtime.session_factory.begin() as session:
-        taken = session.scalar(select(PlatformAccount.id).where(
-            PlatformAccount.platform == platform, PlatformAccount.external_id == identity.external_id,
-            PlatformAccount.user_id != user_id))
+        same_account = [PlatformAccount.platform == platform, PlatformAccount.external_id == identity.external_id]
+        if identity.id_per_server:
+            same_account.append(PlatformAccount.service_url == identity.service_url)
+        taken = session.scalar(select(PlatformAccount.id).where(*same_account, PlatformAccount.user_id != user_id))
         if taken is not None:
             # Committed, unlike the refused connection: an operator may want to know who tried.
             record(session, "account.connect_refused", user_id=user_id, actor=actor,

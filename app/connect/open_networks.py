@@ -158,7 +158,7 @@ def finish_instance(runtime: FlowRuntime, *, user_id: int, platform: str, sessio
         raise ConnectError(ConnectFailure.EXCHANGE_FAILED,
                            f"{exc}. Nothing was connected; try connecting again.") from None
     host = instance.split("://", 1)[1]
-    identity = Identity(str(account.get("id")), f"@{account.get('acct')}@{host}", instance)
+    identity = Identity(str(account.get("id")), f"@{account.get('acct')}@{host}", instance, id_per_server=True)
     return store(runtime, user_id=user_id, platform=platform, grant=Grant(tokens, identity, via=INSTANCE),
                  actor=actor, name=name)
 

@@ -237,3 +237,19 @@ def test_a_server_that_is_not_mastodon_is_refused(portal_app, user_client, fake_
     assert response.status_code == 400
     assert "did not answer as a Mastodon server" in response.get_data(as_text=True)
     assert stored(portal_app) == []
+
+
+def test_the_same_account_id_on_two_instances_is_two_accounts(portal_app, make_user, user_client, fake_mastodon):
+    with FakeMastodon() as other_instance:
+        assert other_instance.account_id == fake_mastodon.account_id  # each instance numbers its own
+        first = consent_link(start_instance(user_client, fake_mastodon.base_url))
+        assert user_client.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(first)).status_code == 302
+        other = signed_in(portal_app.test_client(), portal_app, make_user("grace@example.com"))
+        second = consent_link(start_instance(other, other_instance.base_url))
+        assert other.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(second)).status_code == 302
+        # The same instance's account for a second user is refused, though.
+        third = consent_link(start_instance(other, fake_mastodon.base_url))
+        refused = other.get(f"/connect/{BY_INSTANCE}/callback", query_string=press(third))
+        assert refused.status_code == 400 and "already connected to another user" in refused.get_data(as_text=True)
+    assert sorted(a.service_url for a in stored(portal_app)) == sorted([fake_mastodon.base_url,
+                                                                       other_instance.base_url])
