@@ -137,6 +137,9 @@ class ConnectFlow(Base):
     code_verifier_encrypted: Mapped[str | None] = mapped_column(Text)
     #: The redirect URI the authorisation request named: the code exchange must repeat it.
     redirect_uri: Mapped[str] = mapped_column(String(500))
+    #: The server the consent runs on where each user has their own (a Mastodon instance's
+    #: https origin), so the code is exchanged there; None for X and LinkedIn.
+    service_url: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[CreatedAt]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]

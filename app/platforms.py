@@ -103,12 +103,34 @@ class Platform:
     #: connect an account through the platform's own consent screen, or None when the platform
     #: is not connected that way. The portal offers "Connect" for the platforms that name one.
     connector_factory: str | None = None
+    #: How a user connects an account when the platform has no central consent screen:
+    #: ``"app_password"`` (a handle and an app password signed in on the platform's server, as
+    #: Bluesky) or ``"instance"`` (the user names their own server, the autopilot registers
+    #: there and runs that server's OAuth consent, as Mastodon). The portal's accounts page
+    #: offers the matching form; None with ``connector_factory`` or for no form at all.
+    connect_with: str | None = None
+    #: A published post's page when it depends on the account, from the post's external id,
+    #: the account's ``service_url`` and its handle (Mastodon: the status lives on the
+    #: account's instance); preferred over ``post_url`` when set.
+    account_post_url: Callable[[str, str | None, str | None], str | None] | None = None
+    #: Whether each post there chooses its audience (public, unlisted, followers only): the
+    #: user's ``post_visibility`` setting applies there, and the portal's settings say so.
+    chooses_visibility: bool = False
 
 
 def bluesky_web_url(at_uri: str) -> str:
     """bsky.app's page of a post from its AT URI (``at://{did}/app.bsky.feed.post/{rkey}``)."""
     did, _collection, rkey = at_uri.removeprefix("at://").split("/", 2)
     return f"https://bsky.app/profile/{did}/post/{rkey}"
+
+
+def mastodon_status_url(status_id: str, instance: str | None, handle: str | None) -> str | None:
+    """The status's page on the account's instance: ``{instance}/@{username}/{id}`` (the
+    handle is stored as ``@username@host``); None without the instance or the handle."""
+    username = (handle or "").lstrip("@").split("@", 1)[0]
+    if not instance or not username:
+        return None
+    return f"{instance.rstrip('/')}/@{username}/{status_id}"
 
 
 #: Bluesky's record key is part of the record's address: a second create with it is always refused.
@@ -168,7 +190,7 @@ PLATFORMS: dict[str, Platform] = {
             # the size Bluesky's own app resizes to.
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp"}),
                                max_bytes=1_000_000, max_pixels=2000 * 2000, max_per_post=4),
-            repeat_create_safe_for=FOREVER, post_url=bluesky_web_url),
+            repeat_create_safe_for=FOREVER, post_url=bluesky_web_url, connect_with="app_password"),
         Platform(
             key="mastodon", display_name="Mastodon",
             length=mastodon_length, max_length=500, length_unit="characters",
@@ -185,7 +207,8 @@ PLATFORMS: dict[str, Platform] = {
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
                                max_bytes=16 * _MB, max_pixels=33_177_600, max_per_post=4,
                                upload_per_post=True),
-            repeat_create_safe_for=timedelta(minutes=50)),
+            repeat_create_safe_for=timedelta(minutes=50), connect_with="instance", chooses_visibility=True,
+            account_post_url=mastodon_status_url),
     )
 }
 

@@ -21,7 +21,7 @@ from app.clock import utcnow
 from app.errors import FieldError, NotFound, ValidationError
 from app.lifecycle import CANCELLABLE, RESCHEDULABLE
 from app.media import library
-from app.models import MediaItem, Post, PostStatus
+from app.models import MediaItem, PlatformAccount, Post, PostStatus
 from app.platforms import PLATFORMS, display_name
 from app.scheduling import local_to_utc
 from app.text_limits import normalize_newlines
@@ -61,11 +61,33 @@ def local(value: datetime | None) -> str:
 
 
 def post_url(post: Any) -> str | None:
-    """The published post's page on its platform (the registry knows how), or None."""
+    """The published post's page on its platform (the registry knows how), or None.
+
+    Where the page depends on the account (a Mastodon status lives on its instance), the
+    registry's ``account_post_url`` is given the signed-in user's account there: the user's
+    accounts are read once per request, not once per post.
+    """
     platform = PLATFORMS.get(post.platform)
-    if post.external_id is None or platform is None or platform.post_url is None:
+    if post.external_id is None or platform is None:
+        return None
+    if platform.account_post_url is not None:
+        account = _accounts_by_platform().get(post.platform)
+        if account is None:
+            return None
+        return platform.account_post_url(post.external_id, account.service_url, account.handle)
+    if platform.post_url is None:
         return None
     return platform.post_url(post.external_id)
+
+
+def _accounts_by_platform() -> dict[str, Any]:
+    """The signed-in user's accounts by platform, cached on the request."""
+    cached: dict[str, Any] | None = g.get("_accounts_by_platform")
+    if cached is None:
+        cached = {row.platform: row for row in db_session().execute(user_rows(
+            PlatformAccount, PlatformAccount.platform, PlatformAccount.service_url, PlatformAccount.handle))}
+        g._accounts_by_platform = cached
+    return cached
 
 
 @bp.app_template_filter("local_time")

@@ -21,7 +21,7 @@ from app import users as user_service
 from app.errors import ValidationError
 from app.models import Post
 from app.platforms import PLATFORMS
-from app.validation import MAX_BRAND_VOICE, known_time_zones, settings_of
+from app.validation import MAX_BRAND_VOICE, POST_VISIBILITIES, known_time_zones, settings_of
 from portal.auth import current_actor, login_required
 from portal.ext import db_session
 
@@ -69,6 +69,8 @@ def _submitted() -> tuple[dict[str, Any], dict[str, Any]]:
         "language": form.get("language", "").strip(),
         "country": form.get("country", "").strip(),
     }
+    if "post_visibility" in form:  # offered only where a platform chooses audiences
+        raw["post_visibility"] = form["post_visibility"].strip()
     shown = {**raw, "times": times, "topics_text": topics_text}
     return raw, shown
 
@@ -105,7 +107,22 @@ def index() -> Any:
 
 def _render(values: dict[str, Any], errors: dict[str, list[str]]) -> str:
     return render_template("portal/settings.html", values=values, errors=errors, platforms=PLATFORMS,
-                           time_zone_options=time_zone_options(), max_brand_voice=MAX_BRAND_VOICE)
+                           time_zone_options=time_zone_options(), max_brand_voice=MAX_BRAND_VOICE,
+                           visibilities=VISIBILITY_LABELS, visibility_platforms=_visibility_platforms())
+
+
+#: What each ``post_visibility`` choice means, in the user's words (the validation's choices).
+VISIBILITY_LABELS = {
+    "public": "Public",
+    "unlisted": "Unlisted (kept out of public timelines)",
+    "private": "Followers only",
+}
+assert set(VISIBILITY_LABELS) == set(POST_VISIBILITIES)
+
+
+def _visibility_platforms() -> str:
+    """The names of the platforms where a post chooses its audience (the registry says which)."""
+    return " and ".join(p.display_name for p in PLATFORMS.values() if p.chooses_visibility)
 
 
 @bp.route("/scheduled-posts", methods=["GET", "POST"])

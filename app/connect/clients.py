@@ -53,6 +53,11 @@ class Identity:
 
     external_id: str
     handle: str
+    #: The account's own server where each user has one (a Bluesky PDS, a Mastodon instance).
+    service_url: str | None = None
+    #: Whether ``external_id`` is unique only on ``service_url`` (a Mastodon account id is the
+    #: instance's own), not across the platform (a Bluesky DID is global).
+    id_per_server: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class Grant:
 
     tokens: TokenSet
     identity: Identity
+    #: How it was obtained, for the audit log ("oauth", "app_password").
+    via: str = "oauth"
 
 
 #: Asks the platform who the token's owner is, with a client that sends the token.

@@ -24,6 +24,8 @@ class ConnectFailure(StrEnum):
     EXCHANGE_FAILED = "exchange_failed"  # the platform refused the code (reused, expired, PKCE)
     TAKEN = "taken"  # the platform account is connected to another user
     REVOKE_FAILED = "revoke_failed"  # the platform did not confirm a revocation
+    BAD_INPUT = "bad_input"  # an empty handle or app password, a server domain that is not one
+    UNREACHABLE = "unreachable"  # the user's server did not answer, or not as the platform does
 
 
 class ConnectError(AutopilotError):

@@ -116,9 +116,18 @@ def start(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str
     The user's finished or expired flows are pruned at the same time (one indexed DELETE).
     """
     connector = connector or _connector(runtime, platform)
+    verifier = generate_token(VERIFIER_LENGTH) if connector.pkce else None
+    state = record_flow(runtime, user_id=user_id, platform=platform, session_key=session_key,
+                        redirect_uri=redirect_uri, verifier=verifier)
+    return connector.authorization_url(redirect_uri, state, verifier)
+
+
+def record_flow(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, redirect_uri: str,
+                verifier: str | None, service_url: str | None = None) -> str:
+    """Store a consent under way (pruning the user's finished or expired ones) and return its
+    ``state``; ``service_url`` is the server it runs on where each user has their own."""
     now = runtime.now()
     state = secrets.token_urlsafe(32)
-    verifier = generate_token(VERIFIER_LENGTH) if connector.pkce else None
     with runtime.session_factory.begin() as session:
         session.execute(delete(ConnectFlow).where(
             ConnectFlow.user_id == user_id,
@@ -126,8 +135,9 @@ def start(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str
         session.add(ConnectFlow(
             user_id=user_id, platform=platform, state_hash=digest(state), session_hash=digest(session_key),
             code_verifier_encrypted=runtime.vault.encrypt(verifier) if verifier else None,
-            redirect_uri=redirect_uri, created_at=now, expires_at=now + DEFAULT_FLOW_LIFETIME))
-    return connector.authorization_url(redirect_uri, state, verifier)
+            redirect_uri=redirect_uri, service_url=service_url, created_at=now,
+            expires_at=now + DEFAULT_FLOW_LIFETIME))
+    return state
 
 
 def finish(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, params: Mapping[str, str],
@@ -139,6 +149,20 @@ def finish(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: st
     """
     connector = connector or _connector(runtime, platform)
     name = connector.display_name
+    flow, code, verifier = answer(runtime, user_id=user_id, platform=platform, session_key=session_key,
+                                  params=params, name=name)
+    try:
+        grant = connector.complete(code, flow.redirect_uri, verifier, runtime.now())
+    except OAuthCallFailed as exc:
+        raise ConnectError(ConnectFailure.EXCHANGE_FAILED,
+                           f"{exc}. Nothing was connected; try connecting again.") from None
+    return store(runtime, user_id=user_id, platform=platform, grant=grant, actor=actor, name=name)
+
+
+def answer(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, params: Mapping[str, str],
+           name: str) -> tuple[ClaimedFlow, str, str | None]:
+    """The platform's answer checked: the flow it belongs to (used up now), the code, the PKCE
+    verifier; ConnectError for a refusal, a cancel, a missing code or a state not this browser's."""
     flow = _claim_flow(runtime, user_id=user_id, platform=platform, session_key=session_key,
                        state=params.get("state") or "", name=name)
     error = params.get("error")
@@ -153,22 +177,21 @@ def finish(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: st
         raise ConnectError(ConnectFailure.NO_CODE,
                            f"{name} sent you back without an authorisation code: nothing was connected.")
     verifier = runtime.vault.decrypt(flow.code_verifier_encrypted) if flow.code_verifier_encrypted else None
-    try:
-        grant = connector.complete(code, flow.redirect_uri, verifier, runtime.now())
-    except OAuthCallFailed as exc:
-        raise ConnectError(ConnectFailure.EXCHANGE_FAILED,
-                           f"{exc}. Nothing was connected; try connecting again.") from None
-    return _store(runtime, user_id=user_id, platform=platform, grant=grant, actor=actor, name=name)
+    return flow, code, verifier
 
 
 @dataclass(frozen=True)
-class _Flow:
+class ClaimedFlow:
+    """What a claimed consent row tells the code exchange."""
+
     redirect_uri: str
     code_verifier_encrypted: str | None
+    #: The user's own server (a Mastodon instance), for the platforms where each has one.
+    service_url: str | None = None
 
 
 def _claim_flow(runtime: FlowRuntime, *, user_id: int, platform: str, session_key: str, state: str,
-                name: str) -> _Flow:
+                name: str) -> ClaimedFlow:
     """The flow ``state`` names, used up now; ConnectError if it is not this browser's to finish."""
     now = runtime.now()
     wrong = ConnectError(ConnectFailure.BAD_STATE,
@@ -197,19 +220,21 @@ def _claim_flow(runtime: FlowRuntime, *, user_id: int, platform: str, session_ke
                                    f"passed on {name}'s consent screen. Start again from your accounts page.")
         else:
             expired = None
-        result = _Flow(flow.redirect_uri, flow.code_verifier_encrypted)
+        result = ClaimedFlow(flow.redirect_uri, flow.code_verifier_encrypted, flow.service_url)
     if expired is not None:
         raise expired
     return result
 
 
-def _store(runtime: FlowRuntime, *, user_id: int, platform: str, grant: Grant, actor: str, name: str) -> Connected:
-    """Store the grant's tokens on the user's account for ``platform`` (replacing any), audited."""
+def store(runtime: FlowRuntime, *, user_id: int, platform: str, grant: Grant, actor: str, name: str) -> Connected:
+    """Store the grant's tokens on the user's account for ``platform`` (replacing any), audited;
+    ConnectError (nothing stored) when another user holds that platform account."""
     identity = grant.identity
     with runtime.session_factory.begin() as session:
-        taken = session.scalar(select(PlatformAccount.id).where(
-            PlatformAccount.platform == platform, PlatformAccount.external_id == identity.external_id,
-            PlatformAccount.user_id != user_id))
+        same_account = [PlatformAccount.platform == platform, PlatformAccount.external_id == identity.external_id]
+        if identity.id_per_server:
+            same_account.append(PlatformAccount.service_url == identity.service_url)
+        taken = session.scalar(select(PlatformAccount.id).where(*same_account, PlatformAccount.user_id != user_id))
         if taken is not None:
             # Committed, unlike the refused connection: an operator may want to know who tried.
             record(session, "account.connect_refused", user_id=user_id, actor=actor,
@@ -241,10 +266,11 @@ def _replace_tokens(runtime: FlowRuntime, session: Session, *, user_id: int, pla
     account.refresh_expires_at = grant.tokens.refresh_expires_at
     account.handle = identity.handle
     account.external_id = identity.external_id
+    account.service_url = identity.service_url
     account.status = AccountStatus.ACTIVE
     account.reauth_notified_at = None
     session.flush()
-    details: dict[str, object] = {"platform": platform, "handle": identity.handle, "via": "oauth"}
+    details: dict[str, object] = {"platform": platform, "handle": identity.handle, "via": grant.via}
     if reconnected:
         details["replaced"] = previous
     record(session, "account.reconnected" if reconnected else "account.connected",
@@ -282,6 +308,15 @@ def disconnect(runtime: FlowRuntime, *, user_id: int, account_id: int, actor: st
                 revoked = True
             except OAuthCallFailed as exc:
                 revoked, revoke_error = False, str(exc)
+    elif connector is None and credentials is not None:
+        # Bluesky's session, Mastodon's token: ended on the account's own server.
+        from app.connect import open_networks
+        from app.providers.errors import ProviderError
+
+        try:
+            revoked = open_networks.revoke(runtime, credentials)
+        except ProviderError as exc:
+            revoked, revoke_error = False, str(exc)
     reason = f"{display_name(platform)} account disconnected by its owner"
     with runtime.session_factory.begin() as session:
         gone = session.execute(delete(PlatformAccount).where(

@@ -177,6 +177,15 @@ class BlueskyPublisher(http.PlatformClient):
         body = self._body(response, "createSession", creates=False)
         return self._session(body, self.pds_url)
 
+    def delete_session(self, account: AccountCredentials) -> None:
+        """End the session (``com.atproto.server.deleteSession`` with the refresh token): its
+        tokens stop working on the PDS. ProviderError if the PDS does not confirm."""
+        token = account.refresh_token or account.access_token
+        response = self._send("POST", self._host(account), "com.atproto.server.deleteSession",
+                              headers={"Authorization": f"Bearer {token}"})
+        if response.status_code != 200:
+            self._raise_for(response, creates=False)
+
     def _session(self, body: dict[str, Any], pds_url: str) -> Session:
         try:
             access, refresh, did, handle = (str(body[k]) for k in ("accessJwt", "refreshJwt", "did", "handle"))

@@ -149,6 +149,10 @@ class MastodonPublisher(http.PlatformClient):
     name = "mastodon"
     platform = "mastodon"
     offline = False
+    #: What the connect flow (:mod:`app.connect.open_networks`) needs beside the methods.
+    app_type = App
+    scopes = SCOPES
+    instance_url = staticmethod(instance_url)
 
     def __init__(self, *, client_name: str = "Content Autopilot", timeout: httpx.Timeout | None = None,
                  transport: httpx.BaseTransport | None = None,
@@ -214,6 +218,15 @@ class MastodonPublisher(http.PlatformClient):
         response = self._send("GET", f"{instance}/api/v1/accounts/verify_credentials",
                               headers={"Authorization": f"Bearer {access_token}"})
         return self._body(response, "verify_credentials")
+
+    def revoke_token(self, instance: str, app: App, access_token: str) -> None:
+        """``POST /oauth/revoke`` (docs.joinmastodon.org, methods/oauth): the token stops
+        working; AuthError if the instance refuses our client, ProviderError otherwise."""
+        response = self._send("POST", f"{instance}/oauth/revoke", data={
+            "client_id": app.client_id, "client_secret": app.client_secret, "token": access_token})
+        if response.status_code in (401, 403):
+            raise AuthError(f"{instance} refused to revoke the token: {_detail(response)}")
+        self._body(response, "oauth/revoke")
 
     def instance_limits(self, instance: str) -> Limits:
         """The instance's own limits, read once per process (``GET /api/v2/instance``); the

@@ -2,9 +2,10 @@
 the user's own instance.
 
 Both need the real publisher (the sandbox cannot sign anyone in): with the platform switched
-off the user is told which variable to set. The portal and ``autopilot accounts`` call these;
-what they keep between the two steps of the Mastodon flow (state, PKCE verifier) is theirs to
-hold (a signed session, a terminal prompt).
+off the user is told which variable to set. ``autopilot accounts`` calls these (the terminal
+holds the state and PKCE verifier between the two steps); the portal uses
+:mod:`app.connect.open_networks`, which keeps them on a ``connect_flows`` row and shares the
+per-instance app registration (:func:`app.connect.open_networks.registered_app`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
+from app.connect.open_networks import registered_app
 from app.errors import FieldError, ValidationError
-from app.models import OAuthClient, PlatformAccount
+from app.models import PlatformAccount
 from app.platforms import get_platform
 from app.providers.bluesky import BlueskyPublisher
 from app.providers.errors import AuthError, ProviderError
-from app.providers.mastodon import OUT_OF_BAND, SCOPES, App, MastodonPublisher, instance_url
+from app.providers.mastodon import OUT_OF_BAND, App, MastodonPublisher, instance_url
 from app.runtime import Runtime
 from app.users import connect_account
 
@@ -79,23 +79,7 @@ class InstanceAuthorization:
 
 def _registered_app(runtime: Runtime, publisher: MastodonPublisher, instance: str, redirect_uri: str) -> App:
     """Our app on ``instance``, registered the first time a user of that instance connects."""
-    with runtime.session_factory() as db:
-        row = db.scalar(select(OAuthClient).where(OAuthClient.platform == publisher.platform,
-                                                  OAuthClient.host == instance,
-                                                  OAuthClient.redirect_uri == redirect_uri))
-        if row is not None:
-            return App(row.client_id, runtime.vault.decrypt(row.client_secret_encrypted), row.pkce)
-    app = publisher.register_app(instance, redirect_uri)
-    with runtime.session_factory() as db, db.begin():
-        # Two users of a new instance at once: the first registration stored wins.
-        existing = db.scalar(select(OAuthClient).where(OAuthClient.platform == publisher.platform,
-                                                       OAuthClient.host == instance,
-                                                       OAuthClient.redirect_uri == redirect_uri).with_for_update())
-        if existing is not None:
-            return App(existing.client_id, runtime.vault.decrypt(existing.client_secret_encrypted), existing.pkce)
-        db.add(OAuthClient(platform=publisher.platform, host=instance, redirect_uri=redirect_uri,
-                           client_id=app.client_id, client_secret_encrypted=runtime.vault.encrypt(app.client_secret),
-                           scopes=SCOPES, pkce=app.pkce))
+    app: App = registered_app(runtime, publisher, instance, redirect_uri)
     return app
 
 

@@ -83,6 +83,8 @@ class FakeBluesky(FakePlatform):
         self.accounts: dict[str, Account] = {}
         self._access: dict[str, str] = {}  # token -> did
         self._refresh: dict[str, str] = {}
+        #: Sessions ended by deleteSession (a disconnect).
+        self.deleted_sessions = 0
         self._serial = 0
         #: Uploaded blobs by CID: (owner DID, bytes, mime type).
         self.blobs: dict[str, tuple[str, bytes, str]] = {}
@@ -162,6 +164,8 @@ class FakeBluesky(FakePlatform):
             return self._create_session(request)
         if nsid == "com.atproto.server.refreshSession" and request.method == "POST":
             return self._refresh_session(request)
+        if nsid == "com.atproto.server.deleteSession" and request.method == "POST":
+            return self._delete_session(request)
         if nsid == "com.atproto.identity.resolveHandle":
             account = self.by_handle(request.query.get("handle", [""])[0])
             if account is None:
@@ -205,6 +209,18 @@ class FakeBluesky(FakePlatform):
         if account is None or body["password"] != account.app_password:
             return _error(401, "AuthenticationRequired", "Invalid identifier or password")
         return json_response(200, self._session_body(account.did))
+
+    def _delete_session(self, request: Recorded) -> Response:
+        """com.atproto.server.deleteSession (atproto lexicon): authorised by the refresh token;
+        the session's tokens (refresh and every access token of that account) stop working."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        did = self._refresh.pop(token, None)
+        if did is None:
+            return _error(400, "ExpiredToken", "Token has been revoked")
+        for access in [a for a, owner in self._access.items() if owner == did]:
+            self._access.pop(access, None)
+        self.deleted_sessions += 1
+        return (200, {"Content-Type": "application/json"}, b"")
 
     def _refresh_session(self, request: Recorded) -> Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")

@@ -133,6 +133,8 @@ class FakeMastodon(FakePlatform):
         self._next_media_id = 114_000_000_000_000_001
         #: GETs of a new attachment answering 206 (processing) before 200.
         self.media_processing_polls = 0
+        #: Tokens revoked through POST /oauth/revoke (a disconnect).
+        self.revoked_tokens = 0
         self.account_id, self.access_token = self.add_account("ada")
 
     def __enter__(self) -> FakeMastodon:
@@ -203,6 +205,8 @@ class FakeMastodon(FakePlatform):
             return self._authorize_page(request)
         if (method, path) == ("POST", "/oauth/token"):
             return self._token(request)
+        if (method, path) == ("POST", "/oauth/revoke"):
+            return self._revoke(request)
         if (method, path) == ("GET", "/api/v2/instance"):
             return json_response(200, {
                 "domain": self.domain, "title": "Fake instance", "version": "4.3.0",
@@ -295,6 +299,13 @@ class FakeMastodon(FakePlatform):
         problem = self._check_authorize(query)
         if problem:
             return (400, {"Content-Type": "text/html"}, f"<h1>{html.escape(problem)}</h1>".encode())
+        if request.method == "POST" and query.pop("decision", "authorize") == "deny":
+            # Doorkeeper's "Deny": back to the app with RFC 6749's access_denied and the state.
+            redirect = query["redirect_uri"]
+            sep = "&" if "?" in redirect else "?"
+            denied = urlencode({"error": "access_denied", "state": query.get("state", ""), "error_description":
+                                "The resource owner or authorization server denied the request."})
+            return (302, {"Location": f"{redirect}{sep}{denied}"}, b"")
         if request.method == "POST":
             target = self._grant(query, self.account_id)
             return (302, {"Location": target}, b"")
@@ -302,7 +313,8 @@ class FakeMastodon(FakePlatform):
                          for k, v in query.items())
         page = (f"<html><body><h1>Authorization required</h1><p>{html.escape(self.apps[query['client_id']].client_id)}"
                 f" would like permission to access your account ({html.escape(query.get('scope', ''))}).</p>"
-                f'<form method="post" action="/oauth/authorize">{fields}<button>Authorize</button></form></body></html>')
+                f'<form method="post" action="/oauth/authorize">{fields}<button name="decision" value="authorize">'
+                f'Authorize</button> <button name="decision" value="deny">Deny</button></form></body></html>')
         return (200, {"Content-Type": "text/html; charset=utf-8"}, page.encode())
 
     def _token(self, request: Recorded) -> Response:
@@ -330,6 +342,18 @@ class FakeMastodon(FakePlatform):
         self.tokens[token] = grant.account_id
         return json_response(200, {"access_token": token, "token_type": "Bearer", "scope": app.scopes,
                                    "created_at": int(time.time())})
+
+    def _revoke(self, request: Recorded) -> Response:
+        """POST /oauth/revoke (methods/oauth): the client's own credentials and the token; 200
+        ``{}`` even for an unknown token (RFC 7009), 403 ``unauthorized_client`` for a wrong client."""
+        form = self._params(request)
+        app = self.apps.get(str(form.get("client_id", "")))
+        if app is None or form.get("client_secret") != app.client_secret:
+            return json_response(403, {"error": "unauthorized_client", "error_description":
+                                       "You are not authorized to revoke this token"})
+        self.tokens.pop(str(form.get("token", "")), None)
+        self.revoked_tokens += 1
+        return json_response(200, {})
 
     # -- statuses -------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.clock import utcnow
-from app.models import AuditLog, Post, PostStatus, ReviewReason
+from app.models import AuditLog, PlatformAccount, Post, PostStatus, ReviewReason
 from tests.portal.conftest import TestUser, csrf_token, portal_db
 
 
@@ -122,3 +122,18 @@ def test_long_lists_are_paged(user_client: FlaskClient, portal_app: Flask, user:
     second = user_client.get("/posts/?upcoming=2").get_data(as_text=True)
     assert "numbered post 25" in second and "numbered post 29" in second and "numbered post 24" not in second
     assert 'href="/posts/?upcoming=1"' in second
+
+
+def test_a_published_mastodon_post_links_to_its_status_on_the_accounts_instance(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    with portal_db(portal_app) as session:
+        session.add(PlatformAccount(user_id=user.id, platform="mastodon", handle="@ada@social.example",
+                                    external_id="109", service_url="https://social.example",
+                                    access_token_encrypted="x"))
+    published = _post(portal_app, user, PostStatus.PUBLISHED, external_id="113000000000000001",
+                      published_at=utcnow() - timedelta(hours=1))
+    with portal_db(portal_app) as session:
+        session.get(Post, published).platform = "mastodon"
+    link = 'href="https://social.example/@ada/113000000000000001"'
+    assert link in user_client.get("/posts/").get_data(as_text=True)
+    assert link in user_client.get(f"/posts/{published}").get_data(as_text=True)

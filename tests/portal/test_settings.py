@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.clock import utcnow
 from app.models import AuditLog, Post, PostStatus, ReviewReason, UserSettings
+from app.platforms import PLATFORMS
 from tests.portal.conftest import TestUser, csrf_token, portal_db
 
 FORM = {
@@ -56,6 +57,33 @@ def test_bad_values_are_all_reported_and_nothing_is_written(
     assert 'value="Mars/Olympus"' in page  # the input is kept to be fixed
     with portal_db(portal_app) as session:
         assert session.scalar(select(UserSettings.timezone).where(UserSettings.user_id == user.id)) == "Europe/Paris"
+
+
+def test_every_registered_platform_has_its_checkbox_and_posting_times(user_client: FlaskClient) -> None:
+    page = user_client.get("/settings/").get_data(as_text=True)
+    assert len(PLATFORMS) == 4
+    for key, platform in PLATFORMS.items():
+        assert f'name="platform_{key}"' in page and f'name="times_{key}"' in page
+        assert f"Posting times on {platform.display_name}" in page
+
+
+def test_post_visibility_is_offered_for_the_platforms_that_choose_audiences_and_validated(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    choosing = [p.display_name for p in PLATFORMS.values() if p.chooses_visibility]
+    assert choosing  # the registry names at least one (Mastodon)
+    page = user_client.get("/settings/").get_data(as_text=True)
+    assert f"Who sees your posts on {' and '.join(choosing)}" in page
+    assert '<option value="public" selected>' in page
+    assert _save(user_client, post_visibility="unlisted").status_code == 302
+    with portal_db(portal_app) as session:
+        assert session.scalar(select(UserSettings.post_visibility).where(UserSettings.user_id == user.id)) \
+            == "unlisted"
+    assert '<option value="unlisted" selected>' in user_client.get("/settings/").get_data(as_text=True)
+    refused = _save(user_client, post_visibility="everyone")
+    assert refused.status_code == 400 and "expected one of public, unlisted, private" in refused.get_data(as_text=True)
+    with portal_db(portal_app) as session:
+        assert session.scalar(select(UserSettings.post_visibility).where(UserSettings.user_id == user.id)) \
+            == "unlisted"
 
 
 def _schedule(portal_app: Flask, user: TestUser, count: int) -> list[int]:
