@@ -152,7 +152,7 @@ def outcomes(session: Session, since: datetime, now: datetime, *, jobs: dict[str
             select(WorkflowExecution.workflow, WorkflowExecution.status, WorkflowExecution.created_at,
                    WorkflowExecution.started_at, WorkflowExecution.duration_ms)
             .where(WorkflowExecution.created_at >= since, WorkflowExecution.created_at <= now)):
-        name = per_user_row(workflow) if workflow in jobs and jobs[workflow].per_user_name else workflow
+        name = per_user_row(workflow) if workflow in jobs and jobs[workflow].per_user is not None else workflow
         queue = jobs[workflow].queue if workflow in jobs else "?"
         if status == ExecutionStatus.PENDING:
             found.append(Outcome(name, queue, created, ExecutionStatus.RUNNING.value))
@@ -197,7 +197,7 @@ def job_stats(session: Session, since: datetime, now: datetime, *,
     """Per job: periodic slots claimed in the window, then per-user runs, then publishing."""
     table: dict[str, RunStats] = {name: RunStats(name, job.queue) for name, job in jobs.items()}
     for name, job in jobs.items():
-        if job.per_user_name is not None:
+        if job.per_user is not None:
             table[per_user_row(name)] = RunStats(per_user_row(name), job.queue)
     table[PUBLISHING] = RunStats(PUBLISHING, Queue.POSTING)
     for outcome in outcomes(session, since, now, jobs=jobs, time_limit_ms=time_limit_ms):
