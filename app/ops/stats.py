@@ -30,20 +30,19 @@ from app.models import (
     JobRun,
     Post,
     PostStatus,
-    ReviewReason,
     WorkflowExecution,
 )
 from app.platforms import KNOWN_PLATFORMS, display_name
 from app.queues import Queue
+from app.statuses import FAILURE_REVIEW_REASONS
 from app.workflows.jobs import JOBS
 
 #: The row of the posting queue's own unit of work, shown beside the jobs (one name on every page).
 PUBLISHING = "publishing"
 #: The row of every job's, per-user run's and publish's outcomes together (the chart's line).
 ALL_WORK = "all work"
-#: Why a post waits in review when it is a failure to publish. A post waiting for its user's
-#: approval has not failed: it is neither a success nor a failure until it is published.
-FAILURE_REVIEW_REASONS = tuple(reason.value for reason in ReviewReason if reason != ReviewReason.APPROVAL)
+# Why a post waits in review when it is a failure to publish (FAILURE_REVIEW_REASONS, app.statuses).
+# A post waiting for its user's approval has not failed: neither a success nor a failure until published.
 #: A post still scheduled, queued or publishing this long after its time is stuck: the
 #: dispatcher runs every minute and the sweeper every 15, so either has had its chance.
 DEFAULT_STUCK_AFTER = timedelta(minutes=20)
