@@ -80,8 +80,8 @@ def page() -> str:
 
 def reconnect_url(platform: str) -> str:
     """Where "Reconnect" goes: the platform's consent screen (``accounts.connect``) for a platform
-    connected by OAuth; else the accounts page, which shows the account and how it connects (a
-    Bluesky app password has no consent screen in the portal, ``/connect/bluesky`` is a 404)."""
+    connected by OAuth; else the accounts page, which shows the account and how it connects (an
+    app password has no consent screen in the portal: its ``/connect/<platform>`` is a 404)."""
     if platform in connectable_platforms():
         return url_for("accounts.connect", platform=platform)
     return url_for("accounts.index")
