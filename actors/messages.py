@@ -29,8 +29,14 @@ PUBLISH_ACTOR = "publish_posts"
 PUBLISH_ONE_ACTOR = "publish_post"
 #: The actor uploading the images of just-queued posts ahead of their second: ``upload_post_media(post_ids)``.
 UPLOAD_MEDIA_ACTOR = "upload_post_media"
-#: The per-user actor of each fanning-out job, ``actor(execution_id)``, named as its job declares.
-PER_USER_ACTORS = {job.name: job.per_user_name for job in JOBS.values() if job.per_user_name is not None}
+#: The per-user actor of each job that fans out (declares a per-user step), ``actor(execution_id)``,
+#: by job name (a new fan-out job adds its line; tests/actors/test_messages.py checks both agree).
+#: Never rename one: messages in flight across an upgrade carry these names.
+PER_USER_ACTORS: Mapping[str, str] = {
+    "daily_generation": "generate_for_user",
+    "metrics_collection": "collect_metrics_for_user",
+    "weekly_report": "weekly_report_for_user",
+}
 #: The manual trigger of any job, ``run_job_manually(job, slot)``, and its queue.
 MANUAL_ACTOR, MANUAL_QUEUE = "run_job_manually", Queue.LEGACY
 #: Each actor's positional parameters, by actor name: the arguments :func:`message_for` builds.

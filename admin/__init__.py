@@ -31,13 +31,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     names both ``SECRET_KEY`` and ``DATABASE_URL`` (no environment needed); else the
     environment, the same source the workers read. ``SECRET_KEY``, ``DATABASE_URL``,
     ``REDIS_URL``, ``SESSION_COOKIE_SECURE`` and ``PERMANENT_SESSION_LIFETIME`` given in
-    ``test_config`` win over those settings.
+    ``test_config`` win over those settings. ``ADMIN_VIEWS_URL`` is where the panel's views sit:
+    ``/admin`` (the default, run alone) or ``""`` when the app is mounted under ``/admin``.
     """
     app = Flask(__name__)
     app.config.from_mapping(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="autopilot_admin",
+        # Where the Flask-Admin views sit: "/admin" alone, "" when mounted (portal.web).
+        ADMIN_VIEWS_URL="/admin",
     )
     config = dict(test_config or {})
     settings = _settings(config)

@@ -69,6 +69,10 @@ FORM_EXPIRED_MESSAGE = (
 
 bp = Blueprint("auth", __name__)
 
+#: The config key of where the Flask-Admin views sit in this app: ``/admin`` when the admin runs
+#: alone (the app's root redirects there), ``""`` when the app is itself mounted under ``/admin``.
+VIEWS_URL_KEY = "ADMIN_VIEWS_URL"
+
 
 def current_actor() -> str:
     """The audit actor of the logged-in operator, e.g. ``operator:alice``."""
@@ -88,7 +92,8 @@ class OperatorRequired:
         return g.get("operator") is not None
 
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Response:
-        return redirect(url_for("auth.login", next=request.full_path))
+        # The script root too: mounted under /admin, the path alone would lead out of the admin.
+        return redirect(url_for("auth.login", next=request.script_root + request.full_path))
 
 
 class LoginForm(SecureForm):
@@ -186,8 +191,8 @@ def logout() -> Response:
     return redirect(url_for("auth.login"))
 
 
-@bp.route("/")
 def root() -> Response:
+    """The app's root, when the dashboard is elsewhere (``/admin``): it leads there."""
     return redirect(url_for("admin.index"))
 
 
@@ -233,6 +238,9 @@ def init_app(app: Flask) -> None:
     """Register the login routes, the per-request operator lookup and the CLI command."""
     app.config.setdefault(THROTTLE_CONFIG_KEY, throttle.ThrottleLimits())
     app.register_blueprint(bp)
+    if app.config[VIEWS_URL_KEY]:
+        # With the views at the root the dashboard is "/" itself: no redirect may shadow it.
+        app.add_url_rule("/", "auth.root", root)
     app.before_request(_load_operator)
     app.context_processor(lambda: {"logout_form": LogoutForm})
     app.cli.add_command(create_operator_command)

@@ -40,7 +40,7 @@ from wtforms import HiddenField
 from wtforms.validators import InputRequired
 
 from actors.messages import ACTOR_PARAMETERS, send_manual_run, work_of
-from admin.auth import OperatorRequired, current_actor
+from admin.auth import VIEWS_URL_KEY, OperatorRequired, current_actor
 from admin.ext import database
 from app.charts import time_chart
 from app.clock import utcnow
@@ -215,7 +215,7 @@ def init_app(app: Flask, panel: Admin) -> None:
 
     app.register_blueprint(health.bp)
     app.context_processor(lambda: {"ops_problem_count": problem_count})
-    panel.add_view(OperationsView(name="Operations", endpoint="operations", url="/admin/operations"))
+    panel.add_view(OperationsView(name="Operations", endpoint="operations", url=f"{app.config[VIEWS_URL_KEY]}/operations"))
 
 
 def problem_count() -> int | None:

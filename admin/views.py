@@ -1,6 +1,7 @@
 """The admin's model views and where each is mounted.
 
-URLs (all behind operator login):
+URLs (all behind operator login) when the admin runs alone; mounted under ``/admin`` in the
+Procfile's ``web`` app the views sit at the mounted app's root, so the same URLs hold there:
 
 =====================  ==========================================================
 ``/admin/``            dashboard
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session, scoped_session
 from wtforms.form import BaseForm
 
 from admin._compat import BaseSQLAFilter, FilterEqual
-from admin.auth import current_actor
+from admin.auth import VIEWS_URL_KEY, current_actor
 from admin.base import (
     ReadOnlyModelView,
     SecuredModelView,
@@ -304,28 +305,34 @@ class NotificationView(ReadOnlyModelView):
 
 
 def init_admin(app: Flask, db: scoped_session[Session]) -> Admin:
-    """Mount the panel on ``app`` with views bound to the app's scoped session."""
+    """Mount the panel on ``app`` with views bound to the app's scoped session.
+
+    The views sit under ``app.config["ADMIN_VIEWS_URL"]``: ``/admin`` when the admin runs alone
+    (its root redirects there), ``""`` when it is itself mounted under ``/admin`` in the
+    Procfile's ``web`` app, so that operators read ``/admin/users/`` and not ``/admin/admin/users/``.
+    """
+    base = app.config[VIEWS_URL_KEY]
     admin = Admin(
         app,
         name="Content Autopilot",
-        index_view=DashboardView(name="Dashboard", url="/admin"),
+        index_view=DashboardView(name="Dashboard", url=base or "/"),
         theme=Bootstrap4Theme(base_template="autopilot/master.html"),
         csp_nonce_generator=csp_nonce,
     )
-    admin.add_view(UserView(User, db, name="Users", endpoint="users", url="/admin/users"))
+    admin.add_view(UserView(User, db, name="Users", endpoint="users", url=f"{base}/users"))
     admin.add_view(PlatformAccountView(PlatformAccount, db, name="Accounts", endpoint="accounts",
-                                       url="/admin/accounts"))
-    admin.add_view(PostView(Post, db, name="Posts", endpoint="posts", url="/admin/posts", category="Posts"))
-    admin.add_view(ReviewQueueView(Post, db, name="Review queue", endpoint="review", url="/admin/review",
+                                       url=f"{base}/accounts"))
+    admin.add_view(PostView(Post, db, name="Posts", endpoint="posts", url=f"{base}/posts", category="Posts"))
+    admin.add_view(ReviewQueueView(Post, db, name="Review queue", endpoint="review", url=f"{base}/review",
                                    category="Posts"))
     admin.add_view(WorkflowExecutionView(WorkflowExecution, db, name="Executions", endpoint="executions",
-                                         url="/admin/executions", category="History"))
-    admin.add_view(JobRunView(JobRun, db, name="Job runs", endpoint="jobs", url="/admin/jobs",
+                                         url=f"{base}/executions", category="History"))
+    admin.add_view(JobRunView(JobRun, db, name="Job runs", endpoint="jobs", url=f"{base}/jobs",
                               category="History"))
-    admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit", url="/admin/audit",
+    admin.add_view(AuditLogView(AuditLog, db, name="Audit log", endpoint="audit", url=f"{base}/audit",
                                 category="History"))
     admin.add_view(NotificationView(Notification, db, name="Notifications", endpoint="notifications",
-                                    url="/admin/notifications", category="History"))
+                                    url=f"{base}/notifications", category="History"))
     admin.add_view(WeeklyReportView(MemoryEntry, db, name="Weekly reports", endpoint="reports",
-                                    url="/admin/reports"))
+                                    url=f"{base}/reports"))
     return admin

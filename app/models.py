@@ -200,7 +200,7 @@ class Post(Base):
         Index("ix_posts_measurable_at", text(MEASURABLE_AT_DDL)),
         # Partial indexes on live statuses (migration 0005): they hold the rows in that status
         # only, whatever the history holds: the sweep's lost (queued) and abandoned (publishing)
-        # posts, and one user's review queue (alert_review_queue counts it on every review).
+        # posts, and one user's review queue (the portal's and the admin's review lists).
         Index("ix_posts_queued_scheduled_at", "scheduled_at",
               postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")),
         Index("ix_posts_publishing_started_at", "publish_started_at",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +30,8 @@ from sqlalchemy.orm import Session
 from app.audit import record
 from app.config import Settings
 from app.errors import AutopilotError, FieldError, ValidationError
+from app.intents import Intent
+from app.jobs.spec import Step, Tick
 from app.models import SignInLink, User, UserSession, UserSettings
 from app.validation import validate_email
 
@@ -139,14 +142,38 @@ def open_session(session: Session, user: User, *, now: datetime, lifetime: timed
     Expired sessions and links (anyone's) are deleted on the way: a sign-in is rare next to page
     views, and both tables hold only live rows plus what expired since the last sign-in.
     """
-    session.execute(delete(UserSession).where(UserSession.expires_at <= now))
-    session.execute(delete(SignInLink).where(SignInLink.expires_at <= now))
+    prune_expired(session, now)
     token = secrets.token_urlsafe(32)
     row = UserSession(user_id=user.id, token_hash=hash_token(token), created_at=now, expires_at=now + lifetime,
                       user_agent=(user_agent or "")[:MAX_USER_AGENT] or None)
     session.add(row)
     session.flush()
     return NewSession(row=row, token=token)
+
+
+def prune_expired(session: Session, now: datetime) -> tuple[int, int]:
+    """Delete expired portal sessions and sign-in links (anyone's): how many of each.
+
+    Run by every sign-in and by the quarter-hour sweep (:data:`PRUNE_PORTAL_SIGNINS`), so a
+    deployment where nobody signs in for a while does not keep dead rows (token hashes) around.
+    """
+    sessions_deleted: int = session.execute(delete(UserSession).where(UserSession.expires_at <= now)).rowcount  # type: ignore[attr-defined]
+    links_deleted: int = session.execute(delete(SignInLink).where(SignInLink.expires_at <= now)).rowcount  # type: ignore[attr-defined]
+    return sessions_deleted, links_deleted
+
+
+def _prune(tick: Tick) -> Sequence[Intent]:
+    with tick.runtime.session_factory.begin() as session:
+        sessions_deleted, links_deleted = prune_expired(session, tick.now)
+    if sessions_deleted or links_deleted:
+        log.info("pruned %d expired portal sessions and %d expired sign-in links", sessions_deleted, links_deleted)
+    return []
+
+
+PRUNE_PORTAL_SIGNINS = Step(
+    "prune_portal_signins",
+    "Delete expired portal sessions and sign-in links (a sign-in deletes them too)",
+    _prune)
 
 
 def session_user(session: Session, token: str | None, *, now: datetime) -> tuple[User, UserSession] | None:

@@ -41,6 +41,10 @@ class ReviewReason(StrEnum):
     OPERATOR_PROBLEM = "operator_problem"  # billing, a usage cap, a sunset API version
 
 
+#: The review reasons that are failures: every one but the user's own approval queue.
+FAILURE_REVIEW_REASONS = tuple(reason.value for reason in ReviewReason if reason != ReviewReason.APPROVAL)
+
+
 class LateReason(StrEnum):
     """Why a ``queued`` or ``publishing`` post is past its time, as recovery last saw it.
 

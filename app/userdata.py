@@ -39,6 +39,7 @@ from app.models import (
     Post,
     User,
 )
+from app.platforms import display_name
 from app.posts import cancel_upcoming
 from app.validation import settings_of
 
@@ -217,8 +218,16 @@ def delete_account(session: Session, user_id: int, confirmation: str, *, vault: 
     session.flush()
     record(session, "account.deleted", actor=actor,
            details={"user_ref": ref, "posts_cancelled": len(cancelled), "posts_deleted": deleted_posts,
-                    "accounts": accounts, "audit_rows_kept": kept})
+                    "accounts": {platform: _revocation(platform, revoked) for platform, revoked in accounts.items()},
+                    "audit_rows_kept": kept})
     return Deletion(ref, len(cancelled), deleted_posts, accounts, kept)
+
+
+def _revocation(platform: str, revoked: bool | None) -> dict[str, object]:
+    """An account's line in the deletion's audit row: revoked true or false, or not offered."""
+    if revoked is None:
+        return {"revoked": None, "revocation": f"not offered by {display_name(platform)}"}
+    return {"revoked": revoked}
 
 
 def _revoke(account: PlatformAccount, vault: TokenVault, revoke: Revoker | None) -> bool | None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.charts import category_chart, format_value, grid_chart
 from app.clock import utcnow
+from app.connect.clients import connectable_platforms
 from app.db import make_engine, make_session_factory
 from app.models import Post, PostStatus
 from app.performance import (
@@ -78,11 +79,12 @@ def page() -> str:
 
 
 def reconnect_url(platform: str) -> str:
-    """Where "Reconnect" goes: the platform's consent screen when the accounts area is
-    installed (``accounts.connect``), else the settings page."""
-    if "accounts.connect" in current_app.view_functions:
+    """Where "Reconnect" goes: the platform's consent screen (``accounts.connect``) for a platform
+    connected by OAuth; else the accounts page, which shows the account and how it connects (an
+    app password has no consent screen in the portal: its ``/connect/<platform>`` is a 404)."""
+    if platform in connectable_platforms():
         return url_for("accounts.connect", platform=platform)
-    return url_for("settings.index")
+    return url_for("accounts.index")
 
 
 def posts_link(counts: PostFilter) -> str:

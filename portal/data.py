@@ -2,9 +2,10 @@
 
 Both are POSTs behind the CSRF token, both audited. Deletion asks for the account's email typed
 out; once done, every session of the user is gone with their rows and this browser is signed out.
-Platform tokens are deleted with the account; revoking them at the platform is
-``TOKEN_REVOKER``'s job (app config: a :data:`app.userdata.Revoker`, e.g. the connect flow's
-client); without one they are deleted without a revocation call, and the audit row says so.
+Platform tokens are revoked at the platform through the connect flow's connectors
+(:func:`app.connect.flows.token_revoker`: X revokes, LinkedIn offers nothing) and deleted with the
+account; the audit row says, per account, whether the platform revoked. ``TOKEN_REVOKER`` (app
+config: a :data:`app.userdata.Revoker`) replaces that revocation, for tests.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from app.clock import utcnow
+from app.connect.flows import token_revoker
 from app.crypto import TokenVault
 from app.userdata import ConfirmationMismatch, delete_account, export_user_data
 from portal.auth import current_actor, login_required
@@ -34,7 +36,7 @@ bp = Blueprint("data", __name__, url_prefix="/data")
 
 NAV = ("Your data", "data.index")
 
-#: The app config key of the function revoking a platform token (None: no revocation call).
+#: The app config key of a function revoking a platform token instead of the connectors.
 REVOKER_CONFIG_KEY = "TOKEN_REVOKER"
 
 
@@ -63,7 +65,8 @@ def delete() -> Any:
     typed = request.form.get("confirm", "")
     try:
         delete_account(db, g.user.id, typed, vault=TokenVault.from_settings(settings()),
-                       revoke=current_app.config.get(REVOKER_CONFIG_KEY), now=utcnow(), actor=current_actor())
+                       revoke=current_app.config.get(REVOKER_CONFIG_KEY) or token_revoker(settings()),
+                       now=utcnow(), actor=current_actor())
     except ConfirmationMismatch as exc:
         db.rollback()
         return render_template("portal/data.html", error=exc.errors[0].reason, typed=typed), 400

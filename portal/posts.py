@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func
 
 from app import posts as post_service
 from app.audit import record
@@ -33,10 +34,8 @@ bp = Blueprint("posts", __name__, url_prefix="/posts")
 
 NAV = ("Posts", "posts.index")
 
-#: Posts listed per page of the "coming up" and "published" sections (the rest: further pages).
+#: Posts listed per page of each section, "waiting for you" included (the rest: further pages).
 PAGE_SIZE = 25
-#: Posts waiting for the user shown at once (what they have to act on: kept short).
-WAITING_SHOWN = 50
 #: The statuses in which a post's image may change (not yet handed to a worker).
 IMAGE_EDITABLE = (PostStatus.SCHEDULED, PostStatus.NEEDS_REVIEW)
 #: How far ahead "approve and publish now" schedules a post (approve() wants a future time).
@@ -140,9 +139,12 @@ _LISTED = (Post.id, Post.platform, Post.text, Post.status, Post.scheduled_at, Po
 @login_required
 def index() -> str:
     db = db_session()
-    upcoming_page, published_page = _page("upcoming"), _page("published")
-    waiting = db.execute(user_rows(Post, *_LISTED).where(Post.status == PostStatus.NEEDS_REVIEW)
-                         .order_by(Post.scheduled_at, Post.id).limit(WAITING_SHOWN)).all()
+    waiting_page, upcoming_page, published_page = _page("waiting"), _page("upcoming"), _page("published")
+    waiting_query = user_rows(Post, *_LISTED).where(Post.status == PostStatus.NEEDS_REVIEW)
+    # The heading counts every post waiting (what the user has to act on), the page shows 25.
+    waiting_count = db.scalar(waiting_query.with_only_columns(func.count(), maintain_column_froms=True)) or 0
+    waiting = db.execute(waiting_query.order_by(Post.scheduled_at, Post.id)
+                         .offset((waiting_page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     # One more than a page: tells whether there is a next page without counting them all.
     upcoming = db.execute(user_rows(Post, *_LISTED).where(Post.status.in_(
         (PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PUBLISHING)))
@@ -152,7 +154,8 @@ def index() -> str:
                            .offset((published_page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
     return render_template(
         "portal/posts.html", zone=g.user.settings.timezone, approval=g.user.settings.require_approval,
-        waiting=_rows(waiting, published=False), upcoming=_rows(upcoming[:PAGE_SIZE], published=False),
+        waiting=_rows(waiting, published=False), waiting_count=waiting_count, waiting_page=waiting_page,
+        waiting_more=waiting_page * PAGE_SIZE < waiting_count, upcoming=_rows(upcoming[:PAGE_SIZE], published=False),
         published=_rows(published[:PAGE_SIZE], published=True),
         upcoming_page=upcoming_page, upcoming_more=len(upcoming) > PAGE_SIZE,
         published_page=published_page, published_more=len(published) > PAGE_SIZE)

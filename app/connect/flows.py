@@ -350,6 +350,30 @@ def connector_for_optional(runtime: FlowRuntime, platform: str) -> OAuthConnecto
         return None
 
 
+def token_revoker(settings: Settings) -> Callable[[str, str, str | None], bool | None]:
+    """The revocation a deleted account's tokens get (an :data:`app.userdata.Revoker`).
+
+    Through the platform's connector, as a disconnect: True once the platform confirmed, None
+    where the platform offers no revocation (LinkedIn, or a platform not connected by OAuth),
+    :class:`OAuthCallFailed` when the platform refused or could not be reached, or when a
+    platform that revokes is not set up on this server (its token stays valid at the platform).
+    """
+    def revoke(platform: str, access_token: str, refresh_token: str | None) -> bool | None:
+        try:
+            connector = connector_for(settings, platform)
+        except ValueError:
+            return None  # not an OAuth platform here (Bluesky, Mastodon): nothing to call
+        if connector is None:
+            raise OAuthCallFailed(f"{display_name(platform)} is not set up on this server: "
+                                  "its token could not be revoked")
+        if not connector.revokes:
+            return None
+        connector.revoke(access_token, refresh_token)
+        return True
+
+    return revoke
+
+
 def prune_flows(session: Session, now: datetime, *, retention: timedelta = DEFAULT_FLOW_RETENTION) -> int:
     """Delete consents that expired more than ``retention`` ago (used or abandoned); how many."""
     deleted: int = session.execute(delete(ConnectFlow).where(ConnectFlow.expires_at <= now - retention)).rowcount  # type: ignore[attr-defined]

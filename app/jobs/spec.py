@@ -80,10 +80,9 @@ class PeriodicJob:
     catch_up_setting: str | None = None
     #: That window for this deployment, set by :meth:`for_settings` (the catalogue does it).
     catch_up: timedelta | None = None
-    #: The per-user step run once for each execution a fan-out step creates, and its name
-    #: (the name of the actor that runs it, and of its row in ``autopilot stats``).
+    #: The per-user step run once for each execution a fan-out step creates; a job with one fans
+    #: out. The actor running it is named in ``actors/messages.py`` (actor names live there).
     per_user: PerUserRun | None = None
-    per_user_name: str | None = None
     #: Finished claims older than this are deleted (frequent jobs); None: kept for the record.
     claim_retention: timedelta | None = None
 

@@ -30,20 +30,19 @@ from app.models import (
     JobRun,
     Post,
     PostStatus,
-    ReviewReason,
     WorkflowExecution,
 )
 from app.platforms import KNOWN_PLATFORMS, display_name
 from app.queues import Queue
+from app.statuses import FAILURE_REVIEW_REASONS
 from app.workflows.jobs import JOBS
 
 #: The row of the posting queue's own unit of work, shown beside the jobs (one name on every page).
 PUBLISHING = "publishing"
 #: The row of every job's, per-user run's and publish's outcomes together (the chart's line).
 ALL_WORK = "all work"
-#: Why a post waits in review when it is a failure to publish. A post waiting for its user's
-#: approval has not failed: it is neither a success nor a failure until it is published.
-FAILURE_REVIEW_REASONS = tuple(reason.value for reason in ReviewReason if reason != ReviewReason.APPROVAL)
+# Why a post waits in review when it is a failure to publish (FAILURE_REVIEW_REASONS, app.statuses).
+# A post waiting for its user's approval has not failed: neither a success nor a failure until published.
 #: A post still scheduled, queued or publishing this long after its time is stuck: the
 #: dispatcher runs every minute and the sweeper every 15, so either has had its chance.
 DEFAULT_STUCK_AFTER = timedelta(minutes=20)
@@ -152,7 +151,7 @@ def outcomes(session: Session, since: datetime, now: datetime, *, jobs: dict[str
             select(WorkflowExecution.workflow, WorkflowExecution.status, WorkflowExecution.created_at,
                    WorkflowExecution.started_at, WorkflowExecution.duration_ms)
             .where(WorkflowExecution.created_at >= since, WorkflowExecution.created_at <= now)):
-        name = per_user_row(workflow) if workflow in jobs and jobs[workflow].per_user_name else workflow
+        name = per_user_row(workflow) if workflow in jobs and jobs[workflow].per_user is not None else workflow
         queue = jobs[workflow].queue if workflow in jobs else "?"
         if status == ExecutionStatus.PENDING:
             found.append(Outcome(name, queue, created, ExecutionStatus.RUNNING.value))
@@ -197,7 +196,7 @@ def job_stats(session: Session, since: datetime, now: datetime, *,
     """Per job: periodic slots claimed in the window, then per-user runs, then publishing."""
     table: dict[str, RunStats] = {name: RunStats(name, job.queue) for name, job in jobs.items()}
     for name, job in jobs.items():
-        if job.per_user_name is not None:
+        if job.per_user is not None:
             table[per_user_row(name)] = RunStats(per_user_row(name), job.queue)
     table[PUBLISHING] = RunStats(PUBLISHING, Queue.POSTING)
     for outcome in outcomes(session, since, now, jobs=jobs, time_limit_ms=time_limit_ms):

@@ -29,7 +29,7 @@ from app.models import SCHEDULED_DUE_AT, Post, PostStatus, ReviewReason
 from app.queues import Queue
 from app.runtime import Runtime
 from app.workflows.media_uploads import uploads_to_send
-from app.workflows.publish_outcomes import alert_review_queue
+from app.workflows.publish_outcomes import notify_sent_to_review
 from app.workflows.recovery import RECOVER_LOST_POSTS
 
 __all__ = ["DEFAULT_DISPATCH_HORIZON", "DISPATCH_DUE_POSTS", "dispatch_due_posts"]
@@ -83,8 +83,7 @@ def _review_stale_scheduled(session: Session, post_ids: list[int], stale_before:
                details={"reason": ReviewReason.STALE, "error": error})
         report_publish_failure(post_id=row.id, user_id=row.user_id, platform=row.platform,
                                reason=ReviewReason.STALE, error=error)
-    for user_id in sorted({row.user_id for row in moved}):
-        alert_review_queue(session, user_id, now)
+    notify_sent_to_review(session, [row.id for row in moved], now)
 
 
 def _claim_due(tick: Tick) -> Sequence[Intent]:

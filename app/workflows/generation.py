@@ -368,5 +368,4 @@ DAILY_GENERATION = PeriodicJob(
                         lambda session, now: opted_in_user_ids(session)),),
     catch_up_setting="daily_catch_up_hours",
     per_user=generate_for_user,
-    per_user_name="generate_for_user",
 )

@@ -242,5 +242,4 @@ METRICS_COLLECTION = PeriodicJob(
            WARN_EXPIRING_ACCOUNTS),
     catch_up_setting="daily_catch_up_hours",
     per_user=collect_metrics,
-    per_user_name="collect_metrics_for_user",
 )

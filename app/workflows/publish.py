@@ -53,6 +53,7 @@ from app.workflows.publish_outcomes import (
     PublishOutcome,
     describe,
     not_sent,
+    notify_sent_to_review,
     record_published,
     record_published_many,
     retry,
@@ -155,6 +156,10 @@ def publish_posts(runtime: Runtime, post_ids: Sequence[int], claim_token: str, n
     # No transaction is open across the platform calls.
     attempts = run_calls(lambda item: _call(runtime, item, now), ready)
     _record(runtime, attempts, now, batch.outcomes)
+    reviewed = [post_id for post_id, outcome in batch.outcomes.items() if outcome.kind == "review"]
+    if reviewed:  # one notice per user for the whole batch, in one INSERT
+        with runtime.session_factory() as session, session.begin():
+            notify_sent_to_review(session, reviewed, now)
     carried = {post_id for message in batch.resend for post_id in message.post_ids}  # postponed
     batch.resend.extend(PublishPosts(outcome.claim_token, outcome.retry_at, (post_id,))
                         for post_id, outcome in batch.outcomes.items()

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -26,8 +28,9 @@ from app.audit import AuditEntry, record, record_many
 from app.connect import accounts_page_url
 from app.error_tracking import report_publish_failure
 from app.lifecycle import Claim, move, new_claim_token, stale_at
-from app.models import Post, PostStatus, ReviewReason
-from app.notifications import notify
+from app.models import Post, PostStatus, ReviewReason, UserSettings
+from app.notifications import Notice, notify_many
+from app.platforms import display_name
 from app.provider_holds import report_problem
 from app.providers.base import PublishResult
 from app.providers.errors import (
@@ -38,12 +41,13 @@ from app.providers.errors import (
     TemporaryError,
 )
 from app.runtime import Runtime
+from app.statuses import FAILURE_REVIEW_REASONS
 from app.workflows.accounts import RefreshFailed, flag_reauth
 
 __all__ = [
     "DEFAULT_ERROR_LENGTH", "DEFAULT_MAX_BACKOFF_SECONDS", "DEFAULT_MAX_PUBLISH_ATTEMPTS",
     "DEFAULT_MIN_BACKOFF_SECONDS", "DEFAULT_RATE_LIMIT_WAIT", "NOTIFY_REVIEW_QUEUE", "NOT_SENT",
-    "PublishOutcome", "alert_review_queue", "describe", "not_sent", "record_published",
+    "PublishOutcome", "describe", "notify_sent_to_review", "not_sent", "record_published",
     "record_published_many", "retry", "retry_backoff", "review", "review_queue_size", "superseded",
 ]
 
@@ -52,12 +56,11 @@ S = PostStatus
 
 #: Characters of a platform error message kept in ``Post.last_error``.
 DEFAULT_ERROR_LENGTH = 1000
-#: Posts waiting for review (per user) from which the user is told the queue is growing.
-DEFAULT_REVIEW_ALERT_THRESHOLD = 5
-#: At most one "review queue growing" notification per user in this interval.
-DEFAULT_REVIEW_ALERT_INTERVAL = timedelta(days=1)
-
+#: The notification kind of posts sent to review (its key predates the per-run notice and is
+#: kept: users' email choices are stored under it).
 NOTIFY_REVIEW_QUEUE = "review_queue_growing"
+#: Failures a notice lists one by one (the rest are counted), with their text and error cut to these.
+REVIEW_NOTICE_LISTED, REVIEW_NOTICE_TEXT_CHARS, REVIEW_NOTICE_ERROR_CHARS = 20, 60, 160
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,58 @@ def review_queue_size(session: Session, *, user_id: int | None = None) -> int:
     return session.scalar(query) or 0
 
 
-def alert_review_queue(session: Session, user_id: int, now: datetime) -> None:
-    """Tell the user, at most daily, when their review queue reaches the threshold."""
-    size = review_queue_size(session, user_id=user_id)
-    if size >= DEFAULT_REVIEW_ALERT_THRESHOLD:
-        # Why they wait, most frequent reason first: what the user needs to decide about them.
-        reasons = session.execute(
-            select(Post.review_reason, func.count()).where(Post.user_id == user_id, Post.status == S.NEEDS_REVIEW)
-            .group_by(Post.review_reason).order_by(func.count().desc(), Post.review_reason)).all()
-        why = ", ".join(f"{count} {(reason or 'unspecified').replace('_', ' ')}" for reason, count in reasons)
-        notify(session, user_id, NOTIFY_REVIEW_QUEUE, f"{size} posts are waiting for your review",
-               f"{size} posts could not be published automatically and wait for your decision "
-               f"(approve, edit, reschedule or cancel) in the review queue. Why: {why}.",
-               dedupe_since=now - DEFAULT_REVIEW_ALERT_INTERVAL, now=now)
+def _why(reason: str, platform: str) -> str:
+    """A failure reason in the user's words."""
+    name = display_name(platform)
+    return {
+        ReviewReason.PERMANENT_ERROR: f"{name} refused it",
+        ReviewReason.OUTCOME_UNKNOWN: f"we could not tell whether {name} published it",
+        ReviewReason.STALE: "it was too late to publish it",
+        ReviewReason.NEEDS_REAUTH: f"your {name} account needs reconnecting",
+        ReviewReason.RETRIES_EXHAUSTED: f"{name} kept failing",
+        ReviewReason.OPERATOR_PROBLEM: f"{name} is unavailable to this service for now",
+    }.get(reason, reason.replace("_", " "))
+
+
+def notify_sent_to_review(session: Session, post_ids: Iterable[int], now: datetime) -> int:
+    """Tell each user which of ``post_ids`` were sent to review for a failure, and why.
+
+    Called once per run (a publish batch, a dispatch, a recovery pass) with every post it sent
+    to review, so 40 failures of one user are one notification listing them, not 40. Posts
+    waiting for the user's own approval are not failures and are left out. Three statements
+    whatever the batch: the posts (with each user's zone), the users' email choices, one INSERT.
+    How many notifications were added.
+    """
+    ids = sorted(set(post_ids))
+    if not ids:
+        return 0
+    rows = session.execute(
+        select(Post.id, Post.user_id, Post.platform, Post.text, Post.scheduled_at, Post.review_reason,
+               Post.last_error, UserSettings.timezone)
+        .outerjoin(UserSettings, UserSettings.user_id == Post.user_id)
+        .where(Post.id.in_(ids), Post.status == S.NEEDS_REVIEW, Post.review_reason.in_(FAILURE_REVIEW_REASONS))
+        .order_by(Post.user_id, Post.scheduled_at, Post.id)).all()
+    notices = []
+    for user_id, group in groupby(rows, key=lambda row: row.user_id):
+        posts = list(group)
+        lines = [_review_line(row) for row in posts[:REVIEW_NOTICE_LISTED]]
+        if len(posts) > REVIEW_NOTICE_LISTED:
+            lines.append(f"- and {len(posts) - REVIEW_NOTICE_LISTED} more in the review queue")
+        count = f"{len(posts)} post{'s' if len(posts) != 1 else ''}"
+        notices.append(Notice(
+            user_id, NOTIFY_REVIEW_QUEUE, f"{count} sent to review",
+            f"{count} could not be published automatically and wait for your decision (approve, "
+            f"edit, reschedule or cancel) in your posts:\n" + "\n".join(lines)))
+    return notify_many(session, notices, now)
+
+
+def _review_line(row: Any) -> str:
+    zone = ZoneInfo(row.timezone or "UTC")
+    at = row.scheduled_at.astimezone(zone)
+    text = row.text if len(row.text) <= REVIEW_NOTICE_TEXT_CHARS else row.text[:REVIEW_NOTICE_TEXT_CHARS - 3] + "..."
+    error = f" ({row.last_error[:REVIEW_NOTICE_ERROR_CHARS]})" if row.last_error else ""
+    return (f"- {display_name(row.platform)} post of {at:%a %d %b %H:%M} {at.tzname()}, \"{text}\": "
+            f"{_why(row.review_reason, row.platform)}{error}")
 
 
 def review(session: Session, claim: Claim, reason: ReviewReason, error: str, now: datetime,
@@ -106,7 +148,6 @@ def review(session: Session, claim: Claim, reason: ReviewReason, error: str, now
         return superseded(claim)
     record(session, "post.reviewed", user_id=claim.user_id, post_id=claim.post_id,
            details={"reason": reason, "error": error})
-    alert_review_queue(session, claim.user_id, now)
     # Final: the post will not be published without an operator (one Sentry event per post).
     report_publish_failure(post_id=claim.post_id, user_id=claim.user_id, platform=claim.platform,
                            reason=reason, error=error)

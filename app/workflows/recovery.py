@@ -56,7 +56,7 @@ from app.providers.base import AccountCredentials, PostRef, Publisher, PublishRe
 from app.runtime import Runtime
 from app.workflows.accounts import flag_reauth
 from app.workflows.publish import look_for, post_ref
-from app.workflows.publish_outcomes import record_published, review
+from app.workflows.publish_outcomes import notify_sent_to_review, record_published, review
 
 __all__ = [
     "DEFAULT_PUBLISHING_BACKSTOP", "DEFAULT_UNPROBED_LEASE", "DEFAULT_UNPROBED_QUEUED_GRACE",
@@ -81,6 +81,8 @@ class Recovery:
     reconciled: int = 0
     #: Posts sent to review: lost and past the stale grace, or interrupted and not found.
     reviewed: int = 0
+    #: Their ids: the pass tells each user of theirs in one notice.
+    reviewed_posts: list[int] = field(default_factory=list)
     #: Queued or publishing posts past the grace whose message was alive (left alone).
     alive: int = 0
 
@@ -101,6 +103,9 @@ def recover_posts(runtime: Runtime, now: datetime, probe: MessageProbe | None, *
     recovery = Recovery()
     _resend_lost(runtime, now, probe, grace, everything_lost, resumed_from, recovery)
     _reconcile_interrupted(runtime, now, probe, grace, everything_lost, recovery)
+    if recovery.reviewed_posts:
+        with runtime.session_factory() as session, session.begin():
+            notify_sent_to_review(session, recovery.reviewed_posts, now)
     return recovery
 
 
@@ -135,6 +140,8 @@ def _resend_lost(runtime: Runtime, now: datetime, probe: MessageProbe | None, gr
                                  f"its message was lost and it is more than {stale_grace} minutes late",
                                  now, source=PostStatus.QUEUED)
                 recovery.reviewed += outcome.kind == "review"
+                if outcome.kind == "review":
+                    recovery.reviewed_posts.append(claim.post_id)
             else:
                 resend.append(row)
         # Never early: a post re-sent before its time still waits for its second.
@@ -190,6 +197,8 @@ def _reconcile_interrupted(runtime: Runtime, now: datetime, probe: MessageProbe 
                 else:
                     outcome = review(session, claim, ReviewReason.OUTCOME_UNKNOWN, f"{error}; {note}", now)
                     recovery.reviewed += outcome.kind == "review"
+                    if outcome.kind == "review":
+                        recovery.reviewed_posts.append(claim.post_id)
 
 
 def _interrupted(runtime: Runtime, session: Session, now: datetime, started_before: datetime,

@@ -197,5 +197,4 @@ WEEKLY_REPORT = PeriodicJob(
     steps=(fan_out_step("One report per opted-in user", lambda session, now: opted_in_user_ids(session)),),
     catch_up_setting="weekly_catch_up_hours",
     per_user=weekly_report,
-    per_user_name="weekly_report_for_user",
 )

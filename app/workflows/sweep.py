@@ -6,7 +6,8 @@ recovery again, then dispatches due ``scheduled`` posts as the minute's dispatch
 minute job that stopped running entirely still leaves nothing stuck for more than a quarter.
 
 The sweep job (:data:`SWEEP_STUCK_POSTS`) also re-sends lost per-user runs, emails pending
-notifications and prunes old slot claims, each a named step.
+notifications and prunes old slot claims, expired connect flows, portal sessions and sign-in
+links, each a named step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.jobs.upkeep import PRUNE_OLD_CLAIMS
 from app.notifications import send_daily_digests, send_pending_emails
 from app.queues import Queue
 from app.runtime import Runtime
+from app.signin import PRUNE_PORTAL_SIGNINS
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.executions import REQUEUE_STALE_EXECUTIONS
 from app.workflows.recovery import recover_posts
@@ -66,8 +68,8 @@ SEND_PENDING_EMAILS = Step(
 
 SWEEP_STUCK_POSTS = PeriodicJob(
     "sweep_stuck_posts", "*/15 * * * *", Queue.POSTING,
-    "Safety net: recover stuck posts and per-user runs, send emails, prune old claims",
+    "Safety net: recover stuck posts and per-user runs, send emails, prune old claims and expired sign-ins",
     steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS,
-           PRUNE_CONNECT_FLOWS),
+           PRUNE_CONNECT_FLOWS, PRUNE_PORTAL_SIGNINS),
     claim_retention=timedelta(days=7),
 )

@@ -181,3 +181,35 @@ def test_the_consent_url_names_the_registered_redirect_uri(user_client):
     location = user_client.get("/connect/twitter").headers["Location"]
     assert "redirect_uri=" + X_CALLBACK.replace(":", "%3A").replace("/", "%2F") in location
     assert urlsplit(location).path == "/i/oauth2/authorize"
+
+
+def test_deleting_the_account_revokes_x_at_the_platform_and_audits_each_account(portal_app, user_client,
+                                                                               user: TestUser, fake_x):
+    come_back(user_client, "twitter", consent(user_client, "twitter"))
+    come_back(user_client, "linkedin", consent(user_client, "linkedin"))
+    assert len(stored(portal_app)) == 2 and fake_x.revoked == []
+
+    done = user_client.post("/data/delete", data={"csrf_token": csrf_token(user_client, "/data/"),
+                                                  "confirm": user.email})
+
+    assert done.status_code == 302 and stored(portal_app) == []
+    assert len(fake_x.revoked) == 2  # the access and the refresh token, through the connector
+    with portal_db(portal_app) as session:
+        deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
+    assert deleted.details["accounts"] == {
+        "twitter": {"revoked": True},
+        "linkedin": {"revoked": None, "revocation": "not offered by LinkedIn"}}
+
+
+def test_a_refused_revocation_deletes_the_account_all_the_same_and_audits_false(portal_app, user_client,
+                                                                                user: TestUser, fake_x):
+    come_back(user_client, "twitter", consent(user_client, "twitter"))
+    fake_x.client_secret = "rotated-at-x"  # X now refuses the app's client authentication
+
+    done = user_client.post("/data/delete", data={"csrf_token": csrf_token(user_client, "/data/"),
+                                                  "confirm": user.email})
+
+    assert done.status_code == 302 and stored(portal_app) == []
+    with portal_db(portal_app) as session:
+        deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
+    assert deleted.details["accounts"] == {"twitter": {"revoked": False}}

@@ -136,7 +136,7 @@ def test_the_admin_is_served_under_admin_by_the_same_server(
     page.fill("input[name=username]", BROWSER_OPERATOR)
     page.fill("input[name=password]", BROWSER_PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{portal_server.url}/admin/admin/")
+    page.wait_for_url(f"{portal_server.url}/admin/")
     # The admin's stylesheet arrived from under /admin (Bootstrap's button colour).
     assert "Dashboard" in page.inner_text("body")
     shoot(page, screenshots, "portal-web-admin-dashboard")

@@ -76,3 +76,19 @@ def test_the_dashboard_needs_a_signed_in_user_and_refuses_odd_filters(
     window = {"since": (now - timedelta(days=900)).isoformat(), "until": now.isoformat()}
     assert client.get("/dashboard/posts", query_string=window).status_code == 400
     assert client.get("/?days=14").status_code == 200  # an unknown period shows the default one
+
+
+def test_reconnect_goes_to_the_platforms_connect_route_or_the_accounts_page(
+        portal_app: Flask, client: FlaskClient, user: TestUser) -> None:
+    with portal_db(portal_app) as session:
+        for platform in ("twitter", "linkedin", "bluesky"):
+            session.add(PlatformAccount(user_id=user.id, platform=platform, handle=f"ada-{platform}",
+                                        access_token_encrypted="x", status=AccountStatus.NEEDS_REAUTH))
+    signed_in(client, portal_app, user)
+    page = client.get("/").get_data(as_text=True)
+    buttons = re.findall(r'<a class="button small" href="([^"]+)">Reconnect</a>', page)
+    # X and LinkedIn through their consent screens; Bluesky (an app password, no consent screen
+    # in the portal) on the accounts page, which says how: never a 404, never the settings.
+    assert sorted(buttons) == ["/accounts", "/connect/linkedin", "/connect/twitter"]
+    assert all(client.get(url).status_code == 302 for url in buttons if url.startswith("/connect/"))
+    assert client.get("/accounts").status_code == 200

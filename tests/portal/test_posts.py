@@ -137,3 +137,19 @@ def test_a_published_mastodon_post_links_to_its_status_on_the_accounts_instance(
     link = 'href="https://social.example/@ada/113000000000000001"'
     assert link in user_client.get("/posts/").get_data(as_text=True)
     assert link in user_client.get(f"/posts/{published}").get_data(as_text=True)
+
+
+def test_posts_waiting_for_approval_are_paged_and_counted_whole(
+        user_client: FlaskClient, portal_app: Flask, user: TestUser) -> None:
+    with portal_db(portal_app) as session:
+        session.add_all([Post(user_id=user.id, platform="twitter", text=f"waiting post {n:02d}",
+                              status=PostStatus.NEEDS_REVIEW, review_reason=ReviewReason.APPROVAL,
+                              scheduled_at=utcnow() + timedelta(hours=n + 1)) for n in range(60)])
+    first = user_client.get("/posts/").get_data(as_text=True)
+    assert "Waiting for you (60)" in first
+    assert "waiting post 24" in first and "waiting post 25" not in first
+    assert 'href="/posts/?waiting=2"' in first
+    last = user_client.get("/posts/?waiting=3").get_data(as_text=True)
+    # Past the 50 the page used to stop at: every waiting post can be reached.
+    assert "waiting post 50" in last and "waiting post 59" in last and "waiting post 49" not in last
+    assert 'href="/posts/?waiting=2"' in last and "?waiting=4" not in last

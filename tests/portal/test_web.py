@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections.abc import Iterator
 
@@ -16,13 +18,16 @@ from portal.web import create_web_app
 from tests.portal.conftest import SECRET_KEY, TestUser, sign_in_link
 
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+METRICS_TOKEN = "composed-metrics-token-0123456789"
 
 
 @pytest.fixture
 def web(portal_settings: Settings) -> Iterator[Client]:
+    admin_settings = dataclasses.replace(portal_settings, metrics_bearer_token=METRICS_TOKEN,
+                                         redis_url=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:1/0"))
     composed = create_web_app(portal_settings, portal_config={"TESTING": True}, admin_config={
         "TESTING": True, "SECRET_KEY": SECRET_KEY, "DATABASE_URL": portal_settings.database_url,
-        "SESSION_COOKIE_SECURE": False})
+        "SESSION_COOKIE_SECURE": False, "AUTOPILOT_SETTINGS": admin_settings})
     admin_app = composed.mounts["/admin"]
     Base.metadata.create_all(admin_app.extensions[ADMIN_KEY].engine)
     with admin_app.extensions[ADMIN_KEY].session_factory() as session, session.begin():
@@ -48,10 +53,37 @@ def test_the_admin_works_under_admin_with_its_cookie_scoped_there(web: Client) -
                                               "csrf_token": _token(web, "/admin/login")})
     assert response.status_code == 302 and response.headers["Location"].startswith("/admin/")
     assert "Path=/admin" in response.headers["Set-Cookie"] and "autopilot_admin=" in response.headers["Set-Cookie"]
+    assert response.headers["Location"] == "/admin/"
     dashboard = web.get(response.headers["Location"])
     assert dashboard.status_code == 200 and "olga" in dashboard.get_data(as_text=True)
+    # The views sit at the root of the mounted admin (no /admin/admin/...), their links too.
+    page = dashboard.get_data(as_text=True)
+    assert 'href="/admin/users/"' in page and '"/admin/admin/' not in page
+    users = web.get("/admin/users/")
+    assert users.status_code == 200 and '"/admin/admin/' not in users.get_data(as_text=True)
+    # Flask-Admin's own files, beside the app's stylesheet.
+    assert "/admin/static/admin/admin/css/bootstrap4/admin.css" in page
+    assert web.get("/admin/static/admin/admin/css/bootstrap4/admin.css").status_code == 200
+    assert web.get("/admin/admin/users/").status_code == 404
     # Signed in to the admin is not signed in to the portal.
     assert web.get("/").headers["Location"].startswith("/signin")
+
+
+def test_a_view_asked_for_before_login_is_where_login_returns(web: Client) -> None:
+    response = web.get("/admin/posts/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/admin/login")
+    after = web.post(response.headers["Location"], data={
+        "username": "olga", "password": "a long operator password", "csrf_token": _token(web, "/admin/login")})
+    assert after.status_code == 302 and after.headers["Location"] == "/admin/posts/"
+    assert web.get(after.headers["Location"]).status_code == 200
+
+
+def test_health_and_metrics_are_under_admin_with_the_bearer_token(web: Client) -> None:
+    assert web.get("/admin/healthz").get_json() == {"status": "ok"}
+    refused = web.get("/admin/metrics")
+    assert refused.status_code == 401
+    scrape = web.get("/admin/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scrape.status_code == 200 and "autopilot_posts" in scrape.get_data(as_text=True)
 
 
 def test_the_portal_works_at_the_root_and_its_session_is_not_the_admins(web: Client, make_user) -> None:  # type: ignore[no-untyped-def]
@@ -64,11 +96,11 @@ def test_the_portal_works_at_the_root_and_its_session_is_not_the_admins(web: Cli
     assert "autopilot_portal=" in cookie and "Path=/;" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert web.get("/").status_code == 200
     # A signed-in user is nobody to the admin.
-    assert web.get("/admin/admin/").headers["Location"].startswith("/admin/login")
+    assert web.get("/admin/").headers["Location"].startswith("/admin/login")
     # The portal's cookie value under the admin's name does not open the admin either.
     value = web.get_cookie("autopilot_portal").value  # type: ignore[union-attr]
     web.set_cookie("autopilot_admin", value, path="/admin")
-    assert web.get("/admin/admin/").headers["Location"].startswith("/admin/login")
+    assert web.get("/admin/").headers["Location"].startswith("/admin/login")
 
 
 def test_the_procfile_web_line_serves_both_and_compose_runs_the_portal_alone() -> None:

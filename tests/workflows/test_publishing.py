@@ -31,6 +31,7 @@ from app.models import (
     PostStatus,
     ReviewReason,
 )
+from app.notifications import set_preferences
 from app.providers.base import AccountCredentials, PostMetrics, PublishResult, TokenSet
 from app.providers.errors import (
     AuthError,
@@ -42,13 +43,11 @@ from app.providers.errors import (
 from app.providers.registry import Providers
 from app.runtime import Runtime
 from app.users import connect_account, create_user
-from app.workflows import publish_outcomes
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.publish import publish_post, publish_posts
 from app.workflows.publish_outcomes import (
     DEFAULT_MAX_PUBLISH_ATTEMPTS,
     retry_backoff,
-    review_queue_size,
 )
 from app.workflows.sweep import sweep_stuck_posts
 
@@ -645,26 +644,58 @@ def test_sweep_also_dispatches_due_scheduled_posts(
 # -- review queue -------------------------------------------------------------------------------
 
 
-def test_a_growing_review_queue_notifies_the_user_once_a_day(
-        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime,
+def test_posts_sent_to_review_for_a_failure_are_one_notification_per_user_per_run(
+        runtime: Runtime, sessions: sessionmaker[Session], vault: TokenVault, user_id: int, now: datetime,
         fake: ScriptedPublisher) -> None:
-    threshold = publish_outcomes.DEFAULT_REVIEW_ALERT_THRESHOLD
-    for i in range(threshold + 1):
-        fake.publish_script.append(PermanentError("400 bad request"))
-        post_id = queued(sessions, user_id, now, token=f"t{i}", text=f"post {i}")
-        publish_post(runtime, post_id, f"t{i}", now)
-        expected = 0 if i + 1 < threshold else 1
-        assert len(notifications(sessions, "review_queue_growing")) == expected
-    with sessions() as session:
-        assert review_queue_size(session, user_id=user_id) == threshold + 1
-        assert review_queue_size(session) == threshold + 1
-    # The notification says why they wait (the platform refused them: a permanent error).
-    [first] = notifications(sessions, "review_queue_growing")
-    assert first.body.endswith(f"Why: {threshold} permanent error.")
-    fake.publish_script.append(PermanentError("400 bad request"))
-    post_id = queued(sessions, user_id, now, token="next-day", text="tomorrow")
-    publish_post(runtime, post_id, "next-day", now + timedelta(days=1, seconds=1))
-    assert len(notifications(sessions, "review_queue_growing")) == 2
+    with sessions.begin() as session:
+        bob = create_user(session, "bob@example.com", {"timezone": "Europe/Paris"}).id
+        connect_account(session, vault, "bob@example.com", "twitter",
+                        TokenSet("access-b", "refresh-b", expires_at=now + timedelta(hours=1)))
+        set_preferences(session, bob, {"review_queue_growing": "off"}, weekly_report_email=True, actor="test")
+    # Alice's own approval queue is hers to work through: not a failure, not in the notice.
+    for n in range(6):
+        add_post(sessions, user_id, now + timedelta(days=1), status=PostStatus.NEEDS_REVIEW,
+                 review_reason=ReviewReason.APPROVAL, text=f"awaiting approval {n}")
+    alice_posts = [queued(sessions, user_id, now, token="batch", text=f"failing post {n:02d}") for n in range(40)]
+    bob_post = add_post(sessions, bob, now, status=PostStatus.QUEUED, token="batch", queued_at=now,
+                        text="bob's post")
+    fake.publish_script.extend(PermanentError("400 bad request") for _ in range(41))
+    inserts: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO notifications"):
+            inserts.append(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        batch = publish_posts(runtime, [*alice_posts, bob_post], "batch", now)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert {outcome.kind for outcome in batch.outcomes.values()} == {"review"}
+    assert len(inserts) == 1  # one INSERT for the whole batch, whatever the users and posts
+    by_user = {row.user_id: row for row in notifications(sessions, "review_queue_growing")}
+    assert set(by_user) == {user_id, bob}
+    alice_notice = by_user[user_id]
+    assert alice_notice.subject == "40 posts sent to review"
+    assert "failing post 00" in alice_notice.body and "awaiting approval" not in alice_notice.body
+    assert "X refused it" in alice_notice.body and "400 bad request" in alice_notice.body
+    assert alice_notice.email_delivery == "now"
+    bob_notice = by_user[bob]
+    assert bob_notice.subject == "1 post sent to review" and "bob's post" in bob_notice.body
+    assert "CET" in bob_notice.body or "CEST" in bob_notice.body  # his local time
+    assert bob_notice.email_delivery == "off"  # his choice for this kind
+
+
+def test_a_stale_post_found_by_the_dispatch_is_notified_too(
+        runtime: Runtime, sessions: sessionmaker[Session], user_id: int, now: datetime) -> None:
+    post_id = add_post(sessions, user_id, now - timedelta(hours=3), text="too late to post")
+    assert dispatch_due_posts(runtime, now) == []
+    assert load(sessions, post_id).review_reason == ReviewReason.STALE
+    [notice] = notifications(sessions, "review_queue_growing")
+    assert notice.subject == "1 post sent to review" and "too late to post" in notice.body
+    assert "too late" in notice.body
 
 
 # -- the embedded database ------------------------------------------------------------------------
