@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,9 @@ from app.models import ExecutionStatus, WorkflowExecution
 from app.providers.errors import RateLimited, TemporaryError
 
 logger = logging.getLogger(__name__)
+
+Plan = TypeVar("Plan")
+Result = TypeVar("Result")
 
 #: How long a running execution may go without finishing before another worker may take it.
 DEFAULT_EXECUTION_LEASE = timedelta(minutes=15)
@@ -137,20 +141,82 @@ def run_execution(session_factory: Callable[[], Session], execution_id: int, *, 
     provider failure puts the execution back to pending and raises :class:`RetryLater`;
     any other error marks it failed with the error, and does not raise (it is recorded).
     """
-    with session_factory() as session, session.begin():
-        claimed = claim_execution(session, execution_id, message_id=message_id, now=clock())
-        if claimed is None:
-            return None
-        tag_work(user_id=claimed.user_id, execution_id=claimed.id,
-                 slot=claimed.slot.isoformat() if claimed.slot else None)
+    claimed = _claim(session_factory, execution_id, message_id=message_id, clock=clock)
+    if claimed is None:
+        return None
     started = clock()
-    try:
+
+    def run() -> WorkflowExecution:
         with session_factory() as session, session.begin():
             # The row as the claim left it, not read again: nobody else runs an execution we hold.
             session.add(claimed)
             counts = body(session, claimed)
             _finish(claimed, clock(), started, ExecutionStatus.SUCCEEDED, counts=counts)
         return claimed
+
+    return _recorded(session_factory, execution_id, clock, started, run)
+
+
+@dataclass(frozen=True)
+class Phases(Generic[Plan, Result]):
+    """A per-user run in three steps, so that no transaction is open while a provider works.
+
+    ``prepare`` reads what the run needs into plain values in one short transaction; ``work``
+    calls the providers with no session open (a write a provider step needs, such as a
+    generated image's library row, goes in its own short transaction); ``record`` stores the
+    results in the same short transaction that marks the execution succeeded, so a run's
+    results and its success are committed together or not at all.
+    """
+
+    prepare: Callable[[Session, WorkflowExecution], Plan]
+    work: Callable[[Plan], Result]
+    record: Callable[[Session, WorkflowExecution, Result], dict[str, Any]]
+
+
+def run_execution_in_phases(session_factory: Callable[[], Session], execution_id: int, *,
+                            message_id: str | None, clock: Callable[[], datetime],
+                            phases: Phases[Plan, Result]) -> WorkflowExecution | None:
+    """:func:`run_execution` for a run that calls providers: no transaction spans ``phases.work``.
+
+    The outcome is recorded exactly as :func:`run_execution` does: None for a duplicate
+    message, succeeded with the counts ``record`` returns, pending and :class:`RetryLater` on
+    a temporary provider failure in any phase, failed with the error otherwise.
+    """
+    claimed = _claim(session_factory, execution_id, message_id=message_id, clock=clock)
+    if claimed is None:
+        return None
+    started = clock()
+
+    def body() -> WorkflowExecution:
+        with session_factory() as session, session.begin():
+            plan = phases.prepare(session, claimed)
+        result = phases.work(plan)
+        with session_factory() as session, session.begin():
+            session.add(claimed)
+            counts = phases.record(session, claimed, result)
+            _finish(claimed, clock(), started, ExecutionStatus.SUCCEEDED, counts=counts)
+        return claimed
+
+    return _recorded(session_factory, execution_id, clock, started, body)
+
+
+def _claim(session_factory: Callable[[], Session], execution_id: int, *, message_id: str | None,
+           clock: Callable[[], datetime]) -> WorkflowExecution | None:
+    with session_factory() as session, session.begin():
+        claimed = claim_execution(session, execution_id, message_id=message_id, now=clock())
+        if claimed is None:
+            return None
+        tag_work(user_id=claimed.user_id, execution_id=claimed.id,
+                 slot=claimed.slot.isoformat() if claimed.slot else None)
+    return claimed
+
+
+def _recorded(session_factory: Callable[[], Session], execution_id: int, clock: Callable[[], datetime],
+              started: datetime, body: Callable[[], WorkflowExecution]) -> WorkflowExecution:
+    """Run ``body``; a temporary provider failure puts the execution back to pending and raises
+    :class:`RetryLater`, any other error marks it failed with the error (recorded, not raised)."""
+    try:
+        return body()
     except (TemporaryError, RateLimited) as exc:
         with session_factory() as session, session.begin():
             execution = session.get(WorkflowExecution, execution_id)

@@ -30,7 +30,6 @@ from app.models import (
     PostStatus,
     ReviewReason,
     User,
-    UserSettings,
     WorkflowExecution,
 )
 from app.notifications import notify
@@ -44,7 +43,7 @@ from app.scheduling import posting_slots
 from app.text_limits import limit_error, normalize_newlines
 from app.users import opted_in_user_ids
 from app.validation import settings_of, validate_settings
-from app.workflows.executions import fan_out, fan_out_step, run_execution
+from app.workflows.executions import Phases, fan_out, fan_out_step, run_execution_in_phases
 from app.workflows.report import latest_insights
 
 logger = logging.getLogger(__name__)
@@ -83,9 +82,18 @@ def fan_out_generation(session: Session, slot: datetime, *, now: datetime) -> li
 
 
 def generate_for_user(runtime: Runtime, execution_id: int, message_id: str | None = None) -> WorkflowExecution | None:
-    """Run one user's daily generation once; a failure is recorded and the user notified."""
-    execution = run_execution(runtime.session_factory, execution_id, message_id=message_id, clock=runtime.now,
-                              body=lambda session, ex: _generate(runtime, session, ex))
+    """Run one user's daily generation once; a failure is recorded and the user notified.
+
+    The run reads what it needs in one short transaction, calls research, the language model
+    and the image model with no transaction open (a provider call may take minutes; it must
+    not hold a pooled connection or row locks meanwhile), then stores the posts, their audit
+    rows and the day's memory in the short transaction that marks the execution succeeded.
+    """
+    phases = Phases(prepare=lambda session, ex: _prepare(runtime, session, ex),
+                    work=lambda plan: _work(runtime, plan),
+                    record=lambda session, ex, done: _record(session, ex, done))
+    execution = run_execution_in_phases(runtime.session_factory, execution_id, message_id=message_id,
+                                        clock=runtime.now, phases=phases)
     if execution is not None and execution.error and execution.user_id is not None:
         with runtime.session_factory() as session, session.begin():
             notify(session, execution.user_id, "generation_failed", "Today's posts could not be generated",
@@ -94,7 +102,42 @@ def generate_for_user(runtime: Runtime, execution_id: int, message_id: str | Non
     return execution
 
 
-def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Plan:
+    """What a run read in its first transaction, as plain values: the providers' input."""
+
+    user_id: int
+    now: datetime
+    todo: list[PostSlot]
+    counts: dict[str, Any]
+    topics: list[str]
+    language: str
+    country: str
+    brand_voice: str
+    creativity_level: float
+    require_approval: bool
+    #: Research links (as :func:`idea_key`) this user wrote about within :data:`RECENT_DAYS`.
+    used_ideas: frozenset[str]
+    library: list[_LibraryImage]
+    recent_posts: list[str]
+    insights: list[str]
+    #: The generator's pause in force, as the problem the run fails with (after research, as before).
+    paused: OperatorProblem | None
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What the providers produced, to be stored in the run's last transaction."""
+
+    plan: _Plan
+    research: list[ResearchItem]
+    drafts: list[DraftPost]
+    images: dict[tuple[str, datetime], _PostImage]
+
+
+def _prepare(runtime: Runtime, session: Session, execution: WorkflowExecution) -> _Plan | dict[str, Any]:
+    """Phase one (short transaction): the user's settings, free slots, library, recent posts,
+    insights and the generator's pause; or the run's counts when there is nothing to write."""
     now = runtime.now()
     user = session.get(User, execution.user_id)
     if user is None:
@@ -120,65 +163,85 @@ def _generate(runtime: Runtime, session: Session, execution: WorkflowExecution) 
                               "missed": len(slots) - len(existing) - len(todo), "generated": 0}
     if not todo:
         return counts
-
-    research = _research(runtime, session, user.id, settings, now)
-    counts["research_items"] = len(research)
+    used_ideas = frozenset(key for key in session.scalars(
+        select(MemoryEntry.key).where(MemoryEntry.user_id == user.id, MemoryEntry.kind == "idea",
+                                      MemoryEntry.created_at >= now - timedelta(days=RECENT_DAYS))
+    ) if key is not None)
     library = _library(session, user.id)
-    candidates = _candidates(library, settings.topics)
-    brief = ContentBrief(
-        slots=[PostSlot(s.platform, s.at) for s in todo],
+    recent_posts = _recent_posts(session, user.id, now)
+    insights = _insights(session, user.id)
+    hold = active_hold(session, runtime.providers.generation.name, now)
+    return _Plan(
+        user_id=user.id, now=now, todo=[PostSlot(s.platform, s.at) for s in todo], counts=counts,
+        topics=list(settings.topics), language=settings.language, country=settings.country,
         brand_voice=settings.brand_voice, creativity_level=settings.creativity_level,
-        topics=list(settings.topics), research=research, language=settings.language,
-        recent_posts=_recent_posts(session, user.id, now), insights=_insights(session, user.id),
+        require_approval=settings.require_approval, used_ideas=used_ideas, library=library,
+        recent_posts=recent_posts, insights=insights, paused=as_problem(hold) if hold is not None else None)
+
+
+def _work(runtime: Runtime, plan: _Plan | dict[str, Any]) -> _Done | dict[str, Any]:
+    """Phase two (no transaction open): research, drafts, images; each write a provider step
+    needs (the research cache, a generated image, an operator problem) has its own short one."""
+    if not isinstance(plan, _Plan):
+        return plan
+    research = _research(runtime, plan)
+    candidates = _candidates(plan.library, plan.topics)
+    brief = ContentBrief(
+        slots=plan.todo, brand_voice=plan.brand_voice, creativity_level=plan.creativity_level,
+        topics=plan.topics, research=research, language=plan.language,
+        recent_posts=plan.recent_posts, insights=plan.insights,
         images=candidates, describe_images=runtime.providers.images is not None,
     )
-    drafts = _generate_drafts(runtime, session, brief, now)
-    images = _images_for(runtime, session, user.id, drafts, library, candidates)
-    stored = _store_posts(session, user.id, settings.require_approval, drafts, todo_keys={(s.platform, s.at) for s in todo},
-                          execution_id=execution.id, now=now, images=images)
+    drafts = _generate_drafts(runtime, plan, brief)
+    images = _images_for(runtime, plan.user_id, drafts, plan.library, candidates)
+    return _Done(plan, research, drafts, images)
+
+
+def _record(session: Session, execution: WorkflowExecution, done: _Done | dict[str, Any]) -> dict[str, Any]:
+    """Phase three (the short transaction that finishes the execution): posts, audit, memory."""
+    if not isinstance(done, _Done):
+        return done
+    plan = done.plan
+    counts = dict(plan.counts, research_items=len(done.research))
+    stored = _store_posts(session, plan.user_id, plan.require_approval, done.drafts,
+                          todo_keys={(s.platform, s.slot_at) for s in plan.todo},
+                          execution_id=execution.id, now=plan.now, images=done.images)
     counts["generated"] = len(stored)
-    created = [i for i in images.values() if i.generated]
+    created = [i for i in done.images.values() if i.generated]
     if created:
         counts["images_generated"] = len(created)
-    failed = [i.error for i in images.values() if i.error]
+    failed = [i.error for i in done.images.values() if i.error]
     if failed:
         counts["image_failures"] = failed
-    counts["empty_slots"] = len(todo) - len(stored)
-    _remember(session, user.id, settings.topics, research, stored, now)
+    counts["empty_slots"] = len(plan.todo) - len(stored)
+    _remember(session, plan.user_id, plan.topics, done.research, stored, plan.now)
     return counts
 
 
-def _generate_drafts(runtime: Runtime, session: Session, brief: ContentBrief, now: datetime) -> list[DraftPost]:
+def _generate_drafts(runtime: Runtime, plan: _Plan, brief: ContentBrief) -> list[DraftPost]:
     """The generator's drafts, unless it is paused for an operator problem.
 
-    The pause is read in the run's own transaction (each statement sees what is committed), so
-    checking it costs no second connection. An operator problem (OpenAI quota exhausted)
-    pauses the generator for every user and tells the operator once, in its own transaction
-    (this run's rolls back); the day's run fails with that reason rather than retrying on a timer.
+    The pause was read in the run's first transaction. An operator problem (OpenAI quota
+    exhausted) pauses the generator for every user and tells the operator once, in its own
+    short transaction; the day's run fails with that reason rather than retrying on a timer.
     """
-    generator = runtime.providers.generation
-    hold = active_hold(session, generator.name, now)
-    if hold is not None:
-        raise as_problem(hold)
+    if plan.paused is not None:
+        raise plan.paused
     try:
-        return generator.generate(brief)
+        return runtime.providers.generation.generate(brief)
     except OperatorProblem as problem:
         with runtime.session_factory() as session, session.begin():
             report_problem(session, problem, runtime.now())
         raise
 
 
-def _research(runtime: Runtime, session: Session, user_id: int, settings: UserSettings, now: datetime) -> list[ResearchItem]:
+def _research(runtime: Runtime, plan: _Plan) -> list[ResearchItem]:
     """Research every topic, then drop links this user already wrote about recently."""
     items: list[ResearchItem] = []
-    for topic in settings.topics:
-        items.extend(runtime.providers.research.search(topic, language=settings.language,
-                                                       country=settings.country, now=now))
-    used = set(session.scalars(
-        select(MemoryEntry.key).where(MemoryEntry.user_id == user_id, MemoryEntry.kind == "idea",
-                                      MemoryEntry.created_at >= now - timedelta(days=RECENT_DAYS))
-    ))
-    fresh = [item for item in items if idea_key(item.link) not in used]
+    for topic in plan.topics:
+        items.extend(runtime.providers.research.search(topic, language=plan.language,
+                                                       country=plan.country, now=plan.now))
+    fresh = [item for item in items if idea_key(item.link) not in plan.used_ideas]
     # Nothing new today: better an old idea from a new angle than no post.
     return fresh or items
 
@@ -227,7 +290,7 @@ def _candidates(library: list[_LibraryImage], topics: list[str]) -> list[ImageCa
             for score, _, image in sorted(scored, key=lambda t: (-t[0], t[1])) if score > 0][:MAX_IMAGE_CANDIDATES]
 
 
-def _images_for(runtime: Runtime, session: Session, user_id: int, drafts: list[DraftPost],
+def _images_for(runtime: Runtime, user_id: int, drafts: list[DraftPost],
                 library: list[_LibraryImage], candidates: list[ImageCandidate]) -> dict[tuple[str, datetime], _PostImage]:
     """Each draft's image, by (platform, slot).
 
@@ -272,29 +335,37 @@ def _images_for(runtime: Runtime, session: Session, user_id: int, drafts: list[D
                 logger.warning("user %s: %s", user_id, reason)
                 chosen[key] = _PostImage(None, error=reason)
             else:
-                chosen[key] = _generated_image(runtime, session, user_id, draft)
+                chosen[key] = _generated_image(runtime, user_id, draft)
     return chosen
 
 
-def _generated_image(runtime: Runtime, session: Session, user_id: int, draft: DraftPost) -> _PostImage:
+def _generated_image(runtime: Runtime, user_id: int, draft: DraftPost) -> _PostImage:
     """Ask the image model for an illustration and keep it in the library; never raises for a
-    failed image (the post matters more than its picture)."""
+    failed image (the post matters more than its picture).
+
+    The image is called with no transaction open and stored in its own short one (a refused
+    image stores nothing: neither row nor files). Once stored it stays in the user's library,
+    marked generated, even if its post is not: a racing run filled the slot, the draft was
+    unusable, or the run failed later. Such an image is an ordinary library image nobody
+    points at (untagged, so never offered to the model by topic), which the user may use or
+    delete like any other.
+    """
     images = runtime.providers.images
     assert images is not None
     alt_text = draft.image_description or f"An illustration for a post about {draft.topic or 'this subject'}"
     prompt = f"{alt_text} Illustration for a social media post; no words or letters in the picture."
     try:
         data = images.generate(prompt)
-        with session.begin_nested():  # a refused image rolls back its row, not the run's
-            item = add_image(session, runtime.media_storage, user_id, data, alt_text=alt_text,
-                             tags=(), generated=True,
-                             max_bytes=runtime.settings.media_max_upload_bytes,
-                             max_pixels=runtime.settings.media_max_upload_pixels)
+        with runtime.session_factory() as session, session.begin():
+            media_id = add_image(session, runtime.media_storage, user_id, data, alt_text=alt_text,
+                                 tags=(), generated=True,
+                                 max_bytes=runtime.settings.media_max_upload_bytes,
+                                 max_pixels=runtime.settings.media_max_upload_pixels).id
     except (ProviderError, ValidationError, MediaError) as exc:
         reason = f"the image for {draft.platform} at {draft.slot_at:%Y-%m-%d %H:%M} could not be generated: {exc}"
         logger.warning("user %s: %s; the post is kept without an image", user_id, reason)
         return _PostImage(None, error=reason)
-    return _PostImage(item.id, generated=True)
+    return _PostImage(media_id, generated=True)
 
 
 def _store_posts(session: Session, user_id: int, require_approval: bool, drafts: list[DraftPost], *,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.config import Settings
 from app.crypto import generate_key
@@ -242,3 +242,48 @@ def test_past_the_runs_image_budget_posts_stay_text_only(illustrating_runtime, o
     assert len(posts) == 4 and all(p.media_id is None for p in posts)
     assert len(execution.counts["image_failures"]) == 4
     assert all("were spent" in reason for reason in execution.counts["image_failures"])
+
+
+# -- no transaction held across a provider call ---------------------------------------------------
+
+
+class WatchingTransactions:
+    """A provider's proxy that, at every call, asks PostgreSQL which other sessions of this
+    database sit ``idle in transaction``: a run holding its transaction across the call shows up."""
+
+    def __init__(self, inner: Any, engine: Any, seen: list[tuple[str, int]]) -> None:
+        self.inner, self.engine, self.seen = inner, engine, seen
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name not in ("search", "generate"):
+            return attribute
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            with self.engine.connect() as connection:
+                open_transactions = connection.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"))
+            self.seen.append((f"{type(self.inner).__name__}.{name}", open_transactions))
+            return attribute(*args, **kwargs)
+
+        return watched
+
+
+def test_no_transaction_is_open_while_a_provider_is_called(illustrating_runtime, openai_fake, pg_engine):
+    """Research, the language model (over the fake's socket) and the Images API are each called
+    while the run holds no transaction: no pooled connection or row lock waits on a provider."""
+    runtime = illustrating_runtime
+    ada = add_user(runtime, "ada@example.com")
+    seen: list[tuple[str, int]] = []
+    providers = runtime.providers
+    providers.research = WatchingTransactions(providers.research, pg_engine, seen)
+    providers.generation = WatchingTransactions(providers.generation, pg_engine, seen)
+    providers.images = WatchingTransactions(providers.images, pg_engine, seen)
+    (execution,) = run_day(runtime)
+
+    assert execution.counts["generated"] == 4 and execution.counts["images_generated"] == 4
+    calls = [name for name, _ in seen]
+    assert calls.count("OpenAIImages.generate") == 4 and len(set(calls)) == 3, calls
+    assert [(name, count) for name, count in seen if count] == []
+    assert len(posts_of(runtime, ada)) == 4
