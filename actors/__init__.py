@@ -10,6 +10,7 @@ actor on it, like Flask's ``create_app``. Worker and scheduler processes import
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -29,12 +30,10 @@ def _named_on_the_command_line() -> str | None:
         program = os.path.basename(os.path.dirname(sys.argv[0]))
     if program not in ("dramatiq", "periodiq"):
         return None
-    if program == "dramatiq":
-        from dramatiq.cli import make_argument_parser
-    else:
-        from periodiq import make_argument_parser
+    # Each command's own parser, so its options are read exactly as the command reads them.
+    command = importlib.import_module("dramatiq.cli" if program == "dramatiq" else "periodiq")
     try:
-        args, _ = make_argument_parser().parse_known_args(sys.argv[1:])
+        args, _ = command.make_argument_parser().parse_known_args(sys.argv[1:])
     except SystemExit:  # not a command line we understand: let the command itself say so
         return None
     return program if getattr(args, "broker", None) == __name__ else None

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -205,7 +205,7 @@ def serially(call: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 
 def upload_ahead(runtime: Runtime, post_ids: Sequence[int], *,
-                 run_calls: Callable[[Callable[[T], R], Sequence[T]], list[R]] = serially) -> int:
+                 run_calls: Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]] = serially) -> int:
     """Upload the images of these queued posts that their accounts do not have yet; returns
     how many uploads were made. ``run_calls`` runs the uploads (serially here, on the posting
     actor's shared thread pool in a worker). A failure is logged and left to the publish,
@@ -244,4 +244,4 @@ def upload_ahead(runtime: Runtime, post_ids: Sequence[int], *,
                            need.media_id, post_id, exc)
             return False
 
-    return sum(run_calls(upload, work))
+    return sum(1 for uploaded in run_calls(upload, work) if uploaded)

@@ -123,7 +123,7 @@ def collect_metrics_for_user(runtime: Runtime, user_id: int, now: datetime) -> d
                                           PlatformAccount.platform.in_(platforms))
         )) if platforms else []
         credentials = {}
-        account_status = {a.platform: a.status for a in accounts}
+        account_status: dict[str, str] = {a.platform: a.status for a in accounts}
         for account in accounts:
             if account.status != AccountStatus.ACTIVE:
                 continue

@@ -89,14 +89,15 @@ def review_queue_size(session: Session, *, user_id: int | None = None) -> int:
 def _why(reason: str, platform: str) -> str:
     """A failure reason in the user's words."""
     name = display_name(platform)
-    return {
+    reasons: dict[str, str] = {
         ReviewReason.PERMANENT_ERROR: f"{name} refused it",
         ReviewReason.OUTCOME_UNKNOWN: f"we could not tell whether {name} published it",
         ReviewReason.STALE: "it was too late to publish it",
         ReviewReason.NEEDS_REAUTH: f"your {name} account needs reconnecting",
         ReviewReason.RETRIES_EXHAUSTED: f"{name} kept failing",
         ReviewReason.OPERATOR_PROBLEM: f"{name} is unavailable to this service for now",
-    }.get(reason, reason.replace("_", " "))
+    }
+    return reasons.get(reason, reason.replace("_", " "))
 
 
 def notify_sent_to_review(session: Session, post_ids: Iterable[int], now: datetime) -> int:
