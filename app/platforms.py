@@ -99,9 +99,9 @@ class Platform:
     #: key: always; Mastodon's Idempotency-Key: about an hour), or None where it cannot
     #: (a repeat would post twice: an unknown outcome is reconciled instead).
     repeat_create_safe_for: timedelta | None = None
-    #: ``module:function`` building the OAuth connector (:mod:`app.connect`) that lets a user
-    #: connect an account through the platform's own consent screen, or None when the platform
-    #: is not connected that way. The portal offers "Connect" for the platforms that name one.
+    #: ``module:function(settings, key)`` building the OAuth connector (:mod:`app.connect`) that
+    #: lets a user connect an account through the platform's own consent screen, or None when the
+    #: platform is not connected that way. The portal offers "Connect" for the platforms that name one.
     connector_factory: str | None = None
     #: How a user connects an account when the platform has no central consent screen:
     #: ``"app_password"`` (a handle and an app password signed in on the platform's server, as

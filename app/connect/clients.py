@@ -202,25 +202,27 @@ def _linkedin_identity(api_base_url: str) -> Identify:
     return identify
 
 
-def x_from_settings(settings: Settings) -> OAuthConnector | None:
-    """X's connector (app.platforms names it); None without ``X_CLIENT_ID``/``X_CLIENT_SECRET``."""
+def x_from_settings(settings: Settings, platform: str) -> OAuthConnector | None:
+    """X's connector for the registry entry ``platform`` (which names this factory); None
+    without ``X_CLIENT_ID``/``X_CLIENT_SECRET``."""
     if not (settings.x_client_id and settings.x_client_secret):
         return None
     api = settings.x_api_base_url.rstrip("/")
     return OAuthConnector(
-        platform="twitter", client_id=settings.x_client_id, client_secret=settings.x_client_secret,
+        platform=platform, client_id=settings.x_client_id, client_secret=settings.x_client_secret,
         authorize_url=settings.x_authorize_url, token_url=f"{api}/2/oauth2/token", scopes=X_SCOPES,
         token_auth_method="client_secret_basic", pkce=True, identify=_x_identity(api),
         revoke_url=f"{api}/2/oauth2/revoke")
 
 
-def linkedin_from_settings(settings: Settings) -> OAuthConnector | None:
-    """LinkedIn's connector (app.platforms names it); None without its client id and secret."""
+def linkedin_from_settings(settings: Settings, platform: str) -> OAuthConnector | None:
+    """LinkedIn's connector for the registry entry ``platform`` (which names this factory); None
+    without its client id and secret."""
     if not (settings.linkedin_client_id and settings.linkedin_client_secret):
         return None
     oauth = settings.linkedin_oauth_base_url.rstrip("/")
     return OAuthConnector(
-        platform="linkedin", client_id=settings.linkedin_client_id,
+        platform=platform, client_id=settings.linkedin_client_id,
         client_secret=settings.linkedin_client_secret,
         authorize_url=f"{oauth}/oauth/v2/authorization", token_url=f"{oauth}/oauth/v2/accessToken",
         scopes=LINKEDIN_SCOPES, token_auth_method="client_secret_post", pkce=False,
@@ -241,5 +243,6 @@ def connector_for(settings: Settings, platform: str) -> OAuthConnector | None:
     if factory is None:
         raise ValueError(f"{platform} accounts are not connected through an OAuth consent")
     module, name = factory.split(":")
-    connector: OAuthConnector | None = getattr(importlib.import_module(module), name)(settings)
+    # The entry's key is handed over, so a connector module never spells its platform's key.
+    connector: OAuthConnector | None = getattr(importlib.import_module(module), name)(settings, platform)
     return connector
