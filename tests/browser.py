@@ -136,10 +136,12 @@ def csp_violations(page: Any) -> list[str]:
     return [m for m in page.csp_messages if "javascript:" not in m]
 
 
-def _watch_console(page: Any) -> None:
+def watch_console(page: Any) -> Any:
+    """``page``, collecting its Content-Security-Policy console errors for :func:`csp_violations`."""
     page.csp_messages = []
     page.on("console", lambda msg: page.csp_messages.append(msg.text)
             if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    return page
 
 
 @pytest.fixture
@@ -149,7 +151,7 @@ def logged_in_page(browser_context: Any, admin_server: LiveAdmin) -> Any:
     ``csp_violations(page)`` lists what the Content-Security-Policy refused on it so far.
     """
     page = browser_context.new_page()
-    _watch_console(page)
+    watch_console(page)
     login(page, admin_server.url)
     page.wait_for_url(f"{admin_server.url}/admin/")
     return page

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ from app.users import create_user
 from portal import create_app
 from portal.ext import EXTENSION_KEY
 from portal.web import create_web_app
-from tests.browser import BROWSER_OPERATOR, BROWSER_PASSWORD
+from tests.browser import BROWSER_OPERATOR, BROWSER_PASSWORD, horizontal_overflow, shoot
 from tests.fakes.smtp import SmtpState, running_smtp
 
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -186,6 +187,28 @@ def portal_server(pg_engine: Engine, portal_server_settings: dict[str, Any],
             thread.join(timeout=10)
             web.app.extensions[EXTENSION_KEY].engine.dispose()
             web.mounts["/admin"].extensions["autopilot"].engine.dispose()
+
+
+#: The two widths every portal page is looked at in.
+PHONE = {"width": 375, "height": 740}
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def both_widths(page: Any, screenshots: Path, name: str) -> None:
+    """Screenshot the page at 1366 and at 375 px as ``portal-<name>-<width>``; neither may
+    scroll sideways."""
+    for label, size in (("1366", LAPTOP), ("375", PHONE)):
+        page.set_viewport_size(size)
+        assert horizontal_overflow(page) == 0, f"{name} scrolls sideways at {label} px"
+        shoot(page, screenshots, f"portal-{name}-{label}")
+    page.set_viewport_size(LAPTOP)
+
+
+def follow_sign_in_link(page: Any, base_url: str, token: str) -> None:
+    """Open a one-time sign-in link and press its button, as a user does; ends on the dashboard."""
+    page.goto(f"{base_url}/signin/{token}")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
 
 
 # The session-wide chromium (``browser``) and ``screenshots`` are in tests/conftest.py.

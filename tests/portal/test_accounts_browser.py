@@ -17,13 +17,11 @@ from app.crypto import generate_key
 from app.models import AccountStatus, PlatformAccount
 from app.signin import create_link
 from app.users import create_user
-from tests.browser import csp_violations, horizontal_overflow, shoot
+from tests.browser import csp_violations, watch_console
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.x import FakeX
-from tests.portal.conftest import OPTED_IN, LivePortal
+from tests.portal.conftest import OPTED_IN, LivePortal, both_widths, follow_sign_in_link
 
-PHONE = {"width": 375, "height": 740}
-LAPTOP = {"width": 1366, "height": 768}
 EMAIL = "grace@example.com"
 
 
@@ -48,13 +46,6 @@ def portal_server_settings(fake_x: FakeX, fake_linkedin: FakeLinkedIn) -> dict[s
             "linkedin_oauth_base_url": fake_linkedin.base_url}
 
 
-def both_widths(page: Any, screenshots: Path, name: str) -> None:
-    for label, size in (("1366", LAPTOP), ("375", PHONE)):
-        page.set_viewport_size(size)
-        assert horizontal_overflow(page) == 0, f"{name} scrolls sideways at {label} px"
-        shoot(page, screenshots, f"portal-{name}-{label}")
-    page.set_viewport_size(LAPTOP)
-
 
 def test_connect_x_and_linkedin_through_their_consent_pages(
         browser_context: Any, portal_server: LivePortal, fake_x: FakeX, fake_linkedin: FakeLinkedIn,
@@ -65,15 +56,10 @@ def test_connect_x_and_linkedin_through_their_consent_pages(
     with portal_server.sessions.begin() as session:
         create_user(session, EMAIL, OPTED_IN, name="Grace", actor="test")
         token = create_link(session, portal_server.settings, EMAIL, now=utcnow(), created_by="cli")
-    page = browser_context.new_page()
-    page.csp_messages = []
-    page.on("console", lambda msg: page.csp_messages.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    page = watch_console(browser_context.new_page())
 
     # An invited user signs in with the link `autopilot users invite` printed.
-    page.goto(f"{portal_server.url}/signin/{token}")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{portal_server.url}/")
+    follow_sign_in_link(page, portal_server.url, token)
     page.click("nav >> text=Accounts")
     # X and LinkedIn offer Connect; Bluesky and Mastodon (switched off here) say so.
     assert page.locator("text=Not connected.").count() == 4

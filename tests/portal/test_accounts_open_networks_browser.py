@@ -23,11 +23,10 @@ from app.runtime import Runtime
 from app.signin import create_link
 from app.users import create_user
 from app.workflows.generation import fan_out_generation, generate_for_user
-from tests.browser import csp_violations
+from tests.browser import csp_violations, watch_console
 from tests.fakes.bluesky import FakeBluesky
 from tests.fakes.mastodon import FakeMastodon
-from tests.portal.conftest import OPTED_IN, LivePortal
-from tests.portal.test_accounts_browser import both_widths
+from tests.portal.conftest import OPTED_IN, LivePortal, both_widths, follow_sign_in_link
 
 EMAIL = "katherine@example.com"
 APP_PASSWORD = "kjoh-nson-1918-2020"
@@ -58,13 +57,8 @@ def test_connect_bluesky_and_mastodon_then_posts_are_scheduled_for_each(
     with portal_server.sessions.begin() as session:
         create_user(session, EMAIL, OPTED_IN, name="Katherine", actor="test")
         token = create_link(session, portal_server.settings, EMAIL, now=utcnow(), created_by="cli")
-    page = browser_context.new_page()
-    page.csp_messages = []
-    page.on("console", lambda msg: page.csp_messages.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text else None)
-    page.goto(f"{portal_server.url}/signin/{token}")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{portal_server.url}/")
+    page = watch_console(browser_context.new_page())
+    follow_sign_in_link(page, portal_server.url, token)
     page.click("nav >> text=Accounts")
     both_widths(page, screenshots, "accounts-open-networks-empty")
 

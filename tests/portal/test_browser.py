@@ -20,30 +20,14 @@ from tests.browser import (
     BROWSER_OPERATOR,
     BROWSER_PASSWORD,
     csp_violations,
-    horizontal_overflow,
     shoot,
+    watch_console,
 )
-from tests.portal.conftest import OPTED_IN, LivePortal
+from tests.portal.conftest import OPTED_IN, LivePortal, both_widths
 
-PHONE = {"width": 375, "height": 740}
-LAPTOP = {"width": 1366, "height": 768}
 EMAIL = "ada@example.com"
 
 
-def _watch(page: Any) -> Any:
-    page.csp_messages = []
-    page.on("console", lambda msg: page.csp_messages.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text else None)
-    return page
-
-
-def _both_widths(page: Any, screenshots: Path, name: str) -> None:
-    """Screenshot the page at 1366 and at 375 px; neither may scroll sideways."""
-    for label, size in (("1366", LAPTOP), ("375", PHONE)):
-        page.set_viewport_size(size)
-        assert horizontal_overflow(page) == 0, f"{name} scrolls sideways at {label} px"
-        shoot(page, screenshots, f"portal-{name}-{label}")
-    page.set_viewport_size(LAPTOP)
 
 
 def _seed(portal_server: LivePortal) -> int:
@@ -68,7 +52,7 @@ def _seed(portal_server: LivePortal) -> int:
 def _sign_in(page: Any, portal_server: LivePortal, screenshots: Path) -> None:
     page.goto(f"{portal_server.url}/posts/")
     assert "/signin" in page.url
-    _both_widths(page, screenshots, "signin")
+    both_widths(page, screenshots, "signin")
     page.fill("input[name=email]", EMAIL)
     page.click("button[type=submit]")
     assert "sign-in link is on its way" in page.inner_text("main")
@@ -79,25 +63,25 @@ def _sign_in(page: Any, portal_server: LivePortal, screenshots: Path) -> None:
     body = portal_server.mails.mails[-1].message.get_payload(decode=True).decode()
     link = next(line for line in body.splitlines() if line.startswith(portal_server.url + "/signin/"))
     page.goto(link)
-    _both_widths(page, screenshots, "signin-link")
+    both_widths(page, screenshots, "signin-link")
     page.click("button[type=submit]")
     page.wait_for_url(f"{portal_server.url}/")
     assert EMAIL in page.inner_text("header")
-    _both_widths(page, screenshots, "home")
+    both_widths(page, screenshots, "home")
 
 
 def test_sign_in_by_link_change_settings_and_approve_a_post(
         browser_context: Any, portal_server: LivePortal, screenshots: Path) -> None:
     waiting_id = _seed(portal_server)
-    page = _watch(browser_context.new_page())
+    page = watch_console(browser_context.new_page())
     _sign_in(page, portal_server, screenshots)
 
     # Approve the post waiting for the user.
     page.click("nav >> text=Posts")
-    _both_widths(page, screenshots, "posts")
+    both_widths(page, screenshots, "posts")
     assert "View on X" in page.inner_text("main")
     page.click("text=Waiting: five small habits")
-    _both_widths(page, screenshots, "post")
+    both_widths(page, screenshots, "post")
     page.get_by_role("button", name="Approve", exact=True).click()
     assert "Approved" in page.inner_text(".flash")
     with portal_server.sessions() as session:
@@ -108,16 +92,16 @@ def test_sign_in_by_link_change_settings_and_approve_a_post(
     page.fill("input[name=timezone]", "Mars/Olympus")
     page.click("button:has-text('Save settings')")
     assert "unknown IANA time zone" in page.inner_text("main")
-    _both_widths(page, screenshots, "settings-refused")
+    both_widths(page, screenshots, "settings-refused")
     page.fill("input[name=timezone]", "America/New_York")
     page.fill("textarea[name=topics]", "python\nweb frameworks")
     page.click("button:has-text('Save settings')")
     assert "Settings saved." in page.inner_text(".flash")
-    _both_widths(page, screenshots, "settings")
+    both_widths(page, screenshots, "settings")
     page.uncheck("input[name=enable_autonomous_mode]")
     page.click("button:has-text('Save settings')")
     assert "/settings/scheduled-posts" in page.url
-    _both_widths(page, screenshots, "autonomous-off")
+    both_widths(page, screenshots, "autonomous-off")
     page.click("button:has-text('Cancel them')")
     assert "cancelled" in page.inner_text(".flash")
     with portal_server.sessions() as session:

@@ -34,24 +34,17 @@ from app.workflows.connect import (
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.media_uploads import upload_ahead, uploads_to_send
 from app.workflows.publish import publish_posts
-from tests.browser import csp_violations, horizontal_overflow, shoot
+from tests.browser import csp_violations, watch_console
 from tests.fakes.bluesky import FakeBluesky
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.x import FakeX
 from tests.media.images import image_bytes
-from tests.portal.conftest import OPTED_IN, LivePortal
-from tests.portal.test_browser import EMAIL, LAPTOP, PHONE, _sign_in, _watch
+from tests.portal.conftest import OPTED_IN, LivePortal, both_widths
+from tests.portal.test_browser import EMAIL, _sign_in
 
 ALT = "A hand-drawn diagram of a publish queue, arrows from left to right"
 
-
-def _both(page: Any, screenshots: Path, name: str) -> None:
-    for label, size in (("1366", LAPTOP), ("375", PHONE)):
-        page.set_viewport_size(size)
-        assert horizontal_overflow(page) == 0, f"{name} scrolls sideways at {label} px"
-        shoot(page, screenshots, f"portal-{name}-{label}")
-    page.set_viewport_size(LAPTOP)
 
 
 def test_upload_attach_approve_and_publish_with_the_image_on_each_platform(
@@ -88,7 +81,7 @@ def test_upload_attach_approve_and_publish_with_the_image_on_each_platform(
         picture = tmp_path / "diagram.webp"
         picture.write_bytes(image_bytes("WEBP", (1200, 675), color="#2457c5", gps=True))
 
-        page = _watch(browser_context.new_page())
+        page = watch_console(browser_context.new_page())
         _sign_in(page, portal_server, screenshots)
         page.click("nav >> text=Images")
         page.set_input_files("input[name=file]", str(picture))
@@ -97,7 +90,7 @@ def test_upload_attach_approve_and_publish_with_the_image_on_each_platform(
         page.click("button:has-text('Upload')")
         assert "Uploaded" in page.inner_text(".flash")
         assert page.locator(f"img[alt='{ALT}']").count() == 1
-        _both(page, screenshots, "media-library")
+        both_widths(page, screenshots, "media-library")
         with portal_server.sessions() as session:
             image_id = session.scalars(select(MediaItem.id)).one()
 
@@ -108,7 +101,7 @@ def test_upload_attach_approve_and_publish_with_the_image_on_each_platform(
             page.click("button:has-text('Save image')")
             assert "Image attached" in page.inner_text(".flash")
             assert page.locator(f"figure.post-image img[alt='{ALT}']").count() == 1
-            _both(page, screenshots, f"post-image-{platform}")
+            both_widths(page, screenshots, f"post-image-{platform}")
             page.get_by_role("button", name="Approve and publish now").click()
             assert "Approved" in page.inner_text(".flash")
         assert csp_violations(page) == []

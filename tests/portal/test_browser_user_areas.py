@@ -33,9 +33,10 @@ from app.statuses import AccountStatus
 from app.workflows.report import weekly_report_for_user
 from portal import create_app
 from portal.ext import EXTENSION_KEY
-from tests.browser import csp_violations, horizontal_overflow, shoot
+from tests.browser import csp_violations, horizontal_overflow, shoot, watch_console
 from tests.factories import make_runtime, make_user
 from tests.history import ZONE, seed_history
+from tests.portal.conftest import follow_sign_in_link
 
 EMAIL = "ada@example.com"
 WIDTHS = (1366, 375)
@@ -89,15 +90,10 @@ def portal_server(pg_url: str, pg_engine: Engine) -> Iterator[LivePortal]:
 def signed_in_page(browser: Any, live: LivePortal, width: int) -> Any:
     context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.csp_messages = []
-    page.on("console", lambda msg: page.csp_messages.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    page = watch_console(context.new_page())
     with live.sessions.begin() as session:
         token = create_link(session, live.settings, EMAIL, now=utcnow(), created_by="test")
-    page.goto(f"{live.url}/signin/{token}")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/")
+    follow_sign_in_link(page, live.url, token)
     return page
 
 
