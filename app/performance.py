@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import PlatformAccount, Post, ProviderHold, User
-from app.platforms import PLATFORMS, display_name, publisher_provider
+from app.platforms import PLATFORMS, display_name, published_post_url, publisher_provider
 from app.report_math import (
     EngagementStats,
     PostRecord,
@@ -234,11 +234,9 @@ def weekly_by_platform(records: Sequence[PostRecord], week_starts: Sequence[date
 
 
 def post_url(platform: str, external_id: str | None) -> str | None:
-    """The post on its platform (the registry's ``post_url``), None without an id."""
-    entry = PLATFORMS.get(platform)
-    if external_id is None or entry is None or entry.post_url is None:
-        return None
-    return entry.post_url(external_id)
+    """The post on its platform (:func:`app.platforms.published_post_url`, without the account:
+    a platform whose links need it has none here), None without an id."""
+    return published_post_url(platform, external_id)
 
 
 def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT_PERIOD_DAYS, *,

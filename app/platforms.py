@@ -15,14 +15,14 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import overload
+from typing import Any, overload
 
 from app.errors import InvalidValue
 from app.richtext import graphemes, mastodon_length
 from app.x_weighted import invalid_characters, x_weighted_length
 
 __all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "ImageLimits", "Platform", "display_name", "get_platform",
-           "platform_list"]
+           "platform_list", "published_post_url"]
 
 _MB = 1024 * 1024
 
@@ -244,6 +244,21 @@ KNOWN_PLATFORMS: Sequence[str] = _Keys()
 def platform_list(sep: str = ", ") -> str:
     """The known keys as text, for help and error messages: ``"twitter, linkedin, ..."``."""
     return sep.join(PLATFORMS)
+
+
+def published_post_url(key: str, external_id: str | None, account: Any = None) -> str | None:
+    """A published post's public page, as its registry entry builds it; None when unknown.
+
+    ``account`` (anything with ``service_url`` and ``handle``) is the post's account, needed
+    where the page depends on it (``account_post_url``: a Mastodon status lives on its
+    instance); without it such a platform has no link.
+    """
+    entry = PLATFORMS.get(key)
+    if external_id is None or entry is None:
+        return None
+    if entry.account_post_url is not None:
+        return None if account is None else entry.account_post_url(external_id, account.service_url, account.handle)
+    return None if entry.post_url is None else entry.post_url(external_id)
 
 
 def get_platform(key: str) -> Platform:

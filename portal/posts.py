@@ -23,7 +23,7 @@ from app.errors import FieldError, NotFound, ValidationError
 from app.lifecycle import CANCELLABLE, RESCHEDULABLE
 from app.media import library
 from app.models import MediaItem, PlatformAccount, Post, PostStatus
-from app.platforms import PLATFORMS, display_name
+from app.platforms import PLATFORMS, display_name, published_post_url
 from app.scheduling import local_to_utc
 from app.text_limits import normalize_newlines
 from portal.auth import current_actor, login_required
@@ -67,16 +67,10 @@ def post_url(post: Any) -> str | None:
     accounts are read once per request, not once per post.
     """
     platform = PLATFORMS.get(post.platform)
-    if post.external_id is None or platform is None:
-        return None
-    if platform.account_post_url is not None:
+    account = None
+    if platform is not None and platform.account_post_url is not None:
         account = _accounts_by_platform().get(post.platform)
-        if account is None:
-            return None
-        return platform.account_post_url(post.external_id, account.service_url, account.handle)
-    if platform.post_url is None:
-        return None
-    return platform.post_url(post.external_id)
+    return published_post_url(post.platform, post.external_id, account)
 
 
 def _accounts_by_platform() -> dict[str, Any]:
