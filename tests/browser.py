@@ -161,6 +161,7 @@ def logged_in_page(browser_context: Any, admin_server: LiveAdmin) -> Any:
 #: lists in ``.table-responsive``, whose own scroll bar would hide columns just the same).
 _OVERFLOW_JS = """() => {
   const root = document.documentElement;
+  if (!root || !document.body) return null;  // between two documents: measure again
   let worst = root.scrollWidth - root.clientWidth;
   for (const el of document.querySelectorAll('.table-responsive, table.model-list')) {
     worst = Math.max(worst, el.scrollWidth - el.clientWidth, el.getBoundingClientRect().right - root.clientWidth);
@@ -170,8 +171,17 @@ _OVERFLOW_JS = """() => {
 
 
 def horizontal_overflow(page: Any) -> int:
-    """How many CSS pixels the page or a list in it is wider than its box (0: no sideways scrolling)."""
-    return max(0, int(page.evaluate(_OVERFLOW_JS)))
+    """How many CSS pixels the page or a list in it is wider than its box (0: no sideways scrolling).
+
+    Waits for the current document to load first: measured mid-navigation (a click's new page
+    not yet parsed) there is no document element to measure."""
+    for _ in range(50):
+        page.wait_for_load_state("load")
+        worst = page.evaluate(_OVERFLOW_JS)
+        if worst is not None:
+            return max(0, int(worst))
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{page.url} never finished loading a document to measure")
 
 
 def shoot(page: Any, directory: Path, name: str) -> Path:

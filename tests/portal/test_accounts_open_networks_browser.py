@@ -59,7 +59,8 @@ def test_connect_bluesky_and_mastodon_then_posts_are_scheduled_for_each(
         token = create_link(session, portal_server.settings, EMAIL, now=utcnow(), created_by="cli")
     page = watch_console(browser_context.new_page())
     follow_sign_in_link(page, portal_server.url, token)
-    page.click("nav >> text=Accounts")
+    with page.expect_navigation():
+        page.click("nav >> text=Accounts")
     both_widths(page, screenshots, "accounts-open-networks-empty")
 
     # Bluesky: a wrong app password is refused with a page that says so, nothing stored.

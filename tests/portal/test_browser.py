@@ -77,10 +77,12 @@ def test_sign_in_by_link_change_settings_and_approve_a_post(
     _sign_in(page, portal_server, screenshots)
 
     # Approve the post waiting for the user.
-    page.click("nav >> text=Posts")
+    with page.expect_navigation():
+        page.click("nav >> text=Posts")
     both_widths(page, screenshots, "posts")
     assert "View on X" in page.inner_text("main")
-    page.click("text=Waiting: five small habits")
+    with page.expect_navigation():
+        page.click("text=Waiting: five small habits")
     both_widths(page, screenshots, "post")
     page.get_by_role("button", name="Approve", exact=True).click()
     assert "Approved" in page.inner_text(".flash")
