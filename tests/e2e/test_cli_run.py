@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,10 +88,26 @@ def test_periodiq_scheduler_starts_from_the_repo_root_and_lists_the_jobs(tmp_pat
     periodiq = Path(sys.executable).parent / "periodiq"
     process = subprocess.Popen([str(periodiq), "actors.entrypoint"], env=env, text=True, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    time.sleep(4)
+    jobs = [("daily_generation", "0 6 * * *"), ("metrics_collection", "0 2 * * *"),
+            ("weekly_report", "0 8 * * 0,7"), ("dispatch_due_posts", "* * * * *"),
+            ("sweep_stuck_posts", "*/15 * * * *")]
+    listed = [f"actors.periodic:{job}@" for job, _ in jobs]
+    # Read until the scheduler has listed every job (startup takes seconds on a loaded machine),
+    # then interrupt it; a scheduler that lists nothing is stopped after a minute and fails below.
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(any(m in line for line in lines) for m in listed):
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=30)
-    for job, spec in [("daily_generation", "0 6 * * *"), ("metrics_collection", "0 2 * * *"),
-                      ("weekly_report", "0 8 * * 0,7"), ("dispatch_due_posts", "* * * * *"),
-                      ("sweep_stuck_posts", "*/15 * * * *")]:
+    process.wait(timeout=30)
+    reader.join(timeout=10)
+    out = "".join(lines)
+    for job, spec in jobs:
         assert f"actors.periodic:{job}@" in out and spec in out, out
