@@ -288,8 +288,15 @@ def test_sigterm_mid_wait_hands_the_message_back_and_stops_within_seconds(rig: R
     stopped_log = rig.worker.stderr()
     assert rig.posts([post_id])[0].status == PostStatus.QUEUED
     rig.start()  # no scheduler runs: only the handed-back message can publish it
+    # A loaded machine may take longer than the 7 s to start the new worker: the post is then due
+    # the moment a worker is back, and the handed-back message must publish it at once.
+    due_or_back = max(due, rig.runtime.now())
 
     assert wait_for(lambda: rig.all_published([post_id]), 20, interval=0.2), stopped_log
-    [late] = check_published_once(rig, [post_id], bound=timedelta(seconds=HOLD + 2))
+    [late] = check_published_once(rig, [post_id], bound=timedelta(seconds=60))
+    [post] = rig.posts([post_id])
+    assert post.published_at is not None
+    after = (post.published_at - due_or_back).total_seconds()
+    assert after <= HOLD + 2, f"published {after:.1f} s after it was due with a worker running"
     print(f"\nSIGTERM mid-wait: the worker stopped in {stop_seconds:.1f} s; published {late:.1f} s late")
     assert stop_seconds < 10
