@@ -7,6 +7,8 @@ werkzeug's salted hash (scrypt); a password never reaches a log, an audit row or
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -21,9 +23,12 @@ MIN_PASSWORD_LENGTH = 10
 #: Longest operator name, in characters (the column's size).
 MAX_USERNAME_LENGTH = 100
 
-# Checked against when the username is unknown, so a wrong username costs the same time as
-# a wrong password and the login form does not reveal which operators exist.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the username is unknown, so a wrong username costs the same time as
+    a wrong password and the login form does not reveal which operators exist. Made on first
+    use, not at import: scrypt is deliberately slow, and every CLI command imports this module."""
+    return generate_password_hash("not-a-real-password")
 
 
 def _check_password(password: str) -> None:
@@ -90,7 +95,7 @@ def authenticate(session: Session, username: str, password: str) -> Operator | N
     """The enabled operator whose name and password match, else None (same cost either way)."""
     operator = session.scalar(select(Operator).where(Operator.username == (username or "").strip()))
     if operator is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     if not check_password_hash(operator.password_hash, password) or operator.disabled:
         return None
