@@ -27,7 +27,7 @@ CATCH_UP_JOBS = ["daily_generation", "metrics_collection", "weekly_report"]
 
 def run_until_ready(url: str, cwd) -> tuple[subprocess.Popen, int]:  # type: ignore[no-untyped-def]
     """Start `autopilot run`; return the process and how many recovery messages it sent."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {"DATABASE_URL": url, **WIDE_CATCH_UP}
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {"DATABASE_URL": url, **WIDE_CATCH_UP, **FAULTHANDLER}
     process = subprocess.Popen([sys.executable, "-m", "app", "run", "--threads", "2"], cwd=cwd, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
@@ -57,9 +57,22 @@ def wait_for_catch_up(engine, count: int) -> list[tuple]:  # type: ignore[no-unt
     raise AssertionError(f"catch-up did not finish: {catch_up_runs(engine)}")
 
 
+#: Set for every child: on SIGABRT it prints each thread's stack, so a stop that hangs says where.
+FAULTHANDLER = {"PYTHONFAULTHANDLER": "1"}
+#: Seconds a child may take to stop after Ctrl-C (a few normally; generous for a loaded machine).
+STOP_SECONDS = 120
+
+
 def stop(process: subprocess.Popen) -> str:
+    """Ctrl-C the child and return its output; a child still running after STOP_SECONDS fails the
+    test with its threads' stacks."""
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=60)
+    try:
+        out, _ = process.communicate(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        out, _ = process.communicate(timeout=30)
+        raise AssertionError(f"still running {STOP_SECONDS} s after Ctrl-C; its stacks:\n{out[-6000:]}") from None
     assert process.returncode == 0, out
     return out
 
@@ -84,7 +97,8 @@ def test_run_stops_cleanly_on_ctrl_c_and_resumes_without_redoing_work(tmp_path):
 
 
 def test_periodiq_scheduler_starts_from_the_repo_root_and_lists_the_jobs(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {"DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
+    env = ({k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+           | {"DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}", **FAULTHANDLER})
     periodiq = Path(sys.executable).parent / "periodiq"
     process = subprocess.Popen([str(periodiq), "actors.entrypoint"], env=env, text=True, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -106,7 +120,13 @@ def test_periodiq_scheduler_starts_from_the_repo_root_and_lists_the_jobs(tmp_pat
     while time.monotonic() < deadline and not all(any(m in line for line in lines) for m in listed):
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        raise AssertionError(f"periodiq still running {STOP_SECONDS} s after Ctrl-C:\n{''.join(lines)[-6000:]}") from None
     reader.join(timeout=10)
     out = "".join(lines)
     for job, spec in jobs:
