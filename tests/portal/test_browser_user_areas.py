@@ -115,6 +115,8 @@ def test_dashboard_report_and_notifications(browser: Any, portal_server: LivePor
         assert {"Bluesky", "Mastodon"} <= set(page.eval_on_selector_all(
             "#chart-interactions-table thead th", "cells => cells.map(c => c.textContent)"))
         assert "Bluesky" not in page.inner_text("#chart-engagement-table thead")
+        # Its four platforms' columns fit the table's box, even on a phone (no sideways scroll inside it).
+        assert page.eval_on_selector("#chart-interactions-table", "t => t.scrollWidth <= t.clientWidth")
         assert page.locator("#top-interactions-posts tbody tr").count() == 3
         assert "not reported" in page.inner_text("#top-interactions-posts")
         assert "needs re-authorisation" in page.inner_text("#accounts")
