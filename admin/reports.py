@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from admin.base import ReadOnlyModelView, json_block, short
 from app.models import MemoryEntry, MetricSnapshot, Post
-from app.platforms import display_name
+from app.platforms import display_name, reports_impressions
 from app.providers.sandbox import is_sandbox_id
 
 #: The memory kind holding weekly reports.
@@ -28,17 +28,20 @@ REPORT_KIND = "insight"
 #: Characters of a report's summary shown in the list.
 SUMMARY_PREVIEW = 110
 #: Keys of a report's content laid out by :func:`render_report` (the rest is shown as JSON).
-KNOWN_KEYS = ("summary", "period", "posts", "executions", "top", "bottom", "by_platform", "recommendations")
+KNOWN_KEYS = ("summary", "period", "posts", "executions", "top", "bottom", "top_by_interactions",
+              "bottom_by_interactions", "by_platform", "recommendations")
+#: The ranked lists: by engagement rate, then (platforms without impressions) by interactions.
+RANKED_KEYS = ("top", "bottom", "top_by_interactions", "bottom_by_interactions")
 
 _SIMULATED_BADGE = Markup('<span class="badge badge-secondary simulated">simulated</span>')
 
 
 def ranked_post_ids(content: Any) -> set[int]:
-    """Ids of the posts a report ranks (top and bottom)."""
+    """Ids of the posts a report ranks (top and bottom, by rate and by interactions)."""
     if not isinstance(content, dict):
         return set()
     ids = set()
-    for key in ("top", "bottom"):
+    for key in RANKED_KEYS:
         for entry in content.get(key) or []:
             if isinstance(entry, dict) and isinstance(entry.get("post_id"), int):
                 ids.add(entry["post_id"])
@@ -110,8 +113,9 @@ def render_report(content: Any, *, simulated: bool = False) -> Markup:
         figures.append(Markup("<div class=\"col-md-4\"><h6>Workflow runs</h6>{}</div>").format(
             _table(runs, "report-executions")))
     if isinstance(content.get("by_platform"), dict):
-        rows = [(display_name(platform), Markup("{} measured, engagement {}").format(
-                    stats.get("posts", stats.get("published", "-")), _pct(stats.get("engagement_rate"))))
+        rows = [(display_name(platform), Markup("{} measured, {} interactions, engagement {}").format(
+                    stats.get("posts", stats.get("published", "-")), stats.get("interactions", "-"),
+                    _pct(stats.get("engagement_rate")) if reports_impressions(platform) else "not reported"))
                 for platform, stats in content["by_platform"].items() if isinstance(stats, dict)]
         figures.append(Markup("<div class=\"col-md-4\"><h6>By platform</h6>{}</div>").format(
             _table(rows, "report-platforms")))
@@ -121,6 +125,11 @@ def render_report(content: Any, *, simulated: bool = False) -> Markup:
         parts.append(_ranked(content.get("top"), "Top posts", "report-top"))
     if "bottom" in content:
         parts.append(_ranked(content.get("bottom"), "Bottom posts", "report-bottom"))
+    if content.get("top_by_interactions"):
+        parts.append(_ranked(content["top_by_interactions"], "Most interactions (no impressions reported)",
+                             "report-top-interactions"))
+        parts.append(_ranked(content.get("bottom_by_interactions"), "Fewest interactions (no impressions reported)",
+                             "report-bottom-interactions"))
     recommendations = content.get("recommendations")
     rest = {k: v for k, v in content.items() if k not in KNOWN_KEYS}
     if isinstance(recommendations, list):

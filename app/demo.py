@@ -28,7 +28,7 @@ from app.intents import RunSlot
 from app.media.library import add_image
 from app.media.samples import sample_images
 from app.models import MemoryEntry, MetricSnapshot, Post, PostStatus, User
-from app.platforms import KNOWN_PLATFORMS
+from app.platforms import KNOWN_PLATFORMS, reports_impressions
 from app.providers.base import TokenSet
 from app.report_math import engagement_rate, published_on_time
 from app.runtime import Runtime, set_runtime
@@ -199,7 +199,9 @@ def _summarise(runtime: Runtime, url: str) -> DemoResult:
                                             .where(MemoryEntry.kind == "insight")).all():
             highlights[email] = list(entry.content.get("recommendations", []))[:2]
     for row in rows.values():
-        row["engagement"] = engagement_rate(row["interactions"], row["impressions"])
+        # None where the platform reports no impressions: its posts have interactions, no rate.
+        row["engagement"] = (engagement_rate(row["interactions"], row["impressions"])
+                             if reports_impressions(row["platform"]) else None)
     return DemoResult(rows=sorted(rows.values(), key=lambda r: (r["user"], r["platform"])),
                       highlights=dict(sorted(highlights.items())), providers=runtime.providers.describe(), database=url)
 

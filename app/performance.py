@@ -1,7 +1,7 @@
 """A user's performance figures, read from the database: the weekly report's and the dashboard's.
 
-The arithmetic (what "measured", "on time" and "engagement rate" mean) is
-:mod:`app.report_math`'s alone; this module loads a user's posts as its records and asks it.
+The arithmetic (what "measured", "rated", "on time", "interactions" and "engagement rate" mean,
+and how a platform without impressions is ranked) is :mod:`app.report_math`'s alone; this module loads a user's posts as its records and asks it.
 The weekly report (:mod:`app.workflows.report`) and the portal's dashboard both read through
 :func:`post_records`, so a figure on the dashboard is the figure the report would give for the
 same posts. Callers pass a session on the replica when ``DATABASE_REPLICA_URL`` is set
@@ -33,9 +33,12 @@ from app.report_math import (
     engagement_stats,
     group_measured,
     is_on_time,
+    not_reported,
     percent_change,
     post_counts,
     ranked,
+    ranked_by_interactions,
+    unrated_platforms,
 )
 from app.statuses import AccountStatus, PostStatus
 
@@ -59,7 +62,7 @@ def post_records(session: Session, user_id: int, since: datetime, until: datetim
     rows = session.execute(
         select(Post.id, Post.platform, Post.status, Post.scheduled_at, Post.published_at,
                Post.review_reason, Post.impressions, Post.likes, Post.shares, Post.comments,
-               Post.topic, Post.text, Post.external_id)
+               Post.topic, Post.text, Post.external_id, Post.metrics_updated_at)
         .where(Post.user_id == user_id, Post.scheduled_at >= since, Post.scheduled_at < until)
         .order_by(Post.scheduled_at, Post.id)
     ).all()
@@ -68,7 +71,7 @@ def post_records(session: Session, user_id: int, since: datetime, until: datetim
             platform=r.platform, status=r.status, scheduled_at=r.scheduled_at, published_at=r.published_at,
             review_reason=r.review_reason, impressions=r.impressions or 0, likes=r.likes or 0,
             shares=r.shares or 0, comments=r.comments or 0, topic=r.topic, timezone=timezone,
-            post_id=r.id, text=r.text, external_id=r.external_id,
+            post_id=r.id, text=r.text, external_id=r.external_id, metrics_updated_at=r.metrics_updated_at,
         )
         for r in rows
     ]
@@ -91,7 +94,8 @@ class PostFilter:
     until: datetime
     status: str | None = None
     platform: str | None = None
-    #: "on_time" or "measured": a narrowing the status alone cannot say.
+    #: "on_time", "measured" or "rated" (see :class:`app.report_math.PostRecord`): a narrowing
+    #: the status alone cannot say.
     only: str | None = None
 
     def as_query(self) -> dict[str, str]:
@@ -111,14 +115,23 @@ class Figure:
     value: float | int | None
     previous: float | int | None
     counts: PostFilter
-    #: "count", "rate" (a fraction shown as a percentage) or "number".
+    #: "count" (of the posts it links to), "rate" (a fraction shown as a percentage), "number"
+    #: (a sum over those posts) or "average" (a number per post, shown with its decimals).
     kind: str = "count"
     #: A fall is good news (posts sent to review).
     lower_is_better: bool = False
+    #: Said instead of the value when the period's posts cannot have it: "not reported by
+    #: Bluesky" for a rate over impressions no measured post's platform reports.
+    unreported: str = ""
 
     @property
     def change_pct(self) -> float | None:
         return percent_change(self.value, self.previous)
+
+    @property
+    def unit(self) -> str:
+        """How :func:`app.charts.format_value` writes it."""
+        return {"rate": "rate", "average": "average"}.get(self.kind, "count")
 
 
 @dataclass(frozen=True)
@@ -137,7 +150,8 @@ class RankedPost:
     published_at: datetime
     impressions: int
     interactions: int
-    engagement_rate: float
+    #: None on a platform without impressions (ranked by interactions instead).
+    engagement_rate: float | None
     excerpt: str
     #: The post on its platform, None when it has no id there.
     url: str | None
@@ -183,6 +197,12 @@ class Dashboard:
     heatmap: dict[tuple[int, int], EngagementStats]
     top: list[RankedPost]
     bottom: list[RankedPost]
+    #: The posts of platforms without impressions, ranked by interactions
+    #: (:func:`app.report_math.ranked_by_interactions` says why apart).
+    top_by_interactions: list[RankedPost]
+    bottom_by_interactions: list[RankedPost]
+    #: The platforms of the period's measured posts that report no impressions.
+    unrated: list[str]
     next_posts: list[NextPost]
     accounts: list[AccountState]
     pauses: list[Pause]
@@ -194,12 +214,24 @@ class Dashboard:
 
 def period_figures(records: Sequence[PostRecord], previous: Sequence[PostRecord],
                    since: datetime, until: datetime) -> list[Figure]:
-    """Posts published, on time, sent to review; impressions; engagement rate; each against the
-    period before (``previous``: the posts of the same length of time just before ``since``)."""
+    """Posts published, on time, sent to review; impressions and engagement rate (platforms that
+    report impressions); interactions and interactions per post (every platform); each against
+    the period before (``previous``: the posts of the same length of time just before ``since``).
+
+    Impressions and the rate are None, "not reported by Bluesky", when the period's measured
+    posts are all on platforms without impressions: never a 0 that reads as "nobody saw them".
+    """
     counts, before = post_counts(records), post_counts(previous)
     stats, stats_before = engagement_stats(records), engagement_stats(previous)
     on_time = sum(1 for p in records if is_on_time(p))
     on_time_before = sum(1 for p in previous if is_on_time(p))
+    unrated = unrated_platforms(records)
+    # Impressions are not reported when only platforms without them were measured.
+    unreported = not_reported(unrated) if unrated and not stats.rated_posts else ""
+    impressions = None if unreported else stats.impressions
+    impressions_before = stats_before.impressions if stats_before.rated_posts or not stats_before.posts else None
+    measured = PostFilter(since, until, status=PostStatus.PUBLISHED, only="measured")
+    rated = PostFilter(since, until, status=PostStatus.PUBLISHED, only="rated")
     return [
         Figure("published", "Posts published", counts.published, before.published,
                PostFilter(since, until, status=PostStatus.PUBLISHED)),
@@ -207,10 +239,15 @@ def period_figures(records: Sequence[PostRecord], previous: Sequence[PostRecord]
                PostFilter(since, until, status=PostStatus.PUBLISHED, only="on_time")),
         Figure("reviewed", "Sent to review", counts.reviewed, before.reviewed,
                PostFilter(since, until, status=PostStatus.NEEDS_REVIEW), lower_is_better=True),
-        Figure("impressions", "Impressions", stats.impressions, stats_before.impressions,
-               PostFilter(since, until, status=PostStatus.PUBLISHED, only="measured"), kind="number"),
+        Figure("impressions", "Impressions", impressions, impressions_before, rated, kind="number",
+               unreported=unreported),
         Figure("engagement_rate", "Engagement rate", stats.engagement_rate, stats_before.engagement_rate,
-               PostFilter(since, until, status=PostStatus.PUBLISHED, only="measured"), kind="rate"),
+               rated, kind="rate", unreported=not_reported(unrated) if stats.engagement_rate is None and unrated
+               else ""),
+        Figure("interactions", "Interactions", stats.interactions, stats_before.interactions, measured,
+               kind="number"),
+        Figure("interactions_per_post", "Interactions per post", stats.interactions_per_post,
+               stats_before.interactions_per_post, measured, kind="average"),
     ]
 
 
@@ -222,7 +259,8 @@ def local_week_start(instant: datetime, zone: ZoneInfo) -> date:
 
 def weekly_by_platform(records: Sequence[PostRecord], week_starts: Sequence[date],
                        zone: ZoneInfo) -> list[WeekPoint]:
-    """Per local week (of the post's scheduled time) and platform: impressions and engagement.
+    """Per local week (of the post's scheduled time) and platform: impressions, engagement rate,
+    interactions and interactions per post (the rate None on a platform without impressions).
 
     Every (week, platform) pair of ``week_starts`` and the platforms seen appears, empty weeks
     with zero posts and no rate, so a chart's axis does not skip a week.
@@ -259,6 +297,7 @@ def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT
     current = [p for p in records if p.scheduled_at >= since]
     previous = [p for p in records if previous_since <= p.scheduled_at < since]
     top, bottom = ranked(current, DEFAULT_RANKED)
+    top_count, bottom_count = ranked_by_interactions(current, DEFAULT_RANKED)
     accounts = account_states(session, user_id, now)
     return Dashboard(
         now=now, days=days, timezone=timezone,
@@ -267,6 +306,9 @@ def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT
         week_starts=week_starts,
         heatmap=by_weekday_and_hour(current),
         top=[_ranked(p) for p in top], bottom=[_ranked(p) for p in bottom],
+        top_by_interactions=[_ranked(p) for p in top_count],
+        bottom_by_interactions=[_ranked(p) for p in bottom_count],
+        unrated=unrated_platforms(current),
         next_posts=next_posts(session, user_id, now),
         accounts=accounts,
         pauses=pauses_affecting(session, user_id, now, platforms={a.platform for a in accounts}),

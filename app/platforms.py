@@ -22,7 +22,7 @@ from app.richtext import graphemes, mastodon_length
 from app.x_weighted import invalid_characters, x_weighted_length
 
 __all__ = ["KNOWN_PLATFORMS", "PLATFORMS", "ImageLimits", "Platform", "display_name", "get_platform",
-           "platform_list", "published_post_url"]
+           "platform_list", "published_post_url", "reports_impressions"]
 
 _MB = 1024 * 1024
 
@@ -86,7 +86,7 @@ class Platform:
     images: ImageLimits
     #: The public page of a published post from its id on the platform (``Post.external_id``),
     #: for the portal's links; None when the platform has no such page.
-    post_url: Callable[[str], str] | None = None
+    post_url: Callable[[str], str | None] | None = None
     #: Its Settings fields holding http(s) URLs, checked at start-up; the first is the one
     #: the doctor names when the service is unreachable (none: each account has its own host).
     url_settings: tuple[str, ...] = ()
@@ -116,11 +116,20 @@ class Platform:
     #: Whether each post there chooses its audience (public, unlisted, followers only): the
     #: user's ``post_visibility`` setting applies there, and the portal's settings say so.
     chooses_visibility: bool = False
+    #: Whether the platform reports how often a post was seen (X, LinkedIn): only then has a post
+    #: an engagement rate (interactions per impression). Bluesky and Mastodon report likes,
+    #: reposts and replies but no impressions: their posts are measured by interactions alone,
+    #: never given a 0 % rate (:mod:`app.report_math`).
+    reports_impressions: bool = True
 
 
-def bluesky_web_url(at_uri: str) -> str:
-    """bsky.app's page of a post from its AT URI (``at://{did}/app.bsky.feed.post/{rkey}``)."""
-    did, _collection, rkey = at_uri.removeprefix("at://").split("/", 2)
+def bluesky_web_url(at_uri: str) -> str | None:
+    """bsky.app's page of a post from its AT URI (``at://{did}/app.bsky.feed.post/{rkey}``);
+    None for an id that is not one (the sandbox's made-up ids), rather than a broken page."""
+    parts = at_uri.removeprefix("at://").split("/", 2)
+    if not at_uri.startswith("at://") or len(parts) != 3:
+        return None
+    did, _collection, rkey = parts
     return f"https://bsky.app/profile/{did}/post/{rkey}"
 
 
@@ -190,7 +199,8 @@ PLATFORMS: dict[str, Platform] = {
             # the size Bluesky's own app resizes to.
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp"}),
                                max_bytes=1_000_000, max_pixels=2000 * 2000, max_per_post=4),
-            repeat_create_safe_for=FOREVER, post_url=bluesky_web_url, connect_with="app_password"),
+            repeat_create_safe_for=FOREVER, post_url=bluesky_web_url, connect_with="app_password",
+            reports_impressions=False),
         Platform(
             key="mastodon", display_name="Mastodon",
             length=mastodon_length, max_length=500, length_unit="characters",
@@ -208,7 +218,7 @@ PLATFORMS: dict[str, Platform] = {
                                max_bytes=16 * _MB, max_pixels=33_177_600, max_per_post=4,
                                upload_per_post=True),
             repeat_create_safe_for=timedelta(minutes=50), connect_with="instance", chooses_visibility=True,
-            account_post_url=mastodon_status_url),
+            account_post_url=mastodon_status_url, reports_impressions=False),
     )
 }
 
@@ -273,6 +283,14 @@ def display_name(key: str) -> str:
     """The entry's display name ("X" for its old key); an unknown key as it is."""
     platform = PLATFORMS.get(key)
     return platform.display_name if platform is not None else key
+
+
+def reports_impressions(key: str) -> bool:
+    """Whether the platform reports impressions, so its posts have an engagement rate. An
+    unknown key (a platform since removed) is taken to, as every platform did before the open
+    networks: its stored impressions decide, as they always did."""
+    platform = PLATFORMS.get(key)
+    return platform is None or platform.reports_impressions
 
 
 def publisher_provider(key: str) -> str:

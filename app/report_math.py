@@ -7,10 +7,19 @@ wrong about the numbers lives here, where it is tested exhaustively.
 
 Definitions used throughout:
 
-- A post is **measured** when it was published and has at least one impression; only measured
-  posts count towards engagement figures. Its engagement rate is interactions (likes + shares +
-  comments) per impression, and the engagement of a group of posts is the **mean of the posts'
-  rates** (so one viral post does not hide nine ignored ones).
+- A post is **measured** when it was published and its figures were fetched at least once
+  (``metrics_updated_at`` is set): only measured posts count towards the figures. Its
+  **interactions** are likes + shares (reposts, boosts) + comments (replies), on every platform;
+  a group's **interactions per post** is their sum divided by its measured posts.
+- A post is **rated** when it is measured, its platform reports impressions (the registry's
+  ``reports_impressions``: X and LinkedIn do, Bluesky and Mastodon do not) and it was seen at
+  least once. Its **engagement rate** is interactions per impression; the engagement rate of a
+  group is the **mean of its rated posts' rates** (so one viral post does not hide nine ignored
+  ones), and None, "not reported", when it has none: a Bluesky post's 0 impressions mean
+  "not counted", never a 0 % rate.
+- Rules that compare a platform's posts with each other use its **yardstick**: the engagement
+  rate where the platform reports impressions, interactions per post where it does not (the
+  same audience on both sides, so the ratio means the same).
 - A published post is **on time** when it went out at most :data:`ON_TIME_TOLERANCE` after its
   scheduled time (early counts as on time), **late** otherwise.
 - Weekday and hour are those of the user's local time zone when the post went out.
@@ -21,14 +30,15 @@ Recommendation rules, in the order the sentences appear:
    sent to review for ``needs_reauth``.
 2. **Review**: when posts waited in the review queue, how many and why.
 3. **Posting time**: per platform, among the local posting times ("HH:MM" as scheduled) with at
-   least :data:`MIN_POSTS_FOR_RULE` measured posts, move from the worst time to the best one
-   when the best is at least :data:`HOUR_IMPROVEMENT` times as engaging.
-4. **Frequency**: per platform with at least :data:`MIN_POSTS_FOR_RULE` measured posts this week
-   and the previous one: increase by :data:`FREQUENCY_STEP` when engagement held up (at least
+   least :data:`MIN_POSTS_FOR_RULE` posts its yardstick counts, move from the worst time to the
+   best one when the best is at least :data:`HOUR_IMPROVEMENT` times as good.
+4. **Frequency**: per platform with at least :data:`MIN_POSTS_FOR_RULE` such posts this week
+   and the previous one: increase by :data:`FREQUENCY_STEP` when its yardstick held up (at least
    :data:`FREQUENCY_HOLD_RATIO` of last week's, and above zero); reduce by the same step when it
    fell below :data:`FREQUENCY_DROP_RATIO` of last week's. Bounded by 1 and 14 posts a week.
-5. **Topics**: with at least two measured topics, the (up to :data:`MAX_TOPICS_LISTED`) topics
-   whose engagement beat the week's average, best first.
+5. **Topics**: with at least two rated topics, the (up to :data:`MAX_TOPICS_LISTED`) topics
+   whose engagement rate beat the week's average, best first; in a week without a rated post,
+   by interactions per post instead.
 6. **Empty week**: nothing was scheduled at all: check the accounts and autonomous mode.
 """
 
@@ -44,7 +54,7 @@ from statistics import fmean
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from app.platforms import display_name
+from app.platforms import display_name, reports_impressions
 from app.scheduling import MAX_FREQUENCY, MIN_FREQUENCY
 from app.statuses import ExecutionStatus, PostStatus, ReviewReason
 
@@ -92,6 +102,8 @@ class PostRecord:
     text: str = ""
     #: The post's id on its platform (for a link to it), None before it is published.
     external_id: str | None = None
+    #: When its figures were last fetched; None before the first fetch.
+    metrics_updated_at: datetime | None = None
 
     @property
     def interactions(self) -> int:
@@ -99,13 +111,22 @@ class PostRecord:
 
     @property
     def measured(self) -> bool:
-        """Published and seen at least once: the only posts engagement figures use."""
-        return self.status == PUBLISHED and self.impressions > 0
+        """Published and its figures fetched at least once: the only posts the figures use.
+
+        Not "seen at least once": Bluesky and Mastodon report no impressions, and a post of
+        theirs with five likes is measured all the same."""
+        return self.status == PUBLISHED and self.metrics_updated_at is not None
 
     @property
-    def engagement_rate(self) -> float:
-        """Interactions per impression; 0.0 before anyone saw the post."""
-        return engagement_rate(self.interactions, self.impressions)
+    def rated(self) -> bool:
+        """Measured, on a platform that reports impressions, and seen at least once: the posts
+        that have an engagement rate (a rate over no impression would be 0/0)."""
+        return self.measured and reports_impressions(self.platform) and self.impressions > 0
+
+    @property
+    def engagement_rate(self) -> float | None:
+        """Interactions per impression; None for a post that is not rated (see :attr:`rated`)."""
+        return engagement_rate(self.interactions, self.impressions) if self.rated else None
 
     @cached_property
     def local_time(self) -> datetime:
@@ -131,16 +152,25 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass(frozen=True)
 class EngagementStats:
-    """Engagement of a group of posts: measured posts, their impressions and interactions, and the
-    mean of their rates (None when nothing was measured)."""
+    """Engagement of a group of posts: its measured posts and their interactions (every
+    platform), and its rated posts, their impressions and the mean of their rates (None when
+    none is rated: not reported, or nothing measured yet)."""
 
     posts: int = 0
     impressions: int = 0
     interactions: int = 0
     engagement_rate: float | None = None
+    #: Measured posts that have an engagement rate (on platforms that report impressions).
+    rated_posts: int = 0
+
+    @property
+    def interactions_per_post(self) -> float | None:
+        """Interactions per measured post, every platform counted; None without one."""
+        return self.interactions / self.posts if self.posts else None
 
     def as_dict(self) -> dict[str, Any]:
         return {"posts": self.posts, "impressions": self.impressions, "interactions": self.interactions,
+                "interactions_per_post": self.interactions_per_post, "rated_posts": self.rated_posts,
                 "engagement_rate": self.engagement_rate}
 
 
@@ -190,9 +220,19 @@ class Trend:
     def impressions_change_pct(self) -> float | None:
         return percent_change(self.current.impressions, self.previous.impressions)
 
+    @property
+    def interactions_change_pct(self) -> float | None:
+        return percent_change(self.current.interactions, self.previous.interactions)
+
+    @property
+    def interactions_per_post_change_pct(self) -> float | None:
+        return percent_change(self.current.interactions_per_post, self.previous.interactions_per_post)
+
     def as_dict(self) -> dict[str, Any]:
         return {"engagement_rate_change_pct": self.engagement_rate_change_pct,
                 "impressions_change_pct": self.impressions_change_pct,
+                "interactions_change_pct": self.interactions_change_pct,
+                "interactions_per_post_change_pct": self.interactions_per_post_change_pct,
                 "previous": self.previous.as_dict(), "current": self.current.as_dict()}
 
 
@@ -238,6 +278,9 @@ class WeeklyReport:
     executions: ExecutionStats
     top: list[dict[str, Any]]
     bottom: list[dict[str, Any]]
+    #: The posts of platforms without impressions, ranked by interactions (see :func:`ranked_by_interactions`).
+    top_by_interactions: list[dict[str, Any]]
+    bottom_by_interactions: list[dict[str, Any]]
     by_platform: dict[str, EngagementStats]
     by_weekday: dict[str, EngagementStats]
     by_hour: dict[str, EngagementStats]
@@ -257,6 +300,8 @@ class WeeklyReport:
             "executions": self.executions.as_dict(),
             "top": list(self.top),
             "bottom": list(self.bottom),
+            "top_by_interactions": list(self.top_by_interactions),
+            "bottom_by_interactions": list(self.bottom_by_interactions),
             "by_platform": _stats_dicts(self.by_platform),
             "by_weekday": _stats_dicts(self.by_weekday),
             "by_hour": _stats_dicts(self.by_hour),
@@ -325,14 +370,60 @@ def execution_stats(executions: Iterable[ExecutionRecord]) -> ExecutionStats:
 
 
 def engagement_stats(posts: Iterable[PostRecord]) -> EngagementStats:
-    """Measured posts, impressions, interactions and mean engagement rate (None if nothing measured)."""
+    """Measured posts and their interactions; rated posts, their impressions and their mean
+    engagement rate (None when none is rated)."""
     measured = [p for p in posts if p.measured]
+    rates = [p.engagement_rate for p in measured if p.engagement_rate is not None]
     return EngagementStats(
         posts=len(measured),
-        impressions=sum(p.impressions for p in measured),
+        impressions=sum(p.impressions for p in measured if p.rated),
         interactions=sum(p.interactions for p in measured),
-        engagement_rate=fmean(p.engagement_rate for p in measured) if measured else None,
+        engagement_rate=fmean(rates) if rates else None,
+        rated_posts=len(rates),
     )
+
+
+def unrated_platforms(posts: Iterable[PostRecord]) -> list[str]:
+    """The platforms of the measured posts that report no impressions, in name order: those a
+    missing engagement rate is "not reported by"."""
+    return sorted({p.platform for p in posts if p.measured and not reports_impressions(p.platform)})
+
+
+def platform_names(platforms: Iterable[str]) -> str:
+    """Display names in key order, as a sentence lists them: "Bluesky and Mastodon"."""
+    names = [_platform_name(p) for p in sorted(set(platforms))]
+    return _and_list(names) if names else ""
+
+
+def not_reported(platforms: Iterable[str]) -> str:
+    """What a missing rate says instead of 0 %: "not reported by Bluesky and Mastodon"."""
+    names = platform_names(platforms)
+    return f"not reported by {names}" if names else "not reported"
+
+
+def yardstick(platform: str, stats: EngagementStats) -> float | None:
+    """What the rules compare a platform's groups of posts by: the mean engagement rate where the
+    platform reports impressions, interactions per post where it does not. Within one platform
+    both compare like with like (the same audience), and neither is ever a 0 % that only means
+    "not reported"."""
+    return stats.engagement_rate if reports_impressions(platform) else stats.interactions_per_post
+
+
+def yardstick_posts(platform: str, stats: EngagementStats) -> int:
+    """How many posts :func:`yardstick` rests on (rated ones, or measured ones)."""
+    return stats.rated_posts if reports_impressions(platform) else stats.posts
+
+
+def yardstick_text(platform: str, value: float, *, named: bool = False) -> str:
+    """A yardstick's value as a sentence writes it: "4.0%" or "6.5"; ``named`` adds what it is
+    ("4.0% engagement", "6.5 interactions per post")."""
+    if reports_impressions(platform):
+        return f"{_pct(value)} engagement" if named else _pct(value)
+    return f"{value:.1f} interactions per post" if named else f"{value:.1f}"
+
+
+def _yardstick_name(platform: str) -> str:
+    return "engagement" if reports_impressions(platform) else "interactions per post"
 
 
 def percent_change(current: float | None, previous: float | None) -> float | None:
@@ -343,19 +434,38 @@ def percent_change(current: float | None, previous: float | None) -> float | Non
 
 
 def ranked(posts: Iterable[PostRecord], n: int = DEFAULT_TOP_N) -> tuple[list[PostRecord], list[PostRecord]]:
-    """The ``n`` most and ``n`` least engaging measured posts; a post is never in both lists.
+    """The ``n`` most and ``n`` least engaging rated posts, by engagement rate; a post is never
+    in both lists. Posts of platforms without impressions are ranked apart, by
+    :func:`ranked_by_interactions`.
 
     Ties go to the earlier post (then the lower id), so the order never depends on input order.
     """
-    measured = [p for p in posts if p.measured]
+    return _best_and_worst([p for p in posts if p.rated], lambda p: p.engagement_rate or 0.0, n)
 
+
+def ranked_by_interactions(posts: Iterable[PostRecord], n: int = DEFAULT_TOP_N
+                           ) -> tuple[list[PostRecord], list[PostRecord]]:
+    """The ``n`` measured posts with the most and the ``n`` with the fewest interactions, among
+    the platforms that report no impressions (Bluesky, Mastodon); never in both lists.
+
+    A list of their own rather than one list for every platform: a rate and a count cannot be
+    ranked against each other without an exchange rate we would have to make up, ranking every
+    platform by interactions would reward X's and LinkedIn's reach rather than the post, and
+    ranking these posts by a rate they cannot have would put them all last at 0 %.
+    """
+    unrated = [p for p in posts if p.measured and not reports_impressions(p.platform)]
+    return _best_and_worst(unrated, lambda p: float(p.interactions), n)
+
+
+def _best_and_worst(posts: list[PostRecord], score: Callable[[PostRecord], float], n: int
+                    ) -> tuple[list[PostRecord], list[PostRecord]]:
     def key(p: PostRecord) -> tuple[datetime, int, str]:
         return (p.published_at or p.scheduled_at, p.post_id or 0, p.platform)
 
-    best = sorted(measured, key=lambda p: (-p.engagement_rate, key(p)))
+    best = sorted(posts, key=lambda p: (-score(p), key(p)))
     top = best[:n]
     rest = best[n:]
-    bottom = sorted(rest, key=lambda p: (p.engagement_rate, key(p)))[:n]
+    bottom = sorted(rest, key=lambda p: (score(p), key(p)))[:n]
     return top, bottom
 
 
@@ -372,8 +482,9 @@ def by_local_hour(posts: Iterable[PostRecord]) -> dict[str, EngagementStats]:
 
 
 def by_weekday_and_hour(posts: Iterable[PostRecord]) -> dict[tuple[int, int], EngagementStats]:
-    """Engagement per (local weekday 0-6 from Monday, local hour 0-23): the dashboard's heatmap,
-    the grid the posting-time advice is read from. Cells without measured posts are left out."""
+    """Engagement per (local weekday 0-6 from Monday, local hour 0-23): the dashboard's heatmap.
+    Cells without measured posts are left out; a cell whose posts are all on platforms without
+    impressions has no rate (the heatmap draws rates only, and says which platforms it leaves out)."""
     groups = group_measured(posts, lambda p: (p.local_time.weekday(), p.local_time.hour))
     return {cell: engagement_stats(group) for cell, group in groups.items()}
 
@@ -411,12 +522,15 @@ def posting_time_changes(posts: Iterable[PostRecord]) -> list[SettingChange]:
     """Rule 3: per platform, move from the worst local posting time to the best one when clearly better.
 
     Grouped by the local time each post was scheduled for (a user's "HH:MM" setting), so the
-    sentence names times the user can actually change.
+    sentence names times the user can actually change; compared by the platform's
+    :func:`yardstick` (interactions per post on Bluesky and Mastodon, never their missing rate).
     """
     changes = []
     for platform, measured in group_measured(posts, lambda p: p.platform).items():
-        groups = group_measured(measured, lambda p: p.posting_time)
-        rates = {at: fmean(p.engagement_rate for p in g) for at, g in groups.items() if len(g) >= MIN_POSTS_FOR_RULE}
+        groups = {at: engagement_stats(g) for at, g in group_measured(measured, lambda p: p.posting_time).items()}
+        scores = {at: yardstick(platform, stats) for at, stats in groups.items()
+                  if yardstick_posts(platform, stats) >= MIN_POSTS_FOR_RULE}
+        rates = {at: score for at, score in scores.items() if score is not None}
         if len(rates) < 2:
             continue
         # Ties go to the earlier time, for both ends, so the choice is deterministic.
@@ -424,7 +538,8 @@ def posting_time_changes(posts: Iterable[PostRecord]) -> list[SettingChange]:
         worst = min(rates, key=lambda at: (rates[at], at))
         if rates[best] > rates[worst] and _at_least(rates[best], rates[worst] * HOUR_IMPROVEMENT):
             sentence = (f"Move your {_platform_name(platform)} posting time from {worst} to {best}: "
-                        f"posts at {best} had {_pct(rates[best])} engagement vs {_pct(rates[worst])}")
+                        f"posts at {best} had {yardstick_text(platform, rates[best], named=True)} "
+                        f"vs {yardstick_text(platform, rates[worst])}")
             changes.append(SettingChange("posting_time", platform, worst, best, sentence))
     return changes
 
@@ -437,22 +552,27 @@ def posting_time_recommendations(posts: Iterable[PostRecord]) -> list[str]:
 def frequency_changes(
     posts: Sequence[PostRecord], previous_posts: Sequence[PostRecord], frequency: int
 ) -> list[SettingChange]:
-    """Rule 4: per platform, post more while engagement holds up, less when it falls."""
+    """Rule 4: per platform, post more while its :func:`yardstick` holds up, less when it falls
+    (interactions per post on a platform without impressions: a rate it cannot have never
+    counts as a fall to 0 %)."""
     current, previous = by_platform(posts), by_platform(previous_posts)
     changes = []
     for platform, now_stats in current.items():
         before = previous.get(platform)
-        if before is None or now_stats.posts < MIN_POSTS_FOR_RULE or before.posts < MIN_POSTS_FOR_RULE:
+        if (before is None or yardstick_posts(platform, now_stats) < MIN_POSTS_FOR_RULE
+                or yardstick_posts(platform, before) < MIN_POSTS_FOR_RULE):
             continue
-        rate, previous_rate = now_stats.engagement_rate or 0.0, before.engagement_rate or 0.0
+        rate, previous_rate = yardstick(platform, now_stats) or 0.0, yardstick(platform, before) or 0.0
+        name, now_text, before_text = (_yardstick_name(platform), yardstick_text(platform, rate),
+                                       yardstick_text(platform, previous_rate))
         if rate > 0 and _at_least(rate, previous_rate * FREQUENCY_HOLD_RATIO) and frequency < MAX_FREQUENCY:
             target = min(MAX_FREQUENCY, frequency + FREQUENCY_STEP)
             sentence = (f"Increase frequency on {_platform_name(platform)} from {frequency} to {target} posts a week: "
-                        f"engagement held up at {_pct(rate)} (previous week {_pct(previous_rate)})")
+                        f"{name} held up at {now_text} (previous week {before_text})")
         elif not _at_least(rate, previous_rate * FREQUENCY_DROP_RATIO) and frequency > MIN_FREQUENCY:
             target = max(MIN_FREQUENCY, frequency - FREQUENCY_STEP)
             sentence = (f"Reduce frequency on {_platform_name(platform)} from {frequency} to {target} posts a week: "
-                        f"engagement fell from {_pct(previous_rate)} to {_pct(rate)}")
+                        f"{name} fell from {before_text} to {now_text}")
         else:
             continue
         changes.append(SettingChange("content_frequency", platform, frequency, target, sentence))
@@ -467,41 +587,52 @@ def frequency_recommendations(
 
 
 def topic_recommendation(posts: Iterable[PostRecord]) -> list[str]:
-    """Rule 5: the topics whose engagement beat the week's average, best first."""
-    measured = [p for p in posts if p.measured]
-    groups = group_measured((p for p in measured if p.topic), lambda p: p.topic or "")
+    """Rule 5: the topics whose engagement rate beat the week's average, best first, over the
+    rated posts. A week without one (only Bluesky and Mastodon) compares interactions per post
+    instead; the two are never mixed, since a rate and a count have no common average."""
+    posts = list(posts)
+    rated = [p for p in posts if p.rated]
+    pool = rated or [p for p in posts if p.measured]
+
+    def score(group: Sequence[PostRecord]) -> float:
+        return fmean(p.engagement_rate or 0.0 for p in group) if rated else fmean(p.interactions for p in group)
+
+    groups = group_measured((p for p in pool if p.topic), lambda p: p.topic or "")
     if len(groups) < 2:
         return []
-    average = fmean(p.engagement_rate for p in measured)
-    rates = {topic: fmean(p.engagement_rate for p in group) for topic, group in groups.items()}
+    average = score(pool)
+    rates = {topic: score(group) for topic, group in groups.items()}
     winners = sorted((t for t in rates if rates[t] > average), key=lambda t: (-rates[t], t))
     if not winners:
         return []
-    listed = ", ".join(f"{topic} ({_pct(rates[topic])})" for topic in winners[:MAX_TOPICS_LISTED])
+    shown = _pct if rated else (lambda v: f"{v:.1f} interactions per post")
+    listed = ", ".join(f"{topic} ({shown(rates[topic])})" for topic in winners[:MAX_TOPICS_LISTED])
     return [f"Topics that worked: {listed}"]
 
 
 def applied_advice_outcomes(applied: Iterable[AppliedAdvice], posts: Sequence[PostRecord],
                             previous_posts: Sequence[PostRecord]) -> list[str]:
-    """Whether each change applied from an earlier report helped: the platform's engagement this
-    week against the week before (only posts scheduled after the change count as "after")."""
+    """Whether each change applied from an earlier report helped: the platform's :func:`yardstick`
+    this week against the week before (only posts scheduled after the change count as "after")."""
     sentences = []
     for advice in applied:
-        after = engagement_stats(p for p in posts if p.platform == advice.platform
-                                 and p.scheduled_at >= advice.applied_at)
-        before = engagement_stats(p for p in [*previous_posts, *posts] if p.platform == advice.platform
-                                  and p.scheduled_at < advice.applied_at)
-        what = (f"moving your {_platform_name(advice.platform)} posting time from {advice.current} to "
+        platform = advice.platform
+        after = yardstick(platform, engagement_stats(p for p in posts if p.platform == platform
+                                                     and p.scheduled_at >= advice.applied_at))
+        before = yardstick(platform, engagement_stats(p for p in [*previous_posts, *posts]
+                                                      if p.platform == platform and p.scheduled_at < advice.applied_at))
+        what = (f"moving your {_platform_name(platform)} posting time from {advice.current} to "
                 f"{advice.proposed}" if advice.setting == "posting_time"
                 else f"changing your frequency from {advice.current} to {advice.proposed} posts a week")
-        if after.engagement_rate is None or before.engagement_rate is None:
+        name = _yardstick_name(platform)
+        if after is None or before is None:
             verdict = "it is too early to tell: no measured posts on both sides of the change yet"
-        elif after.engagement_rate > before.engagement_rate:
-            verdict = (f"it helped: engagement rose from {_pct(before.engagement_rate)} to "
-                       f"{_pct(after.engagement_rate)}")
+        elif after > before:
+            verdict = (f"it helped: {name} rose from {yardstick_text(platform, before)} to "
+                       f"{yardstick_text(platform, after)}")
         else:
-            verdict = (f"it did not help: engagement went from {_pct(before.engagement_rate)} to "
-                       f"{_pct(after.engagement_rate)}")
+            verdict = (f"it did not help: {name} went from {yardstick_text(platform, before)} to "
+                       f"{yardstick_text(platform, after)}")
         sentences.append(f"You applied the advice of {advice.applied_at:%d %b} ({what}); {verdict}.")
     return sentences
 
@@ -537,6 +668,7 @@ def build_report(
     runs = execution_stats(executions)
     trend = Trend(current=engagement_stats(posts), previous=engagement_stats(previous_posts))
     top, bottom = ranked(posts)
+    top_count, bottom_count = ranked_by_interactions(posts)
 
     recommendations = reconnect_recommendations(posts, reauth_platforms)
     changes: list[SettingChange] = []
@@ -551,11 +683,13 @@ def build_report(
     return WeeklyReport(
         period_start=period_start,
         period_end=period_end,
-        summary=_summary(period_start, period_end, counts, trend, runs),
+        summary=_summary(period_start, period_end, counts, trend, runs, unrated_platforms(posts)),
         posts=counts,
         executions=runs,
         top=[_ranked_entry(p) for p in top],
         bottom=[_ranked_entry(p) for p in bottom],
+        top_by_interactions=[_ranked_entry(p) for p in top_count],
+        bottom_by_interactions=[_ranked_entry(p) for p in bottom_count],
         by_platform=by_platform(posts),
         by_weekday=by_local_weekday(posts),
         by_hour=by_local_hour(posts),
@@ -566,7 +700,8 @@ def build_report(
     )
 
 
-def _summary(start: datetime, end: datetime, counts: PostCounts, trend: Trend, runs: ExecutionStats) -> str:
+def _summary(start: datetime, end: datetime, counts: PostCounts, trend: Trend, runs: ExecutionStats,
+             unrated: Sequence[str] = ()) -> str:
     period = f"Week {start:%Y-%m-%d} to {end:%Y-%m-%d}"
     if counts.scheduled == 0:
         return f"{period}: no posts were scheduled."
@@ -576,13 +711,24 @@ def _summary(start: datetime, end: datetime, counts: PostCounts, trend: Trend, r
         f"{counts.reviewed} waited for review, {counts.cancelled} cancelled."
     ]
     overall = trend.current
-    if overall.engagement_rate is None:
+    if overall.posts == 0:
         parts.append("No engagement figures yet.")
     else:
         change = trend.engagement_rate_change_pct
         versus = "" if change is None else f" ({change:+.1f}% vs the previous week)"
-        parts.append(f"Average engagement {_pct(overall.engagement_rate)}{versus} "
-                     f"over {overall.impressions:,} impressions.")
+        if overall.engagement_rate is not None:
+            parts.append(f"Average engagement {_pct(overall.engagement_rate)}{versus} "
+                         f"over {overall.impressions:,} impressions.")
+        per_post = overall.interactions_per_post or 0.0
+        change = trend.interactions_per_post_change_pct
+        versus = "" if change is None else f", {change:+.1f}% vs the previous week"
+        parts.append(f"{overall.interactions:,} interactions (likes, shares, comments) on "
+                     f"{_plural(overall.posts, 'measured post')}: {per_post:.1f} per post{versus}.")
+        if unrated:
+            names = platform_names(unrated)
+            one = len(unrated) == 1
+            parts.append(f"{names} {'reports' if one else 'report'} no impressions: "
+                         f"{'its' if one else 'their'} posts count by interactions, without an engagement rate.")
     if runs.success_rate is not None:
         finished = runs.succeeded + runs.failed
         parts.append(f"Workflow runs: {runs.succeeded} of {finished} succeeded "
@@ -616,6 +762,11 @@ def _at_least(value: float, threshold: float) -> bool:
     """``value >= threshold``, where a rate exactly on a rule's boundary counts as reaching it
     (0.04 * 0.9 is 0.036000000000000004 in floating point, not 0.036)."""
     return value >= threshold or math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _and_list(names: Sequence[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _hour_label(hour: int) -> str:

@@ -32,8 +32,8 @@ from app.performance import (
     post_records,
 )
 from app.performance import dashboard as build_dashboard
-from app.platforms import display_name
-from app.report_math import WEEKDAYS, is_on_time
+from app.platforms import display_name, reports_impressions
+from app.report_math import WEEKDAYS, is_on_time, not_reported, platform_names
 from portal.auth import login_required
 from portal.ext import db_session, portal
 
@@ -73,9 +73,9 @@ def page() -> str:
         Post.user_id == g.user.id, Post.status == PostStatus.NEEDS_REVIEW)) or 0
     return render_template("portal/dashboard.html", board=board, periods=PERIODS_DAYS, waiting=waiting,
                            settings=g.user.settings, charts=_charts(board), posts_link=posts_link,
-                           reconnect_url=reconnect_url,
+                           reconnect_url=reconnect_url, unrated_names=platform_names(board.unrated),
                            format_value=format_value, describe_account=describe_account,
-                           platform_name=display_name, local=_local)
+                           platform_name=display_name, local=_local, reports_impressions=reports_impressions)
 
 
 def reconnect_url(platform: str) -> str:
@@ -97,36 +97,57 @@ def _local(value: datetime, zone: str) -> str:
 
 
 def _charts(board: Dashboard) -> dict[str, Any]:
+    """The per-week charts and the heatmap. Impressions and rates are drawn for the platforms that
+    report impressions only (a Bluesky line at 0 % would say its posts did nothing), and those
+    charts say which platforms they leave out; interactions per post count every platform."""
     zone = ZoneInfo(board.timezone)
     labels = [f"{week.day} {week:%b}" for week in board.week_starts]
     platforms = sorted({p.platform for p in board.weeks})
-    impressions = {display_name(pl): [p.stats.impressions if p.stats.posts else None for p in board.weeks
-                                      if p.platform == pl] for pl in platforms}
+    rated = [pl for pl in platforms if reports_impressions(pl)]
+    # Platforms with measured posts in the charts' weeks but no impressions: left out of the rate charts.
+    unrated = [pl for pl in platforms if not reports_impressions(pl)
+               and any(p.stats.posts for p in board.weeks if p.platform == pl)]
+    impressions = {display_name(pl): [p.stats.impressions if p.stats.rated_posts else None for p in board.weeks
+                                      if p.platform == pl] for pl in rated}
     rates = {display_name(pl): [p.stats.engagement_rate for p in board.weeks if p.platform == pl]
-             for pl in platforms}
-    # Each week's row links to the posts it counts (the week in the user's zone).
-    links = {}
+             for pl in rated}
+    per_post = {display_name(pl): [p.stats.interactions_per_post for p in board.weeks if p.platform == pl]
+                for pl in platforms}
+    # Each week's row links to the posts it counts (the week in the user's zone): the rated ones
+    # for impressions and rates, every measured one for interactions.
+    links, measured_links = {}, {}
     for i, week in enumerate(board.week_starts):
         start = datetime.combine(week, datetime.min.time(), zone)
         end = min(datetime.combine(week + timedelta(days=7), datetime.min.time(), zone), board.now)
-        links[i] = posts_link(PostFilter(start, end, status=PostStatus.PUBLISHED, only="measured"))
+        links[i] = posts_link(PostFilter(start, end, status=PostStatus.PUBLISHED, only="rated"))
+        measured_links[i] = posts_link(PostFilter(start, end, status=PostStatus.PUBLISHED, only="measured"))
     hours = [f"{h:02d}" for h in range(24)]
     days = [d[:3] for d in WEEKDAYS]
+    # A cell's rate and the posts it rests on: the rated ones only.
     cells = {cell: stats.engagement_rate for cell, stats in board.heatmap.items()
              if stats.engagement_rate is not None}
-    counts = {cell: stats.posts for cell, stats in board.heatmap.items()}
+    counts = {cell: stats.rated_posts for cell, stats in board.heatmap.items() if stats.engagement_rate is not None}
     note = f"Weeks start on Monday in your time zone ({board.timezone}); the current week is still running."
+
+    def left_out(what: str) -> str:
+        return f" {what} {not_reported(unrated)}: see interactions per post." if unrated else ""
+
     return {
         "impressions": category_chart("chart-impressions", "Impressions per week", labels, impressions,
-                                      unit="count", kind="bar", x_title="Week of", links=links, note=note),
+                                      unit="count", kind="bar", x_title="Week of", links=links,
+                                      note=note + left_out("Impressions")),
         "engagement": category_chart("chart-engagement", "Engagement rate per week", labels, rates,
-                                     unit="rate", x_title="Week of", links=links, note=note),
+                                     unit="rate", x_title="Week of", links=links, note=note + left_out("Engagement rate")),
+        "interactions": category_chart("chart-interactions", "Interactions per post, per week", labels, per_post,
+                                       unit="average", x_title="Week of", links=measured_links,
+                                       note="Likes, shares (reposts, boosts) and comments (replies) per measured "
+                                            "post, on every platform. " + note),
         "heatmap": grid_chart("chart-heatmap", f"Engagement by weekday and hour (last {board.days} days)", cells,
                               row_labels=days, column_labels=hours, counts=counts,
                               x_title=f"Hour ({board.timezone})",
-                              note="When your measured posts went out, in your local time: the larger "
-                                   "and darker the dot, the more engaging. Your weekly report's posting-time "
-                                   "advice reads this grid."),
+                              note="When your posts with an engagement rate went out, in your local time: the "
+                                   "larger and darker the dot, the more engaging. The posting-time advice of a "
+                                   "platform with impressions reads this grid." + left_out("Engagement rate")),
     }
 
 
@@ -141,7 +162,7 @@ def index() -> str:
 @login_required
 def posts() -> Any:
     """The signed-in user's posts a figure counts: scheduled in [since, until), with a status,
-    a platform, and "on_time" or "measured" narrowing them as the figure does."""
+    a platform, and "on_time", "measured" or "rated" narrowing them as the figure does."""
     try:
         since = datetime.fromisoformat(request.args["since"])
         until = datetime.fromisoformat(request.args["until"])
@@ -154,15 +175,16 @@ def posts() -> Any:
     platform = request.args.get("platform")
     if status is not None and status not in {s.value for s in PostStatus}:
         abort(400, "unknown status")
-    if only not in (None, "on_time", "measured"):
-        abort(400, "only must be on_time or measured")
+    if only not in (None, "on_time", "measured", "rated"):
+        abort(400, "only must be on_time, measured or rated")
     zone = g.user.settings.timezone or "UTC"
     with read_session() as session:
         records = post_records(session, g.user.id, since, until, zone)
     chosen = [r for r in records if (status is None or r.status == status)
               and (platform is None or r.platform == platform)
-              and (only != "on_time" or is_on_time(r)) and (only != "measured" or r.measured)]
+              and (only != "on_time" or is_on_time(r)) and (only != "measured" or r.measured)
+              and (only != "rated" or r.rated)]
     shown = sorted(chosen, key=lambda r: (r.published_at or r.scheduled_at), reverse=True)[:MAX_LISTED]
     return render_template("portal/dashboard_posts.html", records=shown, total=len(chosen), zone=zone,
                            since=since, until=until, status=status, only=only, platform=platform,
-                           platform_name=display_name, local=_local)
+                           platform_name=display_name, local=_local, reports_impressions=reports_impressions)

@@ -17,7 +17,7 @@ from app.advice import apply_change, report_entry
 from app.clock import utcnow
 from app.errors import NotFound, ValidationError
 from app.models import MemoryEntry
-from app.platforms import display_name
+from app.platforms import display_name, reports_impressions
 from app.workflows.report import INSIGHT_KIND
 from portal.auth import current_actor, login_required
 from portal.ext import db_session
@@ -59,7 +59,7 @@ def detail(day: str) -> str:
     content = entry.content or {}
     changes = {c.get("sentence"): (i, c) for i, c in enumerate(content.get("changes") or [])}
     return render_template("portal/report.html", day=day, content=content, changes=changes,
-                           platform_name=display_name)
+                           platform_name=display_name, reports_impressions=reports_impressions)
 
 
 @bp.route("/<day>/apply", methods=["POST"])

@@ -47,6 +47,9 @@ def test_tables_write_counts_whole_and_rates_as_percentages_and_gaps_as_dashes()
     assert "<caption>Weekly</caption>" in html and 'role="img"' in html
     counts = time_chart("c", "Depth", {"q": [(START, 3.0)]}, start=START, end=END, unit="count")
     assert counts.rows[0][1] == "3" and counts.spec["unit"] == "count"
+    # An average (interactions per post) keeps one decimal, whole or not: 40.0 beside 40.7.
+    averages = category_chart("a", "Per post", ["16 Nov", "23 Nov"], {"X": [40.0, 1234.5678]}, unit="average")
+    assert [r[1] for r in averages.rows] == ["40.0", "1,234.6"]
 
 
 def test_grid_cells_are_scaled_to_the_largest_and_listed_in_order() -> None:

@@ -24,6 +24,8 @@ from app.platforms import (
     Platform,
     code_points,
     display_name,
+    published_post_url,
+    reports_impressions,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +194,15 @@ def test_generation_writes_for_each_platform_within_its_rule(key):
     assert [limit_error(key, d.text) for d in drafts] == [None] * len(slots)
     entry = PLATFORMS[key]
     assert entry.writing_guide in platform_rules(key) and str(entry.max_length) in platform_rules(key)
+
+
+def test_only_the_platforms_that_report_impressions_have_an_engagement_rate():
+    assert {key for key in PLATFORMS if reports_impressions(key)} == {"twitter", "linkedin"}
+    assert reports_impressions("a-platform-since-removed")  # its stored impressions decide, as before
+
+
+def test_a_post_link_is_built_from_a_real_id_and_none_from_a_made_up_one():
+    uri = "at://did:plc:abc/app.bsky.feed.post/3k2a"
+    assert published_post_url("bluesky", uri) == "https://bsky.app/profile/did:plc:abc/post/3k2a"
+    # The sandbox's ids are no AT URIs: no link, rather than an error on the dashboard.
+    assert published_post_url("bluesky", "sandbox-bluesky-1a2b3c") is None

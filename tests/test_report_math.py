@@ -18,17 +18,21 @@ from app.report_math import (
     by_local_weekday,
     by_platform,
     by_weekday_and_hour,
+    engagement_stats,
     execution_stats,
     frequency_recommendations,
     group_measured,
     is_on_time,
+    not_reported,
     percent_change,
     post_counts,
     posting_time_recommendations,
     ranked,
+    ranked_by_interactions,
     reconnect_recommendations,
     review_recommendation,
     topic_recommendation,
+    unrated_platforms,
 )
 
 #: Monday 16 November 2026, 09:00 UTC: the first day of the reported week.
@@ -39,12 +43,14 @@ WEEK_START, WEEK_END = datetime(2026, 11, 15, 8, 0, tzinfo=UTC), datetime(2026, 
 def post(rate: float | None = 0.02, *, at: datetime = MONDAY, platform: str = "twitter",
          status: str = "published", delay: timedelta = timedelta(seconds=5), impressions: int = 1000,
          **fields: object) -> PostRecord:
-    """A post due at ``at``; published ``delay`` later with ``rate`` engagement (likes only)."""
+    """A post due at ``at``; published ``delay`` later with ``rate`` engagement (likes only), its
+    figures fetched a day later (``rate=None``: never fetched)."""
     values: dict[str, object] = {
         "platform": platform, "status": status, "scheduled_at": at,
         "published_at": at + delay if status == "published" else None,
         "impressions": impressions if rate is not None else 0,
         "likes": round((rate or 0) * impressions),
+        "metrics_updated_at": at + timedelta(days=1) if status == "published" and rate is not None else None,
     }
     values.update(fields)
     return PostRecord(**values)  # type: ignore[arg-type]
@@ -66,11 +72,28 @@ def report(posts: list[PostRecord], **kwargs: object):  # type: ignore[no-untype
 
 def test_engagement_rate_is_interactions_per_impression() -> None:
     record = post(None, impressions=0, likes=30, shares=12, comments=8)
-    assert record.engagement_rate == 0.0 and not record.measured
-    record = PostRecord("twitter", "published", MONDAY, MONDAY, impressions=2000, likes=30, shares=12, comments=8)
+    assert record.engagement_rate is None and not record.measured and not record.rated
+    record = PostRecord("twitter", "published", MONDAY, MONDAY, impressions=2000, likes=30, shares=12, comments=8,
+                        metrics_updated_at=MONDAY + timedelta(hours=6))
     assert record.interactions == 50
     assert record.engagement_rate == pytest.approx(0.025)
-    assert record.measured
+    assert record.measured and record.rated
+
+
+def test_a_post_is_measured_once_its_figures_were_fetched_even_without_impressions() -> None:
+    fetched = MONDAY + timedelta(days=1)
+    bluesky = PostRecord("bluesky", "published", MONDAY, MONDAY, impressions=0, likes=5, shares=2, comments=1,
+                         metrics_updated_at=fetched)
+    assert bluesky.measured and not bluesky.rated
+    assert bluesky.interactions == 8 and bluesky.engagement_rate is None  # not reported, never 0.0
+    # An X post fetched before anyone saw it is measured too, but has no rate (0/0).
+    unseen = PostRecord("twitter", "published", MONDAY, MONDAY, metrics_updated_at=fetched)
+    assert unseen.measured and not unseen.rated and unseen.engagement_rate is None
+    # Published but never fetched: not measured, whatever it holds.
+    assert not PostRecord("twitter", "published", MONDAY, MONDAY, impressions=100, likes=3).measured
+    # On a platform without impressions, stray impressions still make no rate.
+    odd = PostRecord("mastodon", "published", MONDAY, MONDAY, impressions=100, likes=3, metrics_updated_at=fetched)
+    assert odd.measured and not odd.rated and odd.engagement_rate is None
 
 
 def test_unpublished_post_with_impressions_is_not_measured() -> None:
@@ -155,7 +178,8 @@ def test_breakdowns_are_ordered_and_skip_unmeasured_posts() -> None:
     platforms = by_platform(posts)
     assert list(platforms) == ["linkedin", "twitter"]
     assert platforms["twitter"].as_dict() == {"posts": 3, "impressions": 3000, "interactions": 90,
-                                    "engagement_rate": pytest.approx(0.03)}
+                                              "interactions_per_post": 30.0, "rated_posts": 3,
+                                              "engagement_rate": pytest.approx(0.03)}
 
 
 # -- rankings ------------------------------------------------------------------------------
@@ -421,7 +445,8 @@ def test_summary_states_the_figures() -> None:
     assert result.summary == (
         "Week 2026-11-15 to 2026-11-22: 4 posts scheduled; 2 published (1 on time, 1 late), 1 failed, "
         "1 waited for review, 0 cancelled. Average engagement 2.0% (+100.0% vs the previous week) "
-        "over 13,000 impressions. Workflow runs: 3 of 4 succeeded (75%).")
+        "over 13,000 impressions. 370 interactions (likes, shares, comments) on 2 measured posts: "
+        "185.0 per post, +1750.0% vs the previous week. Workflow runs: 3 of 4 succeeded (75%).")
     assert result.executions.success_rate == 0.75
 
 
@@ -439,6 +464,7 @@ def test_content_is_json_ready_and_independent_of_input_order() -> None:
                 for p in ("twitter", "linkedin")]
     content = report(posts, previous_posts=previous).as_content()
     assert set(content) == {"summary", "period", "posts", "executions", "top", "bottom", "by_platform",
+                            "top_by_interactions", "bottom_by_interactions",
                             "by_weekday", "by_hour", "trend", "recommendations", "changes",
                             "applied_advice"}
     assert json.loads(json.dumps(content)) == content
@@ -493,3 +519,92 @@ def test_applied_advice_is_judged_on_the_posts_after_the_change() -> None:
     assert "did not help: engagement went from 2.0% to 1.0%" in worse
     [early] = report(before, applied=applied).applied_advice
     assert "too early to tell" in early
+
+
+# -- platforms without impressions (Bluesky, Mastodon) -------------------------------------
+
+
+def open_post(interactions: int, *, at: datetime = MONDAY, platform: str = "bluesky", **fields: object) -> PostRecord:
+    """A published Bluesky (or Mastodon) post as its provider stores it: 0 impressions, its likes,
+    reposts and replies, its figures fetched a day later."""
+    likes = interactions // 2
+    values: dict[str, object] = {"impressions": 0, "likes": likes, "shares": (interactions - likes) // 2,
+                                 "comments": interactions - likes - (interactions - likes) // 2}
+    values.update(fields)
+    return post(None, at=at, platform=platform, metrics_updated_at=at + timedelta(days=1), **values)
+
+
+def test_a_group_counts_every_platforms_interactions_and_rates_only_impression_platforms() -> None:
+    posts = [post(0.02, impressions=1000), post(0.04, impressions=3000, platform="linkedin"),
+             open_post(5), open_post(9, platform="mastodon"), open_post(3, status="failed")]
+    stats = engagement_stats(posts)
+    assert (stats.posts, stats.rated_posts, stats.interactions, stats.impressions) == (4, 2, 20 + 120 + 14, 4000)
+    assert stats.engagement_rate == pytest.approx(0.03)  # the X and LinkedIn posts' mean, Bluesky's 0 left out
+    assert stats.interactions_per_post == pytest.approx(154 / 4)
+    platforms = by_platform(posts)
+    assert list(platforms) == ["bluesky", "linkedin", "mastodon", "twitter"]
+    assert platforms["bluesky"].as_dict() == {"posts": 1, "impressions": 0, "interactions": 5,
+                                              "interactions_per_post": 5.0, "rated_posts": 0,
+                                              "engagement_rate": None}
+    assert not_reported(unrated_platforms(posts)) == "not reported by Bluesky and Mastodon"
+
+
+def test_open_networks_rank_by_interactions_apart_never_by_a_rate() -> None:
+    rated = [post(r, at=at_hour(i, 9), post_id=i + 1) for i, r in enumerate([0.01, 0.05, 0.03, 0.02])]
+    unrated = [open_post(n, at=at_hour(i, 12), post_id=10 + i, platform=("bluesky", "mastodon")[i % 2])
+               for i, n in enumerate([4, 40, 0, 12, 7, 4])]
+    top, bottom = ranked(rated + unrated)
+    assert [p.post_id for p in top] == [2, 3, 4] and [p.post_id for p in bottom] == [1]
+    most, fewest = ranked_by_interactions(rated + unrated)
+    assert [p.post_id for p in most] == [11, 13, 14]
+    assert [p.post_id for p in fewest] == [12, 10, 15]  # 10 ties with 15 but went out first
+    content = report(rated + unrated).as_content()
+    assert [e["post_id"] for e in content["top_by_interactions"]] == [11, 13, 14]
+    assert all(e["engagement_rate"] is None for e in content["top_by_interactions"] + content["bottom_by_interactions"])
+
+
+def test_no_advice_leaves_an_open_network_for_its_missing_rate() -> None:
+    """Same interactions as the week before: frequency goes up on Bluesky, as it would on X when
+    its rate holds up; no sentence says 0 % or tells the user to post less there."""
+    this_week = [open_post(10, at=at_hour(d, 9), topic="python") for d in range(3)]
+    previous = [open_post(10, at=at_hour(d, 9) - timedelta(days=7)) for d in range(3)]
+    result = report(this_week, previous_posts=previous, frequency=3)
+    assert result.recommendations == [
+        "Increase frequency on Bluesky from 3 to 5 posts a week: interactions per post held up at 10.0 "
+        "(previous week 10.0)"]
+    assert not any(" 0.0%" in s or "Reduce" in s for s in result.recommendations)
+    fell = report([open_post(2, at=at_hour(d, 9)) for d in range(3)], previous_posts=previous, frequency=5)
+    assert fell.recommendations == [
+        "Reduce frequency on Bluesky from 5 to 3 posts a week: interactions per post fell from 10.0 to 2.0"]
+
+
+def test_an_open_networks_posting_time_is_compared_by_interactions_per_post() -> None:
+    posts = [open_post(2, at=at_hour(0, 9), platform="mastodon"), open_post(4, at=at_hour(1, 9), platform="mastodon"),
+             open_post(9, at=at_hour(0, 17), platform="mastodon"), open_post(11, at=at_hour(1, 17), platform="mastodon")]
+    assert posting_time_recommendations(posts) == [
+        "Move your Mastodon posting time from 09:00 to 17:00: posts at 17:00 had 10.0 interactions per post vs 3.0"]
+
+
+def test_topics_of_a_week_without_impressions_are_compared_by_interactions_per_post() -> None:
+    posts = [open_post(2, topic="A"), open_post(4, topic="A"), open_post(12, topic="B"), open_post(10, topic="B")]
+    assert topic_recommendation(posts) == ["Topics that worked: B (11.0 interactions per post)"]
+    # With rated posts in the week, topics go by rate over them alone: Bluesky's posts do not drag B down.
+    mixed = [post(0.01, topic="A"), post(0.01, topic="A"), post(0.05, topic="B"), open_post(0, topic="B")]
+    assert topic_recommendation(mixed) == ["Topics that worked: B (5.0%)"]
+
+
+def test_applied_advice_on_an_open_network_is_judged_by_interactions_per_post() -> None:
+    before = [open_post(3, at=at_hour(0, 9)), open_post(5, at=at_hour(1, 9))]
+    after = [open_post(8, at=at_hour(2, 17)), open_post(10, at=at_hour(3, 17))]
+    applied = [AppliedAdvice("posting_time", "bluesky", "09:00", "17:00", at_hour(2, 0))]
+    [sentence] = report(before + after, applied=applied).applied_advice
+    assert sentence.endswith("it helped: interactions per post rose from 4.0 to 9.0.")
+
+
+def test_the_summary_of_an_open_network_week_counts_interactions_and_reports_no_rate() -> None:
+    posts = [open_post(6), open_post(10, platform="mastodon")]
+    summary = report(posts, previous_posts=[open_post(4, at=MONDAY - timedelta(days=7))]).summary
+    assert "Average engagement" not in summary and " 0.0%" not in summary
+    assert ("16 interactions (likes, shares, comments) on 2 measured posts: 8.0 per post, +100.0% vs the "
+            "previous week. Bluesky and Mastodon report no impressions: their posts count by interactions, "
+            "without an engagement rate.") in summary

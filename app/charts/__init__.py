@@ -30,7 +30,8 @@ from markupsafe import Markup, escape
 #: One colour per series, in order (Okabe-Ito, colour-blind-safe).
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 #: The units a value axis knows: how ticks, tooltips and table cells are written.
-UNITS = ("count", "number", "percent", "rate", "ms")
+#: "average" is a number per something (interactions per post), always with one decimal.
+UNITS = ("count", "number", "average", "percent", "rate", "ms")
 #: The static files a page includes, in this order (see :func:`assets_blueprint`).
 SCRIPTS = ("chart.umd.min.js", "autopilot-charts.js")
 
@@ -191,6 +192,8 @@ def _format(value: float | None, unit: str) -> str:
         return "-"
     if unit == "count":
         return f"{round(value):,}"
+    if unit == "average":
+        return f"{value:,.1f}"
     if unit == "percent":
         return f"{value:.1f}%"
     if unit == "rate":

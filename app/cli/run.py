@@ -39,11 +39,14 @@ def demo(database: Path, as_json: bool) -> None:
     def render(d: dict[str, Any]) -> None:
         table = Table(title="One simulated week")
         for column in ("user", "platform", "posts", "published", "on time", "with image", "review",
-                       "impressions", "engagement"):
+                       "impressions", "interactions", "engagement"):
             table.add_column(column, justify="left" if column in ("user", "platform") else "right")
         for r in d["rows"]:
             table.add_row(r["user"], r["platform"], str(r["posts"]), str(r["published"]), str(r["on_time"]),
-                          str(r["with_image"]), str(r["review"]), str(r["impressions"]), f"{r['engagement']:.1%}")
+                          str(r["with_image"]), str(r["review"]),
+                          str(r["impressions"]) if r["engagement"] is not None else "not reported",
+                          str(r["interactions"]),
+                          f"{r['engagement']:.1%}" if r["engagement"] is not None else "not reported")
         out.print(table)
         out.print("[bold]Report highlights[/] (Sunday 08:00 UTC):")
         for email, lines in d["highlights"].items():

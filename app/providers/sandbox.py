@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from app.clock import utcnow
+from app.platforms import reports_impressions
 from app.providers.base import (
     AccountCredentials,
     MediaFile,
@@ -82,8 +84,11 @@ class SandboxPublisher:
     def fetch_metrics(
         self, account: AccountCredentials, external_ids: list[str]
     ) -> dict[str, PostMetrics]:
-        """SIMULATED figures derived from a hash of each id: stable across calls."""
-        return {post_id: simulated_metrics(post_id) for post_id in external_ids}
+        """SIMULATED figures derived from a hash of each id: stable across calls. A platform that
+        reports no impressions (Bluesky, Mastodon) gets 0, as its real provider stores."""
+        shown = reports_impressions(self.platform)
+        return {post_id: simulated_metrics(post_id) if shown else replace(simulated_metrics(post_id), impressions=0)
+                for post_id in external_ids}
 
     def _post_id(self, account: AccountCredentials, text: str) -> str:
         account_key = account.external_id or str(account.account_id)

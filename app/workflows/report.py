@@ -160,8 +160,9 @@ def _email(runtime: Runtime, user_id: int, to: str, key: str, report: WeeklyRepo
 
 
 def render_email(report: WeeklyReport) -> str:
-    """The plain-text email body: summary, recommendations, best posts (platforms by their
-    display name: the stored report keeps the registry's keys, the user reads "X")."""
+    """The plain-text email body: summary, recommendations, best posts by engagement rate and,
+    for the platforms without impressions, by interactions (platforms by their display name:
+    the stored report keeps the registry's keys, the user reads "X")."""
     lines = [report.summary, ""]
     if report.recommendations:
         lines.append("Recommendations:")
@@ -172,9 +173,15 @@ def render_email(report: WeeklyReport) -> str:
         lines += [f"- {sentence}" for sentence in report.applied_advice]
         lines.append("")
     if report.top:
-        lines.append("Best posts:")
+        lines.append("Best posts by engagement rate:")
         lines += [f"- {display_name(p['platform'])} {p['published_at'][:10]}: {p['engagement_rate']:.1%} "
                   f"of {p['impressions']:,} impressions. {p['excerpt']}" for p in report.top]
+        lines.append("")
+    if report.top_by_interactions:
+        # Platforms without impressions (Bluesky, Mastodon): ranked by interactions, never by a rate.
+        lines.append("Most interactions where no impressions are reported:")
+        lines += [f"- {display_name(p['platform'])} {p['published_at'][:10]}: {p['interactions']:,} "
+                  f"interactions (likes, reposts, replies). {p['excerpt']}" for p in report.top_by_interactions]
     return "\n".join(lines).rstrip() + "\n"
 
 

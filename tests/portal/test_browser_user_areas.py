@@ -1,7 +1,8 @@
 """The user's dashboard, a weekly report, notifications and both data actions in a real browser.
 
 A live portal (werkzeug's server in a thread) on the run's PostgreSQL with a 90-day history in
-New York, driven by Debian's chromium at 1366 px and at 375 px: the charts are drawn (Chart.js
+New York on X, LinkedIn, Bluesky and Mastodon (the last two without impressions: their figures
+are interactions), driven by Debian's chromium at 1366 px and at 375 px: the charts are drawn (Chart.js
 under the page's CSP, nothing refused), nothing scrolls sideways, the apply button, marking read,
 the download and the deletion work. Screenshots go to ``$ADMIN_SCREENSHOT_DIR`` when set.
 """
@@ -63,7 +64,7 @@ def portal_server(pg_url: str, pg_engine: Engine) -> Iterator[LivePortal]:
         "timezone": ZONE, "preferred_platforms": ["twitter", "linkedin"], "enable_autonomous_mode": True,
         "topics": ["python"], "posting_times": {"twitter": ["09:00", "17:00"], "linkedin": ["12:00"]}})
     now = utcnow()
-    seed_history(sessions, user_id, now, seed=7, days=120)
+    seed_history(sessions, user_id, now, seed=7, days=120, platforms=("twitter", "linkedin", "bluesky", "mastodon"))
     with sessions.begin() as session:
         session.execute(PlatformAccount.__table__.update().where(PlatformAccount.platform == "linkedin")
                         .values(status=AccountStatus.NEEDS_REAUTH))
@@ -103,11 +104,21 @@ def test_dashboard_report_and_notifications(browser: Any, portal_server: LivePor
     live = portal_server
     page = signed_in_page(browser, live, width)
     try:
-        for chart in ("impressions", "engagement", "heatmap"):
+        for chart in ("impressions", "engagement", "interactions", "heatmap"):
             page.wait_for_selector(f"#chart-{chart}[data-drawn='1']")
             assert int(page.get_attribute(f"#chart-{chart}", "data-points") or 0) > 0
             assert page.locator(f"#chart-{chart}-table tbody tr").count() > 0
         assert page.inner_text("#figure-published .big").strip() not in ("", "0")
+        assert page.inner_text("#figure-interactions .big").strip() not in ("", "0", "-")
+        assert "%" in page.inner_text("#figure-interactions_per_post .change")
+        # Bluesky and Mastodon: a series of their own in the interactions chart, none in the rate chart.
+        assert {"Bluesky", "Mastodon"} <= set(page.eval_on_selector_all(
+            "#chart-interactions-table thead th", "cells => cells.map(c => c.textContent)"))
+        assert "Bluesky" not in page.inner_text("#chart-engagement-table thead")
+        # Its four platforms' columns fit the table's box, even on a phone (no sideways scroll inside it).
+        assert page.eval_on_selector("#chart-interactions-table", "t => t.scrollWidth <= t.clientWidth")
+        assert page.locator("#top-interactions-posts tbody tr").count() == 3
+        assert "not reported" in page.inner_text("#top-interactions-posts")
         assert "needs re-authorisation" in page.inner_text("#accounts")
         assert page.locator("#next-posts li").count() == 5
         assert horizontal_overflow(page) == 0
@@ -118,17 +129,23 @@ def test_dashboard_report_and_notifications(browser: Any, portal_server: LivePor
         shoot(page, screenshots, f"portal-dashboard-{width}")
         page.screenshot(path=str(screenshots / f"portal-dashboard-top-{width}.png"))
         page.locator("#heatmap-card").screenshot(path=str(screenshots / f"portal-heatmap-{width}.png"))
+        page.locator("#interactions-card").screenshot(path=str(screenshots / f"portal-interactions-{width}.png"))
+        page.locator("#figures-title + .figures").screenshot(path=str(screenshots / f"portal-figures-{width}.png"))
         page.click("#figure-published")
         assert page.locator("#counted-posts tbody tr").count() > 0
 
         page.goto(f"{live.url}/reports/{live.report_day}")
         assert page.inner_text("#report-summary").startswith("Week ")
+        assert "report no impressions" in page.inner_text("#report-summary")
+        assert page.locator("#report-top-by-interactions tbody tr").count() > 0
+        assert "not reported by Bluesky" in page.inner_text("#report-platforms")
         apply = page.locator("form[action$='/apply'] button")
         if apply.count():
             apply.first.click()
             assert "Applied:" in page.inner_text("main")
         assert horizontal_overflow(page) == 0
         shoot(page, screenshots, f"portal-report-{width}")
+        page.locator("#report-platforms").screenshot(path=str(screenshots / f"portal-report-platforms-{width}.png"))
 
         page.goto(f"{live.url}/notifications/")
         assert page.inner_text("#unread-count") == "2"

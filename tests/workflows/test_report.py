@@ -55,7 +55,8 @@ def add_post(session: Session, user_id: int, scheduled_at: datetime, *, rate: fl
                 impressions=1000 if rate is not None else None,
                 likes=round(rate * 1000) if rate is not None else None,
                 shares=0 if rate is not None else None, comments=0 if rate is not None else None,
-                engagement_rate=rate, **fields)
+                engagement_rate=rate, metrics_updated_at=scheduled_at + timedelta(days=1) if rate is not None else None,
+                **fields)
     session.add(post)
     return post
 
@@ -267,5 +268,44 @@ def test_the_emails_best_posts_are_named_by_the_platforms_display_name(sessions,
     [mail] = mails
     body = mail.message.get_payload(decode=True).decode()
     lines = body.splitlines()
-    best = lines[lines.index("Best posts:") + 1:]
+    start = lines.index("Best posts by engagement rate:") + 1
+    best = lines[start:lines.index("", start) if "" in lines[start:] else None]
     assert best and all(line.startswith(("- X 2026-", "- LinkedIn 2026-")) for line in best), best
+
+
+def test_bluesky_and_mastodon_posts_count_by_interactions_in_the_stored_report_and_the_email(
+        sessions, vault, settings, outbox) -> None:  # type: ignore[no-untyped-def]
+    """Their providers store 0 impressions with likes, reposts and replies: the report counts
+    them, never gives them a 0 % rate, and ranks them by interactions."""
+    mails, port = outbox
+    user = make_user(sessions, vault, posting_times=POSTING_TIMES)
+    seed_week(sessions, user)
+    with sessions.begin() as session:
+        for day, platform, likes, reposts, replies in ((16, "bluesky", 9, 3, 2), (17, "bluesky", 4, 0, 1),
+                                                       (18, "mastodon", 6, 2, 0)):
+            at = datetime(2026, 11, day, 12, 0, tzinfo=UTC)
+            session.add(Post(user_id=user, platform=platform, text=f"open post {day}", status=PostStatus.PUBLISHED,
+                             scheduled_at=at, published_at=at, external_id=f"{platform}-{day}", impressions=0,
+                             likes=likes, shares=reposts, comments=replies, engagement_rate=0.0,
+                             metrics_updated_at=at + timedelta(days=1)))
+    runtime = make_runtime(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=port,
+                                               smtp_starttls=False), sessions, vault)
+
+    content = weekly_report_for_user(runtime, user, WEEK_END).content
+
+    assert content["by_platform"]["bluesky"] == {"posts": 2, "impressions": 0, "interactions": 19,
+                                                 "interactions_per_post": 9.5, "rated_posts": 0,
+                                                 "engagement_rate": None}
+    assert content["by_platform"]["mastodon"]["interactions"] == 8
+    # The rate stays X's alone (2 % and 5 %, twice each); interactions count every platform.
+    assert content["trend"]["current"]["engagement_rate"] == pytest.approx(0.035)
+    assert content["trend"]["current"]["interactions"] == 140 + 27
+    assert {p["platform"] for p in content["top"] + content["bottom"]} == {"twitter"}
+    assert [p["excerpt"] for p in content["top_by_interactions"]] == ["open post 16", "open post 18", "open post 17"]
+    assert not any(" 0.0%" in s or "Bluesky" in s or "Mastodon" in s for s in content["recommendations"])
+    assert "Bluesky and Mastodon report no impressions" in content["summary"]
+    [mail] = mails
+    lines = mail.message.get_payload(decode=True).decode().splitlines()
+    most = lines[lines.index("Most interactions where no impressions are reported:") + 1:]
+    assert most[0] == "- Bluesky 2026-11-16: 14 interactions (likes, reposts, replies). open post 16"
+    assert len(most) == 3

@@ -10,6 +10,7 @@
     if (v === null || v === undefined) { return "-"; }
     switch (unit) {
       case "count": return Math.round(v).toLocaleString("en");
+      case "average": return v.toLocaleString("en", {minimumFractionDigits: 1, maximumFractionDigits: 1});
       case "percent": return v.toFixed(1) + "%";
       case "rate": return (v * 100).toFixed(1) + "%";
       case "ms": return v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms";
