@@ -172,6 +172,8 @@ class AccountState:
     #: "connected", "expires" (within :data:`EXPIRY_WARNING`) or "needs_reauth".
     state: str
     expires_at: datetime | None
+    #: The account's own server where it has one (a Mastodon instance): its posts' links need it.
+    service_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,10 +273,10 @@ def weekly_by_platform(records: Sequence[PostRecord], week_starts: Sequence[date
             for platform in platforms for week in week_starts]
 
 
-def post_url(platform: str, external_id: str | None) -> str | None:
-    """The post on its platform (:func:`app.platforms.published_post_url`, without the account:
-    a platform whose links need it has none here), None without an id."""
-    return published_post_url(platform, external_id)
+def post_url(platform: str, external_id: str | None, account: AccountState | None = None) -> str | None:
+    """The post on its platform (:func:`app.platforms.published_post_url`); a platform whose
+    links live on the account's own server (Mastodon) needs ``account``. None without an id."""
+    return published_post_url(platform, external_id, account)
 
 
 def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT_PERIOD_DAYS, *,
@@ -299,15 +301,19 @@ def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT
     top, bottom = ranked(current, DEFAULT_RANKED)
     top_count, bottom_count = ranked_by_interactions(current, DEFAULT_RANKED)
     accounts = account_states(session, user_id, now)
+    by_platform = {a.platform: a for a in accounts}  # one account per platform and user
+
+    def listed(posts: list[PostRecord]) -> list[RankedPost]:
+        return [_ranked(p, by_platform.get(p.platform)) for p in posts]
+
     return Dashboard(
         now=now, days=days, timezone=timezone,
         figures=period_figures(current, previous, since, now),
         weeks=weekly_by_platform([p for p in records if p.scheduled_at >= first_week], week_starts, zone),
         week_starts=week_starts,
         heatmap=by_weekday_and_hour(current),
-        top=[_ranked(p) for p in top], bottom=[_ranked(p) for p in bottom],
-        top_by_interactions=[_ranked(p) for p in top_count],
-        bottom_by_interactions=[_ranked(p) for p in bottom_count],
+        top=listed(top), bottom=listed(bottom),
+        top_by_interactions=listed(top_count), bottom_by_interactions=listed(bottom_count),
         unrated=unrated_platforms(current),
         next_posts=next_posts(session, user_id, now),
         accounts=accounts,
@@ -330,7 +336,7 @@ def account_states(session: Session, user_id: int, now: datetime) -> list[Accoun
     """Each connected account: connected, expiring soon, or needing re-authorisation."""
     accounts = session.execute(
         select(PlatformAccount.platform, PlatformAccount.handle, PlatformAccount.status,
-               PlatformAccount.expires_at, PlatformAccount.refresh_expires_at,
+               PlatformAccount.expires_at, PlatformAccount.refresh_expires_at, PlatformAccount.service_url,
                PlatformAccount.refresh_token_encrypted.is_not(None).label("renewable"))
         .where(PlatformAccount.user_id == user_id)
         .order_by(PlatformAccount.platform)
@@ -345,7 +351,7 @@ def account_states(session: Session, user_id: int, now: datetime) -> list[Accoun
             state = "expires"
         else:
             state = "connected"
-        states.append(AccountState(a.platform, a.handle, state, expires))
+        states.append(AccountState(a.platform, a.handle, state, expires, a.service_url))
     return states
 
 
@@ -366,10 +372,10 @@ def pauses_affecting(session: Session, user_id: int, now: datetime, *, platforms
             if h.provider not in not_theirs]
 
 
-def _ranked(post: PostRecord) -> RankedPost:
+def _ranked(post: PostRecord, account: AccountState | None) -> RankedPost:
     assert post.post_id is not None and post.published_at is not None
     return RankedPost(post.post_id, post.platform, post.published_at, post.impressions, post.interactions,
-                      post.engagement_rate, post.text[:80], post_url(post.platform, post.external_id))
+                      post.engagement_rate, post.text[:80], post_url(post.platform, post.external_id, account))
 
 
 def describe_account(state: AccountState) -> dict[str, Any]:

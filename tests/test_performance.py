@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.crypto import TokenVault
 from app.models import PlatformAccount, Post, ProviderHold
 from app.performance import PERIODS_DAYS, Dashboard, dashboard, post_url
+from app.providers.base import TokenSet
 from app.statuses import AccountStatus, PostStatus
+from app.users import connect_account
 from tests.factories import make_user
 from tests.history import LOCAL_HOURS, ZONE, seed_history
 
@@ -228,3 +230,22 @@ def test_unknown_period_is_refused(sessions: sessionmaker[Session], users: dict[
     history = users
     with sessions() as session, pytest.raises(ValueError, match="7, 30, 90"):
         dashboard(session, history["ada"], NOW, 14)
+
+
+def test_a_mastodon_post_links_to_its_own_instance(sessions: sessionmaker[Session], history: dict[str, int],
+                                                   vault: TokenVault) -> None:
+    """A status lives on the account's instance: the ranked lists link there (the account is
+    read with the dashboard's accounts, not once per post)."""
+    with sessions.begin() as session:
+        connect_account(session, vault, "ada@example.com", "mastodon", TokenSet("tok", None, None),
+                        handle="@ada@social.example", external_id="42", service_url="https://social.example")
+    with sessions.begin() as session:
+        best = session.scalars(text(f"""
+            SELECT id FROM posts WHERE user_id = :user AND platform = 'mastodon' AND {MEASURED}
+              AND scheduled_at >= :since ORDER BY id DESC LIMIT 1"""),
+            {"user": history["ada"], "since": NOW - timedelta(days=7)}).one()
+        session.execute(update(Post).where(Post.id == best).values(likes=10_000_000, external_id="1099"))
+    with sessions() as session:
+        board = dashboard(session, history["ada"], NOW, 7)
+    assert board.top_by_interactions[0].post_id == best
+    assert board.top_by_interactions[0].url == "https://social.example/@ada/1099"
