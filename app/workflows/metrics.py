@@ -40,6 +40,7 @@ from app.models import (
     Post,
     WorkflowExecution,
 )
+from app.platforms import reports_impressions
 from app.providers.base import PostMetrics
 from app.providers.errors import ProviderError
 from app.queues import Queue
@@ -209,7 +210,9 @@ def _store(session: Session, fetched: Sequence[tuple[DuePost, PostMetrics, bool]
     inserted = _insert_new(session, rows)
     updates = [
         {"id": item.post_id, "impressions": m.impressions, "likes": m.likes, "shares": m.shares,
-         "comments": m.comments, "engagement_rate": m.engagement_rate, "metrics_updated_at": now}
+         "comments": m.comments, "metrics_updated_at": now,
+         # A platform that reports no impressions gives its posts no rate (not 0 %): see app.report_math.
+         "engagement_rate": m.engagement_rate if reports_impressions(item.platform) else None}
         for key, (item, m, _) in fresh.items() if key in inserted
     ]
     if updates:

@@ -172,6 +172,23 @@ def test_24h_and_7d_snapshots_update_the_post(sessions, vault, settings, now) ->
     assert (fresh.impressions, fresh.engagement_rate, fresh.taken_at) == (1000, pytest.approx(0.05), now)
 
 
+def test_a_platform_without_impressions_gives_its_posts_interactions_and_no_rate(  # type: ignore[no-untyped-def]
+        sessions, vault, settings, now) -> None:
+    """Bluesky reports likes, reposts and replies but never impressions: its post keeps them, and
+    no engagement rate (a stored 0 % would say nobody cared)."""
+    user = make_user(sessions, vault, connect=("bluesky",))
+    [post_id] = add_posts(sessions, user, [now - timedelta(hours=3)], platform="bluesky")
+    figures = PostMetrics(impressions=0, likes=30, shares=12, comments=8)
+    runtime = make_runtime(settings, sessions, vault, now, bluesky=RecordingPublisher("bluesky", figures=figures))
+
+    assert collect_metrics_for_user(runtime, user, now)["by_age"] == {"24h": 1, "7d": 0}
+    with sessions() as session:
+        post = session.get(Post, post_id)
+        assert post is not None
+        assert (post.likes, post.shares, post.comments, post.metrics_updated_at) == (30, 12, 8, now)
+        assert post.engagement_rate is None
+
+
 def test_rerun_fetches_nothing_and_duplicates_nothing(sessions, vault, settings, now) -> None:  # type: ignore[no-untyped-def]
     user = make_user(sessions, vault)
     add_posts(sessions, user, [now - timedelta(hours=h) for h in (1, 2, 3)])
