@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app import migrate
@@ -23,6 +25,21 @@ from app.models import JobRun
 WIDE_CATCH_UP = {"DAILY_CATCH_UP_HOURS": "48", "WEEKLY_CATCH_UP_HOURS": str(8 * 24)}
 #: The jobs that catch up: the daily and weekly ones.
 CATCH_UP_JOBS = ["daily_generation", "metrics_collection", "weekly_report"]
+
+
+@pytest.fixture(autouse=True)
+def children_take_ctrl_c() -> Iterator[None]:
+    """Children inherit an *ignored* SIGINT (a shell ignores it for what it starts in the
+    background, and Python then installs no KeyboardInterrupt handler): make it the default
+    again here, so the children these tests Ctrl-C hear it as they would in a terminal."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_until_ready(url: str, cwd) -> tuple[subprocess.Popen, int]:  # type: ignore[no-untyped-def]
