@@ -89,11 +89,15 @@ def run(threads: int) -> None:
     probe = probe_for(broker, runtime.settings.worker_silence_seconds)
     sent = send(recovery_intents(runtime, runtime.now(), messages_lost=in_process, messages=probe),
                 runtime.now())
-    click.echo(f"autopilot running: queues {', '.join(QUEUES)}; "
-               f"{sent} recovery message(s) sent; Ctrl-C to stop")
     periodic = [a for a in broker.actors.values() if "periodic" in a.options]
     scheduler = periodiq.Scheduler(actors=periodic)
+    # periodiq arms its alarm *before* it installs the SIGALRM handler, on its first tick only: a
+    # main thread kept from the GIL past the alarm (worker threads busy catching up) died of
+    # SIGALRM's default action. Installed first, the alarm always finds the handler.
+    signal.signal(signal.SIGALRM, scheduler.signal_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    click.echo(f"autopilot running: queues {', '.join(QUEUES)}; "
+               f"{sent} recovery message(s) sent; Ctrl-C to stop")
     try:
         scheduler.schedule()
         scheduler.loop()

@@ -113,6 +113,19 @@ def test_run_stops_cleanly_on_ctrl_c_and_resumes_without_redoing_work(tmp_path):
     engine.dispose()
 
 
+def test_an_alarm_before_the_first_tick_is_a_tick_not_a_crash(tmp_path):
+    """periodiq arms SIGALRM before installing its handler on the first tick; `autopilot run`
+    installs it first, so an alarm that comes early (a main thread kept from the GIL by busy
+    workers) wakes the scheduler instead of killing the process."""
+    url = f"sqlite:///{tmp_path / 'alarm.db'}"
+    migrate.upgrade(url)
+    process, _ = run_until_ready(url, tmp_path)
+    process.send_signal(signal.SIGALRM)
+    time.sleep(2)
+    assert process.poll() is None, f"killed by signal {-process.returncode}" if process.returncode else "exited"
+    assert "stopped" in stop(process)
+
+
 def test_periodiq_scheduler_starts_from_the_repo_root_and_lists_the_jobs(tmp_path):
     env = ({k: v for k, v in os.environ.items() if k != "REDIS_URL"}
            | {"DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}", **FAULTHANDLER})
