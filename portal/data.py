@@ -30,7 +30,7 @@ from app.connect.flows import token_revoker
 from app.crypto import TokenVault
 from app.userdata import ConfirmationMismatch, delete_account, export_user_data
 from portal.auth import current_actor, login_required
-from portal.ext import db_session, settings
+from portal.ext import db_session, portal, settings
 
 bp = Blueprint("data", __name__, url_prefix="/data")
 
@@ -61,16 +61,13 @@ def download() -> Response:
 @bp.route("/delete", methods=["POST"])
 @login_required
 def delete() -> Any:
-    db = db_session()
     typed = request.form.get("confirm", "")
     try:
-        delete_account(db, g.user.id, typed, vault=TokenVault.from_settings(settings()),
+        delete_account(portal().session_factory, g.user.id, typed, vault=TokenVault.from_settings(settings()),
                        revoke=current_app.config.get(REVOKER_CONFIG_KEY) or token_revoker(settings()),
                        now=utcnow(), actor=current_actor())
     except ConfirmationMismatch as exc:
-        db.rollback()
         return render_template("portal/data.html", error=exc.errors[0].reason, typed=typed), 400
-    db.commit()
     session.clear()
     flash("Your account and your data are deleted. Thank you for using Content Autopilot.", "info")
     return redirect(url_for("auth.signin"))

@@ -9,7 +9,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import record
@@ -26,8 +26,10 @@ from app.models import (
     WorkflowExecution,
 )
 from app.notifications import notify, set_preferences
+from app.providers.base import TokenSet
 from app.statuses import PostStatus
 from app.userdata import ConfirmationMismatch, delete_account, export_user_data, user_ref
+from app.users import connect_account
 from tests.factories import make_user
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -109,8 +111,8 @@ def test_a_wrong_confirmation_deletes_nothing(sessions: sessionmaker[Session], v
                                               users: dict[str, int]) -> None:
     with sessions() as session:
         before = counts(session, users["ada"])
-    with sessions.begin() as session, pytest.raises(ConfirmationMismatch, match="type your account's email"):
-        delete_account(session, users["ada"], "bob@example.com", vault=vault, revoke=None, now=NOW, actor="u")
+    with pytest.raises(ConfirmationMismatch, match="type your account's email"):
+        delete_account(sessions, users["ada"], "bob@example.com", vault=vault, revoke=None, now=NOW, actor="u")
     with sessions() as session:
         assert counts(session, users["ada"]) == before and before["posts"] == 5
 
@@ -126,9 +128,8 @@ def test_deleting_revokes_tokens_cancels_posts_erases_rows_and_keeps_pseudonymou
     with sessions() as session:
         bob_before = counts(session, users["bob"])
         ada_audit = session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.user_id == users["ada"]))
-    with sessions.begin() as session:
-        done = delete_account(session, users["ada"], " Ada@Example.com ", vault=vault, revoke=revoke, now=NOW,
-                              actor="user:ada")
+    done = delete_account(sessions, users["ada"], " Ada@Example.com ", vault=vault, revoke=revoke, now=NOW,
+                          actor="user:ada")
     assert sorted(revoked) == [("linkedin", "tok", "ref"), ("twitter", "tok", "ref")]
     assert done.accounts == {"twitter": True, "linkedin": None}
     assert done.posts_cancelled == 2 and done.posts_deleted == 5
@@ -145,3 +146,51 @@ def test_deleting_revokes_tokens_cancels_posts_erases_rows_and_keeps_pseudonymou
         deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
         assert "ada@example.com" not in json.dumps(deleted.details).lower()
         assert deleted.details["user_ref"] == done.user_ref
+
+
+def open_transactions(engine: Engine) -> int:
+    """How many other sessions of this database sit ``idle in transaction`` right now."""
+    with engine.connect() as connection:
+        return connection.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'")) or 0
+
+
+def test_no_transaction_is_open_while_the_platforms_revoke(
+        sessions: sessionmaker[Session], vault: TokenVault, users: dict[str, int], pg_engine: Engine) -> None:
+    """The revocations run between the deletion's two transactions: no row lock waits on a platform."""
+    seen: list[tuple[str, int]] = []
+
+    def revoke(platform: str, access: str, refresh: str | None) -> bool | None:
+        seen.append((platform, open_transactions(pg_engine)))
+        return True
+
+    done = delete_account(sessions, users["ada"], "ada@example.com", vault=vault, revoke=revoke, now=NOW,
+                          actor="user:ada")
+
+    assert sorted(seen) == [("linkedin", 0), ("twitter", 0)]
+    assert done.accounts == {"twitter": True, "linkedin": True}
+
+
+def test_an_account_connected_while_the_platforms_revoke_is_deleted_and_recorded_as_not_revoked(
+        sessions: sessionmaker[Session], vault: TokenVault, users: dict[str, int]) -> None:
+    """Between the read and the deletion the user connects Bluesky and reconnects LinkedIn (in
+    another session, which a held row lock would block): both go, recorded as not revoked."""
+    def revoke(platform: str, access: str, refresh: str | None) -> bool | None:
+        if platform == "twitter":
+            with sessions.begin() as session:
+                connect_account(session, vault, "ada@example.com", "bluesky", TokenSet("bsky", None, None))
+                connect_account(session, vault, "ada@example.com", "linkedin", TokenSet("new", None, None))
+        return True
+
+    done = delete_account(sessions, users["ada"], "ada@example.com", vault=vault, revoke=revoke, now=NOW,
+                          actor="user:ada")
+
+    assert done.accounts == {"twitter": True, "linkedin": False, "bluesky": False}
+    with sessions() as session:
+        assert set(counts(session, users["ada"]).values()) == {0}
+        deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
+    lines = deleted.details["accounts"]
+    assert lines["twitter"] == {"revoked": True}
+    assert lines["bluesky"]["revoked"] is False and "connected while" in lines["bluesky"]["revocation"]
+    assert lines["linkedin"]["revoked"] is False
