@@ -198,6 +198,10 @@ class ImageProvider(Protocol):
         """
         ...
 
+    def check(self) -> str:
+        """What ``autopilot doctor`` reports: the service answers and offers the model (else raises)."""
+        ...
+
 
 class Publisher(Protocol):
     name: str

@@ -45,6 +45,11 @@ class PermanentError(ProviderError):
     """400, 403 duplicate content, text too long: retrying cannot help; send to review."""
 
 
+class ModelNotServed(PermanentError):
+    """The OpenAI-compatible server does not offer the configured model (a wrong model name,
+    or a server that does not serve it): only a configuration change helps."""
+
+
 class OperatorProblem(PermanentError):
     """Only the operator can fix this: billing, a monthly usage cap, a sunset API version.
 
