@@ -64,7 +64,7 @@ def _publisher(runtime: FlowRuntime, platform: str) -> Any:
 
 def _check(platform: str, kind: str) -> None:
     if get_platform(platform).connect_with != kind:
-        raise ValueError(f"{platform} accounts are not connected with {kind}")
+        raise InvalidValue(f"{platform} accounts are not connected with {kind}")
 
 
 def connect_app_password(runtime: FlowRuntime, *, user_id: int, platform: str, handle: str, app_password: str,

@@ -230,7 +230,8 @@ class Publisher(Protocol):
     ) -> PublishResult | None:
         """Reconcile an unknown outcome: the post with this text created since ``since``, if any.
 
-        Raises NotImplementedError where the platform offers no way to look.
+        Raises :class:`~app.providers.errors.LookupUnsupported` (a NotImplementedError) where
+        the platform offers no way to look.
         """
         ...
 

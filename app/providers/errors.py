@@ -76,5 +76,15 @@ class OutcomeUnknown(ProviderError):
     """
 
 
+class LookupUnsupported(AutopilotError, NotImplementedError):
+    """The platform offers this app no way to check whether a post exists
+    (:meth:`app.providers.base.Publisher.find_published`): an unknown outcome goes to review.
+
+    Not a ProviderError (nothing failed that a retry or a pause could change); also a
+    NotImplementedError, the word the publisher protocol uses, so a caller catching that
+    keeps working.
+    """
+
+
 class GenerationError(ProviderError):
     """The model refused, truncated or returned an invalid answer after bounded retries."""
