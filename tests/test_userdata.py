@@ -13,7 +13,10 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import record
-from app.crypto import TokenVault
+from app.config import Settings
+from app.connect.flows import ConnectRuntime, FlowRuntime
+from app.connect.revocation import Revocation
+from app.crypto import TokenVault, generate_key
 from app.models import (
     AuditLog,
     MemoryEntry,
@@ -63,6 +66,13 @@ def seed(sessions: sessionmaker[Session], vault: TokenVault, email: str) -> int:
 
 
 @pytest.fixture
+def deleting(sessions: sessionmaker[Session], vault: TokenVault) -> ConnectRuntime:
+    """What the deletion runs over: the test's sessions and vault, no platform set up."""
+    return ConnectRuntime(Settings(database_url="sqlite://", token_encryption_keys=(generate_key(),)), sessions,
+                          vault, clock=lambda: NOW)
+
+
+@pytest.fixture
 def users(sessions: sessionmaker[Session], vault: TokenVault) -> dict[str, int]:
     return {"ada": seed(sessions, vault, "ada@example.com"), "bob": seed(sessions, vault, "bob@example.com")}
 
@@ -107,29 +117,29 @@ def counts(session: Session, user_id: int) -> dict[str, int]:
             for name, (model, column) in tables.items()}
 
 
-def test_a_wrong_confirmation_deletes_nothing(sessions: sessionmaker[Session], vault: TokenVault,
+def test_a_wrong_confirmation_deletes_nothing(sessions: sessionmaker[Session], deleting: ConnectRuntime,
                                               users: dict[str, int]) -> None:
     with sessions() as session:
         before = counts(session, users["ada"])
     with pytest.raises(ConfirmationMismatch, match="type your account's email"):
-        delete_account(sessions, users["ada"], "bob@example.com", vault=vault, revoke=None, now=NOW, actor="u")
+        delete_account(deleting, users["ada"], "bob@example.com", actor="u")
     with sessions() as session:
         assert counts(session, users["ada"]) == before and before["posts"] == 5
 
 
 def test_deleting_revokes_tokens_cancels_posts_erases_rows_and_keeps_pseudonymous_audit(
-        sessions: sessionmaker[Session], vault: TokenVault, users: dict[str, int]) -> None:
+        sessions: sessionmaker[Session], vault: TokenVault, deleting: ConnectRuntime, users: dict[str, int]) -> None:
     revoked: list[tuple[str, str, str | None]] = []
 
-    def revoke(platform: str, access: str, refresh: str | None) -> bool | None:
-        revoked.append((platform, access, refresh))
-        return True if platform == "twitter" else None  # LinkedIn offers no revocation
+    def revoke(runtime: FlowRuntime, account: PlatformAccount) -> Revocation:
+        credentials = runtime.vault.credentials(account)
+        revoked.append((account.platform, credentials.access_token, credentials.refresh_token))
+        return Revocation(True) if account.platform == "twitter" else Revocation(None)  # LinkedIn offers none
 
     with sessions() as session:
         bob_before = counts(session, users["bob"])
         ada_audit = session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.user_id == users["ada"]))
-    done = delete_account(sessions, users["ada"], " Ada@Example.com ", vault=vault, revoke=revoke, now=NOW,
-                          actor="user:ada")
+    done = delete_account(deleting, users["ada"], " Ada@Example.com ", actor="user:ada", revoke=revoke)
     assert sorted(revoked) == [("linkedin", "tok", "ref"), ("twitter", "tok", "ref")]
     assert done.accounts == {"twitter": True, "linkedin": None}
     assert done.posts_cancelled == 2 and done.posts_deleted == 5
@@ -157,34 +167,32 @@ def open_transactions(engine: Engine) -> int:
 
 
 def test_no_transaction_is_open_while_the_platforms_revoke(
-        sessions: sessionmaker[Session], vault: TokenVault, users: dict[str, int], pg_engine: Engine) -> None:
+        deleting: ConnectRuntime, users: dict[str, int], pg_engine: Engine) -> None:
     """The revocations run between the deletion's two transactions: no row lock waits on a platform."""
     seen: list[tuple[str, int]] = []
 
-    def revoke(platform: str, access: str, refresh: str | None) -> bool | None:
-        seen.append((platform, open_transactions(pg_engine)))
-        return True
+    def revoke(runtime: FlowRuntime, account: PlatformAccount) -> Revocation:
+        seen.append((account.platform, open_transactions(pg_engine)))
+        return Revocation(True)
 
-    done = delete_account(sessions, users["ada"], "ada@example.com", vault=vault, revoke=revoke, now=NOW,
-                          actor="user:ada")
+    done = delete_account(deleting, users["ada"], "ada@example.com", actor="user:ada", revoke=revoke)
 
     assert sorted(seen) == [("linkedin", 0), ("twitter", 0)]
     assert done.accounts == {"twitter": True, "linkedin": True}
 
 
 def test_an_account_connected_while_the_platforms_revoke_is_deleted_and_recorded_as_not_revoked(
-        sessions: sessionmaker[Session], vault: TokenVault, users: dict[str, int]) -> None:
+        sessions: sessionmaker[Session], vault: TokenVault, deleting: ConnectRuntime, users: dict[str, int]) -> None:
     """Between the read and the deletion the user connects Bluesky and reconnects LinkedIn (in
     another session, which a held row lock would block): both go, recorded as not revoked."""
-    def revoke(platform: str, access: str, refresh: str | None) -> bool | None:
-        if platform == "twitter":
+    def revoke(runtime: FlowRuntime, account: PlatformAccount) -> Revocation:
+        if account.platform == "twitter":
             with sessions.begin() as session:
                 connect_account(session, vault, "ada@example.com", "bluesky", TokenSet("bsky", None, None))
                 connect_account(session, vault, "ada@example.com", "linkedin", TokenSet("new", None, None))
-        return True
+        return Revocation(True)
 
-    done = delete_account(sessions, users["ada"], "ada@example.com", vault=vault, revoke=revoke, now=NOW,
-                          actor="user:ada")
+    done = delete_account(deleting, users["ada"], "ada@example.com", actor="user:ada", revoke=revoke)
 
     assert done.accounts == {"twitter": True, "linkedin": False, "bluesky": False}
     with sessions() as session:
@@ -194,3 +202,17 @@ def test_an_account_connected_while_the_platforms_revoke_is_deleted_and_recorded
     assert lines["twitter"] == {"revoked": True}
     assert lines["bluesky"]["revoked"] is False and "connected while" in lines["bluesky"]["revocation"]
     assert lines["linkedin"]["revoked"] is False
+
+
+def test_without_the_platforms_set_up_the_audit_says_what_was_not_revoked_and_what_is_not_offered(
+        sessions: sessionmaker[Session], deleting: ConnectRuntime, users: dict[str, int]) -> None:
+    """The real revocation on a server where X is not set up: X's token could not be revoked
+    (false, and why), LinkedIn offers apps no revocation (not offered)."""
+    done = delete_account(deleting, users["ada"], "ada@example.com", actor="user:ada")
+
+    assert done.accounts == {"twitter": False, "linkedin": None}
+    with sessions() as session:
+        deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
+    assert deleted.details["accounts"] == {
+        "twitter": {"revoked": False, "revocation": "X is not set up on this server: the token could not be revoked"},
+        "linkedin": {"revoked": None, "revocation": "not offered by LinkedIn"}}
