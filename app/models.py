@@ -326,7 +326,9 @@ class MediaUpload(Base):
 
     __tablename__ = "media_uploads"
     __table_args__ = (UniqueConstraint("media_id", "account_id", "post_key",
-                                       name="uq_media_uploads_media_id_account_id_post_key"),)
+                                       name="uq_media_uploads_media_id_account_id_post_key"),
+                      # The sweep deletes expired uploads by it (migration 0014).
+                      Index("ix_media_uploads_expires_at", "expires_at"))
 
     id: Mapped[IntPK]
     media_id: Mapped[int] = mapped_column(ForeignKey("media_items.id", ondelete="CASCADE"))

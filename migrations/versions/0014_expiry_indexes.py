@@ -1,5 +1,6 @@
-"""Indexes for the sweep's prunes and emails: expired sessions, sign-in links and connect
-flows are deleted by ``expires_at``; notifications not emailed yet are read oldest first
+"""Indexes for the sweep's prunes and emails: expired sessions, sign-in links, connect flows
+and media uploads are deleted by ``expires_at``; notifications not emailed yet are read oldest
+first
 
 Revision ID: 0014
 Revises: 0013
@@ -21,6 +22,7 @@ EXPIRY_INDEXES = (
     ("ix_user_sessions_expires_at", "user_sessions", "expires_at"),
     ("ix_sign_in_links_expires_at", "sign_in_links", "expires_at"),
     ("ix_connect_flows_expires_at", "connect_flows", "expires_at"),
+    ("ix_media_uploads_expires_at", "media_uploads", "expires_at"),
 )
 UNSENT = "emailed_at IS NULL"
 

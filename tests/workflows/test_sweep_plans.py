@@ -1,7 +1,7 @@
 """The sweep's prunes and emails find their few rows through an index, not by reading every row.
 
-50,000 portal sessions, sign-in links, connect flows and notifications on real PostgreSQL, a
-handful of them expired (or not emailed yet); ANALYZE; then the sweep's own functions run
+50,000 portal sessions, sign-in links, connect flows, media uploads and notifications on real
+PostgreSQL, a handful of them expired (or not emailed yet); ANALYZE; then the sweep's own functions run
 while every statement they send on those tables is EXPLAINed (without ANALYZE: the DELETEs
 are explained before they run, not run twice). Each must read its table through the index
 migration 0014 made for it.
@@ -24,6 +24,7 @@ from app.connect.flows import prune_flows
 from app.db import make_session_factory
 from app.notifications import send_daily_digests, send_pending_emails
 from app.signin import prune_expired
+from app.workflows.media_uploads import prune_expired_uploads
 from bench.history import insert_users
 from bench.plans import Plan
 from tests.fakes.smtp import running_smtp
@@ -32,7 +33,7 @@ USERS = 1_000
 ROWS = 50_000
 #: Rows each prune or email run must find among the ROWS.
 FEW = 20
-TABLES = ("user_sessions", "sign_in_links", "connect_flows", "notifications")
+TABLES = ("user_sessions", "sign_in_links", "connect_flows", "notifications", "media_uploads")
 
 
 @pytest.fixture
@@ -66,6 +67,20 @@ def crowded(pg_engine: Engine) -> tuple[Engine, datetime]:
             "CASE WHEN g <= 2 * :few THEN NULL ELSE CAST(:now AS timestamptz) END, "
             "CASE WHEN g <= :few THEN 'now' WHEN g <= 2 * :few THEN 'digest' ELSE 'now' END "
             "FROM generate_series(1, :rows) g"), params)
+        # One image uploaded to one account for each of ROWS posts (Mastodon's way); a third
+        # with no known expiry (LinkedIn's), FEW expired.
+        media_id = conn.scalar(text(
+            "INSERT INTO media_items (user_id, storage_key, thumbnail_key, alt_text, tags, generated, content_type, "
+            "width_px, height_px, size_bytes, frames, created_at) SELECT min(id), 'images/a.png', 'thumbs/a.png', "
+            "'A square', '[]', false, 'image/png', 64, 48, 100, 1, :now FROM users RETURNING id"), params)
+        account_id = conn.scalar(text(
+            "INSERT INTO platform_accounts (user_id, platform, access_token_encrypted, status, created_at, updated_at) "
+            "SELECT min(id), 'mastodon', 'x', 'active', :now, :now FROM users RETURNING id"), params)
+        conn.execute(text(
+            "INSERT INTO media_uploads (media_id, account_id, post_key, platform, platform_media_id, expires_at, "
+            f"size_bytes, uploaded_at) SELECT :media, :account, g, 'mastodon', g::text, CASE WHEN g > :few "
+            f"AND g % 3 = 0 THEN NULL ELSE {expiry} END, 100, :now FROM generate_series(1, :rows) g"),
+            params | {"media": media_id, "account": account_id})
     with pg_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"ANALYZE {', '.join(TABLES)}"))
     return pg_engine, now
@@ -104,6 +119,19 @@ def test_the_prunes_delete_by_the_expiry_indexes(crowded):
     assert used == {"user_sessions": {"ix_user_sessions_expires_at"},
                     "sign_in_links": {"ix_sign_in_links_expires_at"},
                     "connect_flows": {"ix_connect_flows_expires_at"}}, "\n\n".join(p.statement for p in plans)
+
+
+def test_expired_uploads_are_found_by_their_expiry_index(crowded):
+    engine, now = crowded
+    sessions = make_session_factory(engine)
+    with plans_of(engine) as plans, sessions.begin() as session:
+        assert prune_expired_uploads(session, now) == FEW
+        assert prune_expired_uploads(session, now) == 0
+
+    assert len(plans) == 2
+    for plan in plans:
+        assert "ix_media_uploads_expires_at" in plan.indexes("media_uploads"), plan.statement
+        assert not [node for node in plan.nodes() if node["Node Type"] == "Seq Scan"], plan.statement
 
 
 def test_the_quarter_hours_emails_read_the_unsent_notifications_only(crowded):
