@@ -124,7 +124,11 @@ class ConnectFlow(Base):
     """
 
     __tablename__ = "connect_flows"
-    __table_args__ = (Index("ix_connect_flows_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_connect_flows_user_id", "user_id"),
+        # The sweep's prune deletes by expiry (migration 0014).
+        Index("ix_connect_flows_expires_at", "expires_at"),
+    )
 
     id: Mapped[IntPK]
     user_id: Mapped[UserFK]
@@ -322,7 +326,9 @@ class MediaUpload(Base):
 
     __tablename__ = "media_uploads"
     __table_args__ = (UniqueConstraint("media_id", "account_id", "post_key",
-                                       name="uq_media_uploads_media_id_account_id_post_key"),)
+                                       name="uq_media_uploads_media_id_account_id_post_key"),
+                      # The sweep deletes expired uploads by it (migration 0014).
+                      Index("ix_media_uploads_expires_at", "expires_at"))
 
     id: Mapped[IntPK]
     media_id: Mapped[int] = mapped_column(ForeignKey("media_items.id", ondelete="CASCADE"))
@@ -470,7 +476,13 @@ class Notification(Base):
     the operator (``user_id`` NULL) about the deployment (a provider's billing, a sunset API)."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
+        # The rows not emailed yet, oldest first (migration 0014): what the sweep's emails and
+        # digests read every quarter hour, without scanning every notification ever sent.
+        Index("ix_notifications_unsent_created_at", "created_at", "id",
+              postgresql_where=text("emailed_at IS NULL"), sqlite_where=text("emailed_at IS NULL")),
+    )
 
     id: Mapped[IntPK]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -533,7 +545,11 @@ class UserSession(Base):
     """
 
     __tablename__ = "user_sessions"
-    __table_args__ = (Index("ix_user_sessions_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_user_sessions_user_id", "user_id"),
+        # The sweep's prune deletes by expiry (migration 0014).
+        Index("ix_user_sessions_expires_at", "expires_at"),
+    )
 
     id: Mapped[IntPK]
     user_id: Mapped[UserFK]
@@ -557,6 +573,8 @@ class SignInLink(Base):
     """
 
     __tablename__ = "sign_in_links"
+    # The sweep's prune deletes by expiry (migration 0014).
+    __table_args__ = (Index("ix_sign_in_links_expires_at", "expires_at"),)
 
     id: Mapped[IntPK]
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import InvalidValue
 from app.models import PlatformAccount, Post, ProviderHold, User
 from app.platforms import PLATFORMS, display_name, published_post_url, publisher_provider
 from app.report_math import (
@@ -288,7 +289,7 @@ def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT
     in force; a fifth for the user's zone unless ``timezone`` is given (the portal has it).
     """
     if days not in PERIODS_DAYS:
-        raise ValueError(f"period must be one of {', '.join(map(str, PERIODS_DAYS))} days, not {days}")
+        raise InvalidValue(f"period must be one of {', '.join(map(str, PERIODS_DAYS))} days, not {days}")
     timezone = timezone or user_timezone(session, user_id)
     zone = ZoneInfo(timezone)
     since, previous_since = now - timedelta(days=days), now - timedelta(days=2 * days)

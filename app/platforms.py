@@ -113,6 +113,11 @@ class Platform:
     #: the account's ``service_url`` and its handle (Mastodon: the status lives on the
     #: account's instance); preferred over ``post_url`` when set.
     account_post_url: Callable[[str, str | None, str | None], str | None] | None = None
+    #: Whether the platform lets the autopilot revoke an account's tokens when the user
+    #: disconnects it or deletes their account (X's token revocation, Bluesky's deleteSession,
+    #: Mastodon's /oauth/revoke); False where it offers apps none (LinkedIn: the member removes
+    #: the app in their settings). :mod:`app.connect.revocation` reads it.
+    revokes_tokens: bool = False
     #: Whether each post there chooses its audience (public, unlisted, followers only): the
     #: user's ``post_visibility`` setting applies there, and the portal's settings say so.
     chooses_visibility: bool = False
@@ -164,7 +169,7 @@ PLATFORMS: dict[str, Platform] = {
             url_settings=("x_api_base_url", "x_authorize_url"),
             external_id_help="the X user id",
             post_url="https://x.com/i/web/status/{}".format,
-            connector_factory="app.connect.clients:x_from_settings"),
+            connector_factory="app.connect.clients:x_from_settings", revokes_tokens=True),
         Platform(
             key="linkedin", display_name="LinkedIn",
             length=code_points, max_length=3000, length_unit="characters",
@@ -200,7 +205,7 @@ PLATFORMS: dict[str, Platform] = {
             images=ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp"}),
                                max_bytes=1_000_000, max_pixels=2000 * 2000, max_per_post=4),
             repeat_create_safe_for=FOREVER, post_url=bluesky_web_url, connect_with="app_password",
-            reports_impressions=False),
+            reports_impressions=False, revokes_tokens=True),
         Platform(
             key="mastodon", display_name="Mastodon",
             length=mastodon_length, max_length=500, length_unit="characters",
@@ -218,7 +223,7 @@ PLATFORMS: dict[str, Platform] = {
                                max_bytes=16 * _MB, max_pixels=33_177_600, max_per_post=4,
                                upload_per_post=True),
             repeat_create_safe_for=timedelta(minutes=50), connect_with="instance", chooses_visibility=True,
-            account_post_url=mastodon_status_url, reports_impressions=False),
+            account_post_url=mastodon_status_url, reports_impressions=False, revokes_tokens=True),
     )
 }
 

@@ -5,8 +5,10 @@ preferences, connected accounts (never their tokens), posts, their metric snapsh
 reports, notifications and the audit rows about them. :func:`delete_account` revokes and
 deletes the platform tokens, cancels what was still to go out, erases the user's rows and keeps
 of the audit log only what the policy in the README needs (what was done and when, under a
-pseudonym). Both leave an audit row. Plain functions over a session: the portal calls them; a
-test calls them directly.
+pseudonym). Both leave an audit row. Plain functions: the export runs in the caller's session;
+the deletion opens its own short transactions from the runtime's session factory, so that none
+is open while a platform is asked to revoke a token (as a disconnect asks it). The portal calls
+them; a test calls them directly.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import record
-from app.crypto import TokenVault
-from app.errors import AutopilotError, FieldError, NotFound, ValidationError
+from app.connect.flows import FlowRuntime
+from app.connect.revocation import Revocation, revoke_account
+from app.errors import FieldError, NotFound, ValidationError
 from app.models import (
     AuditLog,
     MemoryEntry,
@@ -61,9 +64,11 @@ METRIC_COLUMNS = ("post_id", "age", "taken_at", "impressions", "likes", "shares"
 NOTIFICATION_COLUMNS = ("id", "kind", "severity", "subject", "body", "created_at", "emailed_at", "read_at")
 AUDIT_COLUMNS = ("id", "created_at", "action", "actor", "post_id", "details")
 
-#: Revokes one account's tokens at the platform: (platform, access token, refresh token) ->
-#: True if revoked, None when the platform offers no revocation; raises when it fails.
-Revoker = Callable[[str, str, "str | None"], "bool | None"]
+#: Revokes one connected account's tokens at its platform (what a disconnect does; tests
+#: replace it to watch the deletion): :func:`app.connect.revocation.revoke_account`.
+Revoke = Callable[[FlowRuntime, PlatformAccount], Revocation]
+#: Why an account connected while the deletion ran was deleted without a revocation.
+LATE_CONNECTION = "connected while the account was being deleted: not tried"
 
 
 class ConfirmationMismatch(ValidationError):
@@ -183,63 +188,71 @@ def _cell(value: Any) -> Any:
 # -- deletion ----------------------------------------------------------------------------------
 
 
-def delete_account(session: Session, user_id: int, confirmation: str, *, vault: TokenVault,
-                   revoke: Revoker | None, now: datetime, actor: str) -> Deletion:
+def delete_account(runtime: FlowRuntime, user_id: int, confirmation: str, *, actor: str,
+                   revoke: Revoke = revoke_account) -> Deletion:
     """Delete the account of ``user_id`` once ``confirmation`` is their email (any case).
 
-    In the session's transaction: every connected account's tokens are revoked at the
-    platform (where it offers that; a refusal is logged and the token deleted anyway: we stop
-    holding it), the posts still to go out are cancelled (audited like any cancellation), the
-    user's rows are deleted (settings, accounts and tokens, posts, metrics, reports,
-    notifications, sessions: the foreign keys cascade), and the audit rows about them are kept
-    under a pseudonym with their details erased (the README's audit policy). One
-    ``account.deleted`` row records it, without the email.
+    In three steps, so that no transaction (nor the user's row lock) waits on a platform:
+
+    1. a short transaction checks the confirmation and reads the connected accounts;
+    2. with no transaction open, each account's tokens are revoked at its platform exactly as a
+       disconnect revokes them (``revoke``: :func:`app.connect.revocation.revoke_account`; a
+       refusal is recorded and the token deleted anyway: we stop holding it);
+    3. a second transaction locks the user's row and does the rest: the posts still to go out
+       are cancelled (audited like any cancellation), the user's rows are deleted (settings,
+       accounts and tokens, posts, metrics, reports, notifications, sessions: the foreign keys
+       cascade), and the audit rows about them are kept under a pseudonym with their details
+       erased (the README's audit policy). One ``account.deleted`` row records it, without the
+       email, with each account's revocation: true, false (and why) or not offered. An account
+       connected (or reconnected) between steps 1 and 3 had no revocation tried: it is deleted
+       and recorded as not revoked.
     """
-    # Locks the user's row (not the joined settings: FOR UPDATE refuses an outer join's side),
-    # so a concurrent workflow adding rows for the user waits for the deletion.
-    if session.scalar(select(User.id).where(User.id == user_id).with_for_update()) is None:
-        raise NotFound(f"no user with id {user_id}")
-    user = session.get(User, user_id)
-    assert user is not None
-    if confirmation.strip().lower() != user.email.lower():
-        raise ConfirmationMismatch([FieldError("confirm", confirmation,
-                                               "type your account's email address exactly to confirm")])
-    ref = user_ref(user.id, user.email)
-    accounts: dict[str, bool | None] = {}
-    for account in session.scalars(select(PlatformAccount).where(PlatformAccount.user_id == user_id)):
-        accounts[account.platform] = _revoke(account, vault, revoke)
-    cancelled = cancel_upcoming(session, user_id, reason=DELETION_REASON, actor=actor)
-    deleted_posts = session.scalar(select(func.count()).select_from(Post).where(Post.user_id == user_id)) or 0
-    kept = session.execute(
-        update(AuditLog).where(AuditLog.user_id == user_id)
-        .values(user_id=None, post_id=None, details={ERASED: ref})).rowcount or 0  # type: ignore[attr-defined]
-    session.flush()
-    session.delete(user)
-    session.flush()
-    record(session, "account.deleted", actor=actor,
-           details={"user_ref": ref, "posts_cancelled": len(cancelled), "posts_deleted": deleted_posts,
-                    "accounts": {platform: _revocation(platform, revoked) for platform, revoked in accounts.items()},
-                    "audit_rows_kept": kept})
-    return Deletion(ref, len(cancelled), deleted_posts, accounts, kept)
+    with runtime.session_factory() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user with id {user_id}")
+        if confirmation.strip().lower() != user.email.lower():
+            raise ConfirmationMismatch([FieldError("confirm", confirmation,
+                                                   "type your account's email address exactly to confirm")])
+        held = list(session.scalars(select(PlatformAccount).where(PlatformAccount.user_id == user_id)))
+    revocations = {account.platform: revoke(runtime, account) for account in held}
+    for platform, revocation in revocations.items():
+        if revocation.revoked is False:
+            logger.warning("revoking the %s token of a deleted account failed: %s", platform, revocation.error)
+    with runtime.session_factory.begin() as session:
+        # Locks the user's row (not the joined settings: FOR UPDATE refuses an outer join's side),
+        # so a concurrent workflow adding rows for the user waits for the deletion.
+        if session.scalar(select(User.id).where(User.id == user_id).with_for_update()) is None:
+            raise NotFound(f"no user with id {user_id}")
+        user = session.get(User, user_id)
+        assert user is not None
+        ref = user_ref(user.id, user.email)
+        read = {(account.platform, account.access_token_encrypted) for account in held}
+        for platform, access in session.execute(select(PlatformAccount.platform, PlatformAccount.access_token_encrypted)
+                                                .where(PlatformAccount.user_id == user_id)):
+            if (platform, access) not in read:
+                revocations[platform] = Revocation(False, LATE_CONNECTION)
+        cancelled = cancel_upcoming(session, user_id, reason=DELETION_REASON, actor=actor)
+        deleted_posts = session.scalar(select(func.count()).select_from(Post).where(Post.user_id == user_id)) or 0
+        kept = session.execute(
+            update(AuditLog).where(AuditLog.user_id == user_id)
+            .values(user_id=None, post_id=None, details={ERASED: ref})).rowcount or 0  # type: ignore[attr-defined]
+        session.flush()
+        session.delete(user)
+        session.flush()
+        record(session, "account.deleted", actor=actor,
+               details={"user_ref": ref, "posts_cancelled": len(cancelled), "posts_deleted": deleted_posts,
+                        "accounts": {platform: _revocation(platform, revocation)
+                                     for platform, revocation in revocations.items()},
+                        "audit_rows_kept": kept})
+    return Deletion(ref, len(cancelled), deleted_posts,
+                    {platform: revocation.revoked for platform, revocation in revocations.items()}, kept)
 
 
-def _revocation(platform: str, revoked: bool | None) -> dict[str, object]:
-    """An account's line in the deletion's audit row: revoked true or false, or not offered."""
-    if revoked is None:
+def _revocation(platform: str, revocation: Revocation) -> dict[str, object]:
+    """An account's line in the deletion's audit row: revoked true, false (and why) or not offered."""
+    if revocation.revoked is None:
         return {"revoked": None, "revocation": f"not offered by {display_name(platform)}"}
-    return {"revoked": revoked}
-
-
-def _revoke(account: PlatformAccount, vault: TokenVault, revoke: Revoker | None) -> bool | None:
-    """Revoke one account's tokens; True, None (no revocation offered) or False (refused)."""
-    if revoke is None:
-        return None
-    try:
-        access = vault.decrypt(account.access_token_encrypted)
-        refresh = vault.decrypt(account.refresh_token_encrypted) if account.refresh_token_encrypted else None
-        return revoke(account.platform, access, refresh)
-    except (AutopilotError, OSError) as exc:
-        # The user asked to be gone: a platform refusing (or a token we can no longer read)
-        # does not keep their data here. The token is deleted with the account either way.
-        logger.warning("revoking the %s token of a deleted account failed: %s", account.platform, exc)
-        return False
+    if revocation.revoked is False:
+        return {"revoked": False, "revocation": revocation.error or "not confirmed"}
+    return {"revoked": True}

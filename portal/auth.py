@@ -116,6 +116,9 @@ def load_user() -> None:
     if token is None:
         return
     found = session_user(db_session(), token, now=utcnow())
+    # End the lookup's transaction (the user stays loaded: sessions do not expire on commit), so a
+    # view that goes on to call a platform (a revocation, a code exchange) holds none across it.
+    db_session().commit()
     if found is None:
         session.clear()  # ended, expired or disabled: the cookie is worth nothing any more
         return

@@ -2,10 +2,9 @@
 
 Both are POSTs behind the CSRF token, both audited. Deletion asks for the account's email typed
 out; once done, every session of the user is gone with their rows and this browser is signed out.
-Platform tokens are revoked at the platform through the connect flow's connectors
-(:func:`app.connect.flows.token_revoker`: X revokes, LinkedIn offers nothing) and deleted with the
-account; the audit row says, per account, whether the platform revoked. ``TOKEN_REVOKER`` (app
-config: a :data:`app.userdata.Revoker`) replaces that revocation, for tests.
+Platform tokens are revoked at each platform as the accounts page's Disconnect revokes them
+(:func:`app.connect.revocation.revoke_account`, through the same runtime) and deleted with the
+account; the audit row says, per account, whether the platform revoked.
 """
 
 from __future__ import annotations
@@ -26,19 +25,14 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from app.clock import utcnow
-from app.connect.flows import token_revoker
-from app.crypto import TokenVault
 from app.userdata import ConfirmationMismatch, delete_account, export_user_data
+from portal.accounts import runtime
 from portal.auth import current_actor, login_required
-from portal.ext import db_session, settings
+from portal.ext import db_session
 
 bp = Blueprint("data", __name__, url_prefix="/data")
 
 NAV = ("Your data", "data.index")
-
-#: The app config key of a function revoking a platform token instead of the connectors.
-REVOKER_CONFIG_KEY = "TOKEN_REVOKER"
-
 
 @bp.route("/")
 @login_required
@@ -61,16 +55,11 @@ def download() -> Response:
 @bp.route("/delete", methods=["POST"])
 @login_required
 def delete() -> Any:
-    db = db_session()
     typed = request.form.get("confirm", "")
     try:
-        delete_account(db, g.user.id, typed, vault=TokenVault.from_settings(settings()),
-                       revoke=current_app.config.get(REVOKER_CONFIG_KEY) or token_revoker(settings()),
-                       now=utcnow(), actor=current_actor())
+        delete_account(runtime(), g.user.id, typed, actor=current_actor())
     except ConfirmationMismatch as exc:
-        db.rollback()
         return render_template("portal/data.html", error=exc.errors[0].reason, typed=typed), 400
-    db.commit()
     session.clear()
     flash("Your account and your data are deleted. Thank you for using Content Autopilot.", "info")
     return redirect(url_for("auth.signin"))

@@ -9,11 +9,14 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import record
-from app.crypto import TokenVault
+from app.config import Settings
+from app.connect.flows import ConnectRuntime, FlowRuntime
+from app.connect.revocation import Revocation
+from app.crypto import TokenVault, generate_key
 from app.models import (
     AuditLog,
     MemoryEntry,
@@ -26,8 +29,10 @@ from app.models import (
     WorkflowExecution,
 )
 from app.notifications import notify, set_preferences
+from app.providers.base import TokenSet
 from app.statuses import PostStatus
 from app.userdata import ConfirmationMismatch, delete_account, export_user_data, user_ref
+from app.users import connect_account
 from tests.factories import make_user
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -58,6 +63,13 @@ def seed(sessions: sessionmaker[Session], vault: TokenVault, email: str) -> int:
         notify(session, user_id, "generation_failed", "No posts today", "Generation failed.", now=NOW)
         set_preferences(session, user_id, {"generation_failed": "digest"}, weekly_report_email=False, actor="t")
     return user_id
+
+
+@pytest.fixture
+def deleting(sessions: sessionmaker[Session], vault: TokenVault) -> ConnectRuntime:
+    """What the deletion runs over: the test's sessions and vault, no platform set up."""
+    return ConnectRuntime(Settings(database_url="sqlite://", token_encryption_keys=(generate_key(),)), sessions,
+                          vault, clock=lambda: NOW)
 
 
 @pytest.fixture
@@ -105,30 +117,29 @@ def counts(session: Session, user_id: int) -> dict[str, int]:
             for name, (model, column) in tables.items()}
 
 
-def test_a_wrong_confirmation_deletes_nothing(sessions: sessionmaker[Session], vault: TokenVault,
+def test_a_wrong_confirmation_deletes_nothing(sessions: sessionmaker[Session], deleting: ConnectRuntime,
                                               users: dict[str, int]) -> None:
     with sessions() as session:
         before = counts(session, users["ada"])
-    with sessions.begin() as session, pytest.raises(ConfirmationMismatch, match="type your account's email"):
-        delete_account(session, users["ada"], "bob@example.com", vault=vault, revoke=None, now=NOW, actor="u")
+    with pytest.raises(ConfirmationMismatch, match="type your account's email"):
+        delete_account(deleting, users["ada"], "bob@example.com", actor="u")
     with sessions() as session:
         assert counts(session, users["ada"]) == before and before["posts"] == 5
 
 
 def test_deleting_revokes_tokens_cancels_posts_erases_rows_and_keeps_pseudonymous_audit(
-        sessions: sessionmaker[Session], vault: TokenVault, users: dict[str, int]) -> None:
+        sessions: sessionmaker[Session], vault: TokenVault, deleting: ConnectRuntime, users: dict[str, int]) -> None:
     revoked: list[tuple[str, str, str | None]] = []
 
-    def revoke(platform: str, access: str, refresh: str | None) -> bool | None:
-        revoked.append((platform, access, refresh))
-        return True if platform == "twitter" else None  # LinkedIn offers no revocation
+    def revoke(runtime: FlowRuntime, account: PlatformAccount) -> Revocation:
+        credentials = runtime.vault.credentials(account)
+        revoked.append((account.platform, credentials.access_token, credentials.refresh_token))
+        return Revocation(True) if account.platform == "twitter" else Revocation(None)  # LinkedIn offers none
 
     with sessions() as session:
         bob_before = counts(session, users["bob"])
         ada_audit = session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.user_id == users["ada"]))
-    with sessions.begin() as session:
-        done = delete_account(session, users["ada"], " Ada@Example.com ", vault=vault, revoke=revoke, now=NOW,
-                              actor="user:ada")
+    done = delete_account(deleting, users["ada"], " Ada@Example.com ", actor="user:ada", revoke=revoke)
     assert sorted(revoked) == [("linkedin", "tok", "ref"), ("twitter", "tok", "ref")]
     assert done.accounts == {"twitter": True, "linkedin": None}
     assert done.posts_cancelled == 2 and done.posts_deleted == 5
@@ -145,3 +156,63 @@ def test_deleting_revokes_tokens_cancels_posts_erases_rows_and_keeps_pseudonymou
         deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
         assert "ada@example.com" not in json.dumps(deleted.details).lower()
         assert deleted.details["user_ref"] == done.user_ref
+
+
+def open_transactions(engine: Engine) -> int:
+    """How many other sessions of this database sit ``idle in transaction`` right now."""
+    with engine.connect() as connection:
+        return connection.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'")) or 0
+
+
+def test_no_transaction_is_open_while_the_platforms_revoke(
+        deleting: ConnectRuntime, users: dict[str, int], pg_engine: Engine) -> None:
+    """The revocations run between the deletion's two transactions: no row lock waits on a platform."""
+    seen: list[tuple[str, int]] = []
+
+    def revoke(runtime: FlowRuntime, account: PlatformAccount) -> Revocation:
+        seen.append((account.platform, open_transactions(pg_engine)))
+        return Revocation(True)
+
+    done = delete_account(deleting, users["ada"], "ada@example.com", actor="user:ada", revoke=revoke)
+
+    assert sorted(seen) == [("linkedin", 0), ("twitter", 0)]
+    assert done.accounts == {"twitter": True, "linkedin": True}
+
+
+def test_an_account_connected_while_the_platforms_revoke_is_deleted_and_recorded_as_not_revoked(
+        sessions: sessionmaker[Session], vault: TokenVault, deleting: ConnectRuntime, users: dict[str, int]) -> None:
+    """Between the read and the deletion the user connects Bluesky and reconnects LinkedIn (in
+    another session, which a held row lock would block): both go, recorded as not revoked."""
+    def revoke(runtime: FlowRuntime, account: PlatformAccount) -> Revocation:
+        if account.platform == "twitter":
+            with sessions.begin() as session:
+                connect_account(session, vault, "ada@example.com", "bluesky", TokenSet("bsky", None, None))
+                connect_account(session, vault, "ada@example.com", "linkedin", TokenSet("new", None, None))
+        return Revocation(True)
+
+    done = delete_account(deleting, users["ada"], "ada@example.com", actor="user:ada", revoke=revoke)
+
+    assert done.accounts == {"twitter": True, "linkedin": False, "bluesky": False}
+    with sessions() as session:
+        assert set(counts(session, users["ada"]).values()) == {0}
+        deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
+    lines = deleted.details["accounts"]
+    assert lines["twitter"] == {"revoked": True}
+    assert lines["bluesky"]["revoked"] is False and "connected while" in lines["bluesky"]["revocation"]
+    assert lines["linkedin"]["revoked"] is False
+
+
+def test_without_the_platforms_set_up_the_audit_says_what_was_not_revoked_and_what_is_not_offered(
+        sessions: sessionmaker[Session], deleting: ConnectRuntime, users: dict[str, int]) -> None:
+    """The real revocation on a server where X is not set up: X's token could not be revoked
+    (false, and why), LinkedIn offers apps no revocation (not offered)."""
+    done = delete_account(deleting, users["ada"], "ada@example.com", actor="user:ada")
+
+    assert done.accounts == {"twitter": False, "linkedin": None}
+    with sessions() as session:
+        deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
+    assert deleted.details["accounts"] == {
+        "twitter": {"revoked": False, "revocation": "X is not set up on this server: the token could not be revoked"},
+        "linkedin": {"revoked": None, "revocation": "not offered by LinkedIn"}}

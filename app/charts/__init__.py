@@ -27,6 +27,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from app.errors import InvalidValue
+
 #: One colour per series, in order (Okabe-Ito, colour-blind-safe).
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 #: The units a value axis knows: how ticks, tooltips and table cells are written.
@@ -158,9 +160,9 @@ def assets_blueprint(name: str = "charts") -> Any:
 
 def _check(unit: str, kind: str) -> None:
     if unit not in UNITS:
-        raise ValueError(f"unknown chart unit {unit!r}; expected one of {', '.join(UNITS)}")
+        raise InvalidValue(f"unknown chart unit {unit!r}; expected one of {', '.join(UNITS)}")
     if kind not in ("line", "bar", "bubble"):
-        raise ValueError(f"unknown chart kind {kind!r}; expected line or bar")
+        raise InvalidValue(f"unknown chart kind {kind!r}; expected line or bar")
 
 
 def _bucket(series: Mapping[str, Sequence[tuple[datetime, float | None]]]) -> timedelta | None:

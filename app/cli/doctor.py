@@ -17,7 +17,7 @@ from app.clock import utcnow
 from app.config import Settings
 from app.models import AccountStatus, PlatformAccount, User
 from app.platforms import get_platform
-from app.providers.errors import AuthError, ProviderError, RateLimited
+from app.providers.errors import AuthError, ModelNotServed, ProviderError, RateLimited
 
 OK, OFFLINE, WARNING, ERROR = "ok", "offline", "warning", "error"
 
@@ -25,11 +25,18 @@ OK, OFFLINE, WARNING, ERROR = "ok", "offline", "warning", "error"
 CREDENTIALS = {
     "research": ("SERPER_API_KEY",),
     "generation": ("OPENAI_API_KEY",),
+    "images": ("OPENAI_API_KEY", "OPENAI_IMAGE_MODEL"),
 }
 #: Per provider role that is not a platform: the base URL variable, named when unreachable.
 BASE_URLS = {
     "research": "SERPER_BASE_URL",
     "generation": "OPENAI_BASE_URL",
+    "images": "OPENAI_BASE_URL",
+}
+#: Per role served by a named model: the variable naming it, when the server does not offer it.
+MODELS = {
+    "generation": "OPENAI_MODEL",
+    "images": "OPENAI_IMAGE_MODEL",
 }
 #: A publishing role's name: ``publish:<platform key>``.
 PUBLISH_ROLE = "publish:"
@@ -65,6 +72,8 @@ def _advice(role: str, exc: Exception, *, account: bool = False) -> str:
         return f"{variable} rejected ({message}): check the key"
     if isinstance(exc, RateLimited):
         return f"rate limited ({message}): the credentials work, try again later"
+    if isinstance(exc, ModelNotServed) and role in MODELS:
+        return f"{message}: check {MODELS[role]}"
     if isinstance(exc, ProviderError):
         return f"{message} (check {base_url_of(role)} and the service's status)"
     return f"{type(exc).__name__}: {message}"
@@ -174,6 +183,11 @@ def diagnose(config: Settings, now: datetime | None = None) -> list[dict[str, st
             results.append(_result(role, OFFLINE, f"simulated; set {credentials_of(role)[0]} to use the real service"))
         else:
             results.append(_check_provider(role, provider.check))
+    if providers.images is None:
+        results.append(_result("images", OFFLINE, "off: posts carry only their owners' library images; "
+                                                  "set OPENAI_IMAGE_MODEL (with OPENAI_API_KEY) to illustrate the others"))
+    else:
+        results.append(_check_provider("images", providers.images.check))
 
     if db_ok:
         results.extend(_check_holds(factory, now))

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - and on httpx otherwise
     import httpx as oauth_http  # type: ignore[no-redef]
 
 from app.config import Settings
-from app.errors import AutopilotError
+from app.errors import AutopilotError, InvalidValue
 from app.platforms import PLATFORMS, get_platform
 from app.providers.base import TokenSet
 
@@ -183,7 +183,7 @@ def _json(response: oauth_http.Response) -> dict[str, Any]:
     response.raise_for_status()
     body = response.json()
     if not isinstance(body, dict):
-        raise ValueError("expected a JSON object")
+        raise InvalidValue("expected a JSON object")
     return body
 
 
@@ -237,11 +237,11 @@ def connectable_platforms() -> tuple[str, ...]:
 def connector_for(settings: Settings, platform: str) -> OAuthConnector | None:
     """The connector the registry names for ``platform``, or None when it is not configured.
 
-    ValueError for a platform that is unknown or not connected by OAuth.
+    :class:`InvalidValue` (a ValueError) for a platform that is unknown or not connected by OAuth.
     """
     factory = get_platform(platform).connector_factory
     if factory is None:
-        raise ValueError(f"{platform} accounts are not connected through an OAuth consent")
+        raise InvalidValue(f"{platform} accounts are not connected through an OAuth consent")
     module, name = factory.split(":")
     # The entry's key is handed over, so a connector module never spells its platform's key.
     connector: OAuthConnector | None = getattr(importlib.import_module(module), name)(settings, platform)

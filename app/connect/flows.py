@@ -27,7 +27,7 @@ from app.config import Settings
 from app.connect.clients import Grant, OAuthCallFailed, OAuthConnector, connector_for
 from app.connect.errors import ConnectError, ConnectFailure
 from app.crypto import TokenVault
-from app.errors import NotFound, TokenDecryptionError
+from app.errors import NotFound
 from app.intents import Intent
 from app.jobs.spec import Step, Tick
 from app.lifecycle import move_many
@@ -278,45 +278,25 @@ def _replace_tokens(runtime: FlowRuntime, session: Session, *, user_id: int, pla
     return Connected(account.id, platform, identity.handle, reconnected)
 
 
-def disconnect(runtime: FlowRuntime, *, user_id: int, account_id: int, actor: str,
-               connector: OAuthConnector | None = None) -> Disconnected:
+def disconnect(runtime: FlowRuntime, *, user_id: int, account_id: int, actor: str) -> Disconnected:
     """Revoke the account's tokens where the platform allows, cancel its future posts, delete it.
 
-    ``account_id`` must be one of ``user_id``'s accounts (else :class:`NotFound`). A revocation
-    the platform does not confirm does not keep the account: the user asked for it to go, and
-    the audit row says the revocation failed.
+    ``account_id`` must be one of ``user_id``'s accounts (else :class:`NotFound`). The tokens
+    are revoked as an account deletion revokes them (:func:`app.connect.revocation.revoke_account`),
+    with no transaction open. A revocation the platform does not confirm does not keep the
+    account: the user asked for it to go, and the audit row says the revocation failed.
     """
+    # Imported here: the revocation reaches the open networks' module, which builds on this one.
+    from app.connect.revocation import revoke_account
+
     with runtime.session_factory() as session:
         account = session.scalar(select(PlatformAccount).where(
             PlatformAccount.id == account_id, PlatformAccount.user_id == user_id))
         if account is None:
             raise NotFound(f"no account {account_id}")
         platform, handle = account.platform, account.handle
-        try:
-            credentials = runtime.vault.credentials(account)
-        except TokenDecryptionError as exc:  # a key rotated away: nothing to revoke with, delete all the same
-            credentials, unreadable = None, str(exc)
-    connector = connector or connector_for_optional(runtime, platform)
-    revoked: bool | None = None
-    revoke_error = None
-    if connector is not None and connector.revokes:
-        if credentials is None:
-            revoked, revoke_error = False, unreadable
-        else:
-            try:
-                connector.revoke(credentials.access_token, credentials.refresh_token)
-                revoked = True
-            except OAuthCallFailed as exc:
-                revoked, revoke_error = False, str(exc)
-    elif connector is None and credentials is not None:
-        # Bluesky's session, Mastodon's token: ended on the account's own server.
-        from app.connect import open_networks
-        from app.providers.errors import ProviderError
-
-        try:
-            revoked = open_networks.revoke(runtime, credentials)
-        except ProviderError as exc:
-            revoked, revoke_error = False, str(exc)
+    revocation = revoke_account(runtime, account)
+    revoked, revoke_error = revocation.revoked, revocation.error
     reason = f"{display_name(platform)} account disconnected by its owner"
     with runtime.session_factory.begin() as session:
         gone = session.execute(delete(PlatformAccount).where(
@@ -348,30 +328,6 @@ def connector_for_optional(runtime: FlowRuntime, platform: str) -> OAuthConnecto
         return connector_for(runtime.settings, platform)
     except ValueError:
         return None
-
-
-def token_revoker(settings: Settings) -> Callable[[str, str, str | None], bool | None]:
-    """The revocation a deleted account's tokens get (an :data:`app.userdata.Revoker`).
-
-    Through the platform's connector, as a disconnect: True once the platform confirmed, None
-    where the platform offers no revocation (LinkedIn, or a platform not connected by OAuth),
-    :class:`OAuthCallFailed` when the platform refused or could not be reached, or when a
-    platform that revokes is not set up on this server (its token stays valid at the platform).
-    """
-    def revoke(platform: str, access_token: str, refresh_token: str | None) -> bool | None:
-        try:
-            connector = connector_for(settings, platform)
-        except ValueError:
-            return None  # not an OAuth platform here (Bluesky, Mastodon): nothing to call
-        if connector is None:
-            raise OAuthCallFailed(f"{display_name(platform)} is not set up on this server: "
-                                  "its token could not be revoked")
-        if not connector.revokes:
-            return None
-        connector.revoke(access_token, refresh_token)
-        return True
-
-    return revoke
 
 
 def prune_flows(session: Session, now: datetime, *, retention: timedelta = DEFAULT_FLOW_RETENTION) -> int:

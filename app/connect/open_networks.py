@@ -64,7 +64,7 @@ def _publisher(runtime: FlowRuntime, platform: str) -> Any:
 
 def _check(platform: str, kind: str) -> None:
     if get_platform(platform).connect_with != kind:
-        raise ValueError(f"{platform} accounts are not connected with {kind}")
+        raise InvalidValue(f"{platform} accounts are not connected with {kind}")
 
 
 def connect_app_password(runtime: FlowRuntime, *, user_id: int, platform: str, handle: str, app_password: str,
@@ -163,27 +163,26 @@ def finish_instance(runtime: FlowRuntime, *, user_id: int, platform: str, sessio
                  actor=actor, name=name)
 
 
-def revoke(runtime: FlowRuntime, credentials: AccountCredentials) -> bool | None:
-    """End the account's access on its server before it is deleted: Bluesky's session is
-    deleted, Mastodon's token revoked. None when the platform has no such call here;
-    ProviderError when the server does not confirm."""
+def revoke(runtime: FlowRuntime, credentials: AccountCredentials) -> None:
+    """End the account's access on its server: Bluesky's session is deleted, Mastodon's token
+    revoked (through :func:`app.connect.revocation.revoke_account`, which reads the outcome).
+    ProviderError when the server does not confirm; ConnectError when it cannot be asked from
+    here (the platform switched off on this server, or an account connected by hand, with no
+    client of ours on its server to revoke with): the token may still work then."""
     kind = get_platform(credentials.platform).connect_with
     if kind not in (APP_PASSWORD, INSTANCE):
-        return None
-    try:
-        publisher = _publisher(runtime, credentials.platform)
-    except ConnectError:
-        return None  # switched off since: nothing to call
+        raise InvalidValue(f"{credentials.platform} accounts are not connected on their own servers")
+    name = display_name(credentials.platform)
+    publisher = _publisher(runtime, credentials.platform)
     if kind == APP_PASSWORD:
         publisher.delete_session(credentials)
-        return True
-    if not credentials.service_url:
-        return None
+        return
     with runtime.session_factory() as db:
-        row = db.scalar(select(OAuthClient).where(OAuthClient.platform == credentials.platform,
-                                                  OAuthClient.host == credentials.service_url))
+        row = None if not credentials.service_url else db.scalar(select(OAuthClient).where(
+            OAuthClient.platform == credentials.platform, OAuthClient.host == credentials.service_url))
         if row is None:
-            return None  # connected by hand (``autopilot accounts connect``): no client to revoke with
+            raise ConnectError(ConnectFailure.REVOKE_FAILED,
+                               f"this {name} account was connected by hand: no app of ours on its server "
+                               "can revoke the token (remove it in the account's settings)")
         app = type(publisher).app_type(row.client_id, runtime.vault.decrypt(row.client_secret_encrypted), row.pkce)
     publisher.revoke_token(credentials.service_url, app, credentials.access_token)
-    return True

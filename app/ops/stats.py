@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.broker import DEFAULT_TIME_LIMIT_MS
+from app.errors import InvalidValue
 from app.jobs import PeriodicJob
 from app.models import (
     AuditLog,
@@ -51,7 +52,7 @@ DEFAULT_STUCK_AFTER = timedelta(minutes=20)
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The ``q``-th percentile (0-100) by linear interpolation between ranks; None when empty."""
     if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} outside 0-100")
+        raise InvalidValue(f"percentile {q} outside 0-100")
     if not values:
         return None
     ordered = sorted(values)

@@ -198,6 +198,10 @@ class ImageProvider(Protocol):
         """
         ...
 
+    def check(self) -> str:
+        """What ``autopilot doctor`` reports: the service answers and offers the model (else raises)."""
+        ...
+
 
 class Publisher(Protocol):
     name: str
@@ -226,7 +230,8 @@ class Publisher(Protocol):
     ) -> PublishResult | None:
         """Reconcile an unknown outcome: the post with this text created since ``since``, if any.
 
-        Raises NotImplementedError where the platform offers no way to look.
+        Raises :class:`~app.providers.errors.LookupUnsupported` (a NotImplementedError) where
+        the platform offers no way to look.
         """
         ...
 

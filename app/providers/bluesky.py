@@ -44,6 +44,7 @@ from app.providers.base import (
 )
 from app.providers.errors import (
     AuthError,
+    LookupUnsupported,
     OutcomeUnknown,
     PermanentError,
     ProviderError,
@@ -266,7 +267,7 @@ class BlueskyPublisher(http.PlatformClient):
                        ref: PostRef | None = None) -> PublishResult | None:
         """The post's record, read at its derived key: exact, whatever its text became."""
         if ref is None:
-            raise NotImplementedError("Bluesky posts are found by their record key, which needs the post")
+            raise LookupUnsupported("Bluesky posts are found by their record key, which needs the post")
         return self._read_back(account, self._did(account), record_key(ref))
 
     def refresh(self, account: AccountCredentials) -> TokenSet:

@@ -45,6 +45,11 @@ class PermanentError(ProviderError):
     """400, 403 duplicate content, text too long: retrying cannot help; send to review."""
 
 
+class ModelNotServed(PermanentError):
+    """The OpenAI-compatible server does not offer the configured model (a wrong model name,
+    or a server that does not serve it): only a configuration change helps."""
+
+
 class OperatorProblem(PermanentError):
     """Only the operator can fix this: billing, a monthly usage cap, a sunset API version.
 
@@ -68,6 +73,16 @@ class OutcomeUnknown(ProviderError):
     """The request may have reached the platform (timeout or connection lost after sending).
 
     Never retried blindly: reconcile with the platform or hand to review.
+    """
+
+
+class LookupUnsupported(AutopilotError, NotImplementedError):
+    """The platform offers this app no way to check whether a post exists
+    (:meth:`app.providers.base.Publisher.find_published`): an unknown outcome goes to review.
+
+    Not a ProviderError (nothing failed that a retry or a pause could change); also a
+    NotImplementedError, the word the publisher protocol uses, so a caller catching that
+    keeps working.
     """
 
 

@@ -44,6 +44,7 @@ from app.providers.base import (
 )
 from app.providers.errors import (
     AuthError,
+    LookupUnsupported,
     OperatorProblem,
     OutcomeUnknown,
     PermanentError,
@@ -302,7 +303,7 @@ class LinkedInPublisher(http.PlatformClient):
         """The author's post created since ``since`` with this text, from their latest posts.
 
         Reading posts needs ``r_member_social`` (restricted) or ``r_organization_social``; when
-        LinkedIn answers 403 the app has no way to look, so NotImplementedError sends the post
+        LinkedIn answers 403 the app has no way to look, so LookupUnsupported sends the post
         to manual review as the Publisher protocol specifies.
         """
         author = self._author(account)
@@ -312,7 +313,7 @@ class LinkedInPublisher(http.PlatformClient):
         )
         response = self._send("GET", url, account=account, headers={"X-RestLi-Method": "FINDER"})
         if response.status_code == 403:
-            raise NotImplementedError(
+            raise LookupUnsupported(
                 f"LinkedIn does not let this app read {author}'s posts: {_detail(response)}"
             )
         body = self._json(response, "posts")

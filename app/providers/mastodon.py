@@ -52,6 +52,7 @@ from app.providers.base import (
 )
 from app.providers.errors import (
     AuthError,
+    LookupUnsupported,
     OutcomeUnknown,
     PermanentError,
     RateLimited,
@@ -303,7 +304,7 @@ class MastodonPublisher(http.PlatformClient):
                        ref: PostRef | None = None) -> PublishResult | None:
         """The account's status created since ``since`` with this text, from its latest page."""
         if not account.external_id:
-            raise NotImplementedError("the account's id is unknown: connect it again")
+            raise LookupUnsupported("the account's id is unknown: connect it again")
         response = self._send("GET", f"{self._instance(account)}/api/v1/accounts/{account.external_id}/statuses",
                               account=account, params={"limit": DEFAULT_TIMELINE_PAGE, "exclude_replies": "true"})
         if response.status_code != 200:

@@ -19,6 +19,7 @@ from app.clock import utcnow
 from app.providers.errors import (
     DEFAULT_OPERATOR_PAUSE,
     AuthError,
+    ModelNotServed,
     OperatorProblem,
     PermanentError,
     ProviderError,
@@ -143,3 +144,26 @@ def refuses_output_mode(exc: openai.OpenAIError, mode: str) -> bool:
     unsupported = ("not supported", "unsupported", "must be one of", "unknown", "invalid value")
     return mode in message or ("response_format" in message and any(p in message for p in unsupported))
 
+
+
+def check_model_served(client: openai.OpenAI, model: str, base_url: str) -> str:
+    """Confirm the server at ``base_url`` offers ``model`` (for ``autopilot doctor``): what it said.
+
+    Asks for the model itself, then, on servers that only implement the list, for the list.
+    :class:`ModelNotServed` (naming what is served) when it is in neither; an API failure is
+    mapped like any other (a wrong key is an :class:`AuthError`).
+    """
+    try:
+        try:
+            found = client.models.retrieve(model)
+            return f"model {found.id} available at {base_url}"
+        except openai.NotFoundError:
+            # Some compatible servers only implement the list.
+            served = [m.id for m in client.models.list()]
+    except openai.OpenAIError as exc:
+        raise map_openai_error(exc) from exc
+    except ValueError as exc:
+        raise TemporaryError(f"OpenAI returned a malformed response body: {exc}") from exc
+    if model in served:
+        return f"model {model} listed at {base_url}"
+    raise ModelNotServed(f"model {model!r} is not served at {base_url}; available: {', '.join(served) or 'none'}")

@@ -40,6 +40,7 @@ from app.providers.errors import (
 from app.providers.openai_compat import (
     CAPABILITIES,
     OUTPUT_MODES,
+    check_model_served,
     map_openai_error,
     refuses_output_mode,
     refuses_temperature,
@@ -204,20 +205,5 @@ class OpenAIGeneration:
         return f"{found}; output mode {mode}{temperature}"
 
     def _check_model(self) -> str:
-        try:
-            try:
-                model = self._client.models.retrieve(self.model)
-                return f"openai ok: model {model.id} available at {self.base_url}"
-            except openai.NotFoundError:
-                # Some compatible servers only implement the list.
-                served = [m.id for m in self._client.models.list()]
-        except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
-        except ValueError as exc:
-            raise TemporaryError(f"OpenAI returned a malformed response body: {exc}") from exc
-        if self.model in served:
-            return f"openai ok: model {self.model} listed at {self.base_url}"
-        raise PermanentError(
-            f"model {self.model!r} is not served at {self.base_url}; available: {', '.join(served) or 'none'}"
-        )
+        return f"openai ok: {check_model_served(self._client, self.model, self.base_url)}"
 

@@ -20,7 +20,7 @@ import openai
 
 from app.errors import InvalidValue
 from app.providers.errors import PermanentError, TemporaryError
-from app.providers.openai_compat import map_openai_error
+from app.providers.openai_compat import check_model_served, map_openai_error
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ class OpenAIImages:
 
     def close(self) -> None:
         self._client.close()
+
+    def check(self) -> str:
+        """Confirm the key works and the server offers the image model, for ``autopilot doctor``
+        (:class:`~app.providers.errors.ModelNotServed` when it does not)."""
+        return f"openai ok: image {check_model_served(self._client, self.model, self.base_url)}"
 
     def generate(self, description: str) -> bytes:
         """The image's bytes for ``description`` (not yet validated: the library checks them).

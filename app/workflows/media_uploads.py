@@ -13,6 +13,10 @@ The create is guarded as before (:mod:`app.workflows.publish`): a crash between 
 the create leaves a ``publishing`` post that recovery reconciles, never a second post. When the
 upload ahead did not happen or failed, the publish uploads inline (late rather than never) and
 classifies the failure like any other that created nothing.
+
+Once an upload's platform id has expired its row is of no use (a publish reuses only an
+upload valid :data:`DEFAULT_REUSE_MARGIN` longer, and uploads again when it finds none): the
+quarter-hour sweep deletes those rows (:data:`PRUNE_EXPIRED_UPLOADS`), in bounded batches.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import AutopilotError
-from app.intents import UploadMedia
+from app.intents import Intent, UploadMedia
+from app.jobs.spec import Step, Tick
 from app.media.images import ImageRefused, fit_to_limits
 from app.models import AccountStatus, MediaItem, MediaUpload, PlatformAccount, Post, PostStatus
 from app.platforms import get_platform
@@ -37,8 +42,8 @@ from app.providers.base import AccountCredentials, MediaFile, Publisher, Uploade
 from app.providers.errors import AuthError, PermanentError, RateLimited, TemporaryError
 from app.runtime import Runtime
 
-__all__ = ["DEFAULT_REUSE_MARGIN", "MediaNeed", "ensure_uploaded", "media_needs", "upload_ahead",
-           "uploads_to_send"]
+__all__ = ["DEFAULT_REUSE_MARGIN", "PRUNE_EXPIRED_UPLOADS", "MediaNeed", "ensure_uploaded", "media_needs",
+           "prune_expired_uploads", "upload_ahead", "uploads_to_send"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,10 @@ R = TypeVar("R")
 #: A recorded upload is reused only while it stays valid this much longer: a publish that
 #: reuses it must still be able to name it when its create reaches the platform.
 DEFAULT_REUSE_MARGIN = timedelta(minutes=15)
+#: Expired uploads (rows) deleted per transaction by the sweep: each batch's locks are brief.
+DEFAULT_PRUNE_BATCH_ROWS = 1_000
+#: The most batches one sweep deletes; any rest goes at the next sweep, a quarter of an hour on.
+DEFAULT_PRUNE_MAX_BATCHES = 20
 
 
 @dataclass(frozen=True)
@@ -245,3 +254,47 @@ def upload_ahead(runtime: Runtime, post_ids: Sequence[int], *,
             return False
 
     return sum(1 for uploaded in run_calls(upload, work) if uploaded)
+
+
+def prune_expired_uploads(session: Session, now: datetime, *, limit: int = DEFAULT_PRUNE_BATCH_ROWS) -> int:
+    """Delete up to ``limit`` uploads whose platform id expired by ``now``, soonest expired
+    first (through ``ix_media_uploads_expires_at``); how many.
+
+    Only expired rows go, and no publish would have used one: a publish reuses an upload only
+    while it stays valid :data:`DEFAULT_REUSE_MARGIN` longer and uploads again when it finds
+    none (:func:`media_needs`, :func:`ensure_uploaded`). An upload with no known expiry
+    (``expires_at`` NULL) stays until its image or its account is deleted.
+    """
+    expired = (select(MediaUpload.id).where(MediaUpload.expires_at <= now)
+               .order_by(MediaUpload.expires_at).limit(limit))
+    deleted: int = session.execute(delete(MediaUpload).where(MediaUpload.id.in_(expired.scalar_subquery()))
+                                   ).rowcount  # type: ignore[attr-defined]
+    return deleted
+
+
+def prune_expired_uploads_in_batches(runtime: Runtime, now: datetime, *,
+                                     batch_rows: int = DEFAULT_PRUNE_BATCH_ROWS,
+                                     max_batches: int = DEFAULT_PRUNE_MAX_BATCHES) -> int:
+    """:func:`prune_expired_uploads` a batch per transaction until none is left or
+    ``max_batches`` ran; how many rows were deleted."""
+    total = 0
+    for _ in range(max_batches):
+        with runtime.session_factory.begin() as session:
+            deleted = prune_expired_uploads(session, now, limit=batch_rows)
+        total += deleted
+        if deleted < batch_rows:
+            break
+    return total
+
+
+def _prune(tick: Tick) -> Sequence[Intent]:
+    deleted = prune_expired_uploads_in_batches(tick.runtime, tick.now)
+    if deleted:
+        logger.info("pruned %d media uploads whose platform id expired", deleted)
+    return []
+
+
+PRUNE_EXPIRED_UPLOADS = Step(
+    "prune_expired_uploads",
+    "Delete the records of image uploads whose platform media id has expired (in batches)",
+    _prune)

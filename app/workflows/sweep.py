@@ -7,7 +7,7 @@ minute job that stopped running entirely still leaves nothing stuck for more tha
 
 The sweep job (:data:`SWEEP_STUCK_POSTS`) also re-sends lost per-user runs, emails pending
 notifications and prunes old slot claims, expired connect flows, portal sessions and sign-in
-links, each a named step.
+links, and the records of image uploads whose platform id expired, each a named step.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from app.runtime import Runtime
 from app.signin import PRUNE_PORTAL_SIGNINS
 from app.workflows.dispatch import dispatch_due_posts
 from app.workflows.executions import REQUEUE_STALE_EXECUTIONS
+from app.workflows.media_uploads import PRUNE_EXPIRED_UPLOADS
 from app.workflows.recovery import recover_posts
 
 __all__ = ["SWEEP_STUCK_POSTS", "sweep_stuck_posts"]
@@ -68,8 +69,9 @@ SEND_PENDING_EMAILS = Step(
 
 SWEEP_STUCK_POSTS = PeriodicJob(
     "sweep_stuck_posts", "*/15 * * * *", Queue.POSTING,
-    "Safety net: recover stuck posts and per-user runs, send emails, prune old claims and expired sign-ins",
+    "Safety net: recover stuck posts and per-user runs, send emails, prune old claims, expired sign-ins "
+    "and expired uploads",
     steps=(RECOVER_STUCK_POSTS, REQUEUE_STALE_EXECUTIONS, SEND_PENDING_EMAILS, PRUNE_OLD_CLAIMS,
-           PRUNE_CONNECT_FLOWS, PRUNE_PORTAL_SIGNINS),
+           PRUNE_CONNECT_FLOWS, PRUNE_PORTAL_SIGNINS, PRUNE_EXPIRED_UPLOADS),
     claim_retention=timedelta(days=7),
 )

@@ -54,7 +54,7 @@ def test_doctor_checks_every_configured_provider(sqlite_url):
         assert json.loads(healthy.stdout)["healthy"] is True
         assert {k: v[0] for k, v in checks.items()} == {
             "database": "ok", "migrations": "ok", "redis": "offline", "research": "ok", "generation": "ok",
-            "publish:twitter @autopilot_test": "ok", "linkedin version": "ok", "publish:linkedin ada": "ok",
+            "images": "offline", "publish:twitter @autopilot_test": "ok", "linkedin version": "ok", "publish:linkedin ada": "ok",
             "publish:bluesky": "offline", "publish:mastodon": "offline"}
         assert "output mode json_schema" in checks["generation"][1]
         assert "autopilot_test" in checks["publish:twitter @autopilot_test"][1]
@@ -74,12 +74,40 @@ def test_doctor_offline_is_healthy_and_an_unmigrated_database_is_not(tmp_path, s
     checks = statuses(offline)
     assert checks["generation"][0] == "offline" and "OPENAI_API_KEY" in checks["generation"][1]
     assert checks["publish:twitter"][0] == "offline" and "X_CLIENT_ID" in checks["publish:twitter"][1]
+    assert checks["images"][0] == "offline" and checks["images"][1].startswith("off:")
+    assert "OPENAI_IMAGE_MODEL" in checks["images"][1]
 
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
     stale = autopilot(f"sqlite:///{empty}", "doctor", "--json")
     assert stale.returncode == 1
     assert statuses(stale)["migrations"][0] == "error" and "autopilot db upgrade" in statuses(stale)["migrations"][1]
+
+
+def test_doctor_checks_the_image_model_is_offered_and_names_a_wrong_one(sqlite_url):
+    with FakeOpenAI() as openai:
+        env = {"OPENAI_API_KEY": fake_openai.DEFAULT_API_KEY, "OPENAI_BASE_URL": openai.url,
+               "OPENAI_MODEL": fake_openai.DEFAULT_MODEL}
+        unset = autopilot(sqlite_url, "doctor", "--json", extra_env=env)
+        served = autopilot(sqlite_url, "doctor", "--json",
+                           extra_env={**env, "OPENAI_IMAGE_MODEL": fake_openai.DEFAULT_IMAGE_MODEL})
+        wrong = autopilot(sqlite_url, "doctor", "--json", extra_env={**env, "OPENAI_IMAGE_MODEL": "dall-e-9"})
+        asked = [r.path for r in openai.server.requests if r.path.startswith("/v1/models")]
+
+    assert unset.returncode == 0, unset.stdout + unset.stderr
+    status, detail = statuses(unset)["images"]
+    assert status == "offline" and "off:" in detail and "OPENAI_IMAGE_MODEL" in detail
+
+    assert served.returncode == 0, served.stdout + served.stderr
+    status, detail = statuses(served)["images"]
+    assert status == "ok" and f"image model {fake_openai.DEFAULT_IMAGE_MODEL} available at {openai.url}" in detail
+
+    assert wrong.returncode == 1
+    status, detail = statuses(wrong)["images"]
+    assert status == "error" and "'dall-e-9' is not served" in detail and detail.endswith("check OPENAI_IMAGE_MODEL")
+    assert fake_openai.DEFAULT_IMAGE_MODEL in detail  # what is offered instead
+    assert statuses(wrong)["generation"][0] == "ok"
+    assert f"/v1/models/{fake_openai.DEFAULT_IMAGE_MODEL}" in asked and "/v1/models/dall-e-9" in asked
 
 
 def test_doctor_warns_about_a_linkedin_version_near_its_sunset(sqlite_url):

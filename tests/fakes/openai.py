@@ -158,6 +158,11 @@ class FakeOpenAI:
         return [r.json() for r in self.server.requests_to("/v1/images/generations")]
 
     @property
+    def models(self) -> list[str]:
+        """The models the server offers: the chat model and the image model."""
+        return list(dict.fromkeys((self.model, self.image_model)))
+
+    @property
     def url(self) -> str:
         """The SDK's base_url: the server root plus ``/v1``."""
         return self.server.url + "/v1"
@@ -182,10 +187,10 @@ class FakeOpenAI:
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
             )
         if method == "GET" and path == "/v1/models":
-            return json_reply(200, {"object": "list", "data": [self._model_object(self.model)]})
+            return json_reply(200, {"object": "list", "data": [self._model_object(m) for m in self.models]})
         if method == "GET" and path.startswith("/v1/models/"):
             model_id = path.removeprefix("/v1/models/")
-            if model_id != self.model:
+            if model_id not in self.models:
                 return self._error(
                     404,
                     f"The model '{model_id}' does not exist",

@@ -8,7 +8,7 @@ import pytest
 
 from app.cli.ops import parse_window
 from app.config import Settings
-from app.errors import ConfigError, ValidationError
+from app.errors import AutopilotError, ConfigError, InvalidValue, ValidationError
 from app.ops.masking import MASK, mask_arguments, mask_text, mask_value
 from app.ops.stats import percentile
 from app.redisconn import SentinelTarget, parse_sentinel_url
@@ -27,9 +27,10 @@ def test_percentile_interpolates_between_ranks(values, q, expected):
     assert result == (None if expected is None else pytest.approx(expected))
 
 
-def test_percentile_refuses_out_of_range():
-    with pytest.raises(ValueError):
+def test_percentile_refuses_out_of_range_with_one_of_the_projects_errors():
+    with pytest.raises(InvalidValue, match="percentile 101 outside 0-100") as refused:
         percentile([1], 101)
+    assert isinstance(refused.value, AutopilotError) and isinstance(refused.value, ValueError)
 
 
 def test_masking_by_name_shape_and_text():

@@ -212,4 +212,5 @@ def test_a_refused_revocation_deletes_the_account_all_the_same_and_audits_false(
     assert done.status_code == 302 and stored(portal_app) == []
     with portal_db(portal_app) as session:
         deleted = session.scalars(select(AuditLog).where(AuditLog.action == "account.deleted")).one()
-    assert deleted.details["accounts"] == {"twitter": {"revoked": False}}
+    assert deleted.details["accounts"] == {"twitter": {"revoked": False,
+                                                       "revocation": "X answered 401 to the revocation"}}

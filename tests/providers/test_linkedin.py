@@ -11,6 +11,7 @@ import pytest
 from app.providers.base import AccountCredentials
 from app.providers.errors import (
     AuthError,
+    LookupUnsupported,
     OutcomeUnknown,
     PermanentError,
     RateLimited,
@@ -406,7 +407,7 @@ def test_find_published_matches_unescaped_commentary(
 
 def test_find_published_without_read_permission_is_not_implemented() -> None:
     with FakeLinkedIn(posts_readable=False) as fake, make_client(fake.base_url) as client:
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(LookupUnsupported):
             client.find_published(account_for(fake), "hello", datetime.now(UTC))
 
 

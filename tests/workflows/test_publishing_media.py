@@ -20,15 +20,15 @@ from app.intents import PublishPosts, UploadMedia
 from app.jobs.spec import Tick
 from app.media.library import add_image
 from app.media.storage import LocalStorage
-from app.models import MediaUpload, Post, PostStatus, ReviewReason
+from app.models import MediaUpload, PlatformAccount, Post, PostStatus, ReviewReason
 from app.providers.base import TokenSet
 from app.providers.linkedin import LinkedInPublisher
 from app.providers.registry import Providers
 from app.providers.x import XPublisher
 from app.runtime import Runtime
 from app.users import connect_account, create_user
-from app.workflows import dispatch
-from app.workflows.media_uploads import upload_ahead
+from app.workflows import dispatch, sweep
+from app.workflows.media_uploads import prune_expired_uploads_in_batches, upload_ahead
 from app.workflows.publish import publish_posts
 from app.workflows.recovery import recover_posts
 from tests.fakes.linkedin import FakeLinkedIn
@@ -252,3 +252,65 @@ def test_an_accounts_posts_share_one_upload_message_so_their_image_is_uploaded_o
     ids = [_post(sessions, user_id, due, media_id=image, text=f"post {n}") for n in range(5)]
     messages = media_uploads.uploads_to_send(runtime, ids)
     assert [sorted(m.post_ids) for m in messages] == [ids]  # five posts, one account: not split
+
+
+def test_the_sweep_prunes_expired_uploads_and_keeps_those_a_queued_post_will_use(
+        runtime, sessions, storage, user_id, fakes, now, clock):
+    x, _ = fakes
+    old_image = _image(sessions, storage, user_id, color="red")
+    due = now + timedelta(seconds=30)
+    _post(sessions, user_id, due, media_id=old_image, text="Old on X")
+    _post(sessions, user_id, due, "linkedin", old_image, text="Old on LinkedIn")
+    batches, uploads = _dispatch(runtime, now)
+    upload_ahead(runtime, uploads[0].post_ids)
+    for batch in batches:
+        publish_posts(runtime, batch.post_ids, batch.claim_token, due)
+    # Two days on, X's id of the old image has expired (a day); LinkedIn's URN never does.
+    later = now + timedelta(days=2)
+    clock.now = later
+    with sessions.begin() as session:  # X's token, refreshed since
+        connect_account(session, runtime.vault, "ada@example.com", "twitter",
+                        TokenSet(x.access_token, x.refresh_token, later + timedelta(hours=2)), external_id=x.user_id)
+    new_image = _image(sessions, storage, user_id, color="navy")
+    queued = _post(sessions, user_id, later + timedelta(seconds=30), media_id=new_image, text="New on X")
+    (batch,), uploads = _dispatch(runtime, later)
+    upload_ahead(runtime, uploads[0].post_ids)
+    assert _initializes(x) == 2
+    before = {(u.media_id, u.platform): u.expires_at for u in _uploads(sessions)}
+    assert before[(old_image, "twitter")] < later < before[(new_image, "twitter")]
+    assert before[(old_image, "linkedin")] is None
+    assert sweep.PRUNE_EXPIRED_UPLOADS in sweep.SWEEP_STUCK_POSTS.steps
+
+    assert sweep.PRUNE_EXPIRED_UPLOADS.run(Tick(runtime, sweep.SWEEP_STUCK_POSTS, later, later, {})) == []
+
+    assert {(u.media_id, u.platform) for u in _uploads(sessions)} == {(old_image, "linkedin"),
+                                                                       (new_image, "twitter")}
+    # The queued post names the upload kept for it: no upload at its second.
+    outcome = publish_posts(runtime, batch.post_ids, batch.claim_token, later + timedelta(seconds=30))
+    assert outcome.outcomes[queued].kind == "published" and _initializes(x) == 2
+    kept = next(u for u in _uploads(sessions) if u.media_id == new_image)
+    assert x.posts[-1].media_ids == [kept.platform_media_id]
+    # A new post of the old image finds no upload of it any more: it uploads again, and records it.
+    again = _post(sessions, user_id, later + timedelta(seconds=60), media_id=old_image, text="Old again")
+    (batch,), _ = _dispatch(runtime, later + timedelta(seconds=30))
+    assert publish_posts(runtime, batch.post_ids, batch.claim_token,
+                         later + timedelta(seconds=60)).outcomes[again].kind == "published"
+    assert _initializes(x) == 3
+    fresh = next(u for u in _uploads(sessions) if (u.media_id, u.platform) == (old_image, "twitter"))
+    assert fresh.expires_at > later and x.posts[-1].media_ids == [fresh.platform_media_id]
+
+
+def test_expired_uploads_are_pruned_in_bounded_batches(runtime, sessions, storage, user_id, now):
+    image = _image(sessions, storage, user_id)
+    with sessions.begin() as session:
+        account_id = session.scalar(select(PlatformAccount.id).where(PlatformAccount.platform == "twitter"))
+        expiries = [now - timedelta(minutes=n) for n in range(5)] + [now + timedelta(minutes=1), None]
+        session.add_all(MediaUpload(media_id=image, account_id=account_id, post_key=key, platform="twitter",
+                                    platform_media_id=f"m{key}", expires_at=at, size_bytes=1, uploaded_at=now)
+                        for key, at in enumerate(expiries))
+
+    # Two batches of two: four of the five expired rows (the soonest expired first); the rest next time.
+    assert prune_expired_uploads_in_batches(runtime, now, batch_rows=2, max_batches=2) == 4
+    assert sorted(u.platform_media_id for u in _uploads(sessions)) == ["m0", "m5", "m6"]
+    assert prune_expired_uploads_in_batches(runtime, now, batch_rows=2, max_batches=2) == 1
+    assert sorted(u.platform_media_id for u in _uploads(sessions)) == ["m5", "m6"]
