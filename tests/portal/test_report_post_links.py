@@ -56,7 +56,8 @@ def ada(pg_portal: Flask) -> tuple[TestUser, int]:
         at = WEEK_END - timedelta(days=4)
         post = Post(user_id=user.id, platform="mastodon", text="Shipping beats perfect.",
                     status=PostStatus.PUBLISHED, scheduled_at=at, published_at=at, external_id=STATUS_ID,
-                    impressions=120, likes=9, shares=2, comments=1)
+                    impressions=0, likes=9, shares=2, comments=1,  # Mastodon reports no impressions
+                    metrics_updated_at=at + timedelta(days=1))
         session.add(post)
         session.flush()
         return TestUser(id=user.id, email=user.email), post.id
