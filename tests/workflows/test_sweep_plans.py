@@ -1,6 +1,6 @@
 """The sweep's prunes and emails find their few rows through an index, not by reading every row.
 
-50,000 portal sessions, sign-in links, connect flows, media uploads and notifications on real
+10,000 portal sessions, sign-in links, connect flows, media uploads and notifications on real
 PostgreSQL, a handful of them expired (or not emailed yet); ANALYZE; then the sweep's own functions run
 while every statement they send on those tables is EXPLAINed (without ANALYZE: the DELETEs
 are explained before they run, not run twice). Each must read its table through the index
@@ -30,7 +30,7 @@ from bench.plans import Plan
 from tests.fakes.smtp import running_smtp
 
 USERS = 1_000
-ROWS = 50_000
+ROWS = 10_000
 #: Rows each prune or email run must find among the ROWS.
 FEW = 20
 TABLES = ("user_sessions", "sign_in_links", "connect_flows", "notifications", "media_uploads")
