@@ -105,28 +105,28 @@ class PostRecord:
     #: When its figures were last fetched; None before the first fetch.
     metrics_updated_at: datetime | None = None
 
-    @property
-    def interactions(self) -> int:
-        return self.likes + self.shares + self.comments
+    #: Derived once, when the record is made (the fields are frozen): a dashboard asks each
+    #: record for them many times, once per grouping it appears in.
+    #: Likes + shares + comments.
+    interactions: int = field(init=False, repr=False, compare=False)
+    #: Published and its figures fetched at least once: the only posts the figures use. Not
+    #: "seen at least once": Bluesky and Mastodon report no impressions, and a post of theirs
+    #: with five likes is measured all the same.
+    measured: bool = field(init=False, repr=False, compare=False)
+    #: Measured, on a platform that reports impressions, and seen at least once: the posts that
+    #: have an engagement rate (a rate over no impression would be 0/0).
+    rated: bool = field(init=False, repr=False, compare=False)
+    #: Interactions per impression; None for a post that is not rated.
+    engagement_rate: float | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def measured(self) -> bool:
-        """Published and its figures fetched at least once: the only posts the figures use.
-
-        Not "seen at least once": Bluesky and Mastodon report no impressions, and a post of
-        theirs with five likes is measured all the same."""
-        return self.status == PUBLISHED and self.metrics_updated_at is not None
-
-    @property
-    def rated(self) -> bool:
-        """Measured, on a platform that reports impressions, and seen at least once: the posts
-        that have an engagement rate (a rate over no impression would be 0/0)."""
-        return self.measured and reports_impressions(self.platform) and self.impressions > 0
-
-    @property
-    def engagement_rate(self) -> float | None:
-        """Interactions per impression; None for a post that is not rated (see :attr:`rated`)."""
-        return engagement_rate(self.interactions, self.impressions) if self.rated else None
+    def __post_init__(self) -> None:
+        interactions = self.likes + self.shares + self.comments
+        measured = self.status == PUBLISHED and self.metrics_updated_at is not None
+        rated = measured and self.impressions > 0 and reports_impressions(self.platform)
+        object.__setattr__(self, "interactions", interactions)
+        object.__setattr__(self, "measured", measured)
+        object.__setattr__(self, "rated", rated)
+        object.__setattr__(self, "engagement_rate", engagement_rate(interactions, self.impressions) if rated else None)
 
     @cached_property
     def local_time(self) -> datetime:
