@@ -18,7 +18,7 @@ demo: $(BIN)/.installed
 ## Run the whole test suite against the local PostgreSQL and Redis (started if stopped), in
 ## TEST_PROCESSES processes (pytest-xdist; a module's tests stay in one process). Four on two
 ## cores: the end-to-end and browser tests spend most of their time waiting for worker processes
-## and chromium (1,416 tests: 2 min 49 s with four, 3 min 06 s with three, 3 min 04 s with five).
+## and chromium (1,416 tests on one machine: 2 min 49 s with four, 3 min 06 s with three, 3 min 04 s with five).
 TEST_PROCESSES ?= 4
 test: $(BIN)/.installed services
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
