@@ -274,12 +274,6 @@ def weekly_by_platform(records: Sequence[PostRecord], week_starts: Sequence[date
             for platform in platforms for week in week_starts]
 
 
-def post_url(platform: str, external_id: str | None, account: AccountState | None = None) -> str | None:
-    """The post on its platform (:func:`app.platforms.published_post_url`); a platform whose
-    links live on the account's own server (Mastodon) needs ``account``. None without an id."""
-    return published_post_url(platform, external_id, account)
-
-
 def dashboard(session: Session, user_id: int, now: datetime, days: int = DEFAULT_PERIOD_DAYS, *,
               weeks: int = DEFAULT_CHART_WEEKS, timezone: str | None = None) -> Dashboard:
     """The dashboard of ``user_id`` for the ``days`` before ``now`` (one of :data:`PERIODS_DAYS`).
@@ -376,7 +370,8 @@ def pauses_affecting(session: Session, user_id: int, now: datetime, *, platforms
 def _ranked(post: PostRecord, account: AccountState | None) -> RankedPost:
     assert post.post_id is not None and post.published_at is not None
     return RankedPost(post.post_id, post.platform, post.published_at, post.impressions, post.interactions,
-                      post.engagement_rate, post.text[:80], post_url(post.platform, post.external_id, account))
+                      post.engagement_rate, post.text[:80],
+                      published_post_url(post.platform, post.external_id, account))
 
 
 def describe_account(state: AccountState) -> dict[str, Any]:

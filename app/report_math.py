@@ -417,9 +417,8 @@ def yardstick_posts(platform: str, stats: EngagementStats) -> int:
 def yardstick_text(platform: str, value: float, *, named: bool = False) -> str:
     """A yardstick's value as a sentence writes it: "4.0%" or "6.5"; ``named`` adds what it is
     ("4.0% engagement", "6.5 interactions per post")."""
-    if reports_impressions(platform):
-        return f"{_pct(value)} engagement" if named else _pct(value)
-    return f"{value:.1f} interactions per post" if named else f"{value:.1f}"
+    text = _pct(value) if reports_impressions(platform) else f"{value:.1f}"
+    return f"{text} {_yardstick_name(platform)}" if named else text
 
 
 def _yardstick_name(platform: str) -> str:

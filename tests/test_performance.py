@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.crypto import TokenVault
 from app.models import PlatformAccount, Post, ProviderHold
-from app.performance import PERIODS_DAYS, Dashboard, dashboard, post_url
+from app.performance import PERIODS_DAYS, Dashboard, dashboard
+from app.platforms import published_post_url
 from app.providers.base import TokenSet
 from app.statuses import AccountStatus, PostStatus
 from app.users import connect_account
@@ -173,7 +174,7 @@ def test_top_bottom_and_next_posts_equal_sql(sessions: sessionmaker[Session], hi
     assert [p.post_id for p in board.top_by_interactions] == list(most)
     assert [p.post_id for p in board.bottom_by_interactions] == list(fewest)
     assert all(p.engagement_rate is None for p in board.top_by_interactions + board.bottom_by_interactions)
-    assert board.top[0].url == post_url(ranked[0].platform, ranked[0].external_id)
+    assert board.top[0].url == published_post_url(ranked[0].platform, ranked[0].external_id)
     assert board.top[0].url is not None and board.top[0].url.startswith("https://")
     assert [p.post_id for p in board.next_posts] == list(upcoming) and len(upcoming) == 5
 
